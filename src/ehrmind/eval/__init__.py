@@ -1,0 +1,1 @@
+"""Evaluation: generate → verify → metrics, resumable; scoring of completions made elsewhere; reports."""

@@ -1,0 +1,212 @@
+"""`ehrmind eval` and `ehrmind score`: one prediction row per (example, sample), verified by `Task.verify`.
+
+`eval` appends finished batches to `predictions.jsonl` as it goes (flushed and fsynced), so a run that is
+killed and started again with the same command generates only what is missing. At the end the file is
+rewritten in dataset order (atomically) and the metrics and report are computed from it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from ehrmind import __version__
+from ehrmind.errors import ConfigError, DataError
+from ehrmind.io import JsonlAppender, atomic_write_json, atomic_write_jsonl, read_jsonl, sha256_rows
+from ehrmind.tasks.base import Task
+from ehrmind.types import Example
+
+log = logging.getLogger(__name__)
+
+PREDICTIONS = "predictions.jsonl"
+METRICS = "metrics.json"
+RUN_INFO = "run.json"
+# Settings that must match for a rerun into the same folder to count as a resume.
+RESUME_KEYS = ("task", "data_sha256", "model", "prompt_mode", "prefill", "samples", "temperature", "top_p")
+
+
+class Generator(Protocol):
+    name: str
+
+    def generate(self, prompts: list[list[dict[str, str]]], n: int = 1) -> list[list[str]]: ...
+
+
+def examples_hash(examples: Sequence[Example]) -> str:
+    return sha256_rows(ex.to_dict() for ex in examples)
+
+
+def run_info(task: Task, examples: Sequence[Example], data: str, **extra: Any) -> dict[str, Any]:
+    """What every output folder records so its numbers stay comparable."""
+    return {
+        "task": task.name,
+        "task_version": task.version,
+        "data": data,
+        "data_sha256": examples_hash(examples),
+        "n_examples": len(examples),
+        "prompt_mode": task.mode,
+        "prefill": task.prefill_text,
+        "ehrmind_version": __version__,
+        **extra,
+    }
+
+
+def prediction_row(task: Task, example: Example, sample: int, completion: str) -> dict[str, Any]:
+    score = task.verify(example, completion)
+    row = {"id": example.id, "sample": sample, "completion": completion, **score.to_dict()}
+    for field in task.group_fields:
+        row[field] = example.metadata.get(field)
+    return row
+
+
+def _check_resume(out: Path, info: dict[str, Any]) -> None:
+    path = out / RUN_INFO
+    if not path.exists():
+        return
+    import json
+
+    old = json.loads(path.read_text(encoding="utf-8"))
+    changed = [k for k in RESUME_KEYS if old.get(k) != info.get(k)]
+    if changed:
+        raise ConfigError(
+            f"{out} holds a run with different {', '.join(changed)}; "
+            "use a new --out folder (or delete this one) to start a different run"
+        )
+
+
+def run_eval(
+    task: Task,
+    examples: Sequence[Example],
+    generator: Generator,
+    out_dir: str | Path,
+    *,
+    samples: int = 1,
+    batch_size: int = 8,
+    info: dict[str, Any],
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Generate `samples` completions per example, verify them, write predictions, metrics and report."""
+    if samples < 1:
+        raise ConfigError(f"--samples must be >= 1, got {samples}")
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
+    if samples > 1 and not info.get("temperature"):
+        raise ConfigError("several samples with greedy decoding are identical; set --temperature > 0")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_resume(out, info)
+    atomic_write_json(out / RUN_INFO, info)
+
+    by_id = {ex.id: ex for ex in examples}
+    pred_path = out / PREDICTIONS
+    done: set[tuple[str, int]] = set()
+    if pred_path.exists():
+        for lineno, row in enumerate(read_jsonl(pred_path, repair_tail=True), start=1):
+            key = (str(row.get("id")), int(row.get("sample", 0)))
+            if key[0] not in by_id:
+                raise DataError(
+                    "id not in the evaluation data: predictions from another dataset?",
+                    file=pred_path,
+                    row=lineno,
+                    field="id",
+                )
+            done.add(key)
+    todo = [(ex, s) for ex in examples for s in range(samples) if (ex.id, s) not in done]
+    if done:
+        log.info(
+            "resuming: %d of %d predictions already in %s", len(done), len(examples) * samples, pred_path
+        )
+
+    with JsonlAppender(pred_path) as sink, _progress(progress, len(examples) * samples, len(done)) as advance:
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start : start + batch_size]
+            completions = generator.generate([task.render(ex) for ex, _ in batch], n=1)
+            sink.write(
+                prediction_row(task, ex, s, outs[0]) for (ex, s), outs in zip(batch, completions, strict=True)
+            )
+            advance(len(batch))
+
+    rows = read_jsonl(pred_path)
+    order = {ex.id: i for i, ex in enumerate(examples)}
+    unique = {
+        (r["id"], int(r["sample"])): r for r in rows
+    }  # a crash between write and fsync cannot duplicate,
+    rows = sorted(unique.values(), key=lambda r: (order[r["id"]], int(r["sample"])))  # but be safe
+    atomic_write_jsonl(pred_path, rows)
+    return finalize(task, rows, out, info)
+
+
+def run_score(
+    task: Task,
+    examples: Sequence[Example],
+    predictions: str | Path,
+    out_dir: str | Path,
+    *,
+    info: dict[str, Any],
+) -> dict[str, Any]:
+    """Score completions produced elsewhere: lines `{"id": …, "completion": …}` (ids may repeat)."""
+    predictions = Path(predictions)
+    lines = read_jsonl(predictions)
+    if not lines:
+        raise DataError("file has no predictions", file=predictions)
+    by_id = {ex.id: ex for ex in examples}
+    counts: Counter[str] = Counter()
+    rows = []
+    for lineno, line in enumerate(lines, start=1):
+        if "id" not in line:
+            raise DataError("missing field", file=predictions, row=lineno, field="id")
+        if not isinstance(line.get("completion"), str):
+            raise DataError("missing or not a string", file=predictions, row=lineno, field="completion")
+        ex_id = str(line["id"])
+        if ex_id not in by_id:
+            raise DataError(f"id {ex_id!r} is not in the data", file=predictions, row=lineno, field="id")
+        sample = int(line["sample"]) if isinstance(line.get("sample"), int) else counts[ex_id]
+        counts[ex_id] += 1
+        rows.append(prediction_row(task, by_id[ex_id], sample, line["completion"]))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_jsonl(out / PREDICTIONS, rows)
+    info = {**info, "predictions": str(predictions), "n_examples_scored": len(counts)}
+    atomic_write_json(out / RUN_INFO, info)
+    return finalize(task, rows, out, info)
+
+
+def finalize(task: Task, rows: list[dict[str, Any]], out: Path, info: dict[str, Any]) -> dict[str, Any]:
+    from ehrmind.eval.report import write_report
+
+    metrics = task.metrics(rows)
+    metrics["run"] = {**info, "finished": datetime.now(UTC).isoformat(timespec="seconds")}
+    atomic_write_json(out / METRICS, metrics)
+    write_report(out, metrics, task.group_fields)
+    return metrics
+
+
+class _progress:
+    """A rich progress bar (or nothing), exposing `advance(k)`."""
+
+    def __init__(self, enabled: bool, total: int, completed: int):
+        self.enabled, self.total, self.completed = enabled, total, completed
+        self._bar: Any = None
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda k: None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._bar = Progress(
+            TextColumn("generating"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            transient=False,
+        )
+        self._bar.start()
+        task_id = self._bar.add_task("gen", total=self.total, completed=self.completed)
+        return lambda k: self._bar.advance(task_id, k)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()

@@ -1,0 +1,82 @@
+"""Batched generation with a local or Hub Hugging Face causal LM (transformers `generate`)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from ehrmind.errors import ConfigError
+from ehrmind.generate.chat import render_prompt
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GenerationSettings:
+    max_new_tokens: int = 512
+    temperature: float = 0.0
+    """0 means greedy decoding."""
+    top_p: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise ConfigError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.temperature < 0:
+            raise ConfigError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
+
+
+class HFGenerator:
+    """Loads a model once; generates completions for batches of chat prompts."""
+
+    def __init__(self, model: str, settings: GenerationSettings | None = None, *, device: str = "cpu"):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.settings = settings or GenerationSettings()
+        self.name = model
+        self.device = device
+        self.tokenizer = AutoTokenizer.from_pretrained(model)
+        self.tokenizer.padding_side = "left"  # decoder-only models continue from the right edge
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        dtype = torch.float32 if device == "cpu" else "auto"
+        self.model = AutoModelForCausalLM.from_pretrained(model, dtype=dtype).to(device)
+        self.model.eval()
+        self._calls = 0
+
+    def prompt_text(self, messages: list[dict[str, str]]) -> str:
+        return render_prompt(self.tokenizer, messages)
+
+    def generate(self, prompts: list[list[dict[str, str]]], n: int = 1) -> list[list[str]]:
+        """`n` completions for each prompt (special tokens stripped)."""
+        import torch
+
+        s = self.settings
+        texts = [self.prompt_text(m) for m in prompts]
+        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(
+            self.device
+        )
+        # Seed per call so a run is reproducible and a resumed run continues deterministically.
+        torch.manual_seed(s.seed + self._calls)
+        self._calls += 1
+        sampling: dict[str, Any] = (
+            {"do_sample": True, "temperature": s.temperature, "top_p": s.top_p}
+            if s.temperature > 0
+            else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+        )
+        with torch.inference_mode():
+            out = self.model.generate(
+                **enc,
+                max_new_tokens=s.max_new_tokens,
+                num_return_sequences=n,
+                pad_token_id=self.tokenizer.pad_token_id,
+                eos_token_id=self.tokenizer.eos_token_id,
+                **sampling,
+            )
+        new_tokens = out[:, enc["input_ids"].shape[1] :]
+        decoded = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        return [decoded[i * n : (i + 1) * n] for i in range(len(prompts))]

@@ -1,0 +1,167 @@
+"""File helpers: atomic writes, JSONL that survives being killed mid-write, tables, hashes."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from ehrmind.errors import DataError
+
+TABLE_SUFFIXES = (".csv", ".parquet", ".jsonl", ".json")
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write `text` so that `path` holds either the old content or the new, never half of it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def atomic_write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
+    lines = [json.dumps(r, ensure_ascii=False, default=str) for r in rows]
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
+    return len(lines)
+
+
+def read_jsonl(path: str | Path, *, repair_tail: bool = False) -> list[dict[str, Any]]:
+    """Read a JSONL file; a bad line raises DataError naming the line.
+
+    With `repair_tail`, an unterminated last line (a writer killed mid-line) is dropped and the file
+    rewritten without it, so appending can continue safely.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError("file not found", file=path)
+    raw = path.read_text(encoding="utf-8")
+    lines = raw.split("\n")
+    tail = lines.pop()  # text after the last newline: '' when the file ends cleanly
+    rows: list[dict[str, Any]] = []
+    for i, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        rows.append(_json_line(line, path, i))
+    if tail.strip():
+        if repair_tail:
+            atomic_write_text(path, "".join(line + "\n" for line in lines))
+        else:
+            rows.append(_json_line(tail, path, len(lines) + 1))
+    return rows
+
+
+def _json_line(line: str, path: Path, lineno: int) -> dict[str, Any]:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise DataError(f"invalid JSON ({e.msg})", file=path, row=lineno) from None
+    if not isinstance(obj, dict):
+        raise DataError("each line must be a JSON object", file=path, row=lineno)
+    return obj
+
+
+class JsonlAppender:
+    """Append JSON lines durably: each batch is one write, flushed and fsynced."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+
+    def write(self, rows: Iterable[dict[str, Any]]) -> None:
+        text = "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows)
+        if text:
+            self._fh.write(text)
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> JsonlAppender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_table(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (row_number, record) from a CSV, Parquet or JSONL file; row numbers count data rows from 1.
+
+    CSV cells are read as strings (no NaN guessing), so the task decides how to parse each field.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError("file not found", file=path)
+    if path.is_dir():
+        raise DataError("expected a file, got a directory", file=path)
+    suffix = path.suffix.lower()
+    if suffix not in TABLE_SUFFIXES:
+        raise DataError(
+            f"unsupported file type {suffix!r}; use one of {', '.join(TABLE_SUFFIXES)}", file=path
+        )
+    if path.stat().st_size == 0:
+        raise DataError("file is empty", file=path)
+    if suffix == ".csv":
+        import pandas as pd
+
+        try:
+            df = pd.read_csv(path, dtype=str, keep_default_na=False)
+        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
+            raise DataError(f"cannot parse CSV ({e})", file=path) from None
+        records = df.to_dict(orient="records")
+    elif suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            records = pq.read_table(path).to_pylist()
+        except Exception as e:  # pyarrow raises several types for a broken file
+            raise DataError(f"cannot read Parquet ({e})", file=path) from None
+    elif suffix == ".json":
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise DataError(f"invalid JSON ({e.msg}, line {e.lineno})", file=path) from None
+        if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+            raise DataError("a .json data file must hold a list of objects", file=path)
+        records = data
+    else:
+        records = read_jsonl(path)
+    if not records:
+        raise DataError("file has no data rows", file=path)
+    yield from enumerate(records, start=1)
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_rows(rows: Iterable[dict[str, Any]]) -> str:
+    """Content hash of records (order-sensitive), for sources that are not a single file (Hub datasets)."""
+    h = hashlib.sha256()
+    for r in rows:
+        h.update(json.dumps(r, sort_keys=True, ensure_ascii=False, default=str).encode())
+        h.update(b"\n")
+    return h.hexdigest()

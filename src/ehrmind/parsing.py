@@ -1,0 +1,321 @@
+"""Safe extractors shared by every task: output-contract tags, answer JSON, numbers, dates, weeks+days.
+
+Nothing here executes text: numbers are read with regular expressions and `float`, JSON with `json`,
+dates with `datetime.strptime`. Every function returns None (with a reason where useful) instead of
+raising on model text, however malformed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
+# Don't let a pathological completion make extraction quadratic: at most this many '{' are tried.
+_MAX_JSON_STARTS = 64
+
+
+@dataclass(frozen=True)
+class ContractParts:
+    """The result of checking the output contract `<think>…</think><answer>{JSON}</answer>`."""
+
+    format_ok: bool
+    think: str | None
+    answer_text: str | None
+    answer_obj: dict[str, Any] | None
+    problem: str = ""
+
+
+def check_contract(text: str, key: str, *, require_think: bool = True) -> ContractParts:
+    """Check the output contract strictly, as the paper's format reward does.
+
+    Rules: only whitespace before `<think>`; exactly one think block; only whitespace between
+    `</think>` and `<answer>`; exactly one answer block; only whitespace after `</answer>`; the answer
+    block holds one JSON object (optionally in a ```json fence) with `key`. With `require_think=False`
+    (the `direct` prompt mode) the think block must be absent and the answer block comes first.
+    """
+    counts = {t: text.count(t) for t in (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)}
+    answer_text = _last_between(text, ANSWER_OPEN, ANSWER_CLOSE)
+    obj, obj_problem = parse_json_object(answer_text, key) if answer_text is not None else (None, "")
+
+    def bad(problem: str) -> ContractParts:
+        return ContractParts(False, _last_between(text, THINK_OPEN, THINK_CLOSE), answer_text, obj, problem)
+
+    if counts[ANSWER_OPEN] != 1 or counts[ANSWER_CLOSE] != 1:
+        return bad(f"expected exactly one answer block, found {counts[ANSWER_OPEN]} <answer> tag(s)")
+    a_open, a_close = text.index(ANSWER_OPEN), text.index(ANSWER_CLOSE)
+    if a_close < a_open:
+        return bad("</answer> comes before <answer>")
+    if text[a_close + len(ANSWER_CLOSE) :].strip():
+        return bad("text after </answer>")
+    if require_think:
+        if counts[THINK_OPEN] != 1 or counts[THINK_CLOSE] != 1:
+            return bad(f"expected exactly one think block, found {counts[THINK_OPEN]} <think> tag(s)")
+        t_open, t_close = text.index(THINK_OPEN), text.index(THINK_CLOSE)
+        if text[:t_open].strip():
+            return bad("text before <think>")
+        if not t_open < t_close < a_open:
+            return bad("blocks out of order: expected <think>…</think> then <answer>…</answer>")
+        if text[t_close + len(THINK_CLOSE) : a_open].strip():
+            return bad("text between </think> and <answer>")
+        think = text[t_open + len(THINK_OPEN) : t_close]
+    else:
+        if counts[THINK_OPEN] or counts[THINK_CLOSE]:
+            return bad("a think block is not expected in direct mode")
+        if text[:a_open].strip():
+            return bad("text before <answer>")
+        think = None
+    if obj is None:
+        return bad(obj_problem)
+    return ContractParts(True, think, answer_text, obj, "")
+
+
+def _last_between(text: str, open_tag: str, close_tag: str) -> str | None:
+    end = text.rfind(close_tag)
+    if end < 0:
+        return None
+    start = text.rfind(open_tag, 0, end)
+    if start < 0:
+        return None
+    return text[start + len(open_tag) : end]
+
+
+_FENCE = re.compile(r"^```(?:json|JSON)?\s*(.*?)\s*```$", re.S)
+
+
+def parse_json_object(text: str, key: str) -> tuple[dict[str, Any] | None, str]:
+    """Parse `text` as one JSON object holding `key`; returns (object, problem)."""
+    s = text.strip()
+    m = _FENCE.match(s)
+    if m:
+        s = m.group(1)
+    try:
+        obj = json.loads(s)
+    except (json.JSONDecodeError, RecursionError):
+        return None, "answer block is not valid JSON"
+    if not isinstance(obj, dict):
+        return None, "answer JSON is not an object"
+    if key not in obj:
+        return None, f"answer JSON has no {key!r} key"
+    return obj, ""
+
+
+def find_json_with_key(text: str, key: str) -> dict[str, Any] | None:
+    """Lenient fallback: the last JSON object in `text` that has `key` (e.g. MedCalc-Bench's own
+    `{"step_by_step_thinking": …, "answer": …}` output). Used for accuracy when the contract is broken."""
+    decoder = json.JSONDecoder()
+    starts = [m.start() for m in re.finditer(r"\{", text)][-_MAX_JSON_STARTS:]
+    for pos in reversed(starts):
+        try:
+            obj, _ = decoder.raw_decode(text, pos)
+        except (json.JSONDecodeError, RecursionError):
+            continue
+        if isinstance(obj, dict) and key in obj:
+            return obj
+    return None
+
+
+# ---------------------------------------------------------------- numbers
+
+_MINUS = {"\u2212": "-", "\u2012": "-", "\u2013": "-", "\ufe63": "-", "\uff0d": "-"}
+_SUPERSCRIPT = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻", "0123456789-")
+# "1.2 × 10^3", "1.2x10³", "1.2 * 10**-3"
+_SCI_TIMES = re.compile(
+    r"(?<![\w.])([-+]?\d+(?:\.\d+)?)\s*(?:[x×*]|\\times)\s*10\s*(?:\^|\*\*)?\s*\{?\s*([-+⁻]?[0-9⁰¹²³⁴⁵⁶⁷⁸⁹]+)\s*\}?"
+)
+_NUMBER = re.compile(
+    r"(?<![\w.^/])"  # not glued to a word, a decimal point, an exponent caret or a unit slash (CHA2DS2, m^2)
+    r"([-+]?(?:\d{1,3}(?:,\d{3})+(?!\d)(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?)"
+)
+_RANGE_AFTER = re.compile(r"^\s*(?:-|to|–|—)\s*[-+]?\d")
+_AMBIGUOUS_COMMA = re.compile(r"^,\d")
+
+
+def normalize_text(s: str) -> str:
+    """Unicode minus signs to '-', odd spaces to ' ', full-width digits to ASCII."""
+    for k, v in _MINUS.items():
+        s = s.replace(k, v)
+    s = s.replace("\u00a0", " ").replace("\u2009", " ").replace("\u202f", " ")
+    # NFKC maps full-width digits; superscripts are handled before this by the scientific pattern.
+    return unicodedata.normalize("NFKC", s)
+
+
+def parse_number(value: Any) -> tuple[float | None, str]:
+    """Read one number from a JSON value; returns (number, problem).
+
+    Accepts JSON numbers, and strings with units after the number ("8.1 mL/min/1.73 m²"), thousands
+    separators ("1,200"), percent signs ("53.1%" → 53.1: the label's own unit), scientific notation
+    ("1.2e3", "1.2 × 10³"), unicode minus. The *first* standalone number is the answer. Rejected:
+    booleans, NaN/inf, ranges ("10-12", "10 to 12"), and an ambiguous comma ("1,20").
+    """
+    if isinstance(value, bool) or value is None:
+        return None, "answer is not a number"
+    if isinstance(value, (int, float)):
+        v = float(value)
+        return (v, "") if math.isfinite(v) else (None, "answer is not finite")
+    if isinstance(value, list) and len(value) == 1:
+        return parse_number(value[0])
+    if not isinstance(value, str):
+        return None, "answer is not a number or a string"
+    # Scientific "× 10³" first, before NFKC folds superscripts into plain digits.
+    s = value
+    for k, v in _MINUS.items():
+        s = s.replace(k, v)
+    m = _SCI_TIMES.search(s)
+    if m:
+        exp = m.group(2).translate(_SUPERSCRIPT)
+        try:
+            e = int(exp)
+            if abs(e) > 308:  # beyond float range; also keeps 10**huge from eating memory
+                return None, "scientific notation out of range"
+            v = float(m.group(1)) * 10.0**e
+        except (ValueError, OverflowError):
+            return None, "scientific notation out of range"
+        return (v, "") if math.isfinite(v) else (None, "answer is not finite")
+    s = normalize_text(s)
+    m = _NUMBER.search(s)
+    if not m:
+        return None, "no number in answer"
+    rest = s[m.end() :]
+    if _AMBIGUOUS_COMMA.match(rest):
+        return None, "ambiguous comma in number (neither a thousands separator nor a list we accept)"
+    if _RANGE_AFTER.match(rest):
+        return None, "answer is a range, not a value"
+    try:
+        v = float(m.group(1).replace(",", ""))
+    except (ValueError, OverflowError):
+        return None, "number out of range"
+    return (v, "") if math.isfinite(v) else (None, "answer is not finite")
+
+
+# ---------------------------------------------------------------- dates
+
+_MONTHS = {
+    name: i
+    for i, names in enumerate(
+        [
+            ("january", "jan"),
+            ("february", "feb"),
+            ("march", "mar"),
+            ("april", "apr"),
+            ("may",),
+            ("june", "jun"),
+            ("july", "jul"),
+            ("august", "aug"),
+            ("september", "sep", "sept"),
+            ("october", "oct"),
+            ("november", "nov"),
+            ("december", "dec"),
+        ],
+        start=1,
+    )
+    for name in names
+}
+_MONTH_RE = "|".join(sorted(_MONTHS, key=len, reverse=True))
+_DATE_PATTERNS: list[tuple[re.Pattern[str], tuple[str, str, str]]] = [
+    # ISO first: it is unambiguous.
+    (re.compile(r"(?<!\d)(\d{4})-(\d{1,2})-(\d{1,2})(?!\d)"), ("y", "m", "d")),
+    # US numeric, the benchmark's own convention: MM/DD/YYYY (also M/D/YYYY and MM-DD-YYYY).
+    (re.compile(r"(?<!\d)(\d{1,2})[/-](\d{1,2})[/-](\d{4})(?!\d)"), ("m", "d", "y")),
+    # "September 23, 2014", "Sept. 23rd 2014"
+    (
+        re.compile(rf"\b({_MONTH_RE})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+(\d{{4}})\b", re.I),
+        ("mon", "d", "y"),
+    ),
+    # "23 September 2014", "23rd of Sep, 2014"
+    (
+        re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?({_MONTH_RE})\.?,?\s+(\d{{4}})\b", re.I),
+        ("d", "mon", "y"),
+    ),
+]
+
+
+def parse_date(value: Any) -> tuple[date | None, str]:
+    """Read a calendar date: MM/DD/YYYY (the benchmark's convention), ISO YYYY-MM-DD, or a spelled-out
+    month. An impossible date (13/45/2020) is rejected, never guessed as DD/MM."""
+    if not isinstance(value, str):
+        return None, "date answer is not a string"
+    s = normalize_text(value)
+    for pattern, order in _DATE_PATTERNS:
+        m = pattern.search(s)
+        if not m:
+            continue
+        parts = dict(zip(order, m.groups(), strict=True))
+        month = _MONTHS[parts["mon"].lower()] if "mon" in parts else int(parts["m"])
+        try:
+            return date(int(parts["y"]), month, int(parts["d"])), ""
+        except ValueError:
+            return None, f"not a valid date: {m.group(0)!r}"
+    return None, "no date in answer"
+
+
+def format_mdy(d: date) -> str:
+    return d.strftime("%m/%d/%Y")
+
+
+def strict_mdy(s: str) -> date:
+    """Parse a gold MM/DD/YYYY date (raises ValueError)."""
+    return datetime.strptime(s.strip(), "%m/%d/%Y").date()
+
+
+# ---------------------------------------------------------------- weeks + days
+
+_WD_LABELLED = re.compile(
+    r"(\d+)\s*(?:weeks?|wks?|w)\b[^\d]{0,20}?(\d+)\s*(?:days?|d)\b",
+    re.I,
+)
+_WD_PAIR = re.compile(r"^\(?\s*(\d+)\s*[,+]\s*(\d+)\s*\)?$")
+_WD_WEEKS_ONLY = re.compile(r"^\(?\s*(\d+)\s*(?:weeks?|wks?|w)\s*\)?$", re.I)
+_WD_DAYS_ONLY = re.compile(r"^\(?\s*(\d+)\s*days?\s*\)?$", re.I)
+
+
+def _int_field(v: Any) -> int | None:
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    if isinstance(v, str):
+        m = re.match(r"^\s*(\d+)\s*(?:weeks?|wks?|w|days?|d)?\s*$", normalize_text(v), re.I)
+        return int(m.group(1)) if m else None
+    return None
+
+
+def parse_weeks_days(value: Any) -> tuple[tuple[int, int] | None, str]:
+    """Read a gestational age as (weeks, days).
+
+    Accepts [4, 3], ["4 weeks", "3 days"], {"weeks": 4, "days": 3}, "(4 weeks, 3 days)",
+    "4 weeks and 3 days", "4w3d", "34+3", "(4, 3)", "4 weeks" (→ 4, 0) and "31 days" (→ 4, 3).
+    """
+    if isinstance(value, dict):
+        lowered = {str(k).lower(): v for k, v in value.items()}
+        w, d = _int_field(lowered.get("weeks")), _int_field(lowered.get("days"))
+        return ((w, d), "") if w is not None and d is not None else (None, "expected weeks and days")
+    if isinstance(value, (list, tuple)):
+        if len(value) == 2:
+            w, d = _int_field(value[0]), _int_field(value[1])
+            if w is not None and d is not None:
+                return (w, d), ""
+        return None, "expected [weeks, days]"
+    if not isinstance(value, str):
+        return None, "gestational age is not text or a pair"
+    s = normalize_text(value).strip().replace("'", "").replace('"', "").replace("[", "(").replace("]", ")")
+    for pattern in (_WD_LABELLED, _WD_PAIR):
+        m = pattern.search(s)
+        if m:
+            return (int(m.group(1)), int(m.group(2))), ""
+    m = _WD_WEEKS_ONLY.match(s)
+    if m:
+        return (int(m.group(1)), 0), ""
+    m = _WD_DAYS_ONLY.match(s)
+    if m:
+        total = int(m.group(1))
+        return (total // 7, total % 7), ""
+    return None, "no weeks/days in answer"

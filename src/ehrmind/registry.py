@@ -1,0 +1,44 @@
+"""Task registry: each task family registers itself where it is defined; a duplicate name raises."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ehrmind.tasks.base import Task
+
+_TASKS: dict[str, type[Task]] = {}
+# Modules that define the built-in tasks; imported on first lookup so `import ehrmind` stays cheap.
+_BUILTIN_MODULES = ("ehrmind.tasks.medcalc",)
+
+
+def register_task(name: str):
+    """Class decorator: `@register_task("medcalc")`."""
+
+    def deco(cls: type[Task]) -> type[Task]:
+        if name in _TASKS and _TASKS[name] is not cls:
+            raise ValueError(f"task {name!r} is already registered by {_TASKS[name].__module__}")
+        cls.name = name
+        _TASKS[name] = cls
+        return cls
+
+    return deco
+
+
+def _load_builtins() -> None:
+    for mod in _BUILTIN_MODULES:
+        importlib.import_module(mod)
+
+
+def get_task(name: str, **options: Any) -> Task:
+    """An instance of the task registered as `name`, configured with `options` (prompt mode, prefill, …)."""
+    _load_builtins()
+    if name not in _TASKS:
+        raise KeyError(f"unknown task {name!r}; known tasks: {', '.join(sorted(_TASKS))}")
+    return _TASKS[name](**options)
+
+
+def list_tasks() -> list[str]:
+    _load_builtins()
+    return sorted(_TASKS)

@@ -1,0 +1,1 @@
+"""Task families. Each subpackage registers its Task with `@register_task` when imported."""

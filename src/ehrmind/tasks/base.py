@@ -1,0 +1,172 @@
+"""The Task contract: load → Example, render → chat messages, verify → Score, metrics → dict.
+
+A Task instance carries the prompt options (mode, prefill, reward weights), so the same object renders
+the prompt and verifies the completion: it always knows whether the prompt ended with a prefill.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from ehrmind.errors import ConfigError, DataError
+from ehrmind.io import read_table
+from ehrmind.parsing import THINK_OPEN, check_contract, find_json_with_key
+from ehrmind.types import Example, RewardWeights, Score
+
+log = logging.getLogger(__name__)
+
+PromptMode = Literal["reasoning", "direct"]
+PAPER_PREFILL = "Let me solve this step by step.\n<think>"
+
+
+class Task(ABC):
+    """Base class of every task family; subclasses register with `@register_task(name)`."""
+
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "1"
+    answer_key: ClassVar[str] = "answer"
+    group_fields: ClassVar[tuple[str, ...]] = ("category",)
+    """Metadata fields copied into each prediction row and used to break metrics down."""
+
+    def __init__(
+        self,
+        mode: PromptMode = "reasoning",
+        prefill: bool | str = False,
+        system_prompt: str | None = None,
+        reward_weights: RewardWeights | dict[str, float] | None = None,
+    ):
+        if mode not in ("reasoning", "direct"):
+            raise ConfigError(f"prompt mode must be 'reasoning' or 'direct', got {mode!r}")
+        if prefill and mode == "direct":
+            raise ConfigError("prefill opens a <think> block; it only applies to mode='reasoning'")
+        self.mode: PromptMode = mode
+        self.prefill_text: str = PAPER_PREFILL if prefill is True else (prefill or "")
+        self.system_prompt = system_prompt
+        if isinstance(reward_weights, dict):
+            reward_weights = RewardWeights(**reward_weights)
+        self.weights = reward_weights or RewardWeights()
+
+    # ------------------------------------------------------------------ loading
+    def load(self, source: str | Path, split: str | None = None) -> list[Example]:
+        """Examples from a local file (CSV/Parquet/JSONL, or an `ehrmind data` snapshot) or a Hub id."""
+        path = Path(source)
+        if path.exists() or path.suffix.lower() in (".csv", ".parquet", ".jsonl", ".json"):
+            return self.load_file(path)
+        return self.load_hub(str(source), split)
+
+    def load_file(self, path: Path) -> list[Example]:
+        rows = read_table(path)
+        first_no, first = next(rows)
+        if {"task", "input", "target"} <= set(first):
+            return list(self._snapshot_examples(path, [(first_no, first), *rows]))
+        return list(self.records_to_examples([(first_no, first), *rows], source=path))
+
+    def _snapshot_examples(self, path: Path, rows: Iterable[tuple[int, dict[str, Any]]]) -> Iterator[Example]:
+        for row_no, row in rows:
+            try:
+                ex = Example.from_dict(row)
+            except (KeyError, TypeError, ValueError) as e:
+                raise DataError(str(e), file=path, row=row_no) from None
+            if ex.task != self.name:
+                raise DataError(f"snapshot is for task {ex.task!r}, not {self.name!r}", file=path, row=row_no)
+            yield ex
+
+    def load_hub(self, dataset_id: str, split: str | None) -> list[Example]:
+        """Load a Hugging Face Hub dataset (needs network access to the Hub)."""
+        import datasets
+
+        split = split or "test"
+        try:
+            ds = datasets.load_dataset(dataset_id, split=split)
+        except Exception as e:  # the Hub client raises many types; say what was tried
+            raise DataError(
+                f"not a local file and could not be loaded from the Hugging Face Hub ({type(e).__name__}: {e})",
+                file=dataset_id,
+            ) from None
+        return list(self.records_to_examples(enumerate(ds, start=1), source=f"hf:{dataset_id}:{split}"))
+
+    @abstractmethod
+    def records_to_examples(
+        self, rows: Iterable[tuple[int, dict[str, Any]]], source: str | Path
+    ) -> Iterator[Example]:
+        """Map raw source records to Examples; raise DataError naming source, row and field."""
+
+    # ------------------------------------------------------------------ prompting
+    @abstractmethod
+    def instructions(self) -> str:
+        """The system prompt for the current mode."""
+
+    @abstractmethod
+    def user_prompt(self, example: Example) -> str:
+        """The user turn for one example."""
+
+    def render(self, example: Example) -> list[dict[str, str]]:
+        """Chat messages for the model's own chat template; the prefill, if any, is a final assistant
+        message that generation continues (`continue_final_message=True`)."""
+        messages = [
+            {"role": "system", "content": self.system_prompt or self.instructions()},
+            {"role": "user", "content": self.user_prompt(example)},
+        ]
+        if self.prefill_text:
+            messages.append({"role": "assistant", "content": self.prefill_text})
+        return messages
+
+    # ------------------------------------------------------------------ scoring
+    @property
+    def contract_prefix(self) -> str:
+        """The part of the output contract the prompt already supplied (`<think>` after a prefill)."""
+        i = self.prefill_text.rfind(THINK_OPEN)
+        return self.prefill_text[i:] if i >= 0 else ""
+
+    @abstractmethod
+    def judge(self, example: Example, value: Any) -> tuple[bool | None, Any, str]:
+        """Apply the benchmark's correctness rule to an extracted answer value.
+
+        Returns (correct, parsed, reason); correct is None when the *gold* answer cannot be scored.
+        """
+
+    def verify(self, example: Example, completion: str) -> Score:
+        """The one scoring path: evaluation, `ehrmind score` and RL rewards all call this."""
+        text = self.contract_prefix + (completion or "")
+        parts = check_contract(text, self.answer_key, require_think=self.mode == "reasoning")
+        obj = parts.answer_obj if parts.answer_obj is not None else find_json_with_key(text, self.answer_key)
+        if obj is None:
+            correct, parsed, reason = False, None, parts.problem or "no answer found"
+        else:
+            correct, parsed, reason = self.judge(example, obj[self.answer_key])
+            if not parts.format_ok:
+                reason = f"format: {parts.problem}; {reason}"
+        return Score(
+            format_ok=parts.format_ok,
+            correct=correct,
+            parsed=parsed,
+            reward=self.weights.reward(parts.format_ok, correct),
+            reason=reason,
+        )
+
+    def gold_completion(self, example: Example, reasoning: str = "") -> str:
+        """A completion that states the gold answer in the output contract (for tests and SFT targets),
+        without the part a prefill already supplied."""
+        import json
+
+        answer = (
+            f"<answer>{json.dumps({self.answer_key: self.gold_value(example)}, ensure_ascii=False)}</answer>"
+        )
+        text = answer if self.mode == "direct" else f"<think>{reasoning}</think>\n{answer}"
+        prefix = self.contract_prefix
+        return text[len(prefix) :] if prefix and text.startswith(prefix) else text
+
+    @abstractmethod
+    def gold_value(self, example: Example) -> Any:
+        """The gold answer as it would appear in the answer JSON."""
+
+    # ------------------------------------------------------------------ metrics
+    def metrics(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        """Accuracy with a 95% interval, format errors, broken down by `group_fields`."""
+        from ehrmind.metrics import summarize
+
+        return summarize(records, self.group_fields)

@@ -1,0 +1,190 @@
+"""The `medcalc` task: MedCalc-Bench rows → Examples, prompts, and the official correctness rules."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from ehrmind.errors import DataError
+from ehrmind.parsing import format_mdy, parse_date, parse_number, parse_weeks_days, strict_mdy
+from ehrmind.registry import register_task
+from ehrmind.tasks.base import Task
+from ehrmind.tasks.medcalc.prompts import DIRECT_SYSTEM, REASONING_SYSTEM, USER_TEMPLATE
+from ehrmind.tasks.medcalc.schema import CATEGORY_ALIASES, REQUIRED_COLUMNS, output_type_for
+from ehrmind.types import Example
+
+HUB_DATASETS = ("ncbi/MedCalc-Bench-v1.0", "ncbi/MedCalc-Bench-v1.2", "nsk7153/MedCalc-Bench-Verified")
+
+
+def _text(row: dict[str, Any], col: str) -> str:
+    v = row.get(col)
+    return "" if v is None else str(v).strip()
+
+
+def _float(s: str) -> float:
+    v = float(s)
+    if v != v or v in (float("inf"), float("-inf")):
+        raise ValueError("not finite")
+    return v
+
+
+def parse_gold(output_type: str, answer: str, lower: str, upper: str) -> dict[str, Any]:
+    """The typed gold target of one row; raises ValueError (with the field name) if it cannot be read."""
+    if output_type == "date":
+        try:
+            return {"output_type": "date", "answer": format_mdy(strict_mdy(answer))}
+        except ValueError:
+            raise ValueError("Ground Truth Answer: expected a date MM/DD/YYYY") from None
+    if output_type == "gestational_age":
+        try:
+            literal = ast.literal_eval(answer)  # "('0 weeks', '6 days')": a Python literal, never eval()
+        except (ValueError, SyntaxError):
+            literal = answer
+        wd, _ = parse_weeks_days(literal)
+        if wd is None:
+            raise ValueError("Ground Truth Answer: expected ('W weeks', 'D days')")
+        return {"output_type": "gestational_age", "answer": answer, "value": list(wd)}
+    try:
+        value = _float(answer)
+    except ValueError:
+        raise ValueError(f"Ground Truth Answer: expected a number for output type {output_type}") from None
+    if output_type == "integer":
+        if not value.is_integer():
+            raise ValueError("Ground Truth Answer: expected a whole number for an integer calculator")
+        return {"output_type": "integer", "answer": answer, "value": int(value)}
+    try:
+        lo, hi = _float(lower), _float(upper)
+    except ValueError:
+        raise ValueError("Lower Limit/Upper Limit: expected numbers for a decimal calculator") from None
+    lo, hi = min(lo, hi), max(lo, hi)  # a negative label comes with its limits swapped in some releases
+    return {"output_type": "decimal", "answer": answer, "value": value, "lower": lo, "upper": hi}
+
+
+@register_task("medcalc")
+class MedCalcTask(Task):
+    """MedCalc-Bench (Khandekar et al., NeurIPS 2024 Datasets & Benchmarks): compute a value from a note."""
+
+    version = "1"
+    answer_key = "answer"
+    group_fields = ("category", "calculator_name")
+
+    def records_to_examples(
+        self, rows: Iterable[tuple[int, dict[str, Any]]], source: str | Path
+    ) -> Iterator[Example]:
+        seen: set[str] = set()
+        for row_no, row in rows:
+            missing = [c for c in REQUIRED_COLUMNS if c not in row]
+            if missing:
+                raise DataError(
+                    f"missing column(s): {', '.join(missing)}", file=source, row=row_no, field=missing[0]
+                )
+            ex = self._row_to_example(row, row_no, source)
+            if ex.id in seen:
+                raise DataError(f"duplicate Row Number {ex.id}", file=source, row=row_no, field="Row Number")
+            seen.add(ex.id)
+            yield ex
+
+    def _row_to_example(self, row: dict[str, Any], row_no: int, source: str | Path) -> Example:
+        def fail(field: str, msg: str) -> DataError:
+            return DataError(msg, file=source, row=row_no, field=field)
+
+        row_id = _text(row, "Row Number")
+        if not row_id:
+            raise fail("Row Number", "empty")
+        row_id = row_id[:-2] if row_id.endswith(".0") else row_id  # Parquet/Hub may store it as float
+        try:
+            calc_id = int(float(_text(row, "Calculator ID")))
+        except ValueError:
+            raise fail("Calculator ID", f"expected an integer, got {_text(row, 'Calculator ID')!r}") from None
+        raw_category = _text(row, "Category").lower()
+        if raw_category not in CATEGORY_ALIASES:
+            raise fail(
+                "Category", f"unknown category {raw_category!r}; known: {', '.join(sorted(CATEGORY_ALIASES))}"
+            )
+        output_type = output_type_for(calc_id, _text(row, "Output Type"))
+        if output_type is None:
+            raise fail("Output Type", f"unknown output type {_text(row, 'Output Type')!r}")
+        note, question = _text(row, "Patient Note"), _text(row, "Question")
+        if not note:
+            raise fail("Patient Note", "empty")
+        if not question:
+            raise fail("Question", "empty")
+        try:
+            target = parse_gold(
+                output_type,
+                _text(row, "Ground Truth Answer"),
+                _text(row, "Lower Limit"),
+                _text(row, "Upper Limit"),
+            )
+        except ValueError as e:
+            field, _, msg = str(e).partition(": ")
+            raise fail(field, f"{msg} (got {_text(row, 'Ground Truth Answer')!r})") from None
+        entities_text = _text(row, "Relevant Entities")
+        entities: Any = {}
+        if entities_text:
+            try:
+                entities = ast.literal_eval(entities_text)  # a Python literal (single quotes, True/False)
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                raise fail("Relevant Entities", "not a Python literal") from None
+        return Example(
+            id=row_id,
+            task=self.name,
+            input={"note": note, "question": question},
+            target=target,
+            metadata={
+                "category": CATEGORY_ALIASES[raw_category],
+                "calculator_id": calc_id,
+                "calculator_name": _text(row, "Calculator Name"),
+                "note_id": _text(row, "Note ID"),
+                "note_type": _text(row, "Note Type"),
+                "relevant_entities": entities,
+                "explanation": _text(row, "Ground Truth Explanation"),
+            },
+        )
+
+    # ------------------------------------------------------------------ prompting
+    def instructions(self) -> str:
+        return REASONING_SYSTEM if self.mode == "reasoning" else DIRECT_SYSTEM
+
+    def user_prompt(self, example: Example) -> str:
+        return USER_TEMPLATE.format(note=example.input["note"], question=example.input["question"])
+
+    # ------------------------------------------------------------------ scoring
+    def gold_value(self, example: Example) -> Any:
+        t = example.target
+        if t["output_type"] == "date":
+            return t["answer"]
+        if t["output_type"] == "gestational_age":
+            w, d = t["value"]
+            return [f"{w} weeks", f"{d} days"]
+        return t["value"]
+
+    def judge(self, example: Example, value: Any) -> tuple[bool | None, Any, str]:
+        """MedCalc-Bench's official rules: dates equal as MM/DD/YYYY, gestational age equal as
+        (weeks, days), integers `round(answer) == label`, decimals inside [Lower, Upper] inclusive."""
+        t = example.target
+        kind = t.get("output_type")
+        if kind == "date":
+            got, problem = parse_date(value)
+            if got is None:
+                return False, None, problem
+            ok = format_mdy(got) == t["answer"]
+            return ok, format_mdy(got), "correct" if ok else f"expected {t['answer']}"
+        if kind == "gestational_age":
+            wd, problem = parse_weeks_days(value)
+            if wd is None:
+                return False, None, problem
+            ok = list(wd) == list(t["value"])
+            return ok, list(wd), "correct" if ok else f"expected {tuple(t['value'])}"
+        if kind not in ("integer", "decimal"):
+            return None, None, f"gold answer has unknown output type {kind!r}"
+        number, problem = parse_number(value)
+        if number is None:
+            return False, None, problem
+        if kind == "integer":
+            ok = round(number) == t["value"]  # Python's round, as the official evaluator
+            return ok, number, "correct" if ok else f"expected {t['value']}"
+        ok = t["lower"] <= number <= t["upper"]
+        return ok, number, "correct" if ok else f"expected {t['lower']:g}..{t['upper']:g}"

@@ -1,0 +1,93 @@
+"""The records that flow through ehrmind: Example (one item of a task) and Score (one verdict)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Example:
+    """One task item, independent of any model or prompt format.
+
+    Round-trips to a JSON row with `to_dict` / `from_dict`, so a JSONL snapshot written by
+    `ehrmind data` is the same data that training and evaluation start from.
+    """
+
+    id: str
+    """Stable identifier taken from the source (e.g. MedCalc-Bench's Row Number)."""
+    task: str
+    """Registered task name (`medcalc`, …): which Task renders and verifies it."""
+    input: dict[str, Any]
+    """What the prompt is built from (patient note, question, …)."""
+    target: dict[str, Any]
+    """The gold answer, typed by the task (value, tolerance limits, output type, …)."""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """Category, calculator, note type, explanation, split, … — used for reports, never for scoring."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> Example:
+        missing = [k for k in ("id", "task", "input", "target") if k not in row]
+        if missing:
+            raise KeyError(f"not an ehrmind Example: missing field(s) {', '.join(missing)}")
+        return cls(
+            id=str(row["id"]),
+            task=str(row["task"]),
+            input=dict(row["input"]),
+            target=dict(row["target"]),
+            metadata=dict(row.get("metadata") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class Score:
+    """The verdict on one completion.
+
+    `correct` and `reward` are None when the gold answer itself cannot be scored: such rows are
+    counted apart, never silently as 0.
+    """
+
+    format_ok: bool
+    """Exactly one <think> block then exactly one <answer> block holding a JSON object with the task's key."""
+    correct: bool | None
+    """Does the extracted answer meet the benchmark's own correctness rule? Judged whenever an answer
+    can be extracted, even if the format is broken (see `strict_correct`)."""
+    parsed: Any
+    """What was extracted from the answer (a number, a date string, [weeks, days], a label), or None."""
+    reward: float | None
+    """The RL reward from the task's weights (paper defaults: 1.1 correct, 0 wrong, -2 bad format)."""
+    reason: str = ""
+    """Short human-readable explanation for reports."""
+
+    @property
+    def strict_correct(self) -> bool | None:
+        """Correct *and* well-formatted: the number RL optimises."""
+        if self.correct is None:
+            return None
+        return bool(self.correct and self.format_ok)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        if isinstance(d["reward"], float) and math.isnan(d["reward"]):
+            d["reward"] = None
+        return d
+
+
+@dataclass(frozen=True)
+class RewardWeights:
+    """Reward for each verdict; defaults follow the EHRMind paper."""
+
+    correct: float = 1.1
+    wrong: float = 0.0
+    bad_format: float = -2.0
+
+    def reward(self, format_ok: bool, correct: bool | None) -> float | None:
+        if not format_ok:
+            return self.bad_format
+        if correct is None:
+            return None
+        return self.correct if correct else self.wrong

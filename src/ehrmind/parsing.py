@@ -97,7 +97,7 @@ def parse_json_object(text: str, key: str) -> tuple[dict[str, Any] | None, str]:
         s = m.group(1)
     try:
         obj = json.loads(s)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # JSONDecodeError, or an integer over the digit limit
         return None, "answer block is not valid JSON"
     if not isinstance(obj, dict):
         return None, "answer JSON is not an object"
@@ -114,7 +114,7 @@ def find_json_with_key(text: str, key: str) -> dict[str, Any] | None:
     for pos in reversed(starts):
         try:
             obj, _ = decoder.raw_decode(text, pos)
-        except (json.JSONDecodeError, RecursionError):
+        except (ValueError, RecursionError):
             continue
         if isinstance(obj, dict) and key in obj:
             return obj
@@ -124,26 +124,33 @@ def find_json_with_key(text: str, key: str) -> dict[str, Any] | None:
 # ---------------------------------------------------------------- numbers
 
 _MINUS = {"\u2212": "-", "\u2012": "-", "\u2013": "-", "\ufe63": "-", "\uff0d": "-"}
-_SUPERSCRIPT = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻", "0123456789-")
-# "1.2 × 10^3", "1.2x10³", "1.2 * 10**-3"
-_SCI_TIMES = re.compile(
-    r"(?<![\w.])([-+]?\d+(?:\.\d+)?)\s*(?:[x×*]|\\times)\s*10\s*(?:\^|\*\*)?\s*\{?\s*([-+⁻]?[0-9⁰¹²³⁴⁵⁶⁷⁸⁹]+)\s*\}?"
+_SUPERSCRIPT_RUN = re.compile(r"[⁻⁺]?[⁰¹²³⁴⁵⁶⁷⁸⁹]+")
+_SUPERSCRIPT = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺", "0123456789-+")
+# "1.2 × 10^3", "1.2x10³", "1.2 * 10**-3", "10^3". The exponent needs its marker (^, **, superscript):
+# "× 109/L" in a pasted note is ambiguous and is not read as 10^9.
+_SCI = re.compile(
+    r"(?<![\w.^/])(?:([-+]?\d+(?:\.\d+)?)\s*(?:[x×*]|\\times)\s*)?10\s*(?:\^|\*\*)\s*\{?\s*([-+]?\d+)\s*\}?"
 )
 _NUMBER = re.compile(
     r"(?<![\w.^/])"  # not glued to a word, a decimal point, an exponent caret or a unit slash (CHA2DS2, m^2)
     r"([-+]?(?:\d{1,3}(?:,\d{3})+(?!\d)(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?)"
 )
 _RANGE_AFTER = re.compile(r"^\s*(?:-|to|–|—)\s*[-+]?\d")
-_AMBIGUOUS_COMMA = re.compile(r"^,\d")
+_LIST_AFTER = re.compile(r"^\s*,\s*[-+]?\d")
 
 
 def normalize_text(s: str) -> str:
-    """Unicode minus signs to '-', odd spaces to ' ', full-width digits to ASCII."""
+    """Unicode minus signs to '-', odd spaces to ' ', superscript exponents to '^n', full-width digits to ASCII."""
     for k, v in _MINUS.items():
         s = s.replace(k, v)
     s = s.replace("\u00a0", " ").replace("\u2009", " ").replace("\u202f", " ")
-    # NFKC maps full-width digits; superscripts are handled before this by the scientific pattern.
+    # Before NFKC, which would fold "10³" into "103".
+    s = _SUPERSCRIPT_RUN.sub(lambda m: "^" + m.group(0).translate(_SUPERSCRIPT), s)
     return unicodedata.normalize("NFKC", s)
+
+
+def _finite(v: float) -> tuple[float | None, str]:
+    return (v, "") if math.isfinite(v) else (None, "answer is not finite")
 
 
 def parse_number(value: Any) -> tuple[float | None, str]:
@@ -151,47 +158,46 @@ def parse_number(value: Any) -> tuple[float | None, str]:
 
     Accepts JSON numbers, and strings with units after the number ("8.1 mL/min/1.73 m²"), thousands
     separators ("1,200"), percent signs ("53.1%" → 53.1: the label's own unit), scientific notation
-    ("1.2e3", "1.2 × 10³"), unicode minus. The *first* standalone number is the answer. Rejected:
-    booleans, NaN/inf, ranges ("10-12", "10 to 12"), and an ambiguous comma ("1,20").
+    ("1.2e3", "1.2 × 10³", "10^3"), unicode minus. The *first* standalone number is the answer. Rejected:
+    booleans, NaN/inf, ranges ("10-12", "10 to 12"), lists and ambiguous commas ("3, 4, 5", "1,20").
     """
     if isinstance(value, bool) or value is None:
         return None, "answer is not a number"
     if isinstance(value, (int, float)):
-        v = float(value)
-        return (v, "") if math.isfinite(v) else (None, "answer is not finite")
+        try:
+            return _finite(float(value))
+        except OverflowError:
+            return None, "answer is not finite"
     if isinstance(value, list) and len(value) == 1:
         return parse_number(value[0])
     if not isinstance(value, str):
         return None, "answer is not a number or a string"
-    # Scientific "× 10³" first, before NFKC folds superscripts into plain digits.
-    s = value
-    for k, v in _MINUS.items():
-        s = s.replace(k, v)
-    m = _SCI_TIMES.search(s)
-    if m:
-        exp = m.group(2).translate(_SUPERSCRIPT)
+    s = normalize_text(value)
+    num, sci = _NUMBER.search(s), _SCI.search(s)
+    if num is None and sci is None:
+        return None, "no number in answer"
+    if sci is not None and (num is None or sci.start() <= num.start()):
+        end = sci.end()
         try:
-            e = int(exp)
+            e = int(sci.group(2))
             if abs(e) > 308:  # beyond float range; also keeps 10**huge from eating memory
                 return None, "scientific notation out of range"
-            v = float(m.group(1)) * 10.0**e
+            v = float(sci.group(1) or 1.0) * 10.0**e
         except (ValueError, OverflowError):
             return None, "scientific notation out of range"
-        return (v, "") if math.isfinite(v) else (None, "answer is not finite")
-    s = normalize_text(s)
-    m = _NUMBER.search(s)
-    if not m:
-        return None, "no number in answer"
-    rest = s[m.end() :]
-    if _AMBIGUOUS_COMMA.match(rest):
-        return None, "ambiguous comma in number (neither a thousands separator nor a list we accept)"
+    else:
+        assert num is not None
+        end = num.end()
+        try:
+            v = float(num.group(1).replace(",", ""))
+        except (ValueError, OverflowError):
+            return None, "number out of range"
+    rest = s[end:]
+    if _LIST_AFTER.match(rest):
+        return None, "answer is a list of numbers or has an ambiguous comma ('1,20')"
     if _RANGE_AFTER.match(rest):
         return None, "answer is a range, not a value"
-    try:
-        v = float(m.group(1).replace(",", ""))
-    except (ValueError, OverflowError):
-        return None, "number out of range"
-    return (v, "") if math.isfinite(v) else (None, "answer is not finite")
+    return _finite(v)
 
 
 # ---------------------------------------------------------------- dates
@@ -267,7 +273,7 @@ def strict_mdy(s: str) -> date:
 # ---------------------------------------------------------------- weeks + days
 
 _WD_LABELLED = re.compile(
-    r"(\d+)\s*(?:weeks?|wks?|w)\b[^\d]{0,20}?(\d+)\s*(?:days?|d)\b",
+    r"(\d+)\s*(?:weeks?|wks?|w)(?![a-z])[^\d]{0,20}?(\d+)\s*(?:days?|d)(?![a-z])",
     re.I,
 )
 _WD_PAIR = re.compile(r"^\(?\s*(\d+)\s*[,+]\s*(\d+)\s*\)?$")

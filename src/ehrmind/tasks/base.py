@@ -134,7 +134,9 @@ class Task(ABC):
         text = self.contract_prefix + (completion or "")
         parts = check_contract(text, self.answer_key, require_think=self.mode == "reasoning")
         obj = parts.answer_obj if parts.answer_obj is not None else find_json_with_key(text, self.answer_key)
-        if obj is None:
+        if not self.can_score(example):
+            correct, parsed, reason = None, None, "gold answer cannot be scored"
+        elif obj is None:
             correct, parsed, reason = False, None, parts.problem or "no answer found"
         else:
             correct, parsed, reason = self.judge(example, obj[self.answer_key])
@@ -159,6 +161,10 @@ class Task(ABC):
         text = answer if self.mode == "direct" else f"<think>{reasoning}</think>\n{answer}"
         prefix = self.contract_prefix
         return text[len(prefix) :] if prefix and text.startswith(prefix) else text
+
+    def can_score(self, example: Example) -> bool:
+        """Whether the example's gold answer is usable; if not, its verdicts are None, never a silent 0."""
+        return True
 
     @abstractmethod
     def gold_value(self, example: Example) -> Any:

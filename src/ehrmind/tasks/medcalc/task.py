@@ -161,6 +161,16 @@ class MedCalcTask(Task):
             return [f"{w} weeks", f"{d} days"]
         return t["value"]
 
+    def can_score(self, example: Example) -> bool:
+        t = example.target
+        needed = {
+            "date": ("answer",),
+            "gestational_age": ("value",),
+            "integer": ("value",),
+            "decimal": ("lower", "upper"),
+        }.get(t.get("output_type"))
+        return needed is not None and all(t.get(k) is not None for k in needed)
+
     def judge(self, example: Example, value: Any) -> tuple[bool | None, Any, str]:
         """MedCalc-Bench's official rules: dates equal as MM/DD/YYYY, gestational age equal as
         (weeks, days), integers `round(answer) == label`, decimals inside [Lower, Upper] inclusive."""
@@ -178,8 +188,8 @@ class MedCalcTask(Task):
                 return False, None, problem
             ok = list(wd) == list(t["value"])
             return ok, list(wd), "correct" if ok else f"expected {tuple(t['value'])}"
-        if kind not in ("integer", "decimal"):
-            return None, None, f"gold answer has unknown output type {kind!r}"
+        if not self.can_score(example):
+            return None, None, f"gold answer cannot be scored (output type {kind!r})"
         number, problem = parse_number(value)
         if number is None:
             return False, None, problem

@@ -1,0 +1,1 @@
+"""Training utilities: tiny local models for tests and CPU demos, SFT warm-up and GRPO fine-tuning."""

@@ -1,0 +1,46 @@
+"""Shared fixtures: the real data in ../shared (skipped with a clear message when absent), a tiny model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+MEDCALC_TEST = SHARED_DATA / "medcalc_bench" / "medcalc_bench_v1.0_test.csv"
+
+
+def shared_file(path: Path) -> Path:
+    """The shared data file, or skip the test saying which file is missing and why."""
+    if not path.exists():
+        pytest.skip(f"shared data not found: {path} (tests on real data need ../shared/data beside the repo)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def medcalc_test_csv() -> Path:
+    return shared_file(MEDCALC_TEST)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    from ehrmind.train.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model", size="tiny", seed=0)
+
+
+@pytest.fixture(scope="session")
+def synthetic_csv(tmp_path_factory) -> Path:
+    """20 MedCalc-format rows written as CSV (the format users bring)."""
+    import pandas as pd
+
+    from ehrmind.tasks.synthetic.notes import make_rows
+
+    path = tmp_path_factory.mktemp("data") / "synthetic.csv"
+    pd.DataFrame(make_rows(20, seed=1)).to_csv(path, index=False)
+    return path

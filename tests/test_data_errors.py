@@ -1,0 +1,147 @@
+"""Bad input gives one clear error naming the file, row and field — and leaves nothing half-written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from ehrmind import get_task
+from ehrmind.cli import app
+from ehrmind.errors import DataError
+
+runner = CliRunner()
+
+
+def _write(tmp_path: Path, rows: list[dict], name: str = "data.csv") -> Path:
+    path = tmp_path / name
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def rows(synthetic_csv) -> list[dict]:
+    return pd.read_csv(synthetic_csv, dtype=str, keep_default_na=False).to_dict(orient="records")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "row", "field"),
+    [
+        # a whole column missing: reported on the first row
+        pytest.param(
+            lambda rs: [{k: v for k, v in r.items() if k != "Ground Truth Answer"} for r in rs],
+            1,
+            "Ground Truth Answer",
+            id="missing-column",
+        ),
+        # one bad cell deep in the file: the error names that row
+        pytest.param(
+            lambda rs: rs[:2] + [{**rs[2], "Calculator ID": "abc"}] + rs[3:],
+            3,
+            "Calculator ID",
+            id="calculator-id-not-int",
+        ),
+        pytest.param(
+            lambda rs: rs[:4] + [{**rs[4], "Ground Truth Answer": "n/a"}] + rs[5:],
+            5,
+            "Ground Truth Answer",
+            id="gold-not-a-number",
+        ),
+        # Relevant Entities is a Python literal; anything else is an error, and it is never executed
+        pytest.param(
+            lambda rs: [{**rs[0], "Relevant Entities": "__import__('os').getcwd()"}] + rs[1:],
+            1,
+            "Relevant Entities",
+            id="entities-not-literal",
+        ),
+        pytest.param(
+            lambda rs: [{**rs[0], "Category": "cardiology"}] + rs[1:], 1, "Category", id="unknown-category"
+        ),
+        pytest.param(lambda rs: [{**rs[0], "Patient Note": ""}] + rs[1:], 1, "Patient Note", id="empty-note"),
+        pytest.param(lambda rs: rs + [dict(rs[0])], 21, "Row Number", id="duplicate-id"),
+    ],
+)
+def test_bad_rows_name_file_row_field(tmp_path, rows, mutate, row, field):
+    path = _write(tmp_path, mutate(rows))
+    with pytest.raises(DataError) as err:
+        get_task("medcalc").load(path)
+    msg = str(err.value)
+    assert str(path) in msg and f"row {row}" in msg and repr(field) in msg, msg
+    assert (err.value.row, err.value.field) == (row, field)
+
+
+def test_missing_and_empty_files(tmp_path):
+    with pytest.raises(DataError, match="file not found"):
+        get_task("medcalc").load(tmp_path / "nope.csv")
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(DataError, match="empty"):
+        get_task("medcalc").load(empty)
+    header_only = tmp_path / "header.csv"
+    header_only.write_text("Row Number,Calculator ID\n")
+    with pytest.raises(DataError, match="no data rows"):
+        get_task("medcalc").load(header_only)
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"Row Number": "1"}\n{not json\n')
+    with pytest.raises(DataError, match=r"broken.jsonl, row 2"):
+        get_task("medcalc").load(broken)
+
+
+def test_data_command_leaves_nothing_on_error(tmp_path, rows):
+    bad = _write(tmp_path, rows[:3] + [{**rows[3], "Lower Limit": "x", "Upper Limit": "y"}])
+    out = tmp_path / "snap"
+    result = runner.invoke(app, ["data", "--task", "medcalc", "--source", str(bad), "--out", str(out)])
+    assert result.exit_code == 2
+    assert "row 4" in result.output and "Lower Limit" in result.output
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_score_bad_prediction_lines(tmp_path, synthetic_csv):
+    preds = tmp_path / "preds.jsonl"
+    out = tmp_path / "out"
+    cases = [
+        ('{"id": "1", "completion": "x"}\n{"completion": "x"}\n', "row 2", "'id'"),
+        ('{"id": "1", "completion": 5}\n', "row 1", "'completion'"),
+        ('{"id": "999", "completion": "x"}\n', "row 1", "'id'"),
+        ('{"id": "1", "completion": "x"}\n[1, 2]\n', "row 2", "JSON object"),
+    ]
+    for text, where, what in cases:
+        preds.write_text(text)
+        result = runner.invoke(
+            app,
+            [
+                "score",
+                "--task",
+                "medcalc",
+                "--data",
+                str(synthetic_csv),
+                "--predictions",
+                str(preds),
+                "--out",
+                str(out),
+            ],
+        )
+        assert result.exit_code == 2, result.output
+        assert str(preds) in result.output and where in result.output and what in result.output, result.output
+        assert not out.exists()
+
+
+def test_snapshot_round_trip(tmp_path, synthetic_csv):
+    out = tmp_path / "snap"
+    result = runner.invoke(
+        app, ["data", "--task", "medcalc", "--source", str(synthetic_csv), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["n"] == 20 and sum(manifest["counts"]["category"].values()) == 20
+    task = get_task("medcalc")
+    assert task.load(out / "examples.jsonl") == task.load(synthetic_csv)
+    # a snapshot of one task cannot be loaded as another task's data
+    line = json.loads((out / "examples.jsonl").read_text().splitlines()[0])
+    wrong = tmp_path / "wrong.jsonl"
+    wrong.write_text(json.dumps({**line, "task": "trec_ct"}) + "\n")
+    with pytest.raises(DataError, match="row 1.*trec_ct"):
+        task.load(wrong)

@@ -1,0 +1,72 @@
+"""Accuracy intervals against hand-computed values; grouping; unscorable rows are counted apart."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from ehrmind.metrics import accuracy_block, bootstrap_ci, summarize, wilson_ci
+
+
+def _wilson(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    # the textbook formula, written out independently of scipy
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+@pytest.mark.parametrize(("k", "n"), [(0, 10), (7, 10), (10, 10), (523, 1047)])
+def test_wilson_matches_formula(k, n):
+    lo, hi = wilson_ci(k, n)
+    exp_lo, exp_hi = _wilson(k, n)
+    assert lo == pytest.approx(exp_lo, abs=1e-9) and hi == pytest.approx(exp_hi, abs=1e-9)
+
+
+def test_wilson_empty_is_none():
+    assert wilson_ci(0, 0) is None
+
+
+def test_bootstrap_brackets_mean_and_is_seeded():
+    values = [0.0, 0.25, 0.5, 1.0] * 25
+    lo, hi = bootstrap_ci(values)
+    assert lo < sum(values) / len(values) < hi
+    assert bootstrap_ci(values) == [lo, hi]
+    assert bootstrap_ci([1.0] * 10) == [1.0, 1.0]
+
+
+def test_accuracy_block_one_sample():
+    rows = [{"id": str(i), "sample": 0, "correct": i < 3, "format_ok": i != 0} for i in range(10)]
+    b = accuracy_block(rows)
+    assert (b["n"], b["accuracy"], b["strict_accuracy"], b["format_error_rate"]) == (10, 0.3, 0.2, 0.1)
+    assert b["ci95"] == pytest.approx(list(_wilson(3, 10)))
+
+
+def test_accuracy_block_several_samples_averages_per_item():
+    # item a: 2 of 4 right, item b: 4 of 4 right -> mean of per-item accuracies = 0.75
+    rows = [{"id": "a", "sample": s, "correct": s < 2, "format_ok": True} for s in range(4)]
+    rows += [{"id": "b", "sample": s, "correct": True, "format_ok": True} for s in range(4)]
+    b = accuracy_block(rows)
+    assert b["n"] == 2 and b["n_samples"] == 8 and b["accuracy"] == 0.75
+    assert b["ci95"][0] <= 0.75 <= b["ci95"][1]
+
+
+def test_unscorable_rows_are_not_zero():
+    rows = [
+        {"id": "1", "sample": 0, "correct": True, "format_ok": True},
+        {"id": "2", "sample": 0, "correct": None, "format_ok": True},
+    ]
+    b = accuracy_block(rows)
+    assert b["n"] == 1 and b["accuracy"] == 1.0 and b["n_unscorable"] == 1
+
+
+def test_summarize_groups():
+    rows = [
+        {"id": "1", "sample": 0, "correct": True, "format_ok": True, "category": "lab"},
+        {"id": "2", "sample": 0, "correct": False, "format_ok": True, "category": "lab"},
+        {"id": "3", "sample": 0, "correct": True, "format_ok": False, "category": "risk"},
+    ]
+    m = summarize(rows, ("category",))
+    assert m["n"] == 3 and m["by_category"]["lab"]["accuracy"] == 0.5
+    assert m["by_category"]["risk"]["format_error_rate"] == 1.0

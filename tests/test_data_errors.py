@@ -136,7 +136,9 @@ def test_snapshot_round_trip(tmp_path, synthetic_csv):
     )
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["n"] == 20 and sum(manifest["counts"]["category"].values()) == 20
+    assert (
+        manifest["n"] == 20 and sum(manifest["files"]["examples.jsonl"]["counts"]["category"].values()) == 20
+    )
     task = get_task("medcalc")
     assert task.load(out / "examples.jsonl") == task.load(synthetic_csv)
     # a snapshot of one task cannot be loaded as another task's data

@@ -70,3 +70,26 @@ def test_summarize_groups():
     m = summarize(rows, ("category",))
     assert m["n"] == 3 and m["by_category"]["lab"]["accuracy"] == 0.5
     assert m["by_category"]["risk"]["format_error_rate"] == 1.0
+
+
+def test_classification_metrics_hand_computed():
+    from ehrmind.metrics import classification_metrics
+
+    # true: 0 0 1 1 2 2 ; pred: 0 1 1 1 2 -1 (last one had no valid answer)
+    m = classification_metrics([0, 0, 1, 1, 2, 2], [0, 1, 1, 1, 2, -1], [0, 1, 2], ["a", "b", "c"])
+    assert m["accuracy"] == pytest.approx(4 / 6)
+    assert m["balanced_accuracy"] == pytest.approx((0.5 + 1.0 + 0.5) / 3)
+    assert m["per_class"]["b"]["precision"] == pytest.approx(2 / 3) and m["per_class"]["b"]["support"] == 2
+    assert m["invalid_rate"] == pytest.approx(1 / 6)
+    assert m["confusion_matrix"]["matrix"][2] == [0, 0, 1, 1]  # row "c": one right, one invalid
+    lo, hi = m["balanced_accuracy_ci95"]
+    assert 0 <= lo <= hi <= 1
+
+
+def test_binary_score_metrics():
+    from ehrmind.metrics import binary_score_metrics
+
+    m = binary_score_metrics([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
+    assert m["auroc"] == pytest.approx(0.75)  # 3 of 4 positive-negative pairs ordered right
+    assert m["prevalence"] == 0.5
+    assert binary_score_metrics([1, 1], [0.2, 0.3])["auroc"] is None  # one class: undefined, not 0.5

@@ -136,20 +136,50 @@ def score_cmd(
 @app.command("data")
 def data_cmd(
     task: TaskOpt,
-    source: Annotated[str, typer.Option("--source", help="Local file or Hugging Face dataset id.")],
+    source: Annotated[
+        str, typer.Option("--source", help="Local file or folder, or a Hugging Face dataset id.")
+    ],
     out: OutOpt,
     split: SplitOpt = None,
+    labeler: Annotated[
+        str | None, typer.Option("--labeler", help="Labeler name (tasks that build labels).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed for splits and sampling.")] = None,
+    option: Annotated[
+        list[str] | None, typer.Option("--set", help="Task-specific option key=value (repeatable).")
+    ] = None,
 ) -> None:
     """Write the task's canonical Examples as JSONL plus a manifest."""
     _setup_logging()
-    from ehrmind.errors import DataError
-    from ehrmind.snapshot import EXAMPLES, MANIFEST, write_snapshot
+    from ehrmind.errors import ConfigError, DataError
+    from ehrmind.registry import get_task
+    from ehrmind.snapshot import MANIFEST
 
     try:
-        manifest = write_snapshot(task, source, out, split)
-    except (DataError, KeyError) as e:
+        options = _key_values(option or [])
+        for key, value in (("split", split), ("labeler", labeler), ("seed", seed)):
+            if value is not None:
+                options[key] = value
+        manifest = get_task(task).build_data(source, out, **options)
+    except (ConfigError, DataError, KeyError) as e:
         _fail(e)
-    typer.echo(f"{manifest['n']} examples; wrote {out / EXAMPLES} and {out / MANIFEST}")
+    files = ", ".join(str(out / name) for name in manifest["files"])
+    typer.echo(f"{manifest['n']} examples; wrote {files} and {out / MANIFEST}")
+
+
+def _key_values(pairs: list[str]) -> dict[str, object]:
+    """`key=value` strings to a dict; values parsed as YAML scalars (numbers, booleans, lists)."""
+    import yaml
+
+    from ehrmind.errors import ConfigError
+
+    out: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value, got {pair!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
 
 
 @app.command("tiny-model")

@@ -22,7 +22,7 @@ MAX_NEW_TOKENS = 48
 def run_demo(out_dir: str | Path, *, n_rows: int = N_ROWS, seed: int = 0) -> Path:
     from ehrmind.eval.runner import run_eval, run_info, run_score
     from ehrmind.generate.hf import GenerationSettings, HFGenerator
-    from ehrmind.snapshot import write_snapshot
+    from ehrmind.snapshot import EXAMPLES, write_snapshot
     from ehrmind.tasks.synthetic.notes import make_rows
     from ehrmind.train.tiny import build_tiny_model
 
@@ -30,15 +30,15 @@ def run_demo(out_dir: str | Path, *, n_rows: int = N_ROWS, seed: int = 0) -> Pat
     raw = out / "data" / "synthetic_medcalc.jsonl"
     atomic_write_jsonl(raw, make_rows(n_rows, seed=seed))
     log.info("1/4 wrote %d synthetic rows to %s", n_rows, raw)
-    manifest = write_snapshot("medcalc", raw, out / "data")
-    snapshot = out / "data" / manifest["examples"]
+    task = get_task("medcalc")
+    write_snapshot(task, task.load(raw), raw, out / "data")
+    snapshot = out / "data" / EXAMPLES
 
     model_dir = out / "model"
     if not (model_dir / "config.json").exists():
         build_tiny_model(model_dir, size="tiny", seed=seed)
     log.info("2/4 tiny model in %s", model_dir)
 
-    task = get_task("medcalc")
     examples = task.load(snapshot)
     info = run_info(
         task,

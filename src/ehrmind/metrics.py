@@ -82,3 +82,124 @@ def summarize(
             groups[str(r.get(field, ""))].append(r)
         out[f"by_{field}"] = {g: accuracy_block(rows) for g, rows in sorted(groups.items())}
     return out
+
+
+# ---------------------------------------------------------------- classification (scikit-learn inside)
+
+
+def bootstrap_metric(
+    fn, *arrays: Sequence[Any], seed: int = 0, resamples: int = 1000
+) -> list[float] | None:
+    """Percentile bootstrap 95% interval of `fn(*arrays)` over items.
+
+    Resamples on which the metric is undefined (e.g. one class only, for AUROC) are skipped; None when
+    fewer than half of them are usable."""
+    import warnings
+
+    cols = [np.asarray(a) for a in arrays]
+    n = len(cols[0]) if cols else 0
+    if n == 0:
+        return None
+    rng = np.random.default_rng(seed)
+    values = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(resamples):
+            idx = rng.integers(0, n, size=n)
+            try:
+                v = fn(*(c[idx] for c in cols))
+            except ValueError:
+                continue
+            if v is not None and np.isfinite(v):
+                values.append(v)
+    if len(values) < resamples / 2:
+        return None
+    lo, hi = np.percentile(values, [2.5, 97.5])
+    return [float(lo), float(hi)]
+
+
+def classification_metrics(
+    y_true: Sequence[int],
+    y_pred: Sequence[int],
+    labels: Sequence[int],
+    names: Sequence[str],
+    *,
+    ci: bool = True,
+) -> dict[str, Any]:
+    """Accuracy, balanced accuracy, Cohen's kappa, macro P/R/F1, per-class scores and the confusion matrix.
+
+    `y_pred` may hold -1 for "no valid answer": it counts as wrong for every class."""
+    from sklearn.metrics import (
+        accuracy_score,
+        balanced_accuracy_score,
+        cohen_kappa_score,
+        confusion_matrix,
+        precision_recall_fscore_support,
+    )
+
+    yt, yp = np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int)
+    if yt.size == 0:
+        return {"n": 0}
+    labels = list(labels)
+
+    def bal(t: np.ndarray, p: np.ndarray) -> float:
+        return float(balanced_accuracy_score(t, p))
+
+    def kappa(t: np.ndarray, p: np.ndarray) -> float:
+        return float(cohen_kappa_score(t, p, labels=labels + [-1] if (p == -1).any() else labels))
+
+    p, r, f, support = precision_recall_fscore_support(yt, yp, labels=labels, zero_division=0)
+    out: dict[str, Any] = {
+        "n": int(yt.size),
+        "accuracy": float(accuracy_score(yt, yp)),
+        "balanced_accuracy": bal(yt, yp),
+        "cohen_kappa": kappa(yt, yp),
+        "macro_precision": float(np.mean(p)),
+        "macro_recall": float(np.mean(r)),
+        "macro_f1": float(np.mean(f)),
+        "invalid_rate": float((yp == -1).mean()),
+        "per_class": {
+            name: {
+                "precision": float(p[i]),
+                "recall": float(r[i]),
+                "f1": float(f[i]),
+                "support": int(support[i]),
+            }
+            for i, name in enumerate(names)
+        },
+        "confusion_matrix": {
+            "labels": list(names) + (["(invalid)"] if (yp == -1).any() else []),
+            "rows_are": "true label",
+            "matrix": confusion_matrix(yt, yp, labels=labels + ([-1] if (yp == -1).any() else [])).tolist(),
+        },
+    }
+    if ci:
+        out["accuracy_ci95"] = wilson_ci(int((yt == yp).sum()), int(yt.size))
+        out["balanced_accuracy_ci95"] = bootstrap_metric(bal, yt, yp)
+    return out
+
+
+def binary_score_metrics(y_true: Sequence[int], y_score: Sequence[float]) -> dict[str, Any]:
+    """AUROC and AUPRC (average precision) from a score, each with a bootstrap 95% interval; None when only
+    one class is present."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    yt, ys = np.asarray(y_true, dtype=int), np.asarray(y_score, dtype=float)
+    if len(set(yt.tolist())) < 2:
+        return {"auroc": None, "auroc_ci95": None, "auprc": None, "auprc_ci95": None}
+
+    def auroc(t: np.ndarray, s: np.ndarray) -> float:
+        return float(roc_auc_score(t, s))
+
+    def auprc(t: np.ndarray, s: np.ndarray) -> float:
+        if t.sum() == 0:
+            raise ValueError("no positives")
+        return float(average_precision_score(t, s))
+
+    return {
+        "auroc": auroc(yt, ys),
+        "auroc_ci95": bootstrap_metric(auroc, yt, ys),
+        "auprc": auprc(yt, ys),
+        "auprc_ci95": bootstrap_metric(auprc, yt, ys),
+        "prevalence": float(yt.mean()),
+    }

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ehrmind.tasks.base import Task
 
 _TASKS: dict[str, type[Task]] = {}
-# Modules that define the built-in tasks; imported on first lookup so `import ehrmind` stays cheap.
-_BUILTIN_MODULES = ("ehrmind.tasks.medcalc",)
 
 
 def register_task(name: str):
@@ -27,8 +26,13 @@ def register_task(name: str):
 
 
 def _load_builtins() -> None:
-    for mod in _BUILTIN_MODULES:
-        importlib.import_module(mod)
+    """Import every subpackage of `ehrmind.tasks` (each registers its Task); on first lookup only, so
+    `import ehrmind` stays cheap."""
+    import ehrmind.tasks
+
+    for info in pkgutil.iter_modules(ehrmind.tasks.__path__):
+        if info.ispkg:
+            importlib.import_module(f"ehrmind.tasks.{info.name}")
 
 
 def get_task(name: str, **options: Any) -> Task:

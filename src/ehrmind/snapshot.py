@@ -1,41 +1,64 @@
-"""`ehrmind data`: write a task's canonical Examples as JSONL plus a manifest (source, hash, counts)."""
+"""Canonical Example snapshots: `examples.jsonl` plus a manifest (source, hashes, counts)."""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ehrmind import __version__
-from ehrmind.io import atomic_write_json, atomic_write_jsonl, sha256_file
-from ehrmind.registry import get_task
+from ehrmind.errors import ConfigError
+from ehrmind.io import atomic_write_json, atomic_write_jsonl, sha256_file, sha256_rows
 from ehrmind.types import Example
+
+if TYPE_CHECKING:
+    from ehrmind.tasks.base import Task
 
 EXAMPLES = "examples.jsonl"
 MANIFEST = "manifest.json"
 
 
-def write_snapshot(
-    task_name: str, source: str | Path, out_dir: str | Path, split: str | None = None
-) -> dict[str, Any]:
-    task = get_task(task_name)
-    examples = task.load(source, split)
-    out = Path(out_dir)
-    n = atomic_write_jsonl(out / EXAMPLES, (ex.to_dict() for ex in examples))
-    from ehrmind.eval.runner import examples_hash
+def examples_hash(examples: Sequence[Example]) -> str:
+    """Content hash of Examples, independent of the file format they came from."""
+    return sha256_rows(ex.to_dict() for ex in examples)
 
+
+def write_snapshot(
+    task: Task,
+    examples: Sequence[Example],
+    source: str | Path,
+    out_dir: str | Path,
+    *,
+    files: dict[str, Sequence[Example]] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Write `examples` (or several named files, e.g. train/val/test) and `manifest.json` to `out_dir`."""
+    unknown = [
+        k for k, v in extra.items() if not isinstance(v, (str, int, float, bool, type(None), list, dict))
+    ]
+    if unknown:
+        raise ConfigError(f"unsupported option value for {', '.join(unknown)}")
+    out = Path(out_dir)
+    files = files or {EXAMPLES: examples}
+    written = {}
+    for name, rows in files.items():
+        atomic_write_jsonl(out / name, (ex.to_dict() for ex in rows))
+        written[name] = {
+            "n": len(rows),
+            "sha256": examples_hash(rows),
+            "counts": {field: _counts(rows, field) for field in task.group_fields},
+        }
     src = Path(source)
     manifest = {
         "task": task.name,
         "task_version": task.version,
         "source": str(source),
         "source_sha256": sha256_file(src) if src.is_file() else None,
-        "split": split,
-        "examples": EXAMPLES,
-        "examples_sha256": examples_hash(examples),
-        "n": n,
-        "counts": {field: _counts(examples, field) for field in task.group_fields},
+        "n": sum(f["n"] for f in written.values()),
+        "files": written,
+        "options": extra,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "ehrmind_version": __version__,
     }
@@ -43,5 +66,5 @@ def write_snapshot(
     return manifest
 
 
-def _counts(examples: list[Example], field: str) -> dict[str, int]:
+def _counts(examples: Sequence[Example], field: str) -> dict[str, int]:
     return dict(sorted(Counter(str(ex.metadata.get(field, "")) for ex in examples).items()))

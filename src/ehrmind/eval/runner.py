@@ -16,7 +16,8 @@ from typing import Any, Protocol
 
 from ehrmind import __version__
 from ehrmind.errors import ConfigError, DataError
-from ehrmind.io import JsonlAppender, atomic_write_json, atomic_write_jsonl, read_jsonl, sha256_rows
+from ehrmind.io import JsonlAppender, atomic_write_json, atomic_write_jsonl, read_jsonl
+from ehrmind.snapshot import examples_hash
 from ehrmind.tasks.base import Task
 from ehrmind.types import Example
 
@@ -33,10 +34,6 @@ class Generator(Protocol):
     name: str
 
     def generate(self, prompts: list[list[dict[str, str]]], n: int = 1) -> list[list[str]]: ...
-
-
-def examples_hash(examples: Sequence[Example]) -> str:
-    return sha256_rows(ex.to_dict() for ex in examples)
 
 
 def run_info(task: Task, examples: Sequence[Example], data: str, **extra: Any) -> dict[str, Any]:

@@ -54,8 +54,11 @@ class Task(ABC):
     def load(self, source: str | Path, split: str | None = None) -> list[Example]:
         """Examples from a local file (CSV/Parquet/JSONL, or an `ehrmind data` snapshot) or a Hub id."""
         path = Path(source)
-        if path.exists() or path.suffix.lower() in (".csv", ".parquet", ".jsonl", ".json"):
+        if path.is_file() or (
+            not path.exists() and path.suffix.lower() in (".csv", ".parquet", ".jsonl", ".json")
+        ):
             return self.load_file(path)
+        # A Hub id, or a local folder in a Hub dataset layout (e.g. a downloaded snapshot).
         return self.load_hub(str(source), split)
 
     def load_file(self, path: Path) -> list[Example]:
@@ -94,6 +97,14 @@ class Task(ABC):
         self, rows: Iterable[tuple[int, dict[str, Any]]], source: str | Path
     ) -> Iterator[Example]:
         """Map raw source records to Examples; raise DataError naming source, row and field."""
+
+    def build_data(self, source: str | Path, out_dir: str | Path, **options: Any) -> dict[str, Any]:
+        """`ehrmind data`: write canonical Examples as JSONL plus a manifest; returns the manifest.
+
+        Tasks with splits or labelers override this (options come from the command line)."""
+        from ehrmind.snapshot import write_snapshot
+
+        return write_snapshot(self, self.load(source, options.pop("split", None)), source, out_dir, **options)
 
     # ------------------------------------------------------------------ prompting
     @abstractmethod

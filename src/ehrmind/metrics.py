@@ -87,9 +87,7 @@ def summarize(
 # ---------------------------------------------------------------- classification (scikit-learn inside)
 
 
-def bootstrap_metric(
-    fn, *arrays: Sequence[Any], seed: int = 0, resamples: int = 1000
-) -> list[float] | None:
+def bootstrap_metric(fn, *arrays: Sequence[Any], seed: int = 0, resamples: int = 1000) -> list[float] | None:
     """Percentile bootstrap 95% interval of `fn(*arrays)` over items.
 
     Resamples on which the metric is undefined (e.g. one class only, for AUROC) are skipped; None when

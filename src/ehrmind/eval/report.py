@@ -61,7 +61,9 @@ def plot_accuracy(blocks: dict[str, dict[str, Any]], path: Path, title: str) -> 
     tmp.replace(path)
 
 
-def write_report(out: Path, metrics: dict[str, Any], group_fields: Sequence[str]) -> Path:
+def write_report(
+    out: Path, metrics: dict[str, Any], group_fields: Sequence[str], extra: Sequence[str] = ()
+) -> Path:
     run = metrics.get("run", {})
     lines = [f"# Evaluation: {run.get('task', '?')} — {run.get('model', run.get('predictions', '?'))}", ""]
     lines += ["| | |", "|---|---|"]
@@ -93,6 +95,8 @@ def write_report(out: Path, metrics: dict[str, Any], group_fields: Sequence[str]
         "correct and in the output format (what RL rewards); intervals are Wilson (one sample per item) "
         "or a bootstrap over items (several samples).",
     ]
+    if extra:
+        lines += ["", *extra]
     first = f"by_{group_fields[0]}" if group_fields else None
     if first and metrics.get(first):
         plot_accuracy(metrics[first], out / PLOT, f"accuracy by {group_fields[0]}")

@@ -54,7 +54,7 @@ def run_info(task: Task, examples: Sequence[Example], data: str, **extra: Any) -
 def prediction_row(task: Task, example: Example, sample: int, completion: str) -> dict[str, Any]:
     score = task.verify(example, completion)
     row = {"id": example.id, "sample": sample, "completion": completion, **score.to_dict()}
-    for field in task.group_fields:
+    for field in (*task.group_fields, *task.row_fields):
         row[field] = example.metadata.get(field)
     return row
 
@@ -177,7 +177,7 @@ def finalize(task: Task, rows: list[dict[str, Any]], out: Path, info: dict[str, 
     metrics = task.metrics(rows)
     metrics["run"] = {**info, "finished": datetime.now(UTC).isoformat(timespec="seconds")}
     atomic_write_json(out / METRICS, metrics)
-    write_report(out, metrics, task.group_fields)
+    write_report(out, metrics, task.group_fields, extra=task.report_sections(metrics))
     return metrics
 
 

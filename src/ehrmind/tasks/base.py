@@ -31,6 +31,8 @@ class Task(ABC):
     answer_key: ClassVar[str] = "answer"
     group_fields: ClassVar[tuple[str, ...]] = ("category",)
     """Metadata fields copied into each prediction row and used to break metrics down."""
+    row_fields: ClassVar[tuple[str, ...]] = ()
+    """Further metadata fields copied into each prediction row (e.g. patient and trial ids for ranking)."""
 
     def __init__(
         self,
@@ -187,3 +189,7 @@ class Task(ABC):
         from ehrmind.metrics import summarize
 
         return summarize(records, self.group_fields)
+
+    def report_sections(self, metrics: dict[str, Any]) -> list[str]:
+        """Extra Markdown lines for report.md (task-specific metrics); none by default."""
+        return []

@@ -26,6 +26,12 @@ ModeOpt = Annotated[str, typer.Option("--mode", help="Prompt mode: reasoning (th
 PrefillOpt = Annotated[
     bool, typer.Option("--prefill/--no-prefill", help="Prefill the assistant turn with the paper's opening.")
 ]
+TaskOptionOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--task-option", help="Task-specific option key=value, e.g. max_prompt_tokens=3072 (repeatable)."
+    ),
+]
 
 
 def _setup_logging(verbose: bool = False) -> None:
@@ -71,6 +77,7 @@ def eval_cmd(
     mode: ModeOpt = "reasoning",
     prefill: PrefillOpt = False,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1, mps …")] = "cpu",
+    task_option: TaskOptionOpt = None,
 ) -> None:
     """Generate with a Hugging Face model and score with the task's verifier (resumable)."""
     _setup_logging()
@@ -80,7 +87,7 @@ def eval_cmd(
     from ehrmind.registry import get_task
 
     try:
-        t = get_task(task, mode=mode, prefill=prefill)
+        t = get_task(task, mode=mode, prefill=prefill, **_key_values(task_option or []))
         settings = GenerationSettings(
             max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed
         )
@@ -101,7 +108,7 @@ def eval_cmd(
             raise ConfigError("several samples with greedy decoding are identical; set --temperature > 0")
         generator = HFGenerator(model, settings, device=device)
         metrics = run_eval(t, examples, generator, out, samples=samples, batch_size=batch_size, info=info)
-    except (ConfigError, DataError, KeyError) as e:
+    except (ConfigError, DataError, KeyError, TypeError) as e:
         _fail(e)
     _summary(metrics, out)
 
@@ -117,6 +124,7 @@ def score_cmd(
     split: SplitOpt = None,
     mode: ModeOpt = "reasoning",
     prefill: PrefillOpt = False,
+    task_option: TaskOptionOpt = None,
 ) -> None:
     """Score completions produced elsewhere (an API model, another framework)."""
     _setup_logging()
@@ -125,10 +133,10 @@ def score_cmd(
     from ehrmind.registry import get_task
 
     try:
-        t = get_task(task, mode=mode, prefill=prefill)
+        t = get_task(task, mode=mode, prefill=prefill, **_key_values(task_option or []))
         examples = t.load(data, split)
         metrics = run_score(t, examples, predictions, out, info=run_info(t, examples, data))
-    except (ConfigError, DataError, KeyError) as e:
+    except (ConfigError, DataError, KeyError, TypeError) as e:
         _fail(e)
     _summary(metrics, out)
 
@@ -180,6 +188,42 @@ def _key_values(pairs: list[str]) -> dict[str, object]:
             raise ConfigError(f"--set expects key=value, got {pair!r}")
         out[key.strip()] = yaml.safe_load(value)
     return out
+
+
+RecipeOpt = Annotated[Path, typer.Option("--recipe", help="Recipe YAML (see recipes/).")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a recipe key: key=value or trl.key=value (repeatable)."),
+]
+
+
+def _train(stage: str, recipe: Path, overrides: list[str] | None) -> None:
+    _setup_logging()
+    from ehrmind.errors import ConfigError, DataError
+    from ehrmind.train.recipe import load_recipe
+
+    try:
+        r = load_recipe(recipe, overrides or [], stage=stage)  # validated before any model loads
+        if stage == "sft":
+            from ehrmind.train.sft import run_sft as run
+        else:
+            from ehrmind.train.rl import run_rl as run
+        out = run(r)
+    except (ConfigError, DataError, KeyError) as e:
+        _fail(e)
+    typer.echo(f"wrote model, checkpoints and ehrmind_run.json to {out}")
+
+
+@app.command("sft")
+def sft_cmd(recipe: RecipeOpt, option: SetOpt = None) -> None:
+    """SFT warm-up (TRL SFTTrainer); rerun the same command to resume from the last checkpoint."""
+    _train("sft", recipe, option)
+
+
+@app.command("rl")
+def rl_cmd(recipe: RecipeOpt, option: SetOpt = None) -> None:
+    """GRPO with verifiable rewards (TRL GRPOTrainer); rerun the same command to resume."""
+    _train("rl", recipe, option)
 
 
 @app.command("tiny-model")

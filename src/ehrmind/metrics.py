@@ -127,6 +127,22 @@ def classification_metrics(
     """Accuracy, balanced accuracy, Cohen's kappa, macro P/R/F1, per-class scores and the confusion matrix.
 
     `y_pred` may hold -1 for "no valid answer": it counts as wrong for every class."""
+    import warnings
+
+    from sklearn.exceptions import UndefinedMetricWarning
+
+    yt, yp = np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int)
+    if yt.size == 0:
+        return {"n": 0}
+    with warnings.catch_warnings():  # -1 ("no valid answer") is a predicted class absent from y_true
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        warnings.filterwarnings("ignore", message=".*y_pred contains classes not in y_true.*")
+        return _classification_metrics(yt, yp, list(labels), names, ci=ci)
+
+
+def _classification_metrics(
+    yt: np.ndarray, yp: np.ndarray, labels: list[int], names: Sequence[str], *, ci: bool
+) -> dict[str, Any]:
     from sklearn.metrics import (
         accuracy_score,
         balanced_accuracy_score,
@@ -134,11 +150,6 @@ def classification_metrics(
         confusion_matrix,
         precision_recall_fscore_support,
     )
-
-    yt, yp = np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int)
-    if yt.size == 0:
-        return {"n": 0}
-    labels = list(labels)
 
     def bal(t: np.ndarray, p: np.ndarray) -> float:
         return float(balanced_accuracy_score(t, p))

@@ -60,6 +60,7 @@ class HFGenerator:
         enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(
             self.device
         )
+        self._check_context(int(enc["attention_mask"].sum(dim=1).max()))
         # Seed per call so a run is reproducible and a resumed run continues deterministically.
         torch.manual_seed(s.seed + self._calls)
         self._calls += 1
@@ -80,3 +81,13 @@ class HFGenerator:
         new_tokens = out[:, enc["input_ids"].shape[1] :]
         decoded = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
         return [decoded[i * n : (i + 1) * n] for i in range(len(prompts))]
+
+    def _check_context(self, longest_prompt: int) -> None:
+        """Refuse, rather than silently truncate, a prompt the model cannot hold with its answer."""
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        if limit and longest_prompt + self.settings.max_new_tokens > limit:
+            raise ConfigError(
+                f"a prompt of {longest_prompt} tokens plus max_new_tokens {self.settings.max_new_tokens} exceeds "
+                f"the model's context of {limit} tokens; lower --max-new-tokens or give the task a token budget "
+                "(e.g. --task-option max_prompt_tokens=...)"
+            )

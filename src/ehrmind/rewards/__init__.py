@@ -1,0 +1,1 @@
+"""Rewards for RL, computed by `Task.verify` — the same code path as evaluation."""

@@ -1,0 +1,141 @@
+"""Training data from Examples: SFT targets ("explanation as reasoning") and GRPO prompts.
+
+Prompts are rendered with the model's own chat template by the same function evaluation uses, so a model is
+trained on exactly the text it is evaluated on.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from ehrmind.errors import ConfigError
+from ehrmind.generate.chat import render_prompt
+from ehrmind.tasks.base import Task
+from ehrmind.types import Example
+
+log = logging.getLogger(__name__)
+
+
+def _group_key(ex: Example) -> str:
+    return str(ex.metadata.get("category", ""))
+
+
+def select_examples(
+    examples: Sequence[Example],
+    *,
+    fraction: float | None = None,
+    per_category_cap: int | None = None,
+    categories: Sequence[str] | None = None,
+    calculators: Sequence[str] | None = None,
+    per_group: dict[str, int] | None = None,
+    seed: int = 0,
+) -> list[Example]:
+    """Subset sampling by category: filter, then keep `fraction` of each category (at least one row),
+    at most `per_category_cap`, or exactly `per_group[name]` rows for a category or calculator name/id.
+    Deterministic for a seed; the original order is kept."""
+    wanted_cats = set(categories) if categories else None
+    wanted_calcs = {str(c) for c in calculators} if calculators else None
+    pool = []
+    for ex in examples:
+        calc = {str(ex.metadata.get("calculator_id", "")), str(ex.metadata.get("calculator_name", ""))}
+        if wanted_cats is not None and _group_key(ex) not in wanted_cats:
+            continue
+        if wanted_calcs is not None and not (calc & wanted_calcs):
+            continue
+        pool.append(ex)
+    rng = random.Random(seed)
+    if per_group:
+        keep_ids: set[str] = set()
+        for name, count in per_group.items():
+            members = [
+                ex
+                for ex in pool
+                if name
+                in (_group_key(ex), str(ex.metadata.get("calculator_id")), ex.metadata.get("calculator_name"))
+            ]
+            if not members:
+                raise ConfigError(f"sft_data.per_group names {name!r}, which matches no training row")
+            keep_ids.update(ex.id for ex in rng.sample(members, min(count, len(members))))
+        return [ex for ex in pool if ex.id in keep_ids]
+    groups: dict[str, list[Example]] = defaultdict(list)
+    for ex in pool:
+        groups[_group_key(ex)].append(ex)
+    keep: set[str] = set()
+    for _, members in sorted(groups.items()):
+        n = len(members)
+        if fraction is not None:
+            n = max(1, math.ceil(fraction * n))
+        if per_category_cap is not None:
+            n = min(n, per_category_cap)
+        keep.update(ex.id for ex in rng.sample(members, n))
+    return [ex for ex in pool if ex.id in keep]
+
+
+def prompt_text(tokenizer: Any, task: Task, example: Example) -> str:
+    """The prompt as text, without a BOS the tokenizer will add again when TRL encodes it."""
+    text = render_prompt(tokenizer, task.render(example))
+    bos = getattr(tokenizer, "bos_token", None)
+    if bos and text.startswith(bos):
+        ids = tokenizer("x")["input_ids"]
+        if ids and ids[0] == tokenizer.bos_token_id:
+            text = text[len(bos) :]
+    return text
+
+
+def _fits(tokenizer: Any, text: str, max_tokens: int | None) -> bool:
+    return max_tokens is None or len(tokenizer(text)["input_ids"]) <= max_tokens
+
+
+def sft_rows(
+    task: Task, examples: Sequence[Example], tokenizer: Any, *, max_prompt_tokens: int | None = None
+) -> tuple[list[dict[str, str]], dict[str, int]]:
+    """Prompt–completion rows: the reference explanation inside <think>, the gold answer in the answer JSON.
+
+    TRL computes the loss on the completion only and appends the EOS token."""
+    rows, counts = [], {"kept": 0, "no_explanation": 0, "prompt_too_long": 0}
+    for ex in examples:
+        reasoning = str(ex.metadata.get("explanation") or "").strip()
+        if task.mode == "reasoning" and not reasoning:
+            counts["no_explanation"] += 1
+            continue
+        prompt = prompt_text(tokenizer, task, ex)
+        if not _fits(tokenizer, prompt, max_prompt_tokens):
+            counts["prompt_too_long"] += 1
+            continue
+        rows.append(
+            {"prompt": prompt, "completion": task.gold_completion(ex, reasoning), "example_id": ex.id}
+        )
+        counts["kept"] += 1
+    _report(counts, "SFT")
+    return rows, counts
+
+
+def rl_rows(
+    task: Task, examples: Sequence[Example], tokenizer: Any, *, max_prompt_tokens: int | None = None
+) -> tuple[list[dict[str, str]], dict[str, int]]:
+    """GRPO rows: the rendered prompt and the example id the reward functions verify against."""
+    rows, counts = [], {"kept": 0, "prompt_too_long": 0}
+    for ex in examples:
+        prompt = prompt_text(tokenizer, task, ex)
+        if not _fits(tokenizer, prompt, max_prompt_tokens):
+            counts["prompt_too_long"] += 1
+            continue
+        rows.append({"prompt": prompt, "example_id": ex.id})
+        counts["kept"] += 1
+    _report(counts, "RL")
+    return rows, counts
+
+
+def _report(counts: dict[str, int], stage: str) -> None:
+    dropped = {k: v for k, v in counts.items() if k != "kept" and v}
+    if dropped:
+        log.warning("%s data: kept %d rows, dropped %s", stage, counts["kept"], dropped)
+    if not counts["kept"]:
+        raise ConfigError(
+            f"{stage} data is empty after filtering ({dropped}); check the data and sft_data options"
+        )

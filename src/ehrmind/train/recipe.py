@@ -1,0 +1,284 @@
+"""Recipes: one YAML per model × stage × task, validated before any model loads.
+
+A recipe has ehrmind's own fields (task, data, model, SFT data builder, reward weights, LoRA) and a `trl:`
+section mapped onto TRL's own `SFTConfig` / `GRPOConfig`, so every TRL knob is available without being
+re-declared here. `include:` pulls in a base recipe; `--set key=value` overrides win (dotted keys reach
+nested fields, e.g. `trl.learning_rate=1e-3`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ehrmind.errors import ConfigError
+
+Stage = Literal["sft", "rl"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TaskOptions(_Strict):
+    mode: Literal["reasoning", "direct"] = Field(
+        "reasoning", description="Output contract: think + answer, or answer only."
+    )
+    prefill: bool | str = Field(False, description="Prefill the assistant turn (true = the paper's opening).")
+    system_prompt: str | None = Field(None, description="Replace the task's system prompt.")
+
+
+class RewardWeightsOptions(_Strict):
+    correct: float = 1.1
+    wrong: float = 0.0
+    bad_format: float = Field(-2.0, description="A penalty: keep it <= wrong.")
+
+
+class LoraOptions(_Strict):
+    enabled: bool = False
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] | str = "all-linear"
+
+
+class SFTDataOptions(_Strict):
+    builder: Literal["explanation"] = Field(
+        "explanation",
+        description="explanation: the row's reference explanation inside <think>, gold answer in JSON.",
+    )
+    fraction: float | None = Field(
+        None, gt=0, le=1, description="Share of rows kept per category (paper: 0.2)."
+    )
+    per_category_cap: int | None = Field(None, ge=1, description="At most this many rows per category.")
+    categories: list[str] | None = Field(
+        None, description="Only these categories (e.g. from a diagnosis plan)."
+    )
+    calculators: list[str] | None = Field(None, description="Only these calculator names or ids.")
+    per_group: dict[str, int] | None = Field(None, description="Exact row counts per category or calculator.")
+    seed: int = 0
+
+
+class Recipe(_Strict):
+    stage: Stage
+    task: str = "medcalc"
+    task_options: TaskOptions = TaskOptions()
+    data: str = Field(description="Training data: local file, snapshot, or Hub dataset id.")
+    split: str | None = Field(None, description="Split of a Hub dataset (default train).")
+    limit: int | None = Field(None, ge=1, description="Use only the first N training rows.")
+    model: str = Field(description="Model folder or Hub id; for rl, typically the SFT output_dir.")
+    output_dir: str
+    seed: int = 0
+    max_prompt_tokens: int | None = Field(
+        None, ge=8, description="Drop (and count) training prompts longer than this; notes are never cut."
+    )
+    sft_data: SFTDataOptions = SFTDataOptions()
+    reward_weights: RewardWeightsOptions = RewardWeightsOptions()
+    lora: LoraOptions = LoraOptions()
+    trl: dict[str, Any] = Field(default_factory=dict, description="Fields of TRL's SFTConfig / GRPOConfig.")
+
+    @field_validator("trl")
+    @classmethod
+    def _no_reserved(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for key in ("output_dir", "seed"):
+            if key in v:
+                raise ValueError(f"set `{key}` at the top level of the recipe, not under trl")
+        return v
+
+
+# ---------------------------------------------------------------- loading
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    path = path.resolve()
+    if path in seen:
+        raise ConfigError(f"{path}: include cycle ({' -> '.join(str(p) for p in (*seen, path))})")
+    if not path.is_file():
+        raise ConfigError(f"recipe not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a recipe is a mapping of keys to values")
+    includes = raw.pop("include", None) or []
+    merged: dict[str, Any] = {}
+    for inc in [includes] if isinstance(includes, str) else includes:
+        merged = _deep_merge(merged, _read_yaml(path.parent / inc, (*seen, path)))
+    return _deep_merge(merged, raw)
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """`key=value` / `a.b=value` overrides; values are parsed as YAML scalars."""
+    data = dict(data)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        parts = key.strip().split(".")
+        node = data
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {key}: {p} is not a section")
+        node[parts[-1]] = yaml.safe_load(value)
+    return data
+
+
+def load_recipe(
+    path: str | Path, overrides: list[str] | None = None, *, stage: Stage | None = None
+) -> Recipe:
+    """Read, merge includes, apply overrides and validate — TRL fields included — without loading a model."""
+    data = _select_stage(_read_yaml(Path(path)), stage, path)
+    data = apply_overrides(data, overrides or [])
+    if stage is not None:
+        data.setdefault("stage", stage)
+        if data["stage"] != stage:
+            raise ConfigError(f"{path} is a {data['stage']!r} recipe; use `ehrmind {data['stage']}` for it")
+    try:
+        recipe = Recipe.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(f"{path}: {_explain(e)}") from None
+    recipe.trl = check_trl_fields(recipe)
+    return recipe
+
+
+def _select_stage(data: dict[str, Any], stage: Stage | None, path: str | Path) -> dict[str, Any]:
+    """A file may hold both stages: shared keys at the top, `sft:` and `rl:` sections for each stage."""
+    sections = {k: data[k] for k in ("sft", "rl") if isinstance(data.get(k), dict)}
+    if not sections:
+        return data
+    if stage is None:
+        raise ConfigError(f"{path} holds several stages ({', '.join(sections)}); say which one to run")
+    if stage not in sections:
+        raise ConfigError(f"{path} has no {stage!r} section")
+    shared = {k: v for k, v in data.items() if k not in ("sft", "rl")}
+    return {**_deep_merge(shared, sections[stage]), "stage": stage}
+
+
+def _explain(e: ValidationError) -> str:
+    msgs = []
+    for err in e.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            parent = Recipe
+            for p in err["loc"][:-1]:
+                ann = parent.model_fields.get(str(p))
+                parent = ann.annotation if ann and isinstance(ann.annotation, type) else parent
+            known = list(parent.model_fields) if hasattr(parent, "model_fields") else []
+            close = difflib.get_close_matches(str(err["loc"][-1]), known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(known)}"
+            msgs.append(f"unknown key {loc!r}{hint}")
+        else:
+            msgs.append(f"{loc}: {err['msg']} (got {err.get('input')!r})")
+    return "; ".join(msgs)
+
+
+# ---------------------------------------------------------------- TRL fields
+
+
+def trl_config_class(stage: Stage) -> type:
+    if stage == "sft":
+        from trl import SFTConfig
+
+        return SFTConfig
+    from trl import GRPOConfig
+
+    return GRPOConfig
+
+
+def _no_gpu() -> bool:
+    try:
+        import torch
+
+        return not torch.cuda.is_available()
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return True
+
+
+# On CPU TRL's defaults pick bf16 and run 5-7x slower or fail; these apply unless the recipe sets them.
+CPU_DEFAULTS = {"bf16": False, "fp16": False, "use_cpu": True, "gradient_checkpointing": False}
+# Nothing leaves the machine unless the user configures it: no experiment trackers by default.
+PRIVATE_DEFAULTS = {"report_to": "none"}
+
+
+def check_trl_fields(recipe: Recipe) -> dict[str, Any]:
+    """Unknown TRL keys, wrong types and a group size that doesn't divide the batch fail here, early.
+
+    Returns the TRL values coerced to their declared types ("3e-3" from YAML becomes 0.003)."""
+    import dataclasses
+    import typing
+
+    from pydantic import TypeAdapter
+
+    cls = trl_config_class(recipe.stage)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    hints = typing.get_type_hints(cls)
+    coerced: dict[str, Any] = {}
+    for key, value in recipe.trl.items():
+        coerced[key] = value
+        if key not in fields:
+            close = difflib.get_close_matches(key, list(fields), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"unknown trl.{key} for {cls.__name__}{hint}")
+        try:
+            adapter = TypeAdapter(hints.get(key, Any))
+        except Exception:  # an exotic annotation pydantic can't model: TRL checks it itself
+            continue
+        try:
+            valid = adapter.validate_python(value)
+        except ValidationError:
+            raise ConfigError(
+                f"trl.{key} = {value!r} has the wrong type; {cls.__name__} expects {hints.get(key)}"
+            ) from None
+        if type(valid) in (int, float, bool) and not isinstance(value, type(valid)):
+            coerced[key] = valid  # a number or flag given as text
+    if recipe.stage == "rl":
+        t = coerced
+        g = int(t.get("num_generations", fields["num_generations"].default or 8))
+        per_device = int(t.get("per_device_train_batch_size", fields["per_device_train_batch_size"].default))
+        steps = t.get("steps_per_generation") or t.get("gradient_accumulation_steps", 1)
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        batch = t.get("generation_batch_size") or per_device * world * int(steps)
+        if g < 2:
+            raise ConfigError("trl.num_generations (the group size) must be >= 2 for GRPO advantages")
+        if batch % g:
+            raise ConfigError(
+                f"the generation batch ({batch} = per_device_train_batch_size {per_device} × processes {world} × "
+                f"steps {steps}) must be divisible by trl.num_generations ({g}); e.g. set "
+                f"trl.per_device_train_batch_size to a multiple of {g}"
+            )
+        beta = t.get("beta", 0.0)
+        if isinstance(beta, (int, float)) and beta < 0:
+            raise ConfigError(
+                "trl.beta is the KL penalty coefficient and must be >= 0 (a negative value rewards KL)"
+            )
+    w = recipe.reward_weights
+    if w.bad_format > w.wrong or w.wrong >= w.correct:
+        raise ConfigError("reward_weights must satisfy bad_format <= wrong < correct")
+    return coerced
+
+
+def trl_kwargs(recipe: Recipe) -> dict[str, Any]:
+    """Keyword arguments for the TRL config: CPU and privacy defaults, then the recipe's own values."""
+    kwargs: dict[str, Any] = dict(PRIVATE_DEFAULTS)
+    if _no_gpu():
+        kwargs.update(CPU_DEFAULTS)
+        if recipe.stage == "rl":
+            kwargs["use_vllm"] = False
+    kwargs.update(recipe.trl)
+    kwargs["output_dir"] = recipe.output_dir
+    kwargs["seed"] = recipe.seed
+    return kwargs

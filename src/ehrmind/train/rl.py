@@ -1,0 +1,45 @@
+"""`ehrmind rl`: GRPO on TRL's GRPOTrainer, rewarded by `Task.verify` (format + correctness)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from ehrmind.train.recipe import Recipe, trl_kwargs
+from ehrmind.train.run import Prepared
+
+log = logging.getLogger(__name__)
+
+
+def build_rl_trainer(recipe: Recipe) -> tuple[Any, Prepared]:
+    import datasets
+    from trl import GRPOConfig, GRPOTrainer
+
+    from ehrmind.rewards.trl import reward_functions
+    from ehrmind.train.data import rl_rows
+    from ehrmind.train.run import prepare, write_run_record
+
+    prepared = prepare(recipe)
+    rows, counts = rl_rows(
+        prepared.task, prepared.examples, prepared.tokenizer, max_prompt_tokens=recipe.max_prompt_tokens
+    )
+    config = GRPOConfig(**trl_kwargs(recipe))
+    trainer = GRPOTrainer(
+        model=prepared.model,
+        reward_funcs=reward_functions(prepared.task, prepared.examples),
+        args=config,
+        train_dataset=datasets.Dataset.from_list(rows),
+        processing_class=prepared.tokenizer,
+        peft_config=prepared.peft_config,
+    )
+    write_run_record(recipe, prepared, counts, trainer, stage="rl")
+    log.info("GRPO on %d prompts, %d completions per prompt", len(rows), config.num_generations)
+    return trainer, prepared
+
+
+def run_rl(recipe: Recipe) -> Path:
+    from ehrmind.train.run import train_and_save
+
+    trainer, prepared = build_rl_trainer(recipe)
+    return train_and_save(trainer, recipe, prepared)

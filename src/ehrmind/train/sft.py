@@ -1,0 +1,53 @@
+"""`ehrmind sft`: the SFT warm-up on TRL's SFTTrainer (loss on the assistant completion only)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from ehrmind.train.recipe import Recipe, trl_kwargs
+from ehrmind.train.run import Prepared
+
+log = logging.getLogger(__name__)
+
+
+def build_sft_trainer(recipe: Recipe) -> tuple[Any, Prepared]:
+    import datasets
+    from trl import SFTConfig, SFTTrainer
+
+    from ehrmind.train.data import select_examples, sft_rows
+    from ehrmind.train.run import prepare, write_run_record
+
+    prepared = prepare(recipe)
+    sd = recipe.sft_data
+    selected = select_examples(
+        prepared.examples,
+        fraction=sd.fraction,
+        per_category_cap=sd.per_category_cap,
+        categories=sd.categories,
+        calculators=sd.calculators,
+        per_group=sd.per_group,
+        seed=sd.seed,
+    )
+    rows, counts = sft_rows(
+        prepared.task, selected, prepared.tokenizer, max_prompt_tokens=recipe.max_prompt_tokens
+    )
+    config = SFTConfig(**{"completion_only_loss": True, **trl_kwargs(recipe)})
+    trainer = SFTTrainer(
+        model=prepared.model,
+        args=config,
+        train_dataset=datasets.Dataset.from_list(rows),
+        processing_class=prepared.tokenizer,
+        peft_config=prepared.peft_config,
+    )
+    write_run_record(recipe, prepared, {**counts, "selected": len(selected)}, trainer, stage="sft")
+    log.info("SFT on %d rows (%d selected of %d)", len(rows), len(selected), len(prepared.examples))
+    return trainer, prepared
+
+
+def run_sft(recipe: Recipe) -> Path:
+    from ehrmind.train.run import train_and_save
+
+    trainer, prepared = build_sft_trainer(recipe)
+    return train_and_save(trainer, recipe, prepared)

@@ -1,0 +1,357 @@
+"""Training: recipes validated before any model loads; real SFT and GRPO steps on a tiny model; resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from ehrmind import register_task
+from ehrmind.cli import app
+from ehrmind.errors import ConfigError
+from ehrmind.tasks.medcalc import MedCalcTask
+from ehrmind.train.recipe import load_recipe
+from ehrmind.types import Score
+
+runner = CliRunner()
+REPO = Path(__file__).resolve().parents[1]
+CPU = {"bf16": False, "fp16": False, "use_cpu": True, "gradient_checkpointing": False, "report_to": "none"}
+
+
+@pytest.fixture(scope="module")
+def train_jsonl(tmp_path_factory) -> Path:
+    from ehrmind.io import atomic_write_jsonl
+    from ehrmind.tasks.synthetic.notes import make_rows
+
+    path = tmp_path_factory.mktemp("train") / "train.jsonl"
+    atomic_write_jsonl(path, make_rows(24, seed=3))
+    return path
+
+
+def _recipe(tmp_path: Path, stage: str, data: Path, model: Path, out: Path, **trl) -> Path:
+    body = {
+        "stage": stage,
+        "task": "medcalc",
+        "data": str(data),
+        "model": str(model),
+        "output_dir": str(out),
+        "trl": {**CPU, "logging_steps": 1, "save_steps": 1000, **trl},
+    }
+    path = tmp_path / f"{stage}.yaml"
+    path.write_text(yaml.safe_dump(body))
+    return path
+
+
+# ------------------------------------------------------------------ recipes
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        # a typo in an ehrmind key names the key and suggests the right one
+        pytest.param(["learnig_rate=1"], "unknown key 'learnig_rate'", id="unknown-top-level"),
+        pytest.param(
+            ["lora.rank=8"], "unknown key 'lora.rank'; known keys: enabled, r,", id="unknown-nested"
+        ),
+        # every TRL field is checked against TRL's own config class
+        pytest.param(["trl.learnin_rate=1e-3"], "did you mean 'learning_rate'", id="unknown-trl"),
+        pytest.param(
+            ["trl.num_train_epochs=lots"], "trl.num_train_epochs = 'lots' has the wrong type", id="trl-type"
+        ),
+        pytest.param(["seed=abc"], "seed", id="wrong-type"),
+        pytest.param(["trl.output_dir=x"], "top level", id="reserved-in-trl"),
+    ],
+)
+def test_bad_sft_recipes_fail_with_a_fix(tmp_path, overrides, message):
+    path = _recipe(tmp_path, "sft", Path("d.jsonl"), Path("m"), tmp_path / "o")
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_recipe(path, overrides, stage="sft")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        # 6 completions per step cannot hold whole groups of 4
+        pytest.param(
+            ["trl.per_device_train_batch_size=6", "trl.num_generations=4"],
+            "divisible by trl.num_generations",
+            id="group-does-not-divide",
+        ),
+        pytest.param(["trl.num_generations=1"], ">= 2", id="group-of-one"),
+        # KL is a penalty: a negative coefficient would reward drifting from the reference
+        pytest.param(["trl.beta=-0.1"], "penalty", id="negative-kl"),
+        pytest.param(["reward_weights.bad_format=1"], "bad_format <= wrong", id="format-bonus"),
+    ],
+)
+def test_bad_rl_recipes(tmp_path, overrides, message):
+    path = _recipe(
+        tmp_path,
+        "rl",
+        Path("d.jsonl"),
+        Path("m"),
+        tmp_path / "o",
+        num_generations=4,
+        per_device_train_batch_size=8,
+    )
+    with pytest.raises(ConfigError, match=message):
+        load_recipe(path, overrides, stage="rl")
+
+
+def test_bad_recipe_fails_before_the_model_loads(tmp_path):
+    # the model folder does not exist: the error must be about the recipe, not the model
+    path = _recipe(tmp_path, "rl", Path("d.jsonl"), tmp_path / "no-model", tmp_path / "o", num_generations=3)
+    result = runner.invoke(app, ["rl", "--recipe", str(path)])
+    assert result.exit_code == 2 and "divisible by trl.num_generations (3)" in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_overrides_includes_and_two_stage_files(tmp_path):
+    base = tmp_path / "base.yaml"
+    base.write_text(
+        yaml.safe_dump(
+            {
+                "task": "medcalc",
+                "data": "d.jsonl",
+                "trl": {"logging_steps": 3},
+                "sft": {"model": "m", "output_dir": "o/sft", "trl": {"learning_rate": 1e-4}},
+                "rl": {"model": "o/sft", "output_dir": "o/rl", "trl": {"num_generations": 4}},
+            }
+        )
+    )
+    child = tmp_path / "child.yaml"
+    child.write_text("include: base.yaml\nseed: 7\n")
+    sft = load_recipe(child, ["trl.learning_rate=3e-3"], stage="sft")  # YAML reads 3e-3 as text: coerced
+    assert sft.stage == "sft" and sft.seed == 7 and sft.trl == {"logging_steps": 3, "learning_rate": 0.003}
+    rl = load_recipe(child, [], stage="rl")
+    assert rl.model == "o/sft" and rl.trl["num_generations"] == 4
+    with pytest.raises(ConfigError, match="several stages"):
+        load_recipe(child)
+
+
+def test_shipped_recipes_validate(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "8")
+    for path in sorted((REPO / "recipes" / "medcalc").glob("*-instruct.yaml")):
+        sft, rl = load_recipe(path, stage="sft"), load_recipe(path, stage="rl")
+        assert (
+            sft.trl["learning_rate"] == 2e-5
+            and sft.trl["num_train_epochs"] == 2
+            and sft.trl["max_length"] == 4096
+        )
+        assert rl.trl["num_generations"] == 12 and rl.trl["learning_rate"] == 1e-6 and rl.trl["beta"] == 0.001
+        assert (
+            rl.trl["temperature"] == 0.6
+            and rl.trl["top_p"] == 0.95
+            and rl.trl["max_completion_length"] == 1500
+        )
+        # 32 prompts × 12 samples per step on 8 GPUs
+        t = rl.trl
+        assert t["per_device_train_batch_size"] * 8 * t["steps_per_generation"] == 32 * 12
+    for stage in ("sft", "rl"):
+        assert load_recipe(REPO / "recipes" / "demo.yaml", stage=stage).trl["use_cpu"] is True
+
+
+# ------------------------------------------------------------------ real training steps
+
+
+def _weights(path: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(path / "model.safetensors"))
+
+
+def _changed(a: dict, b: dict) -> bool:
+    import torch
+
+    return any(not torch.equal(a[k], b[k]) for k in a)
+
+
+def test_sft_steps_change_weights_and_record_the_run(tmp_path, tiny_model, train_jsonl):
+    out = tmp_path / "sft"
+    path = _recipe(
+        tmp_path,
+        "sft",
+        train_jsonl,
+        tiny_model,
+        out,
+        learning_rate=1e-3,
+        max_steps=3,
+        per_device_train_batch_size=4,
+        max_length=512,
+    )
+    result = runner.invoke(app, ["sft", "--recipe", str(path), "--set", "sft_data.per_category_cap=5"])
+    assert result.exit_code == 0, result.output
+    assert _changed(_weights(tiny_model), _weights(out))
+    record = json.loads((out / "ehrmind_run.json").read_text())
+    assert record["seed"] == 0 and len(record["data_sha256"]) == 64 and record["versions"]["trl"]
+    assert record["recipe"]["sft_data"]["per_category_cap"] == 5 and record["data_counts"]["selected"] == 10
+    history = json.loads((out / "log_history.json").read_text())
+    assert [h["step"] for h in history if "loss" in h] == [1, 2, 3]
+
+
+def test_sft_loss_is_on_the_completion_only(tmp_path, tiny_model, train_jsonl):
+    from ehrmind.train.sft import build_sft_trainer
+
+    path = _recipe(tmp_path, "sft", train_jsonl, tiny_model, tmp_path / "o", max_steps=1, max_length=512)
+    trainer, prepared = build_sft_trainer(load_recipe(path, stage="sft"))
+    row = trainer.train_dataset[0]
+    ids, mask = row["input_ids"], [label != -100 for label in row["labels"]]  # TRL folds the mask into labels
+    tok = prepared.tokenizer
+    completion = tok.decode([i for i, m in zip(ids, mask, strict=True) if m])
+    prompt = tok.decode([i for i, m in zip(ids, mask, strict=True) if not m])
+    assert completion.startswith("<think>") and completion.endswith("</answer><|end|>")
+    assert "Here is the patient note" in prompt and prompt.endswith("<|assistant|>\n")
+
+
+@register_task("medcalc_parity")
+class ParityTask(MedCalcTask):
+    """MedCalc data with a verdict a random model meets about half the time (even-length completions), so a
+    few GRPO steps see reward variance and really update the weights. Real MedCalc rewards are exercised by
+    the demo, whose SFT-warmed model produces the output format."""
+
+    def verify(self, example, completion):
+        ok = len(completion) % 2 == 0
+        return Score(format_ok=True, correct=ok, parsed=len(completion), reward=self.weights.reward(True, ok))
+
+
+def test_grpo_steps_rewards_equal_verify(tmp_path, tiny_model, train_jsonl):
+    from ehrmind import get_task
+    from ehrmind.train.data import prompt_text
+    from ehrmind.train.rl import build_rl_trainer
+    from ehrmind.train.run import train_and_save
+
+    out = tmp_path / "rl"
+    path = _recipe(
+        tmp_path,
+        "rl",
+        train_jsonl,
+        tiny_model,
+        out,
+        learning_rate=1e-2,
+        max_steps=2,
+        per_device_train_batch_size=8,
+        num_generations=8,
+        max_completion_length=24,
+        temperature=1.0,
+        beta=0.01,
+    )
+    recipe = load_recipe(path, ["task=medcalc_parity"], stage="rl")
+    trainer, prepared = build_rl_trainer(recipe)
+    assert [f.__name__ for f in trainer.reward_funcs] == ["format_reward", "correctness_reward"]
+    train_and_save(trainer, recipe, prepared)
+    assert _changed(_weights(tiny_model), _weights(out))
+    task = get_task("medcalc_parity")
+    by_prompt = {prompt_text(prepared.tokenizer, task, ex): ex for ex in prepared.examples}
+    logs = trainer._logs  # what TRL logged for each completion
+    assert len(logs["completion"]) == 8  # TRL keeps the last generation batch
+    rewards = []
+    for i, (prompt, completion) in enumerate(zip(logs["prompt"], logs["completion"], strict=True)):
+        score = task.verify(by_prompt[prompt], completion)
+        total = logs["rewards"]["format_reward"][i] + logs["rewards"]["correctness_reward"][i]
+        assert total == pytest.approx(score.reward)
+        rewards.append(total)
+    assert len(set(rewards)) == 2  # both verdicts occurred, so the update had a signal
+    history = json.loads((out / "log_history.json").read_text())
+    assert all("rewards/format_reward/mean" in h and "kl" in h for h in history if "reward" in h)
+
+
+def test_medcalc_reward_components_sum_to_score_reward(train_jsonl):
+    from ehrmind import get_task
+    from ehrmind.rewards.trl import reward_functions
+
+    task = get_task("medcalc")
+    examples = task.load(train_jsonl)[:3]
+    fmt, correct = reward_functions(task, examples)
+    ex = examples[0]
+    completions = [
+        task.gold_completion(ex, "r"),  # right and well-formed: 1.1
+        '<think>r</think><answer>{"answer": -1}</answer>',  # well-formed, wrong: 0
+        '{"answer": 1}',  # no contract: -2
+    ]
+    ids = [ex.id] * 3
+    totals = [a + b for a, b in zip(fmt(completions, ids), correct(completions, ids), strict=True)]
+    assert totals == [task.verify(ex, c).reward for c in completions] == [1.1, 0.0, -2.0]
+
+
+def test_killed_sft_run_resumes_from_its_last_checkpoint(tmp_path, tiny_model, train_jsonl):
+    out = tmp_path / "sft"
+    path = _recipe(
+        tmp_path,
+        "sft",
+        train_jsonl,
+        tiny_model,
+        out,
+        learning_rate=1e-3,
+        max_steps=40,
+        per_device_train_batch_size=2,
+        save_steps=2,
+        max_length=512,
+    )
+    cmd = [sys.executable, "-m", "ehrmind", "sft", "--recipe", str(path)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 180
+    try:
+        while time.monotonic() < deadline and not (out / "checkpoint-6" / "trainer_state.json").exists():
+            if proc.poll() is not None:
+                pytest.fail("training finished before it could be killed")
+            time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    done = sorted(int(p.name.split("-")[1]) for p in out.glob("checkpoint-*"))
+    assert done and done[-1] < 40
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "resuming from" in result.stderr + result.stdout
+    state = json.loads((out / f"checkpoint-{40}" / "trainer_state.json").read_text())
+    assert state["global_step"] == 40
+    steps = [h["step"] for h in json.loads((out / "log_history.json").read_text()) if "loss" in h]
+    assert steps == list(range(1, 41))  # the counter continued: every step once, none repeated
+
+
+def test_accelerate_two_cpu_processes(tmp_path, tiny_model, train_jsonl):
+    accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
+    if accelerate is None:
+        pytest.skip("accelerate's launcher is not installed")
+    out = tmp_path / "rl"
+    path = _recipe(
+        tmp_path,
+        "rl",
+        train_jsonl,
+        tiny_model,
+        out,
+        learning_rate=1e-3,
+        max_steps=2,
+        per_device_train_batch_size=4,
+        num_generations=4,
+        max_completion_length=16,
+    )
+    cmd = [
+        accelerate,
+        "launch",
+        "--config_file",
+        str(REPO / "recipes/accelerate/cpu2.yaml"),
+        "-m",
+        "ehrmind",
+        "rl",
+        "--recipe",
+        str(path),
+    ]
+    result = subprocess.run(
+        cmd, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads((out / "ehrmind_run.json").read_text())
+    assert record["recipe"]["stage"] == "rl" and record["num_processes"] == 2
+    history = json.loads((out / "log_history.json").read_text())
+    assert [h["step"] for h in history if "reward" in h] == [1, 2]

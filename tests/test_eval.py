@@ -184,6 +184,10 @@ def _with_template(tokenizer, template: str):
 
 def test_prompt_longer_than_the_context_is_refused(tmp_path, synthetic_csv, tiny_model):
     # the tiny model holds 2048 positions: a 2000-token answer budget leaves no room for the prompt
-    args = [*_eval_args(synthetic_csv, tiny_model, tmp_path / "e", "--limit", "1"), "--max-new-tokens", "2000"]
+    args = [
+        *_eval_args(synthetic_csv, tiny_model, tmp_path / "e", "--limit", "1"),
+        "--max-new-tokens",
+        "2000",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and "exceeds the model's context of 2048 tokens" in result.output

@@ -177,17 +177,9 @@ def data_cmd(
 
 def _key_values(pairs: list[str]) -> dict[str, object]:
     """`key=value` strings to a dict; values parsed as YAML scalars (numbers, booleans, lists)."""
-    import yaml
+    from ehrmind.train.recipe import apply_overrides
 
-    from ehrmind.errors import ConfigError
-
-    out: dict[str, object] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set expects key=value, got {pair!r}")
-        out[key.strip()] = yaml.safe_load(value)
-    return out
+    return apply_overrides({}, pairs)
 
 
 RecipeOpt = Annotated[Path, typer.Option("--recipe", help="Recipe YAML (see recipes/).")]
@@ -224,6 +216,33 @@ def sft_cmd(recipe: RecipeOpt, option: SetOpt = None) -> None:
 def rl_cmd(recipe: RecipeOpt, option: SetOpt = None) -> None:
     """GRPO with verifiable rewards (TRL GRPOTrainer); rerun the same command to resume."""
     _train("rl", recipe, option)
+
+
+@app.command("audit")
+def audit_cmd(
+    data: DataOpt,
+    out: OutOpt,
+    task: Annotated[
+        str, typer.Option("--task", help="Only medcalc has a calculator knowledge base.")
+    ] = "medcalc",
+    corrected: Annotated[
+        Path | None,
+        typer.Option("--corrected", help="Physician-corrected labels (Unique ID, Ground Truth Answer, …)."),
+    ] = None,
+) -> None:
+    """Recompute every row with the calculator knowledge base; report agreement and disagreement causes."""
+    _setup_logging()
+    from ehrmind.errors import DataError
+
+    if task != "medcalc":
+        _fail(ValueError(f"audit supports --task medcalc only, got {task!r}"))
+    from ehrmind.tasks.medcalc.audit import run_audit
+
+    try:
+        run_audit(data, out, corrected=corrected)
+    except (DataError, KeyError) as e:
+        _fail(e)
+    typer.echo(f"wrote {out / 'audit.csv'} and {out / 'summary.md'}")
 
 
 @app.command("tiny-model")

@@ -1,0 +1,417 @@
+"""From an event dataset to Examples: stream subjects, label them (or take labels from a file), serialize the
+timeline at each prediction time, and write `examples.jsonl` + `manifest.json`.
+
+Memory: one subject's events, the examples' text as they are written, and small counters. Examples are
+written to a temporary file and moved into place at the end (never half a file), with the content hash
+`ehrmind.snapshot.examples_hash` would compute, so `ehrmind eval` runs can name the data they used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ehrmind.errors import ConfigError
+from ehrmind.tasks.ehrshot.codes import CodeSet, Vocabulary
+from ehrmind.tasks.ehrshot.labelers import (
+    LabConfig,
+    Labeler,
+    LabelerConfig,
+    LabelResult,
+    NewDiagnosisConfig,
+    default_config,
+    make_labeler,
+)
+from ehrmind.tasks.ehrshot.readers import (
+    FileLabel,
+    ReadStats,
+    Timeline,
+    iter_timelines,
+    read_label_file,
+    read_splits,
+    resolve_source,
+)
+from ehrmind.tasks.ehrshot.serialize import SerializerConfig, TimelineSerializer
+from ehrmind.types import Example
+
+if TYPE_CHECKING:
+    from ehrmind.tasks.base import Task
+
+log = logging.getLogger(__name__)
+
+EXAMPLES = "examples.jsonl"
+MANIFEST = "manifest.json"
+LABEL_NAMES = {True: "yes", False: "no"}
+"""The one place the label names live: target.label_name and the answer JSON use these."""
+
+BUILD_OPTIONS: dict[str, str] = {
+    "labeler": "labeler name (required), e.g. new_hypertension",
+    "labels": "an existing label file used as is (EHRSHOT labeled_patients.csv or MEDS labels parquet)",
+    "config": "YAML file of labeler settings (code sets, windows, thresholds)",
+    "vocabulary": "code descriptions: OMOP CONCEPT.csv, MEDS codes.parquet or a code,description table",
+    "ontology": "OMOP vocabulary folder (CONCEPT.csv, CONCEPT_ANCESTOR.csv) to expand root codes",
+    "splits": "subject splits file (MEDS subject_splits.parquet, EHRSHOT person_id_map.csv)",
+    "split": "keep only subjects of this split",
+    "seed": "seed for max_examples_per_subject sampling",
+    "max_examples_per_subject": "keep at most this many examples per subject (seeded sample)",
+    "limit": "stop after this many examples",
+    "min_age": "drop prediction times before this age in years (EHRSHOT's one-label sampling used 18)",
+    "strict_codes": "an ICD (or user-vocabulary) code missing from its vocabulary is an error",
+    "sort": "sort the events by subject in memory (for unsorted data that fits in memory)",
+    "batch_rows": "rows per read batch",
+    "max_tokens": "token budget of the serialized timeline",
+    "tables": "event tables to include, comma-separated, or a preset: default, all, paper",
+    "lab_history": "values shown per lab or vital",
+    "tokenizer": "Hugging Face tokenizer to count tokens (default: 4 characters a token)",
+    "show_codes": "show codes next to descriptions",
+    "skip_unnamed": "leave out events known only by a numeric item id",
+}
+SERIALIZER_KEYS = ("max_tokens", "tables", "lab_history", "tokenizer", "show_codes", "skip_unnamed")
+
+
+@dataclass
+class BuildStats:
+    subjects: int = 0
+    subjects_with_examples: int = 0
+    examples: int = 0
+    positives: int = 0
+    truncated: int = 0
+    exclusions: Counter[str] = field(default_factory=Counter)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "subjects_read": self.subjects,
+            "subjects_with_examples": self.subjects_with_examples,
+            "examples": self.examples,
+            "positives": self.positives,
+            "negatives": self.examples - self.positives,
+            "truncated": self.truncated,
+            "exclusions": dict(sorted(self.exclusions.items())),
+        }
+
+
+class ExampleBuilder:
+    """Configured once from options; `examples()` streams the Examples."""
+
+    def __init__(self, task_name: str, source: str | Path, **options: Any):
+        unknown = sorted(set(options) - set(BUILD_OPTIONS) - set(_labeler_fields()))
+        if unknown:
+            raise ConfigError(
+                f"unknown ehrshot option(s): {', '.join(unknown)}; build options: {', '.join(BUILD_OPTIONS)}; "
+                f"labeler options: {', '.join(sorted(_labeler_fields()))}"
+            )
+        name = options.get("labeler")
+        if not name:
+            raise ConfigError(
+                "ehrshot needs a labeler: --labeler NAME (e.g. new_hypertension); see docs/ehrshot.md"
+            )
+        self.task_name = task_name
+        self.source = resolve_source(source)
+        self.options = options
+        config = default_config(str(name))
+        overrides: dict[str, Any] = {}
+        if options.get("config"):
+            overrides.update(_read_yaml(Path(options["config"])))
+        overrides.update({k: v for k, v in options.items() if k in _labeler_fields()})
+        self.labeler_config: LabelerConfig = config.with_overrides(overrides) if overrides else config
+        self.ontology_info: dict[str, Any] | None = None
+        codes = None
+        if isinstance(self.labeler_config, (NewDiagnosisConfig, LabConfig)):
+            codes = CodeSet.parse(self.labeler_config.codes)
+            if options.get("ontology"):
+                from ehrmind.tasks.ehrshot.ontology import expand_descendants
+
+                codes, self.ontology_info = expand_descendants(codes, options["ontology"])
+        self.labeler: Labeler = make_labeler(self.labeler_config, codes)
+        vocab_files = options.get("vocabulary") or []
+        vocab_files = [vocab_files] if isinstance(vocab_files, (str, Path)) else list(vocab_files)
+        if self.source.codes_file is not None:
+            vocab_files = [self.source.codes_file, *vocab_files]
+        self.vocab = Vocabulary.load(vocab_files)
+        self.serializer_config = SerializerConfig(
+            **{k: options[k] for k in SERIALIZER_KEYS if options.get(k) is not None}
+        )
+        self.serializer = TimelineSerializer(self.serializer_config, self.vocab)
+        splits_path = options.get("splits") or self.source.splits_file
+        self.splits = read_splits(splits_path) if splits_path else {}
+        self.split = options.get("split")
+        if self.split and not self.splits:
+            raise ConfigError(
+                f"split={self.split!r} needs subject splits: none found beside the data; pass --set splits=PATH"
+            )
+        self.labels: dict[Any, list[FileLabel]] | None = (
+            read_label_file(options["labels"]) if options.get("labels") else None
+        )
+        self.seed = int(options.get("seed") or 0)
+        self.per_subject = _positive_int(options, "max_examples_per_subject")
+        self.limit = _positive_int(options, "limit")
+        self.min_age = options.get("min_age")
+        self.read_stats = ReadStats()
+        self.stats = BuildStats()
+        self.unmatched_label_subjects = 0
+
+    def examples(self) -> Iterator[Example]:
+        opts = self.options
+        timelines = iter_timelines(
+            self.source,
+            vocab=self.vocab,
+            strict_codes=bool(opts.get("strict_codes")),
+            sort=bool(opts.get("sort")),
+            batch_rows=int(opts.get("batch_rows") or 65_536),
+            stats=self.read_stats,
+        )
+        finished = False
+        try:
+            for tl in timelines:
+                self.stats.subjects += 1
+                split = self.splits.get(tl.subject_id)
+                if self.split and split != self.split:
+                    continue
+                for made, ex in enumerate(self._subject_examples(tl, split)):
+                    self.stats.subjects_with_examples += made == 0
+                    self.stats.examples += 1
+                    self.stats.positives += bool(ex.target["label"])
+                    self.stats.truncated += bool(ex.metadata["truncated"])
+                    yield ex
+                    if self.limit and self.stats.examples >= self.limit:
+                        return
+            finished = True
+        finally:
+            timelines.close()
+            self._report(finished)
+
+    def _report(self, finished: bool) -> None:
+        """Counts for the manifest and warnings; label-file leftovers only mean something after a full pass."""
+        if self.labels is not None:
+            self.unmatched_label_subjects = len(self.labels)
+            if self.labels and finished:
+                log.warning(
+                    "%d label-file subjects have no events in %s; their labels were skipped",
+                    len(self.labels),
+                    self.source.path,
+                )
+        if self.read_stats.unknown_codes:
+            log.warning(
+                "%d distinct codes (%d rows) are not in their vocabulary, e.g. %s; shown as they are",
+                len(self.read_stats.unknown_codes),
+                sum(self.read_stats.unknown_codes.values()),
+                ", ".join(self.read_stats.unknown_examples[:3]),
+            )
+
+    def _labels(self, tl: Timeline) -> list[LabelResult]:
+        if self.labels is not None:
+            rows = self.labels.pop(tl.subject_id, [])
+            return [LabelResult(r.prediction_time, r.value, r.label_class) for r in rows]
+        return self.labeler.label(tl, self.stats.exclusions)
+
+    def _subject_examples(self, tl: Timeline, split: str | None) -> Iterator[Example]:
+        results = self._labels(tl)
+        if self.min_age is not None and results:
+            birth = next((e.time for e in tl.timed if e.code in ("MEDS_BIRTH", "SNOMED/3950001")), None)
+            kept = [
+                r for r in results if birth is None or _age(birth, r.prediction_time) >= float(self.min_age)
+            ]
+            self.stats.exclusions["excluded: younger than min_age"] += len(results) - len(kept)
+            results = kept
+        seen: set[datetime] = set()
+        unique = []
+        for r in results:
+            if r.prediction_time in seen:
+                self.stats.exclusions["excluded: duplicate prediction time"] += 1
+                continue
+            seen.add(r.prediction_time)
+            unique.append(r)
+        results = unique
+        if self.per_subject and len(results) > self.per_subject:
+            ranked = sorted(results, key=lambda r: _rank(self.seed, tl.subject_id, r.prediction_time))
+            keep = set(id(r) for r in ranked[: self.per_subject])
+            self.stats.exclusions["excluded: over max_examples_per_subject"] += len(results) - len(keep)
+            results = [r for r in results if id(r) in keep]
+        for r in results:
+            yield self.example(tl, r, split)
+
+    def example(self, tl: Timeline, r: LabelResult, split: str | None) -> Example:
+        return make_example(self.task_name, self.labeler, self.serializer, tl, r, split)
+
+    def manifest(self, n: int, sha: str, counts: dict[str, Any]) -> dict[str, Any]:
+        from ehrmind import __version__
+        from ehrmind.io import sha256_file
+
+        src = self.source.path
+        return {
+            "n": n,
+            "files": {EXAMPLES: {"n": n, "sha256": sha, "counts": counts}},
+            "source": str(src),
+            "source_sha256": sha256_file(src) if src.is_file() else None,
+            "source_files": [str(f) for f in self.source.files],
+            "labeler": self.labeler.name,
+            "labeler_config": _jsonable(dataclasses.asdict(self.labeler_config)),
+            "labels_file": str(self.options["labels"]) if self.options.get("labels") else None,
+            "label_file_subjects_without_events": self.unmatched_label_subjects
+            if self.labels is not None
+            else None,
+            "ontology": self.ontology_info,
+            "serializer": _jsonable(dataclasses.asdict(self.serializer_config)),
+            "vocabularies": self.vocab.sources,
+            "splits": str(self.options.get("splits") or self.source.splits_file or "") or None,
+            "read": self.read_stats.to_dict(),
+            "stats": self.stats.to_dict(),
+            "options": _jsonable({k: v for k, v in self.options.items()}),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "ehrmind_version": __version__,
+        }
+
+
+def make_example(
+    task_name: str,
+    labeler: Labeler,
+    serializer: TimelineSerializer,
+    tl: Timeline,
+    r: LabelResult,
+    split: str | None = None,
+) -> Example:
+    """One Example: the timeline serialized up to the label's prediction time, the labeler's question, the
+    label as target (`LABEL_NAMES`), and metadata for reports (never for the prompt)."""
+    ser = serializer.serialize(tl, r.prediction_time)
+    pt = r.prediction_time.isoformat()
+    target: dict[str, Any] = {"label": bool(r.value), "label_name": LABEL_NAMES[bool(r.value)]}
+    metadata: dict[str, Any] = {
+        "subject_id": tl.subject_id,
+        "prediction_time": pt,
+        "label": bool(r.value),
+        "labeler": labeler.name,
+        "category": labeler.name,
+        "n_events_before": ser.n_events_before,
+        "n_events_used": ser.n_events_used,
+        "truncated": ser.truncated,
+        "approx_tokens": ser.approx_tokens,
+    }
+    if r.label_class is not None:
+        target["label_class"] = r.label_class
+        metadata["label_class"] = r.label_class
+    if split is not None:
+        metadata["split"] = split
+    return Example(
+        id=f"{tl.subject_id}@{pt}",
+        task=task_name,
+        input={"timeline": ser.text, "question": labeler.question(r.prediction_time, r.detail)},
+        target=target,
+        metadata=metadata,
+    )
+
+
+def build_snapshot(task: Task, source: str | Path, out_dir: str | Path, **options: Any) -> dict[str, Any]:
+    """`ehrmind data --task ehrshot`: stream Examples into `examples.jsonl` (each line an Example plus
+    top-level id, subject_id, prediction_time and label) and write `manifest.json`."""
+    from ehrmind.io import atomic_write_json
+
+    builder = ExampleBuilder(task.name, source, **options)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    h = hashlib.sha256()
+    counts: dict[str, Counter[str]] = {"category": Counter(), "label": Counter(), "split": Counter()}
+    n = 0
+    fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{EXAMPLES}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            for ex in builder.examples():
+                d = ex.to_dict()
+                h.update(json.dumps(d, sort_keys=True, ensure_ascii=False, default=str).encode())
+                h.update(b"\n")
+                line = {
+                    **d,
+                    "subject_id": ex.metadata["subject_id"],
+                    "prediction_time": ex.metadata["prediction_time"],
+                    "label": ex.target["label"],
+                }
+                fh.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
+                n += 1
+                counts["category"][ex.metadata["category"]] += 1
+                counts["label"][ex.target["label_name"]] += 1
+                counts["split"][str(ex.metadata.get("split", ""))] += 1
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, out / EXAMPLES)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    manifest = {
+        "task": task.name,
+        "task_version": task.version,
+        **builder.manifest(n, h.hexdigest(), {k: dict(sorted(v.items())) for k, v in counts.items()}),
+    }
+    atomic_write_json(out / MANIFEST, manifest)
+    if n == 0:
+        log.warning("no examples: check the labeler's code set and the data (see manifest stats)")
+    return manifest
+
+
+def build_examples(task_name: str, source: str | Path, **options: Any) -> list[Example]:
+    """All Examples in memory (for `Task.load` on raw event data)."""
+    return list(ExampleBuilder(task_name, source, **options).examples())
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def _labeler_fields() -> set[str]:
+    from ehrmind.tasks.ehrshot.labelers import (
+        LabConfig,
+        LongStayConfig,
+        NewDiagnosisConfig,
+        ReadmissionConfig,
+        VisitConfig,
+    )
+
+    names: set[str] = set()
+    for cls in (NewDiagnosisConfig, ReadmissionConfig, LongStayConfig, LabConfig, VisitConfig):
+        names |= {f.name for f in dataclasses.fields(cls)}
+    return names - {"name"}
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
+    if not path.is_file():
+        raise ConfigError(f"labeler config not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of labeler settings")
+    return data
+
+
+def _positive_int(options: dict[str, Any], key: str) -> int | None:
+    v = options.get(key)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ConfigError(f"{key} must be a whole number >= 1, got {v!r}")
+    return v
+
+
+def _age(birth: datetime, t: datetime) -> float:
+    return (t - birth).days / 365.25
+
+
+def _rank(seed: int, subject: Any, t: datetime) -> str:
+    """A deterministic pseudo-random rank per (seed, subject, time), independent of other subjects."""
+    return hashlib.sha256(f"{seed}|{subject}|{t.isoformat()}".encode()).hexdigest()
+
+
+def _jsonable(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=str))

@@ -1,0 +1,621 @@
+"""EHRSHOT labelers (Wornow et al., NeurIPS 2023), as in the benchmark's own code (FEMR `labelers/ehrshot.py`).
+
+Every labeler turns one Timeline into (prediction time, boolean label) pairs. Definitions:
+
+* **New diagnosis** (`new_hypertension`, `new_hyperlipidemia`, `new_pancan`, `new_celiac`, `new_lupus`,
+  `new_acutemi`): prediction at 11:59pm on the day of discharge of each inpatient stay; positive when a
+  code of the disease's set occurs in (prediction time + 1 minute, prediction time + 365 days].
+  Excluded: prediction times at or after the first diagnosis ("already diagnosed"). Censored (no label):
+  no diagnosis in the window and the record ends before the window does (EHRSHOT's TimeHorizonEventLabeler
+  with censored labels discarded). A death inside the window without the diagnosis is therefore censored,
+  as in EHRSHOT.
+* **30-day readmission** (`guo_readmission`): prediction at 11:59pm on the discharge day; positive when a
+  new inpatient admission starts in (prediction time + 1 minute, + 30 days]. Excluded: stays followed by a
+  new admission on the discharge day itself (it would be in the prompt). Censored as above.
+* **Long length of stay** (`guo_los`): prediction at 11:59pm on the admission day; positive when
+  discharge − admission >= 7 days. Excluded: stays discharged on the day of admission.
+* **Lab results** (`lab_thrombocytopenia`, `lab_hyperkalemia`, `lab_hypoglycemia`, `lab_hyponatremia`,
+  `lab_anemia`): prediction one minute before each result of the lab; EHRSHOT's four classes (normal,
+  mild, moderate, severe) from its thresholds, binarized as in EHRSHOT's evaluation: abnormal (mild or
+  worse) is positive. Excluded: results at the time of the patient's first event, and results without a
+  usable value or unit.
+
+Inpatient stays: OMOP visits (`Visit/IP` events with an end time, EHRSHOT; single-point visits dropped) or,
+for MIMIC-IV MEDS, each `HOSPITAL_ADMISSION//…` paired with the next `HOSPITAL_DISCHARGE…`.
+
+Code sets and thresholds are configuration: a dataclass per labeler with EHRSHOT's defaults (SNOMED / LOINC
+roots) plus ICD-9-CM / ICD-10-CM sets and MIMIC-IV lab item ids, overridable from a YAML file or
+`--set key=value`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import operator
+from abc import ABC, abstractmethod
+from bisect import bisect_left
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+from ehrmind.errors import ConfigError
+from ehrmind.tasks.ehrshot.codes import CodeSet
+from ehrmind.tasks.ehrshot.readers import Timeline
+
+LAB_CLASSES = ("normal", "mild", "moderate", "severe")
+
+
+def end_of_day(t: datetime) -> datetime:
+    """11:59pm of that day, at minute resolution (EHRSHOT saves its prediction times so)."""
+    return t.replace(hour=23, minute=59, second=0, microsecond=0)
+
+
+@dataclass(frozen=True)
+class LabelResult:
+    """One label: when the prediction is made, and the answer. `detail` may describe what is asked about
+    (the lab's name) but never holds anything from after the prediction time."""
+
+    prediction_time: datetime
+    value: bool
+    label_class: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------- stays
+
+
+@dataclass
+class VisitConfig:
+    """How inpatient stays are found."""
+
+    inpatient_codes: tuple[str, ...] = ("Visit/IP",)
+    """OMOP visit codes counted as inpatient (EHRSHOT: Visit/IP; EHRSHOT's MIMIC runs add Visit/ERIP)."""
+    admission_prefixes: tuple[str, ...] = ("HOSPITAL_ADMISSION",)
+    """MEDS codes opening a stay (MIMIC-IV MEDS: HOSPITAL_ADMISSION//<type>//<location>)."""
+    discharge_prefixes: tuple[str, ...] = ("HOSPITAL_DISCHARGE",)
+    """MEDS codes closing the open stay."""
+    exclude_admission_types: tuple[str, ...] = ()
+    """MIMIC admission types to ignore (second code segment), e.g. ["EU OBSERVATION"]; none by default."""
+
+
+def inpatient_stays(
+    tl: Timeline, cfg: VisitConfig, stats: Counter[str] | None = None
+) -> list[tuple[datetime, datetime]]:
+    """(admission, discharge) pairs, sorted and de-duplicated."""
+    stats = stats if stats is not None else Counter()
+    stays: set[tuple[datetime, datetime]] = set()
+    inpatient = set(cfg.inpatient_codes)
+    open_at: datetime | None = None
+    skipping = False
+    for e in tl.timed:
+        t = e.time
+        assert t is not None
+        if e.code in inpatient and e.end is not None and e.table in (None, "visit_occurrence"):
+            if e.end > t:
+                stays.add((t, e.end))
+            else:
+                stats["visit: end not after start (dropped)"] += 1
+            continue
+        if e.code.startswith(cfg.admission_prefixes):
+            if open_at is not None:
+                stats["visit: admission without discharge (dropped)"] += 1
+            parts = e.code.split("//")
+            skipping = len(parts) > 1 and parts[1] in cfg.exclude_admission_types
+            open_at = None if skipping else t
+            if skipping:
+                stats["visit: excluded admission type"] += 1
+        elif e.code.startswith(cfg.discharge_prefixes):
+            if open_at is not None:
+                if t > open_at:
+                    stays.add((open_at, t))
+                else:
+                    stats["visit: end not after start (dropped)"] += 1
+            open_at, skipping = None, False
+    if open_at is not None:
+        stats["visit: admission without discharge (dropped)"] += 1
+    return sorted(stays)
+
+
+def _time_horizon_labels(
+    prediction_times: Sequence[datetime],
+    outcomes: Sequence[datetime],
+    end_time: datetime | None,
+    start: timedelta,
+    end: timedelta,
+    censor: bool,
+    stats: Counter[str],
+) -> list[LabelResult]:
+    """EHRSHOT's TimeHorizonEventLabeler: positive if an outcome falls in [t + start, t + end]; negative if
+    not and the record goes on to t + end; otherwise censored (dropped, unless `censor` is off)."""
+    out = []
+    for t in prediction_times:
+        i = bisect_left(outcomes, t + start)
+        if i < len(outcomes) and outcomes[i] <= t + end:
+            out.append(LabelResult(t, True))
+        elif end_time is not None and end_time >= t + end:
+            out.append(LabelResult(t, False))
+        elif censor:
+            stats["excluded: censored (follow-up ends inside the window)"] += 1
+        else:
+            out.append(LabelResult(t, False))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- configs
+
+
+@dataclass
+class LabelerConfig:
+    """Fields shared by every labeler."""
+
+    name: str = ""
+    title: str = ""
+    """What is predicted, in words (used in the question)."""
+    visits: VisitConfig = field(default_factory=VisitConfig)
+
+    def with_overrides(self, overrides: dict[str, Any]) -> LabelerConfig:
+        """A copy with fields replaced; unknown keys raise ConfigError listing the valid ones."""
+        names = {f.name for f in dataclasses.fields(self)} - {"name"}
+        visit_names = {f.name for f in dataclasses.fields(VisitConfig)}
+        unknown = [k for k in overrides if k not in names and k not in visit_names]
+        if unknown:
+            raise ConfigError(
+                f"unknown option(s) for labeler {self.name}: {', '.join(unknown)}; "
+                f"valid: {', '.join(sorted(names | visit_names))}"
+            )
+        visit = {k: _as_tuple(v) for k, v in overrides.items() if k in visit_names}
+        own = {k: v for k, v in overrides.items() if k in names and k != "visits"}
+        if isinstance(overrides.get("visits"), dict):
+            visit.update({k: _as_tuple(v) for k, v in overrides["visits"].items()})
+        fields = {f.name: f for f in dataclasses.fields(self)}
+        for k, v in own.items():
+            if k == "unit_factors" and isinstance(v, dict):
+                own[k] = tuple((str(u).lower(), float(f)) for u, f in v.items())
+            elif isinstance(getattr(self, k), tuple):
+                own[k] = _as_tuple(v)
+            elif fields[k].type in ("int", "float") and not isinstance(v, (int, float)):
+                raise ConfigError(f"labeler option {k} must be a number, got {v!r}")
+        new = dataclasses.replace(self, **own)
+        if visit:
+            new = dataclasses.replace(new, visits=dataclasses.replace(self.visits, **visit))
+        new.validate()
+        return new
+
+    def validate(self) -> None:  # noqa: B027 - optional hook
+        """Cross-field checks; raise ConfigError saying what to change."""
+
+
+def _as_tuple(v: Any) -> Any:
+    if isinstance(v, str):
+        return tuple(s.strip() for s in v.split(",") if s.strip())
+    if isinstance(v, (list, tuple)):
+        return tuple(v)
+    return v
+
+
+@dataclass
+class NewDiagnosisConfig(LabelerConfig):
+    codes: tuple[str, ...] = ()
+    """Codes of the disease (`VOCAB/CODE`, a trailing `*` for a prefix)."""
+    horizon_days: int = 365
+    horizon_start_minutes: int = 1
+    censor: bool = True
+    """Drop negatives whose record ends inside the window (EHRSHOT); off: count them as negatives."""
+
+    def validate(self) -> None:
+        if not self.codes:
+            raise ConfigError(f"labeler {self.name}: 'codes' is empty; give at least one code")
+        if self.horizon_days <= 0:
+            raise ConfigError(f"labeler {self.name}: horizon_days must be > 0")
+        _check_codes(self.name, self.codes)
+
+
+@dataclass
+class ReadmissionConfig(LabelerConfig):
+    horizon_days: int = 30
+    horizon_start_minutes: int = 1
+    censor: bool = True
+
+    def validate(self) -> None:
+        if self.horizon_days <= 0:
+            raise ConfigError(f"labeler {self.name}: horizon_days must be > 0")
+
+
+@dataclass
+class LongStayConfig(LabelerConfig):
+    min_days: float = 7.0
+
+    def validate(self) -> None:
+        if self.min_days <= 0:
+            raise ConfigError(f"labeler {self.name}: min_days must be > 0")
+
+
+def _check_codes(name: str, codes: Sequence[str]) -> None:
+    try:
+        CodeSet.parse(codes, where=f"labeler {name} codes")
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+
+
+@dataclass
+class LabConfig(LabelerConfig):
+    analyte: str = ""
+    """The measured substance, in words (e.g. 'sodium')."""
+    codes: tuple[str, ...] = ()
+    unit: str = ""
+    """The unit the thresholds are in, after conversion."""
+    levels: tuple[tuple[str, str, float], ...] = ()
+    """(class, operator, threshold), checked in order; no match is 'normal'."""
+    unit_factors: tuple[tuple[str, float], ...] | None = None
+    """(unit prefix, factor to the thresholds' unit), lower-case; a unit matching none is unusable (the
+    result is skipped, as EHRSHOT does). None: the unit is not looked at (EHRSHOT's sodium, platelets)."""
+
+    def validate(self) -> None:
+        if not self.codes:
+            raise ConfigError(f"labeler {self.name}: 'codes' is empty; give at least one code")
+        if not self.levels:
+            raise ConfigError(f"labeler {self.name}: 'levels' is empty")
+        for lv in self.levels:
+            if len(lv) != 3 or lv[0] not in LAB_CLASSES[1:] or lv[1] not in _OPS:
+                raise ConfigError(
+                    f"labeler {self.name}: each level is [class, operator, threshold] with class in "
+                    f"{LAB_CLASSES[1:]} and operator in {tuple(_OPS)}; got {lv!r}"
+                )
+        _check_codes(self.name, self.codes)
+
+    def classify(self, value: float | None, text: str | None, unit: str | None) -> str | None:
+        """EHRSHOT's class for one result, or None when it cannot be read."""
+        if value is None and text is not None:
+            if text.strip().lower() in ("normal", "adequate"):
+                return "normal"
+            try:
+                value = float(text)
+            except ValueError:
+                return None
+        if value is None:
+            return None
+        if self.unit_factors is not None:
+            u = (unit or "").strip().lower()
+            factor = next((f for prefix, f in self.unit_factors if u.startswith(prefix)), None)
+            if not u or factor is None:
+                return None
+            value = value * factor
+        for cls, op, threshold in self.levels:
+            if _OPS[op](value, float(threshold)):
+                return cls
+        return "normal"
+
+    @property
+    def criterion(self) -> str:
+        """'sodium <= 135 mmol/L': the boundary between normal and abnormal."""
+        mild = next((lv for lv in self.levels if lv[0] == "mild"), self.levels[-1])
+        return f"{self.analyte} {mild[1]} {float(mild[2]):g} {self.unit}".strip()
+
+
+# ---------------------------------------------------------------------------------------------- labelers
+
+
+class Labeler(ABC):
+    """Turns a Timeline into labels. Subclasses set `kind` and the label names a model may answer with."""
+
+    kind: ClassVar[str] = ""
+    positive_names: ClassVar[tuple[str, ...]] = ()
+    negative_names: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, config: LabelerConfig):
+        config.validate()
+        self.config = config
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @abstractmethod
+    def label(self, tl: Timeline, stats: Counter[str]) -> list[LabelResult]:
+        """All labels of one subject, in time order; exclusions are counted in `stats`."""
+
+    @abstractmethod
+    def question(self, prediction_time: datetime, detail: dict[str, Any]) -> str:
+        """The task question for one example."""
+
+    def code_sets(self) -> dict[str, CodeSet]:
+        return {}
+
+
+class NewDiagnosisLabeler(Labeler):
+    kind = "new_diagnosis"
+    positive_names = ("diagnosed", "new diagnosis")
+    negative_names = ("not diagnosed", "no new diagnosis", "no diagnosis")
+
+    def __init__(self, config: NewDiagnosisConfig, codes: CodeSet | None = None):
+        super().__init__(config)
+        self.config: NewDiagnosisConfig = config
+        self.codes = codes or CodeSet.parse(config.codes)
+
+    def code_sets(self) -> dict[str, CodeSet]:
+        return {"outcome": self.codes}
+
+    def label(self, tl: Timeline, stats: Counter[str]) -> list[LabelResult]:
+        cfg = self.config
+        times = sorted({end_of_day(dis) for _, dis in inpatient_stays(tl, cfg.visits, stats)})
+        outcomes = [e.time for e in tl.timed if e.canonical in self.codes]
+        if outcomes:
+            first = outcomes[0]
+            kept = [t for t in times if t < first]  # EHRSHOT: prediction times before the first diagnosis
+            stats["excluded: already diagnosed"] += len(times) - len(kept)
+            times = kept
+        return _time_horizon_labels(
+            times,
+            outcomes,  # type: ignore[arg-type]
+            tl.end_time,
+            timedelta(minutes=cfg.horizon_start_minutes),
+            timedelta(days=cfg.horizon_days),
+            cfg.censor,
+            stats,
+        )
+
+    def question(self, prediction_time: datetime, detail: dict[str, Any]) -> str:
+        return (
+            f"Will this patient receive a first diagnosis of {self.config.title} within "
+            f"{self.config.horizon_days} days after the prediction time ({prediction_time:%Y-%m-%d %H:%M})? "
+            "The prediction is made at the end of the day of a hospital discharge."
+        )
+
+
+class ReadmissionLabeler(Labeler):
+    kind = "readmission"
+    positive_names = ("readmitted", "readmission")
+    negative_names = ("not readmitted", "no readmission")
+
+    def __init__(self, config: ReadmissionConfig):
+        super().__init__(config)
+        self.config: ReadmissionConfig = config
+
+    def label(self, tl: Timeline, stats: Counter[str]) -> list[LabelResult]:
+        cfg = self.config
+        stays = inpatient_stays(tl, cfg.visits, stats)
+        admissions = sorted(a for a, _ in stays)
+        times = set()
+        for _, dis in stays:
+            t = end_of_day(dis)
+            # readmitted on the very day of discharge: that admission would be in the prompt (EHRSHOT's
+            # "patients readmitted on same day as discharge" exclusion)
+            i = bisect_left(admissions, dis)
+            if i < len(admissions) and admissions[i] <= t:
+                stats["excluded: readmitted on the day of discharge"] += 1
+                continue
+            times.add(t)
+        return _time_horizon_labels(
+            sorted(times),
+            admissions,
+            tl.end_time,
+            timedelta(minutes=cfg.horizon_start_minutes),
+            timedelta(days=cfg.horizon_days),
+            cfg.censor,
+            stats,
+        )
+
+    def question(self, prediction_time: datetime, detail: dict[str, Any]) -> str:
+        return (
+            "The patient was discharged from an inpatient stay on the day of the prediction time "
+            f"({prediction_time:%Y-%m-%d %H:%M}). Will the patient be readmitted to the hospital (a new "
+            f"inpatient admission) within {self.config.horizon_days} days?"
+        )
+
+
+class LongStayLabeler(Labeler):
+    kind = "long_los"
+    positive_names = ("long stay", "long", "long length of stay")
+    negative_names = ("short stay", "short", "not long")
+
+    def __init__(self, config: LongStayConfig):
+        super().__init__(config)
+        self.config: LongStayConfig = config
+
+    def label(self, tl: Timeline, stats: Counter[str]) -> list[LabelResult]:
+        out: dict[datetime, LabelResult] = {}
+        for adm, dis in inpatient_stays(tl, self.config.visits, stats):
+            if adm.date() == dis.date():
+                stats["excluded: discharged on the day of admission"] += 1
+                continue
+            t = end_of_day(adm)
+            if t in out:
+                stats["excluded: second stay with the same prediction time"] += 1
+                continue
+            out[t] = LabelResult(t, (dis - adm) >= timedelta(days=self.config.min_days))
+        return sorted(out.values(), key=lambda r: r.prediction_time)
+
+    def question(self, prediction_time: datetime, detail: dict[str, Any]) -> str:
+        return (
+            "The patient was admitted to the hospital on the day of the prediction time "
+            f"({prediction_time:%Y-%m-%d %H:%M}) and is still in hospital. Will this hospital stay last "
+            f"{self.config.min_days:g} days or longer (from admission to discharge)?"
+        )
+
+
+class LabLabeler(Labeler):
+    kind = "lab"
+    positive_names = ("abnormal", "mild", "moderate", "severe")
+    negative_names = ("normal",)
+
+    def __init__(self, config: LabConfig, codes: CodeSet | None = None):
+        super().__init__(config)
+        self.config: LabConfig = config
+        self.codes = codes or CodeSet.parse(config.codes)
+
+    def code_sets(self) -> dict[str, CodeSet]:
+        return {"lab": self.codes}
+
+    def label(self, tl: Timeline, stats: Counter[str]) -> list[LabelResult]:
+        first = tl.start_time
+        out: dict[datetime, LabelResult] = {}
+        for e in tl.timed:
+            if e.canonical not in self.codes:
+                continue
+            if e.time == first:
+                stats["excluded: result at the time of the first event"] += 1
+                continue
+            cls = self.config.classify(e.numeric_value, e.text_value, e.unit)
+            if cls is None:
+                stats["excluded: no usable value or unit"] += 1
+                continue
+            t = e.time - timedelta(minutes=1)  # type: ignore[operator]
+            if t in out:
+                stats["excluded: second result at the same time"] += 1
+                continue
+            out[t] = LabelResult(t, cls != "normal", cls, {"code": e.code})
+        return list(out.values())
+
+    def question(self, prediction_time: datetime, detail: dict[str, Any]) -> str:
+        c = self.config
+        return (
+            f"A {c.analyte} test result for this patient will be reported one minute after the prediction "
+            f"time ({prediction_time:%Y-%m-%d %H:%M}). Will the result be abnormal, that is, show "
+            f"{c.title} ({c.criterion})?"
+        )
+
+
+# ---------------------------------------------------------------------------------------------- defaults
+
+# SNOMED roots are EHRSHOT's (FEMR labelers/ehrshot.py), expanded to descendants by EHRSHOT's ontology;
+# pass an OMOP vocabulary folder (`--set ontology=DIR`) to do the same. ICD sets serve ICD-coded data
+# (MIMIC-IV): the hypertension and hyperlipidemia ranges are the project's (ICD-9 401-405 / ICD-10 I10-I16;
+# ICD-9 272.0-272.4 / ICD-10 E78.0-E78.5); the others are the usual ICD categories of each disease.
+NEW_DIAGNOSIS_DEFAULTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "new_hypertension": (
+        "hypertension",
+        ("SNOMED/59621000",)
+        + tuple(f"ICD10CM/{c}*" for c in ("I10", "I11", "I12", "I13", "I15", "I16"))
+        + tuple(f"ICD9CM/{c}*" for c in ("401", "402", "403", "404", "405")),
+    ),
+    "new_hyperlipidemia": (
+        "hyperlipidemia",
+        ("SNOMED/55822004",)
+        + tuple(f"ICD10CM/{c}*" for c in ("E780", "E781", "E782", "E783", "E784", "E785"))
+        + tuple(f"ICD9CM/{c}*" for c in ("2720", "2721", "2722", "2723", "2724")),
+    ),
+    "new_pancan": ("pancreatic cancer", ("SNOMED/372003004", "ICD10CM/C25*", "ICD9CM/157*")),
+    "new_celiac": ("celiac disease", ("SNOMED/396331005", "ICD10CM/K900*", "ICD9CM/5790*")),
+    "new_lupus": ("systemic lupus erythematosus", ("SNOMED/55464009", "ICD10CM/M32*", "ICD9CM/7100*")),
+    "new_acutemi": (
+        "acute myocardial infarction",
+        ("SNOMED/57054005", "ICD10CM/I21*", "ICD10CM/I22*", "ICD9CM/410*"),
+    ),
+}
+
+# EHRSHOT's lab roots (LOINC groups/parts are expanded by its ontology), a few exact LOINC codes of the same
+# tests so the task works without an ontology, and MIMIC-IV lab item ids (labevents, not ICU chart copies).
+LAB_DEFAULTS: dict[str, dict[str, Any]] = {
+    "lab_thrombocytopenia": {
+        "title": "thrombocytopenia",
+        "analyte": "platelet count",
+        "unit": "x10^9/L",
+        "codes": ("LOINC/LP393218-5", "LOINC/LG32892-8", "LOINC/777-3", "LOINC/26515-7", "LAB//51265//*"),
+        "levels": (("severe", "<", 50.0), ("moderate", "<", 100.0), ("mild", "<", 150.0)),
+        "unit_factors": None,
+    },
+    "lab_hyperkalemia": {
+        "title": "hyperkalemia",
+        "analyte": "potassium",
+        "unit": "mmol/L",
+        "codes": (
+            "LOINC/LG7931-1",
+            "LOINC/LP386618-5",
+            "LOINC/LG10990-6",
+            "LOINC/6298-4",
+            "LOINC/2823-3",
+            "LAB//50971//*",
+            "LAB//50822//*",
+        ),
+        "levels": (("severe", ">", 7.0), ("moderate", ">", 6.0), ("mild", ">", 5.5)),
+        # EHRSHOT divides mg/dL by 18 for potassium too (a glucose factor); kept for faithful labels
+        "unit_factors": (("mmol/l", 1.0), ("meq/l", 1.0), ("mg/dl", 1 / 18)),
+    },
+    "lab_hypoglycemia": {
+        "title": "hypoglycemia",
+        "analyte": "glucose",
+        "unit": "mmol/L",
+        "codes": (
+            "SNOMED/33747003",
+            "LOINC/LP416145-3",
+            "LOINC/14749-6",
+            "LOINC/2345-7",
+            "LOINC/2339-0",
+            "LOINC/15074-8",
+            "LAB//50931//*",
+            "LAB//50809//*",
+        ),
+        "levels": (("severe", "<", 3.0), ("moderate", "<", 3.5), ("mild", "<=", 3.9)),
+        "unit_factors": (("mg/dl", 1 / 18), ("mmol/l", 1.0)),
+    },
+    "lab_hyponatremia": {
+        "title": "hyponatremia",
+        "analyte": "sodium",
+        "unit": "mmol/L",
+        "codes": ("LOINC/LG11363-5", "LOINC/2951-2", "LOINC/2947-0", "LAB//50983//*", "LAB//50824//*"),
+        "levels": (("severe", "<", 125.0), ("moderate", "<", 130.0), ("mild", "<=", 135.0)),
+        "unit_factors": None,
+    },
+    "lab_anemia": {
+        "title": "anemia",
+        "analyte": "hemoglobin",
+        "unit": "g/L",
+        "codes": ("LOINC/LP392452-1", "LOINC/718-7", "LAB//51222//*", "LAB//50811//*"),
+        "levels": (("severe", "<", 70.0), ("moderate", "<", 110.0), ("mild", "<", 120.0)),
+        # EHRSHOT: g/dL x 10 -> g/L; mg/dL / 100 (sic); g/L as is
+        "unit_factors": (("g/dl", 10.0), ("mg/dl", 0.01), ("g/l", 1.0)),
+    },
+}
+
+READMISSION = "guo_readmission"
+LONG_LOS = "guo_los"
+LABELER_NAMES: tuple[str, ...] = (
+    LONG_LOS,
+    READMISSION,
+    *NEW_DIAGNOSIS_DEFAULTS,
+    *LAB_DEFAULTS,
+)
+ALIASES = {"readmission": READMISSION, "long_los": LONG_LOS, "los": LONG_LOS}
+
+
+def default_config(name: str) -> LabelerConfig:
+    """The EHRSHOT-default configuration of a labeler."""
+    name = ALIASES.get(name, name)
+    if name in NEW_DIAGNOSIS_DEFAULTS:
+        title, codes = NEW_DIAGNOSIS_DEFAULTS[name]
+        return NewDiagnosisConfig(name=name, title=title, codes=codes)
+    if name in LAB_DEFAULTS:
+        return LabConfig(name=name, **LAB_DEFAULTS[name])
+    if name == READMISSION:
+        return ReadmissionConfig(name=name, title="30-day readmission")
+    if name == LONG_LOS:
+        return LongStayConfig(name=name, title="long length of stay")
+    raise ConfigError(f"unknown labeler {name!r}; known: {', '.join(LABELER_NAMES)}")
+
+
+def make_labeler(config: LabelerConfig, codes: CodeSet | None = None) -> Labeler:
+    if isinstance(config, NewDiagnosisConfig):
+        return NewDiagnosisLabeler(config, codes)
+    if isinstance(config, LabConfig):
+        return LabLabeler(config, codes)
+    if isinstance(config, ReadmissionConfig):
+        return ReadmissionLabeler(config)
+    if isinstance(config, LongStayConfig):
+        return LongStayLabeler(config)
+    raise ConfigError(f"no labeler for configuration {type(config).__name__}")
+
+
+def get_labeler(name: str, **overrides: Any) -> Labeler:
+    """`get_labeler("new_hypertension", horizon_days=180)`."""
+    cfg = default_config(name)
+    return make_labeler(cfg.with_overrides(overrides) if overrides else cfg)

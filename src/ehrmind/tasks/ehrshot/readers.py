@@ -1,0 +1,563 @@
+"""Stream patient timelines from MEDS Parquet, EHRSHOT CSV and the MIMIC-IV demo variant.
+
+All three are one long table of events; only the column names differ:
+
+| MEDS (meds 0.4)  | EHRSHOT CSV | MIMIC-IV demo file | meaning |
+|---|---|---|---|
+| subject_id       | patient_id  | subject_id | the patient |
+| time             | start       | time       | event time; null for static codes (sex) |
+| code             | code        | code       | `SNOMED/…`, `LOINC/…`, `DIAGNOSIS//ICD//10//I10`, … |
+| numeric_value    | value       | value      | a number (EHRSHOT's `value` may also be text) |
+| text_value       | value       | —          | text results |
+| —                | unit        | —          | unit (MIMIC puts it in the code: `LAB//50983//mEq/L`) |
+| end (metadata)   | end         | —          | end of a visit |
+| table (metadata) | omop_table  | table      | OMOP table; MIMIC's `table` is meaningless and ignored |
+
+Streaming: events are read in batches (pyarrow), and one subject's events are held at a time. This needs
+the rows of each subject to be contiguous, as in MEDS shards (sorted by subject_id, then time) and the
+EHRSHOT CSV (sorted by patient_id). A subject that shows up again after other subjects is an error naming
+the row; `sort=True` sorts in memory instead (only for data that fits). Within a subject, events are
+sorted by time here (stable), static events first.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from bisect import bisect_right
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from ehrmind.errors import DataError
+from ehrmind.tasks.ehrshot.codes import Vocabulary, canonical_code
+from ehrmind.tasks.ehrshot.tables import BATCH_ROWS, iter_table_batches, table_columns, table_kind
+
+log = logging.getLogger(__name__)
+
+COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
+    "subject_id": ("subject_id", "patient_id", "person_id"),
+    "time": ("time", "start", "timestamp"),
+    "code": ("code",),
+    "numeric_value": ("numeric_value", "value"),
+    "text_value": ("text_value",),
+    "unit": ("unit",),
+    "end": ("end",),
+    "table": ("omop_table", "table"),
+}
+REQUIRED = ("subject_id", "time", "code")
+OMOP_TABLES = frozenset(
+    {
+        "person",
+        "visit_occurrence",
+        "visit_detail",
+        "condition_occurrence",
+        "procedure_occurrence",
+        "drug_exposure",
+        "measurement",
+        "observation",
+        "device_exposure",
+        "death",
+        "note",
+        "specimen",
+        "image_occurrence",
+    }
+)
+_EXPECTED = (
+    "expected MEDS columns subject_id, time, code[, numeric_value, text_value] or EHRSHOT CSV columns "
+    "patient_id, start, end, code, value, unit, visit_id, omop_table"
+)
+
+
+@dataclass(slots=True)
+class Event:
+    """One measurement of a timeline. `canonical` is the code in ehrmind's canonical spelling."""
+
+    time: datetime | None
+    code: str
+    canonical: str
+    numeric_value: float | None = None
+    text_value: str | None = None
+    unit: str | None = None
+    end: datetime | None = None
+    table: str | None = None
+
+
+@dataclass
+class Timeline:
+    """All events of one subject: static events (no time) first, then timed events in time order."""
+
+    subject_id: Any
+    events: list[Event]
+    times: list[datetime] = field(default_factory=list)
+    n_static: int = 0
+
+    @classmethod
+    def build(cls, subject_id: Any, events: list[Event]) -> Timeline:
+        static = [e for e in events if e.time is None]
+        timed = sorted((e for e in events if e.time is not None), key=lambda e: e.time)  # type: ignore[arg-type,return-value]
+        return cls(subject_id, static + timed, [e.time for e in timed], len(static))  # type: ignore[misc]
+
+    @property
+    def timed(self) -> list[Event]:
+        return self.events[self.n_static :]
+
+    def cut(self, t: datetime) -> int:
+        """Number of events visible at time `t`: static events and events at or before `t`."""
+        return self.n_static + bisect_right(self.times, t)
+
+    @property
+    def start_time(self) -> datetime | None:
+        return self.times[0] if self.times else None
+
+    @property
+    def end_time(self) -> datetime | None:
+        """Time of the last event: EHRSHOT's (FEMR's) end of follow-up, used for censoring."""
+        return self.times[-1] if self.times else None
+
+
+@dataclass
+class EventSource:
+    """Where a dataset's event files, MEDS code descriptions and subject splits are."""
+
+    path: Path
+    files: list[Path]
+    codes_file: Path | None = None
+    splits_file: Path | None = None
+
+    @property
+    def kind(self) -> str:
+        return table_kind(self.files[0])
+
+
+def resolve_source(path: str | Path) -> EventSource:
+    """A MEDS dataset root (`data/**/*.parquet`, `metadata/codes.parquet`, `metadata/subject_splits.parquet`),
+    an EHRSHOT folder (`data/ehrshot.csv`, `splits/person_id_map.csv`), a folder of shards, or one file."""
+    p = Path(path)
+    if not p.exists():
+        raise DataError("file or folder not found", file=p)
+    if p.is_file():
+        table_kind(p)  # raises for an unsupported type
+        root = p.parent.parent if p.parent.name == "data" else p.parent
+        return EventSource(p, [p], _first(root / "metadata" / "codes.parquet"), _splits_file(root))
+    data_dir = p / "data" if (p / "data").is_dir() else p
+    skip = {"metadata", "labels", "benchmark", "splits"}
+    files = sorted(
+        f for f in data_dir.rglob("*.parquet") if not skip & set(f.relative_to(data_dir).parts[:-1])
+    )
+    if not files:
+        files = sorted(
+            f
+            for f in data_dir.iterdir()
+            if f.is_file() and f.name.lower().endswith((".csv", ".csv.gz", ".tsv", ".tsv.gz"))
+        )
+    if not files:
+        raise DataError("no event files (*.parquet, *.csv) in this folder", file=p)
+    return EventSource(p, files, _first(p / "metadata" / "codes.parquet"), _splits_file(p))
+
+
+def _first(*paths: Path) -> Path | None:
+    return next((x for x in paths if x.is_file()), None)
+
+
+def _splits_file(root: Path) -> Path | None:
+    return _first(root / "metadata" / "subject_splits.parquet", root / "splits" / "person_id_map.csv")
+
+
+def resolve_columns(path: Path) -> dict[str, str]:
+    """Map ehrmind's column roles to this file's column names; DataError naming the missing one."""
+    cols = table_columns(path)
+    found: dict[str, str] = {}
+    for role, names in COLUMN_ALIASES.items():
+        for name in names:
+            if name in cols:
+                found[role] = name
+                break
+    missing = [r for r in REQUIRED if r not in found]
+    if missing:
+        raise DataError(
+            f"missing column {missing[0]!r} ({_EXPECTED}); found {', '.join(cols)}",
+            file=path,
+            row=1,
+            field=missing[0],
+        )
+    return found
+
+
+# ---------------------------------------------------------------------------------------------- parsing
+
+
+def parse_time(value: Any) -> datetime | None:
+    """A naive datetime (timezones dropped), or None for an empty cell; ValueError if unreadable."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None) if value.tzinfo else value
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day)
+    if isinstance(value, str):
+        s = value.strip()
+        if not s:
+            return None
+        t = datetime.fromisoformat(s.replace("Z", "+00:00") if s.endswith("Z") else s)
+        return t.replace(tzinfo=None) if t.tzinfo else t
+    raise ValueError(f"expected a date-time, got {type(value).__name__}")
+
+
+def parse_subject(value: Any) -> Any:
+    """Subject ids as ints when they are integers (EHRSHOT, MIMIC), else as stripped strings."""
+    if isinstance(value, bool) or value is None:
+        raise ValueError("empty subject id")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if value.is_integer():
+            return int(value)
+        raise ValueError(f"subject id {value!r} is not an integer")
+    s = str(value).strip()
+    if not s:
+        raise ValueError("empty subject id")
+    return int(s) if s.lstrip("-").isdigit() else s
+
+
+def _value(v: Any) -> tuple[float | None, str | None]:
+    if v is None or isinstance(v, bool):
+        return None, None
+    if isinstance(v, (int, float)):
+        f = float(v)
+        return (None, None) if math.isnan(f) or math.isinf(f) else (f, None)
+    s = str(v).strip()
+    if not s:
+        return None, None
+    try:
+        f = float(s)
+    except ValueError:
+        return None, s
+    return (None, s) if math.isnan(f) or math.isinf(f) else (f, None)
+
+
+@dataclass
+class ReadStats:
+    """Counts for the manifest: what was read and what looked odd."""
+
+    rows: int = 0
+    subjects: int = 0
+    unknown_codes: Counter[str] = field(default_factory=Counter)
+    unknown_examples: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "subjects": self.subjects,
+            "n_unknown_codes": len(self.unknown_codes),
+            "n_rows_with_unknown_codes": sum(self.unknown_codes.values()),
+            "unknown_code_examples": self.unknown_examples,
+        }
+
+
+def iter_timelines(
+    source: EventSource | str | Path,
+    *,
+    vocab: Vocabulary | None = None,
+    strict_codes: bool = False,
+    sort: bool = False,
+    batch_rows: int = BATCH_ROWS,
+    stats: ReadStats | None = None,
+) -> Iterator[Timeline]:
+    """Yield one Timeline per subject, streaming. Bad rows raise DataError naming file, row and field.
+
+    Codes: an empty code, or one with a line break or control character, is an error. A code of a
+    vocabulary that can be checked (ICD-9-CM, ICD-10-CM, ICD-10-PCS, or one covered by a user vocabulary)
+    that is not in it is counted and logged; with `strict_codes` it is an error."""
+    src = source if isinstance(source, EventSource) else resolve_source(source)
+    stats = stats if stats is not None else ReadStats()
+    codes: dict[str, tuple[str, str | None, bool]] = {}
+    parsed_times: dict[str, datetime | None] = {}
+    done: set[Any] = set()
+    current: Any = None
+    events: list[Event] = []
+    for path in src.files:
+        colmap = resolve_columns(path)
+        roles = list(colmap)
+        names = [colmap[r] for r in roles]
+        dedupe = [colmap[r] for r in ("time", "code", "unit", "table", "end") if r in colmap]
+        batches = _sorted_batches(path, names) if sort else _numbered_batches(path, names, batch_rows, dedupe)
+        last_raw: Any = object()
+        for rows, cols in batches:
+            stats.rows += len(rows)
+            c = dict(zip(roles, cols, strict=True))
+            subj_col, code_col, time_col = c["subject_id"], c["code"], c["time"]
+            n = len(code_col)
+            nones = [None] * n
+            num_col = c.get("numeric_value", nones)
+            text_col = c.get("text_value", nones)
+            unit_col = c.get("unit", nones)
+            end_col = c.get("end", nones)
+            table_col = c.get("table", nones)
+            append = events.append
+            for k in range(n):
+                raw = subj_col[k]
+                if raw != last_raw:
+                    try:
+                        subject = parse_subject(raw)
+                    except ValueError as e:
+                        raise DataError(str(e), file=path, row=rows[k], field=colmap["subject_id"]) from None
+                    last_raw = raw
+                    if subject != current:
+                        if current is not None:
+                            done.add(current)
+                            stats.subjects += 1
+                            yield Timeline.build(current, events)
+                        if subject in done:
+                            raise DataError(
+                                f"subject {subject} appears again after other subjects: rows must be grouped by "
+                                f"{colmap['subject_id']} (MEDS shards are sorted by subject_id, time) so that "
+                                "one subject at a time is held in memory; sort the file, or pass --set "
+                                "sort=true to sort in memory",
+                                file=path,
+                                row=rows[k],
+                                field=colmap["subject_id"],
+                            )
+                        current, events = subject, []
+                        append = events.append
+                code = code_col[k]
+                info = codes.get(code)  # type: ignore[arg-type]
+                if info is None:
+                    info = _check_code(code, vocab, path, rows[k], colmap["code"])
+                    if len(codes) < 2_000_000:
+                        codes[code] = info
+                canonical, code_unit, unknown = info
+                if unknown:
+                    _unknown(code, canonical, strict_codes, stats, path, rows[k], colmap["code"])
+                t = time_col[k]
+                if t.__class__ is not datetime or t.tzinfo is not None:
+                    if t.__class__ is str and t in parsed_times:
+                        t = parsed_times[t]
+                    else:
+                        try:
+                            key, t = t, parse_time(t)
+                        except (ValueError, TypeError) as e:
+                            raise DataError(
+                                f"unparseable time ({e})", file=path, row=rows[k], field=colmap["time"]
+                            ) from None
+                        if key.__class__ is str and len(parsed_times) < 1_000_000:
+                            parsed_times[key] = t
+                end = end_col[k]
+                if end is not None and end.__class__ is not datetime:
+                    try:
+                        end = parse_time(end)
+                    except (ValueError, TypeError) as e:
+                        raise DataError(
+                            f"unparseable end time ({e})", file=path, row=rows[k], field=colmap["end"]
+                        ) from None
+                v = num_col[k]
+                if v is None:
+                    num, text = None, None
+                elif v.__class__ is float:
+                    num, text = (v, None) if v == v and v not in (_INF, _NINF) else (None, None)
+                else:
+                    num, text = _value(v)
+                tv = text_col[k]
+                if tv is not None and tv != "":
+                    text = str(tv).strip() or text
+                unit = unit_col[k]
+                unit = (str(unit).strip() or None) if unit is not None and unit != "" else code_unit
+                table = table_col[k]
+                append(
+                    Event(
+                        t,
+                        code.strip(),
+                        canonical,
+                        num,
+                        text,
+                        unit,
+                        end,
+                        table if table in OMOP_TABLES else None,
+                    )
+                )
+    if current is not None:
+        stats.subjects += 1
+        yield Timeline.build(current, events)
+
+
+_INF, _NINF = float("inf"), float("-inf")
+
+
+def _unknown(
+    code: str, canonical: str, strict: bool, stats: ReadStats, path: Path, row_no: int, field: str
+) -> None:
+    if strict:
+        raise DataError(
+            f"unknown code {code!r}: not in its vocabulary (strict_codes is on; turn it off to show such "
+            "codes as they are)",
+            file=path,
+            row=row_no,
+            field=field,
+        )
+    if canonical not in stats.unknown_codes and len(stats.unknown_examples) < 10:
+        stats.unknown_examples.append(f"{code} ({path.name} row {row_no})")
+    stats.unknown_codes[canonical] += 1
+
+
+def _check_code(
+    code: Any, vocab: Vocabulary | None, path: Path, row_no: int, field: str
+) -> tuple[str, str | None, bool]:
+    """(canonical code, unit carried in a MIMIC lab code, unknown to its vocabulary?); DataError if bad."""
+    if not isinstance(code, str) or not code.strip():
+        raise DataError("empty code", file=path, row=row_no, field=field)
+    code = code.strip()
+    if any(ord(ch) < 32 for ch in code):
+        raise DataError("code contains a line break or control character", file=path, row=row_no, field=field)
+    canonical = canonical_code(code)
+    unit = None
+    parts = code.split("//")
+    if code.startswith("LAB//"):
+        unit = parts[2] if len(parts) > 2 and parts[2] not in ("", "UNK") else None
+    elif (
+        code.startswith("SUBJECT_")
+        and len(parts) >= 2
+        and parts[-1] not in ("", "UNK")
+        and not parts[-1].isdigit()
+    ):
+        unit = parts[-1].lower()  # SUBJECT_WEIGHT_AT_INFUSION//KG, SUBJECT_FLUID_OUTPUT//226559//ml
+    unknown = vocab is not None and vocab.is_known(canonical) is False
+    return canonical, unit, unknown
+
+
+def _numbered_batches(
+    path: Path, names: list[str], batch_rows: int, dedupe: list[str]
+) -> Iterator[tuple[range, tuple[list[Any], ...]]]:
+    row = 0
+    for cols in iter_table_batches(path, names, batch_rows=batch_rows, dedupe=dedupe):
+        n = len(cols[0])
+        yield range(row + 1, row + n + 1), cols
+        row += n
+
+
+def _sorted_batches(path: Path, names: list[str]) -> Iterator[tuple[list[int], tuple[list[Any], ...]]]:
+    """Whole-file sort by subject (stable, so row order within a subject is kept); rows keep their numbers."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    cols: list[list[Any]] = [[] for _ in names]
+    for batch in iter_table_batches(path, names):
+        for acc, col in zip(cols, batch, strict=True):
+            acc.extend(col)
+    keys = pa.array([str(s) if s is not None else "" for s in cols[0]])
+    order = pc.sort_indices(keys).to_pylist() if len(keys) else []
+    yield [i + 1 for i in order], tuple([col[i] for i in order] for col in cols)
+
+
+# ---------------------------------------------------------------------------------------------- labels, splits
+
+
+@dataclass(frozen=True)
+class FileLabel:
+    """One row of an existing label file."""
+
+    prediction_time: datetime
+    value: bool
+    label_class: str | None
+    row: int
+
+
+LAB_CLASSES = ("normal", "mild", "moderate", "severe")
+
+
+def read_label_file(path: str | Path) -> dict[Any, list[FileLabel]]:
+    """Labels as given: EHRSHOT `labeled_patients.csv` (patient_id, prediction_time, value, label_type) or
+    MEDS labels (subject_id, prediction_time, boolean_value | integer_value). EHRSHOT's lab labels are
+    classes 0..3 (normal, mild, moderate, severe); like EHRSHOT's evaluation, class >= 1 is positive.
+
+    Label files are far smaller than events, so they are held in memory (by subject)."""
+    p = Path(path)
+    cols = table_columns(p)
+    subj_col = next((c for c in ("subject_id", "patient_id", "person_id") if c in cols), None)
+    time_col = "prediction_time" if "prediction_time" in cols else None
+    value_col = next((c for c in ("boolean_value", "value", "integer_value", "label") if c in cols), None)
+    for role, col in (("subject_id", subj_col), ("prediction_time", time_col), ("boolean_value", value_col)):
+        if col is None:
+            raise DataError(
+                f"missing column {role!r} (EHRSHOT: patient_id, prediction_time, value, label_type; "
+                f"MEDS: subject_id, prediction_time, boolean_value); found {', '.join(cols)}",
+                file=p,
+                row=1,
+                field=role,
+            )
+    wanted = [subj_col, time_col, value_col] + (["label_type"] if "label_type" in cols else [])
+    out: dict[Any, list[FileLabel]] = {}
+    row = 0
+    for batch in iter_table_batches(p, wanted):  # type: ignore[arg-type]
+        for values in zip(*batch, strict=True):
+            row += 1
+            try:
+                subject = parse_subject(values[0])
+            except ValueError as e:
+                raise DataError(str(e), file=p, row=row, field=subj_col) from None
+            try:
+                t = parse_time(values[1])
+            except (ValueError, TypeError) as e:
+                raise DataError(f"unparseable time ({e})", file=p, row=row, field=time_col) from None
+            if t is None:
+                raise DataError("empty prediction time", file=p, row=row, field=time_col)
+            label_type = str(values[3]).strip().lower() if len(values) > 3 and values[3] else ""
+            try:
+                value, cls = _label_value(values[2], label_type, value_col)  # type: ignore[arg-type]
+            except ValueError as e:
+                raise DataError(str(e), file=p, row=row, field=value_col) from None
+            out.setdefault(subject, []).append(FileLabel(t, value, cls, row))
+    if row == 0:
+        raise DataError("label file has no rows", file=p)
+    for labels in out.values():
+        labels.sort(key=lambda x: x.prediction_time)
+    return out
+
+
+def _label_value(v: Any, label_type: str, column: str) -> tuple[bool, str | None]:
+    if isinstance(v, bool):
+        return v, None
+    if v is None or (isinstance(v, str) and not v.strip()):
+        raise ValueError("empty label")
+    s = str(v).strip().lower()
+    if (
+        label_type == "categorical"
+        or column == "integer_value"
+        or (label_type not in ("boolean",) and s.isdigit() and s not in ("0", "1"))
+    ):
+        try:
+            k = int(float(s))
+        except ValueError:
+            raise ValueError(f"expected a class number, got {v!r}") from None
+        if k < 0:
+            raise ValueError(f"class number must be >= 0, got {k}")
+        return k >= 1, LAB_CLASSES[k] if k < len(LAB_CLASSES) else str(k)
+    if s in ("true", "1", "1.0", "yes", "t"):
+        return True, None
+    if s in ("false", "0", "0.0", "no", "f"):
+        return False, None
+    raise ValueError(f"expected a boolean label (True/False), got {v!r}")
+
+
+def read_splits(path: str | Path) -> dict[Any, str]:
+    """Subject → split from MEDS `subject_splits.parquet` (subject_id, split) or EHRSHOT
+    `person_id_map.csv` (omop_person_id, split)."""
+    p = Path(path)
+    cols = table_columns(p)
+    subj = next((c for c in ("subject_id", "omop_person_id", "patient_id", "person_id") if c in cols), None)
+    if subj is None or "split" not in cols:
+        raise DataError(
+            f"a splits file needs subject_id and split columns; found {', '.join(cols)}", file=p, row=1
+        )
+    out: dict[Any, str] = {}
+    row = 0
+    for ids, splits in iter_table_batches(p, [subj, "split"]):
+        for s, sp in zip(ids, splits, strict=True):
+            row += 1
+            try:
+                out[parse_subject(s)] = str(sp)
+            except ValueError as e:
+                raise DataError(str(e), file=p, row=row, field=subj) from None
+    return out

@@ -1,0 +1,347 @@
+"""The `ehrshot` task: EHRSHOT-style yes/no predictions from a structured timeline up to a prediction time.
+
+Answer: `{"prediction": "yes" | "no"}` (the labeler's own names and booleans are accepted too, see
+`ANSWER_ALIASES`), optionally with `"probability"` in [0, 1] (or a percent string), used as the score for
+AUROC/AUPRC. Metrics: accuracy (every task's), balanced accuracy (EHRSHOT's few-shot metric), AUROC and
+AUPRC, each with a bootstrap 95% interval, per labeler.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from ehrmind.errors import ConfigError, DataError
+from ehrmind.parsing import check_contract, find_json_with_key, normalize_text
+from ehrmind.registry import register_task
+from ehrmind.tasks.base import PromptMode, Task
+from ehrmind.tasks.ehrshot.build import EXAMPLES, LABEL_NAMES, build_examples, build_snapshot
+from ehrmind.tasks.ehrshot.prompts import DIRECT_SYSTEM, REASONING_SYSTEM, USER_TEMPLATE
+from ehrmind.types import Example, RewardWeights, Score
+
+POSITIVE = frozenset({"yes", "y", "true", "positive", "1"})
+NEGATIVE = frozenset({"no", "n", "false", "negative", "0"})
+ANSWER_ALIASES = {"positive": POSITIVE, "negative": NEGATIVE}
+"""Answers accepted for every labeler; each labeler adds its own names (e.g. readmitted / not readmitted)."""
+
+
+@lru_cache(maxsize=64)
+def labeler_answer_names(labeler: str) -> tuple[frozenset[str], frozenset[str]]:
+    """(positive names, negative names) a model may answer with for this labeler."""
+    from ehrmind.tasks.ehrshot.labelers import default_config, make_labeler
+
+    pos, neg = set(POSITIVE), set(NEGATIVE)
+    try:
+        lab = make_labeler(default_config(labeler))
+    except ConfigError:
+        return frozenset(pos), frozenset(neg)
+    pos |= set(lab.positive_names)
+    neg |= set(lab.negative_names)
+    title = lab.config.title.lower()
+    if title:
+        pos.add(title)
+        neg |= {f"no {title}", f"not {title}"}
+    return frozenset(pos), frozenset(neg)
+
+
+def parse_prediction(value: Any, labeler: str = "") -> tuple[bool | None, str]:
+    """Read a yes/no answer: "yes"/"no" (any case, trailing punctuation), true/false, 1/0, or the labeler's
+    own names. Never guesses: anything else is (None, reason)."""
+    if isinstance(value, bool):
+        return value, ""
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value), ""
+    if isinstance(value, list) and len(value) == 1:
+        return parse_prediction(value[0], labeler)
+    if not isinstance(value, str):
+        return None, "prediction is not a yes/no string"
+    s = normalize_text(value).strip().lower().strip(" .!\"'`")
+    s = " ".join(s.replace("_", " ").replace("-", " ").split())
+    pos, neg = labeler_answer_names(labeler)
+    if s in pos:
+        return True, ""
+    if s in neg:
+        return False, ""
+    return None, f"prediction {value[:40]!r} is not yes or no"
+
+
+def parse_probability(value: Any) -> float | None:
+    """A probability in [0, 1]: a JSON number, or a string '0.7' / '70%'; None otherwise."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        s = normalize_text(value).strip()
+        pct = s.endswith("%")
+        try:
+            v = float(s.rstrip("%").strip())
+        except ValueError:
+            return None
+        v = v / 100 if pct else v
+    elif isinstance(value, (int, float)):
+        v = float(value)
+    else:
+        return None
+    return v if math.isfinite(v) and 0.0 <= v <= 1.0 else None
+
+
+@register_task("ehrshot")
+class EhrshotTask(Task):
+    """EHRSHOT (Wornow et al., NeurIPS 2023) tasks over MEDS / EHRSHOT timelines, answered as yes/no."""
+
+    version = "1"
+    answer_key = "prediction"
+    group_fields = ("category",)
+    row_fields = ("subject_id", "prediction_time", "label")
+
+    def __init__(
+        self,
+        mode: PromptMode = "reasoning",
+        prefill: bool | str = False,
+        system_prompt: str | None = None,
+        reward_weights: RewardWeights | dict[str, float] | None = None,
+        *,
+        labeler: str | None = None,
+        **build_options: Any,
+    ):
+        """`labeler` and build options let `load` build Examples from raw event data directly (the CLI uses
+        `ehrmind data` for that and loads the snapshot)."""
+        super().__init__(mode, prefill, system_prompt, reward_weights)
+        self.labeler = labeler
+        self.build_options = build_options
+
+    # ------------------------------------------------------------------ data
+    def load(self, source: str | Path, split: str | None = None) -> list[Example]:
+        """An `ehrmind data` folder or its examples.jsonl; raw events (MEDS/EHRSHOT) when the task was made
+        with a labeler; else a Hub dataset of flat rows (timeline, question, label)."""
+        path = Path(source)
+        if path.is_dir() and (path / EXAMPLES).is_file():
+            examples = self.load_file(path / EXAMPLES)
+        elif path.is_file() and path.suffix.lower() in (".jsonl", ".json"):
+            examples = self.load_file(path)
+        elif path.exists():
+            if not self.labeler:
+                raise ConfigError(
+                    f"{path} holds raw events: build examples first with `ehrmind data --task ehrshot --source "
+                    f"{path} --labeler NAME --out DIR` and pass DIR as --data (or, in Python, "
+                    "get_task('ehrshot', labeler=NAME))"
+                )
+            options = {**self.build_options, "labeler": self.labeler}
+            if split:
+                options["split"] = split
+            return build_examples(self.name, path, **options)
+        else:
+            return super().load(source, split)
+        if split:
+            if not any("split" in ex.metadata for ex in examples):
+                raise ConfigError(f"split={split!r} given but these examples carry no split")
+            examples = [ex for ex in examples if ex.metadata.get("split") == split]
+        return examples
+
+    def build_data(self, source: str | Path, out_dir: str | Path, **options: Any) -> dict[str, Any]:
+        """`ehrmind data --task ehrshot --source PATH --labeler NAME --out DIR [--set key=value …]`."""
+        return build_snapshot(self, source, out_dir, **options)
+
+    def records_to_examples(
+        self, rows: Iterable[tuple[int, dict[str, Any]]], source: str | Path
+    ) -> Iterator[Example]:
+        """Flat rows (a Hub dataset or a plain table): timeline, question, label[, id, subject_id,
+        prediction_time, labeler]."""
+        seen: set[str] = set()
+        for row_no, row in rows:
+            for col in ("timeline", "question", "label"):
+                if col not in row or row[col] in (None, ""):
+                    raise DataError("missing or empty", file=source, row=row_no, field=col)
+            label, problem = parse_prediction(row["label"])
+            if label is None:
+                raise DataError(f"label: {problem}", file=source, row=row_no, field="label")
+            subject, pt = row.get("subject_id"), row.get("prediction_time")
+            ex_id = str(row.get("id") or (f"{subject}@{pt}" if subject is not None and pt else row_no))
+            if ex_id in seen:
+                raise DataError(f"duplicate id {ex_id}", file=source, row=row_no, field="id")
+            seen.add(ex_id)
+            labeler = str(row.get("labeler") or row.get("category") or "")
+            yield Example(
+                id=ex_id,
+                task=self.name,
+                input={"timeline": str(row["timeline"]), "question": str(row["question"])},
+                target={"label": label, "label_name": LABEL_NAMES[label]},
+                metadata={
+                    "subject_id": subject,
+                    "prediction_time": str(pt) if pt else None,
+                    "label": label,
+                    "labeler": labeler,
+                    "category": labeler,
+                },
+            )
+
+    # ------------------------------------------------------------------ prompting
+    def instructions(self) -> str:
+        return REASONING_SYSTEM if self.mode == "reasoning" else DIRECT_SYSTEM
+
+    def user_prompt(self, example: Example) -> str:
+        return USER_TEMPLATE.format(timeline=example.input["timeline"], question=example.input["question"])
+
+    # ------------------------------------------------------------------ scoring
+    def gold_value(self, example: Example) -> Any:
+        return LABEL_NAMES[bool(example.target["label"])]
+
+    def can_score(self, example: Example) -> bool:
+        return isinstance(example.target.get("label"), bool)
+
+    def judge(self, example: Example, value: Any) -> tuple[bool | None, Any, str]:
+        label, problem = parse_prediction(value, str(example.metadata.get("labeler", "")))
+        if label is None:
+            return False, None, problem
+        gold = bool(example.target["label"])
+        ok = label == gold
+        return ok, LABEL_NAMES[label], "correct" if ok else f"expected {LABEL_NAMES[gold]}"
+
+    def verify(self, example: Example, completion: str) -> Score:
+        """The base verdict; `parsed` becomes {"prediction": "yes"|"no", "probability": p or None}."""
+        score = super().verify(example, completion)
+        if score.parsed is None:
+            return score
+        text = self.contract_prefix + (completion or "")
+        parts = check_contract(text, self.answer_key, require_think=self.mode == "reasoning")
+        obj = parts.answer_obj if parts.answer_obj is not None else find_json_with_key(text, self.answer_key)
+        prob = parse_probability(obj.get("probability")) if obj else None
+        return dataclasses.replace(score, parsed={"prediction": score.parsed, "probability": prob})
+
+    # ------------------------------------------------------------------ metrics
+    def metrics(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        """Accuracy blocks (`summarize`) plus balanced accuracy, AUROC and AUPRC with 95% intervals, overall
+        and `by_labeler`."""
+        from ehrmind.metrics import summarize
+
+        out = summarize(records, self.group_fields)
+        groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for r in records:
+            groups[str(r.get("category") or "")].append(r)
+        out["by_labeler"] = {g: binary_block(rows) for g, rows in sorted(groups.items())}
+        # one labeler (the usual case): the overall block is that labeler's; the bootstrap runs once
+        overall = next(iter(out["by_labeler"].values())) if len(groups) == 1 else binary_block(records)
+        out["binary"] = overall
+        for key in (
+            "balanced_accuracy",
+            "balanced_accuracy_ci95",
+            "auroc",
+            "auroc_ci95",
+            "auprc",
+            "auprc_ci95",
+        ):
+            out[key] = overall.get(key)
+        return out
+
+    def report_sections(self, metrics: dict[str, Any]) -> list[str]:
+        blocks = metrics.get("by_labeler") or {}
+        if not blocks:
+            return []
+        lines = [
+            "## EHRSHOT metrics by labeler",
+            "",
+            "| labeler | n | positives | balanced accuracy | 95% CI | AUROC | 95% CI | AUPRC | 95% CI | "
+            "no valid answer | score |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        for name, b in blocks.items():
+            if not b.get("n"):
+                continue
+            lines.append(
+                f"| {name or '(none)'} | {b['n']} | {b['n_positive']} | {_num(b.get('balanced_accuracy'))} | "
+                f"{_ci(b.get('balanced_accuracy_ci95'))} | {_num(b.get('auroc'))} | {_ci(b.get('auroc_ci95'))} | "
+                f"{_num(b.get('auprc'))} | {_ci(b.get('auprc_ci95'))} | {_pct(b.get('invalid_rate'))} | "
+                f"{b.get('score_source', '')} |"
+            )
+        lines += [
+            "",
+            "*balanced accuracy*: mean of sensitivity and specificity (EHRSHOT's few-shot metric); a missing or "
+            "unreadable answer counts as wrong. *AUROC / AUPRC*: from a per-example score, the stated "
+            "probability when the answer gives one, else the share of 'yes' over samples. Intervals: "
+            "percentile bootstrap over examples (1000 resamples). AUROC and AUPRC are undefined (—) when "
+            "only one class is present.",
+        ]
+        return lines
+
+
+def binary_block(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Balanced accuracy, AUROC, AUPRC (with intervals) for prediction rows of one group.
+
+    Per example: the predicted label is the majority of its samples' readable answers (a tie goes to the
+    mean score >= 0.5), -1 when none is readable; the score is the mean over readable samples of the stated
+    probability, or 1/0 for a yes/no without one (0.5 when no sample is readable)."""
+    from ehrmind.metrics import binary_score_metrics, classification_metrics
+
+    per: dict[str, dict[str, Any]] = {}
+    for r in records:
+        if r.get("correct") is None or not isinstance(r.get("label"), bool):
+            continue
+        ex = per.setdefault(str(r["id"]), {"gold": r["label"], "votes": [], "scores": [], "stated": 0})
+        parsed = r.get("parsed")
+        pred, prob = (
+            (parsed.get("prediction"), parsed.get("probability"))
+            if isinstance(parsed, dict)
+            else (parsed, None)
+        )
+        vote = 1 if pred == "yes" else 0 if pred == "no" else None
+        if vote is None:
+            continue
+        ex["votes"].append(vote)
+        ex["scores"].append(float(prob) if prob is not None else float(vote))
+        ex["stated"] += prob is not None
+    if not per:
+        return {"n": 0}
+    y_true, y_pred, y_score = [], [], []
+    stated = total = 0
+    for ex in per.values():
+        y_true.append(int(ex["gold"]))
+        votes, scores = ex["votes"], ex["scores"]
+        score = sum(scores) / len(scores) if scores else 0.5
+        if not votes:
+            pred = -1
+        else:
+            share = sum(votes) / len(votes)
+            pred = 1 if share > 0.5 else 0 if share < 0.5 else int(score >= 0.5)
+        y_pred.append(pred)
+        y_score.append(score)
+        stated += ex["stated"]
+        total += len(votes)
+    with warnings.catch_warnings():  # one class only, or invalid answers: expected, reported as such
+        warnings.simplefilter("ignore")
+        cls = classification_metrics(y_true, y_pred, labels=[0, 1], names=["no", "yes"])
+        sc = binary_score_metrics(y_true, y_score)
+    source = "share of yes" if stated == 0 else "stated probability" if stated == total else "mixed"
+    return {
+        "n": len(y_true),
+        "n_positive": sum(y_true),
+        "prevalence": sum(y_true) / len(y_true),
+        "accuracy": cls["accuracy"],
+        "balanced_accuracy": cls["balanced_accuracy"],
+        "balanced_accuracy_ci95": cls.get("balanced_accuracy_ci95"),
+        "sensitivity": cls["per_class"]["yes"]["recall"],
+        "specificity": cls["per_class"]["no"]["recall"],
+        "invalid_rate": cls["invalid_rate"],
+        "auroc": sc["auroc"],
+        "auroc_ci95": sc["auroc_ci95"],
+        "auprc": sc["auprc"],
+        "auprc_ci95": sc["auprc_ci95"],
+        "score_source": source,
+        "confusion_matrix": cls["confusion_matrix"],
+    }
+
+
+def _num(x: float | None) -> str:
+    return "—" if x is None else f"{x:.3f}"
+
+
+def _ci(ci: list[float] | None) -> str:
+    return "—" if not ci else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.1f}%"

@@ -1,0 +1,911 @@
+"""EHRSHOT task on hand-built timelines: labelers and their windows/exclusions, leakage, truncation, readers,
+malformed files, label files, the verifier and the metrics against hand-computed values."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ehrmind import get_task
+from ehrmind.errors import ConfigError, DataError
+from ehrmind.snapshot import examples_hash
+from ehrmind.tasks.ehrshot import (
+    LABELER_NAMES,
+    SerializerConfig,
+    Timeline,
+    TimelineSerializer,
+    build_snapshot,
+    canonical_code,
+    get_labeler,
+    iter_timelines,
+    parse_prediction,
+    parse_probability,
+    read_label_file,
+)
+from ehrmind.tasks.ehrshot.build import LABEL_NAMES
+from ehrmind.tasks.ehrshot.readers import Event
+from ehrmind.tasks.ehrshot.task import binary_block
+
+D = datetime
+
+
+def ev(
+    t: datetime | None, code: str, value: float | str | None = None, unit: str | None = None, end=None
+) -> Event:
+    num = value if isinstance(value, (int, float)) else None
+    text = value if isinstance(value, str) else None
+    if unit is None and code.startswith("LAB//") and len(code.split("//")) > 2:
+        unit = code.split("//")[2]
+    return Event(t, code, canonical_code(code), None if num is None else float(num), text, unit, end, None)
+
+
+def timeline(*events: Event, subject: int = 1) -> Timeline:
+    return Timeline.build(subject, list(events))
+
+
+def stay(adm: datetime, dis: datetime) -> list[Event]:
+    """A MIMIC-IV MEDS inpatient stay."""
+    return [ev(adm, "HOSPITAL_ADMISSION//EW EMER.//EMERGENCY ROOM"), ev(dis, "HOSPITAL_DISCHARGE//HOME")]
+
+
+def labels(name: str, tl: Timeline, **overrides) -> tuple[list[tuple[datetime, bool]], dict]:
+    from collections import Counter
+
+    stats: Counter[str] = Counter()
+    got = get_labeler(name, **overrides).label(tl, stats)
+    return [(r.prediction_time, r.value) for r in got], dict(stats)
+
+
+def write_meds(path: Path, rows: list[tuple], *, row_group_size: int | None = None) -> Path:
+    """A MEDS events file from (subject_id, time, code, numeric_value) rows."""
+    table = pa.table(
+        {
+            "subject_id": pa.array([r[0] for r in rows], pa.int64()),
+            "time": pa.array([r[1] for r in rows], pa.timestamp("us")),
+            "code": pa.array([r[2] for r in rows], pa.string()),
+            "numeric_value": pa.array([r[3] if len(r) > 3 else None for r in rows], pa.float32()),
+        }
+    )
+    pq.write_table(table, path, row_group_size=row_group_size)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------- labelers
+
+DIS = D(2020, 1, 5, 12, 0)
+PT = D(2020, 1, 5, 23, 59)  # 11:59pm on the discharge day
+HTN = "DIAGNOSIS//ICD//10//I10"
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected", "excluded"),
+    [
+        # first diagnosis 5 months later, record goes on: positive
+        ([ev(D(2020, 6, 1), HTN), ev(D(2021, 6, 1), "LAB//50983//mEq/L", 140)], [(PT, True)], None),
+        # diagnosis exactly 365 days after the prediction time: still inside the window
+        ([ev(PT + timedelta(days=365), HTN)], [(PT, True)], None),
+        # one minute past the window, record goes on: negative
+        ([ev(PT + timedelta(days=365, minutes=1), HTN)], [(PT, False)], None),
+        # no diagnosis, record goes on past the window: negative
+        ([ev(D(2021, 3, 1), "LAB//50983//mEq/L", 140)], [(PT, False)], None),
+        # no diagnosis and the record ends inside the window: censored (EHRSHOT drops these)
+        (
+            [ev(D(2020, 3, 1), "LAB//50983//mEq/L", 140)],
+            [],
+            "excluded: censored (follow-up ends inside the window)",
+        ),
+        # diagnosed during the stay (MIMIC writes diagnoses at discharge): already diagnosed, excluded
+        ([ev(DIS, HTN), ev(D(2021, 6, 1), "LAB//50983//mEq/L", 140)], [], "excluded: already diagnosed"),
+        # diagnosed the evening after discharge, before 11:59pm: already diagnosed at the prediction time
+        ([ev(D(2020, 1, 5, 20, 0), HTN), ev(D(2021, 6, 1), HTN)], [], "excluded: already diagnosed"),
+        # ICD-9 spelling of the same disease counts (401.9 without a dot, as MIMIC writes it)
+        ([ev(D(2020, 6, 1), "DIAGNOSIS//ICD//9//4019")], [(PT, True)], None),
+        # ICD-9 406 is not in the set (401-405): no outcome, record goes on -> negative
+        ([ev(D(2020, 6, 1), "DIAGNOSIS//ICD//9//4060"), ev(D(2021, 2, 1), "X")], [(PT, False)], None),
+    ],
+)
+def test_new_diagnosis_window_and_exclusions(extra, expected, excluded):
+    tl = timeline(*stay(D(2020, 1, 1, 10), DIS), *extra)
+    got, stats = labels("new_hypertension", tl)
+    assert got == expected
+    if excluded:
+        assert stats[excluded] == 1
+
+
+def test_new_diagnosis_keeps_only_stays_before_the_first_diagnosis():
+    tl = timeline(
+        *stay(D(2019, 1, 1), D(2019, 1, 3)),
+        *stay(D(2019, 6, 1), D(2019, 6, 4)),
+        ev(D(2019, 9, 1), "DIAGNOSIS//ICD//10//E785"),  # first hyperlipidemia diagnosis
+        *stay(D(2019, 12, 1), D(2019, 12, 2)),  # after it: excluded
+        ev(D(2021, 1, 1), "X"),
+    )
+    got, stats = labels("new_hyperlipidemia", tl)
+    # 2019-01-03: diagnosis 241 days later -> positive; 2019-06-04: 89 days later -> positive
+    assert got == [(D(2019, 1, 3, 23, 59), True), (D(2019, 6, 4, 23, 59), True)]
+    assert stats["excluded: already diagnosed"] == 1
+
+
+def test_censoring_can_be_turned_off():
+    tl = timeline(*stay(D(2020, 1, 1), DIS), ev(D(2020, 2, 1), "X"))
+    assert labels("new_hypertension", tl)[0] == []
+    assert labels("new_hypertension", tl, censor=False)[0] == [(PT, False)]
+
+
+def test_new_diagnosis_on_ehrshot_omop_visits_and_snomed():
+    # EHRSHOT CSV: a Visit/IP event with an end; the SNOMED root of EHRSHOT's essential hypertension task
+    visit = ev(D(2020, 1, 1, 10), "Visit/IP", end=DIS)
+    visit.table = "visit_occurrence"
+    point = ev(D(2020, 2, 1), "Visit/IP", end=D(2020, 2, 1))  # single point in time: dropped, as EHRSHOT
+    tl = timeline(visit, point, ev(D(2020, 8, 1), "SNOMED/59621000"), ev(D(2021, 8, 1), "X"))
+    assert labels("new_hypertension", tl)[0] == [(PT, True)]
+
+
+@pytest.mark.parametrize(
+    ("events", "expected", "excluded"),
+    [
+        # readmitted 15 days later; the second stay is followed for 30+ days without readmission
+        (
+            [*stay(D(2020, 1, 1), DIS), *stay(D(2020, 1, 20), D(2020, 1, 25)), ev(D(2020, 4, 1), "X")],
+            [(PT, True), (D(2020, 1, 25, 23, 59), False)],
+            None,
+        ),
+        # admission exactly 30 days after the prediction time: inside; a minute later: outside
+        (
+            [
+                *stay(D(2020, 1, 1), DIS),
+                *stay(PT + timedelta(days=30), PT + timedelta(days=32)),
+                ev(D(2020, 6, 1), "X"),
+            ],
+            [(PT, True), (D(2020, 2, 6, 23, 59), False)],
+            None,
+        ),
+        (
+            [
+                *stay(D(2020, 1, 1), DIS),
+                *stay(PT + timedelta(days=30, minutes=1), PT + timedelta(days=32)),
+                ev(D(2020, 6, 1), "X"),
+            ],
+            [(PT, False), (D(2020, 2, 6, 23, 59), False)],
+            None,
+        ),
+        # readmitted the same day as discharge: that admission would be in the prompt -> excluded
+        (
+            [*stay(D(2020, 1, 1), DIS), *stay(D(2020, 1, 5, 18), D(2020, 1, 9)), ev(D(2020, 4, 1), "X")],
+            [(D(2020, 1, 9, 23, 59), False)],
+            "excluded: readmitted on the day of discharge",
+        ),
+        # record ends 10 days after discharge: censored
+        (
+            [*stay(D(2020, 1, 1), DIS), ev(D(2020, 1, 15), "X")],
+            [],
+            "excluded: censored (follow-up ends inside the window)",
+        ),
+    ],
+)
+def test_readmission(events, expected, excluded):
+    got, stats = labels("guo_readmission", timeline(*events))
+    assert got == expected
+    if excluded:
+        assert stats[excluded] == 1
+
+
+@pytest.mark.parametrize(
+    ("adm", "dis", "expected"),
+    [
+        (D(2020, 1, 1, 10), D(2020, 1, 8, 10), [(D(2020, 1, 1, 23, 59), True)]),  # exactly 7 days: long
+        (D(2020, 1, 1, 10), D(2020, 1, 8, 9, 59), [(D(2020, 1, 1, 23, 59), False)]),  # a minute short
+        (D(2020, 1, 1, 10), D(2020, 1, 1, 20), []),  # discharged the day of admission: excluded
+    ],
+)
+def test_long_length_of_stay(adm, dis, expected):
+    assert labels("guo_los", timeline(*stay(adm, dis)))[0] == expected
+
+
+@pytest.mark.parametrize(
+    ("labeler", "code", "value", "expected_class"),
+    [
+        ("lab_hyponatremia", "LAB//50983//mEq/L", 135, "mild"),  # EHRSHOT: <= 135 is mild
+        ("lab_hyponatremia", "LAB//50983//mEq/L", 135.5, "normal"),
+        ("lab_hyponatremia", "LAB//50983//mEq/L", 124, "severe"),
+        ("lab_hyponatremia", "LOINC/2951-2", 129, "moderate"),
+        ("lab_hyperkalemia", "LAB//50971//mEq/L", 5.5, "normal"),  # > 5.5 is mild
+        ("lab_hyperkalemia", "LAB//50971//mEq/L", 6.1, "moderate"),
+        ("lab_hyperkalemia", "LAB//50971//mEq/L", 7.1, "severe"),
+        ("lab_hypoglycemia", "LAB//50931//mg/dL", 70, "mild"),  # 70/18 = 3.89 <= 3.9
+        ("lab_hypoglycemia", "LAB//50931//mg/dL", 71, "normal"),  # 3.94
+        ("lab_hypoglycemia", "LAB//50931//mg/dL", 53, "severe"),  # 2.94 < 3
+        ("lab_anemia", "LAB//51222//g/dL", 11.9, "mild"),  # g/dL x 10 = 119 g/L < 120
+        ("lab_anemia", "LAB//51222//g/dL", 12.0, "normal"),
+        ("lab_anemia", "LAB//51222//g/dL", 6.9, "severe"),
+        ("lab_thrombocytopenia", "LAB//51265//K/uL", 149, "mild"),
+        ("lab_thrombocytopenia", "LAB//51265//K/uL", 150, "normal"),
+        ("lab_thrombocytopenia", "LAB//51265//K/uL", "normal", "normal"),  # EHRSHOT reads text 'normal'
+    ],
+)
+def test_lab_thresholds(labeler, code, value, expected_class):
+    from collections import Counter
+
+    t = D(2020, 1, 2, 8, 30)
+    tl = timeline(ev(D(2020, 1, 1), "X"), ev(t, code, value))
+    got = get_labeler(labeler).label(tl, Counter())
+    assert len(got) == 1
+    assert got[0].prediction_time == t - timedelta(minutes=1)  # one minute before the result
+    assert got[0].label_class == expected_class
+    assert got[0].value is (expected_class != "normal")  # EHRSHOT's evaluation: mild or worse is positive
+
+
+def test_lab_exclusions():
+    from collections import Counter
+
+    stats: Counter[str] = Counter()
+    tl = timeline(
+        ev(D(2020, 1, 1), "LAB//50971//mEq/L", 6.5),  # at the first event of the record: excluded
+        ev(D(2020, 1, 2), "LAB//50971//furlongs", 6.5),  # unit EHRSHOT cannot convert: skipped
+        ev(D(2020, 1, 3), "LAB//50971//UNK"),  # no value: skipped
+        ev(D(2020, 1, 4), "LAB//50971//mg/dL", 108.0),  # EHRSHOT's mg/dL factor (1/18): 6.0 -> mild
+    )
+    got = get_labeler("lab_hyperkalemia").label(tl, stats)
+    assert [(r.prediction_time, r.label_class) for r in got] == [(D(2020, 1, 3, 23, 59), "mild")]
+    assert stats["excluded: result at the time of the first event"] == 1
+    assert stats["excluded: no usable value or unit"] == 2
+
+
+def test_labeler_names_and_config_errors():
+    assert set(LABELER_NAMES) == {
+        "guo_los",
+        "guo_readmission",
+        "new_hypertension",
+        "new_hyperlipidemia",
+        "new_pancan",
+        "new_celiac",
+        "new_lupus",
+        "new_acutemi",
+        "lab_thrombocytopenia",
+        "lab_hyperkalemia",
+        "lab_hypoglycemia",
+        "lab_hyponatremia",
+        "lab_anemia",
+    }
+    assert LABEL_NAMES == {True: "yes", False: "no"}
+    with pytest.raises(ConfigError, match="unknown labeler"):
+        get_labeler("new_flu")
+    with pytest.raises(ConfigError, match="valid:"):
+        get_labeler("new_hypertension", horizon=3)
+    with pytest.raises(ConfigError, match="codes"):
+        get_labeler("new_hypertension", codes=[])
+    # codes are configuration: a narrower set (essential hypertension only) changes the labels
+    narrow = get_labeler("new_hypertension", codes=["ICD10CM/I10", "ICD9CM/401*"])
+    assert "ICD10CM/I10" in narrow.codes and "ICD10CM/I110" not in narrow.codes
+
+
+# ---------------------------------------------------------------------------------------------- serializer
+
+LEAK = "ZZLEAKCODE"
+
+
+def _leaky_timeline() -> tuple[Timeline, datetime]:
+    """A stay whose prediction time is 2020-01-05 23:59, with distinctive events after it."""
+    events = [
+        ev(None, "GENDER//F"),
+        ev(D(1970, 3, 1), "MEDS_BIRTH"),
+        *stay(D(2020, 1, 1, 10), DIS),
+        ev(D(2020, 1, 2, 7), "LAB//50983//mEq/L", 131),
+        ev(D(2020, 1, 3, 7), "DIAGNOSIS//ICD//10//E119"),
+        ev(D(2020, 1, 4, 9), "MEDICATION//START//Metformin"),
+        # after the prediction time
+        ev(D(2020, 1, 6, 0, 0), f"MEDICATION//START//{LEAK}"),
+        ev(D(2020, 1, 6, 8), "LAB//50983//mEq/L", 999),
+        ev(D(2020, 2, 1), f"DIAGNOSIS//ICD//10//{LEAK}"),
+        ev(D(2020, 2, 1), "DIAGNOSIS//ICD//10//I10"),
+        ev(D(2020, 2, 1), "MEDS_DEATH"),
+        ev(D(2021, 6, 1), "X"),
+    ]
+    return timeline(*events), PT
+
+
+def test_no_event_after_the_prediction_time_reaches_the_prompt():
+    tl, pt = _leaky_timeline()
+    text = TimelineSerializer(SerializerConfig(tables="all")).serialize(tl, pt).text
+    assert "Sodium: 131 mEq/L (low)" in text and "Metformin" in text and "Type 2 diabetes" in text
+    assert "49-year-old female" in text
+    for planted in (LEAK, "999", "hypertension", "Death", "2020-01-06", "2020-02-01"):
+        assert planted not in text
+    # and through the whole pipeline: every example's prompt only has times at or before its own
+    from collections import Counter
+
+    from ehrmind.tasks.ehrshot.build import make_example
+
+    task, labeler = get_task("ehrshot"), get_labeler("new_hypertension")
+    (result,) = labeler.label(tl, Counter())
+    ex = make_example(task.name, labeler, TimelineSerializer(SerializerConfig(tables="all")), tl, result)
+    prompt = "\n".join(m["content"] for m in task.render(ex))
+    assert LEAK not in prompt and result.value is True
+    for stamp in re.findall(r"\d{4}-\d{2}-\d{2}(?: \d{2}:\d{2})?", prompt):
+        fmt = "%Y-%m-%d %H:%M" if " " in stamp else "%Y-%m-%d"
+        assert datetime.strptime(stamp, fmt) <= pt, stamp
+
+
+def test_visit_end_after_the_prediction_time_is_not_shown():
+    # long length of stay: predicting on the admission day; the visit's end (the answer) must not leak
+    visit = ev(D(2020, 1, 1, 10), "Visit/IP", end=D(2020, 1, 9, 10))
+    earlier = ev(D(2019, 5, 1, 10), "Visit/IP", end=D(2019, 5, 3, 10))
+    tl = timeline(earlier, visit)
+    text = TimelineSerializer().serialize(tl, D(2020, 1, 1, 23, 59)).text
+    assert "ongoing at the prediction time" in text and "2020-01-09" not in text
+    assert "until 2019-05-03 10:00" in text
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    offsets=st.lists(st.integers(min_value=-500, max_value=500), min_size=1, max_size=40),
+    cut=st.integers(min_value=-200, max_value=200),
+    budget=st.integers(min_value=64, max_value=400),
+)
+def test_serializer_never_shows_the_future(offsets, cut, budget):
+    base = D(2020, 1, 1)
+    pt = base + timedelta(days=cut)
+    codes = [
+        "DIAGNOSIS//ICD//10//I10",
+        "LAB//50983//mEq/L",
+        "MEDICATION//START//Aspirin",
+        "PROCEDURE//ICD//9//5491",
+    ]
+    events = []
+    for i, off in enumerate(offsets):
+        t = base + timedelta(days=off)
+        future = t > pt
+        code = f"MEDICATION//START//FUTURE{i}" if future else codes[i % len(codes)]
+        events.append(ev(t, code, float(i) if code.startswith("LAB") else None))
+    ser = TimelineSerializer(SerializerConfig(max_tokens=budget, tables="all")).serialize(
+        timeline(*events), pt
+    )
+    assert "FUTURE" not in ser.text
+    assert ser.approx_tokens <= budget
+    assert (
+        ser.n_events_used
+        <= ser.n_events_before
+        == sum(1 for off in offsets if base + timedelta(days=off) <= pt)
+    )
+
+
+def test_truncation_keeps_the_most_recent_events():
+    # 300 diagnoses on consecutive days, each a distinct code: a small budget keeps a recent suffix
+    days = 300
+    pool = [c for c in ("A000", "A001", "A009", "A010", "A011", "A0100", "A0101", "A0102")]
+    events = [ev(D(2019, 1, 1) + timedelta(days=i), f"DIAGNOSIS//ICD//10//X{i:03d}") for i in range(days)]
+    events += [ev(D(2019, 1, 1), f"DIAGNOSIS//ICD//10//{c}") for c in pool]
+    pt = D(2019, 1, 1) + timedelta(days=days)
+    ser = TimelineSerializer(SerializerConfig(max_tokens=256, tables="paper")).serialize(
+        timeline(*events), pt
+    )
+    shown = [int(m) for m in re.findall(r"X(\d{3})", ser.text)]
+    assert ser.truncated and "[Truncated to fit the length budget" in ser.text
+    assert ser.approx_tokens <= 256
+    assert shown and shown == list(range(days - 1, days - 1 - len(shown), -1))  # newest first, no gaps
+    assert min(shown) > 200 and "A000" not in ser.text  # the oldest are the ones dropped
+    # a larger budget shows everything, untruncated
+    full = TimelineSerializer(SerializerConfig(max_tokens=20000, tables="paper")).serialize(
+        timeline(*events), pt
+    )
+    assert not full.truncated and full.n_events_used == full.n_events_before == days + len(pool)
+
+
+def test_tables_option_selects_sections():
+    tl, pt = _leaky_timeline()
+    paper = TimelineSerializer(SerializerConfig(tables="paper")).serialize(tl, pt).text
+    assert "Conditions and diagnoses" in paper and "Lab results" not in paper and "Medications" not in paper
+    assert "Patient:" not in paper  # demographics are a table too
+    labs = TimelineSerializer(SerializerConfig(tables="demographics,labs")).serialize(tl, pt).text
+    assert "Lab results" in labs and "Conditions" not in labs and "Patient: 49-year-old female" in labs
+    with pytest.raises(ConfigError, match="tables"):
+        SerializerConfig(tables="labs,notes")
+
+
+# ---------------------------------------------------------------------------------------------- readers and files
+
+
+def _ehrshot_csv(path: Path, rows: list[list[str]]) -> Path:
+    header = "patient_id,start,end,code,value,unit,visit_id,omop_table\n"
+    path.write_text(header + "".join(",".join(r) + "\n" for r in rows))
+    return path
+
+
+def test_ehrshot_csv_reader(tmp_path):
+    path = _ehrshot_csv(
+        tmp_path / "ehrshot.csv",
+        [
+            ["7", "1960-05-01 00:00:00", "", "SNOMED/3950001", "", "", "", "person"],
+            ["7", "1960-05-01 00:00:00", "", "Gender/F", "", "", "", "person"],
+            ["7", "2020-01-01 10:00:00", "2020-01-05 12:00:00", "Visit/IP", "", "", "1", "visit_occurrence"],
+            ["7", "2020-01-02 08:00:00", "", "LOINC/2951-2", "129", "mmol/L", "1", "measurement"],
+            ["7", "2020-01-02 08:00:00", "", "LOINC/5778-6", "Yellow", "", "1", "measurement"],
+            ["7", "2020-06-01 00:00:00", "", "SNOMED/59621000", "", "", "2", "condition_occurrence"],
+            ["8", "2019-01-01 00:00:00", "", "ICD10CM/E78.5", "", "", "", "condition_occurrence"],
+        ],
+    )
+    tls = list(iter_timelines(path))
+    assert [tl.subject_id for tl in tls] == [7, 8]
+    visit = tls[0].timed[2]
+    assert (visit.code, visit.end, visit.table) == ("Visit/IP", D(2020, 1, 5, 12), "visit_occurrence")
+    na, color = tls[0].timed[3], tls[0].timed[4]
+    assert (na.numeric_value, na.unit, na.canonical) == (129.0, "mmol/L", "LOINC/2951-2")
+    assert (color.numeric_value, color.text_value) == (None, "Yellow")
+    assert tls[1].events[0].canonical == "ICD10CM/E785"
+    text = TimelineSerializer().serialize(tls[0], D(2020, 1, 3)).text
+    assert "LOINC 2951-2: 129 mmol/L (low)" in text and "59-year-old female" in text
+    assert "Inpatient visit (Visit IP), ongoing at the prediction time" in text
+
+
+def test_streaming_reads_one_subject_at_a_time(tmp_path, monkeypatch):
+    import ehrmind.tasks.ehrshot.readers as readers
+
+    rows = [
+        (s, D(2020, 1, 1) + timedelta(hours=h), "LAB//50983//mEq/L", 140.0)
+        for s in range(1, 21)
+        for h in range(100)
+    ]
+    path = write_meds(tmp_path / "events.parquet", rows, row_group_size=100)
+    read = []
+    real = readers.iter_table_batches
+
+    def counting(*args, **kwargs):
+        for batch in real(*args, **kwargs):
+            read.append(len(batch[0]))
+            yield batch
+
+    monkeypatch.setattr(readers, "iter_table_batches", counting)
+    stream = iter_timelines(path, batch_rows=100)
+    first = next(stream)
+    # the first subject is complete after two batches of 100 rows, out of 20 batches in the file
+    assert first.subject_id == 1 and len(first.events) == 100 and sum(read) <= 200
+    assert sum(len(tl.events) for tl in stream) == 1900 and len(read) == 20
+
+
+@pytest.mark.parametrize(
+    ("mutate", "row", "field", "message"),
+    [
+        pytest.param(lambda t: t.drop_columns(["code"]), 1, "code", "missing column", id="missing-column"),
+        pytest.param(
+            lambda t: t.set_column(
+                1, "time", pa.array(["2020-01-01"] * 4 + ["not a time"] + ["2020-01-02"], pa.string())
+            ),
+            5,
+            "time",
+            "unparseable time",
+            id="unparseable-time",
+        ),
+        pytest.param(
+            lambda t: t.set_column(2, "code", pa.array(["A"] * 3 + [""] + ["B"] * 2, pa.string())),
+            4,
+            "code",
+            "empty code",
+            id="empty-code",
+        ),
+        pytest.param(
+            lambda t: t.set_column(2, "code", pa.array(["A", "B", "C\nD", "E", "F", "G"], pa.string())),
+            3,
+            "code",
+            "line break",
+            id="code-with-newline",
+        ),
+        pytest.param(
+            lambda t: t.set_column(0, "subject_id", pa.array([1, 1, 2, 2, 1, 1], pa.int64())),
+            5,
+            "subject_id",
+            "appears again",
+            id="subjects-not-grouped",
+        ),
+    ],
+)
+def test_malformed_event_files_name_file_row_and_field(tmp_path, mutate, row, field, message):
+    rows = [(1, D(2020, 1, 1), "A"), (1, D(2020, 1, 2), "B"), (1, D(2020, 1, 3), "C")]
+    rows += [(2, D(2020, 1, 1), "D"), (2, D(2020, 1, 2), "E"), (2, D(2020, 1, 3), "F")]
+    path = write_meds(tmp_path / "events.parquet", rows)
+    pq.write_table(mutate(pq.read_table(path)), path)
+    with pytest.raises(DataError) as err:
+        list(iter_timelines(path))
+    assert err.value.file == path and err.value.row == row and err.value.field == field
+    assert message in str(err.value) and str(path) in str(err.value) and f"row {row}" in str(err.value)
+
+
+def test_malformed_csv_names_the_row(tmp_path):
+    path = _ehrshot_csv(
+        tmp_path / "ehrshot.csv",
+        [
+            ["7", "2020-01-01 00:00:00", "", "ICD10CM/I10", "", "", "", ""],
+            ["7", "2020-13-45", "", "X", "", "", "", ""],
+        ],
+    )
+    with pytest.raises(DataError, match=r"ehrshot.csv, row 2, field 'start': unparseable time"):
+        list(iter_timelines(path))
+    bad = tmp_path / "short.csv"
+    bad.write_text(
+        "patient_id,start,end,code,value,unit,visit_id,omop_table\n7,2020-01-01,,X,,,,\n7,2020-01-02\n"
+    )
+    with pytest.raises(DataError, match=r"short.csv, row 2: cannot parse CSV") as err:
+        list(iter_timelines(bad))
+    assert "2020-01-02" not in str(
+        err.value
+    )  # pyarrow quotes the bad line; patient data stay out of messages
+
+
+def test_unknown_codes_counted_or_strict(tmp_path):
+    from ehrmind.tasks.ehrshot import Vocabulary
+    from ehrmind.tasks.ehrshot.readers import ReadStats
+
+    rows = [(1, D(2020, 1, 1), "DIAGNOSIS//ICD//10//I10"), (1, D(2020, 1, 2), "DIAGNOSIS//ICD//10//Q99ZZZ")]
+    path = write_meds(tmp_path / "events.parquet", rows)
+    stats = ReadStats()
+    assert len(list(iter_timelines(path, vocab=Vocabulary(), stats=stats))) == 1
+    assert stats.unknown_codes == {"ICD10CM/Q99ZZZ": 1} and "row 2" in stats.unknown_examples[0]
+    with pytest.raises(DataError, match=r"row 2, field 'code': unknown code 'DIAGNOSIS//ICD//10//Q99ZZZ'"):
+        list(iter_timelines(path, vocab=Vocabulary(), strict_codes=True))
+
+
+def test_sort_option_handles_unsorted_data(tmp_path):
+    rows = [
+        (2, D(2020, 1, 1), "A"),
+        (1, D(2020, 1, 1), "B"),
+        (2, D(2020, 1, 2), "C"),
+        (1, D(2019, 1, 1), "D"),
+    ]
+    path = write_meds(tmp_path / "events.parquet", rows)
+    tls = {tl.subject_id: [e.code for e in tl.events] for tl in iter_timelines(path, sort=True)}
+    assert tls == {1: ["D", "B"], 2: ["A", "C"]}
+
+
+def test_label_files_ehrshot_and_meds(tmp_path):
+    ehrshot = tmp_path / "labeled_patients.csv"
+    ehrshot.write_text(
+        "patient_id,prediction_time,value,label_type\n"
+        "7,2020-01-05 23:59:00,True,boolean\n7,2020-03-01 23:59:00,False,boolean\n"
+    )
+    labs = tmp_path / "lab_labels.csv"
+    labs.write_text(
+        "patient_id,prediction_time,value,label_type\n7,2020-01-02 07:59:00,2,categorical\n8,2020-01-02 07:59:00,0,categorical\n"
+    )
+    meds = tmp_path / "labels.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "subject_id": pa.array([7], pa.int64()),
+                "prediction_time": pa.array([D(2020, 1, 5, 23, 59)], pa.timestamp("us")),
+                "boolean_value": pa.array([True]),
+            }
+        ),
+        meds,
+    )
+    got = read_label_file(ehrshot)
+    assert [(x.prediction_time, x.value) for x in got[7]] == [
+        (D(2020, 1, 5, 23, 59), True),
+        (D(2020, 3, 1, 23, 59), False),
+    ]
+    lab = read_label_file(labs)
+    assert (lab[7][0].value, lab[7][0].label_class, lab[8][0].value) == (True, "moderate", False)
+    assert read_label_file(meds)[7][0].value is True
+    bad = tmp_path / "bad.csv"
+    bad.write_text("patient_id,prediction_time,value\n7,2020-01-05 23:59:00,True\n7,yesterday,False\n")
+    with pytest.raises(DataError, match=r"bad.csv, row 2, field 'prediction_time'"):
+        read_label_file(bad)
+    with pytest.raises(DataError, match=r"missing column 'boolean_value'"):
+        (tmp_path / "nolabel.csv").write_text("patient_id,prediction_time\n7,2020-01-05\n")
+        read_label_file(tmp_path / "nolabel.csv")
+
+
+# ---------------------------------------------------------------------------------------------- build (ehrmind data)
+
+
+def _demo_events(tmp_path: Path) -> Path:
+    rows = [
+        (1, D(1960, 1, 1), "MEDS_BIRTH"),
+        (1, D(2020, 1, 1, 10), "HOSPITAL_ADMISSION//EW EMER.//EMERGENCY ROOM"),
+        (1, D(2020, 1, 2, 8), "LAB//50983//mEq/L", 131.0),
+        (1, D(2020, 1, 5, 12), "HOSPITAL_DISCHARGE//HOME"),
+        (1, D(2020, 6, 1), "DIAGNOSIS//ICD//10//I10"),
+        (1, D(2021, 6, 1), "LAB//50983//mEq/L", 140.0),
+        (2, D(1950, 1, 1), "MEDS_BIRTH"),
+        (2, D(2020, 3, 1, 10), "HOSPITAL_ADMISSION//URGENT//TRANSFER FROM HOSPITAL"),
+        (2, D(2020, 3, 3, 12), "HOSPITAL_DISCHARGE//HOME"),
+        (2, D(2021, 6, 1), "LAB//50983//mEq/L", 140.0),
+    ]
+    return write_meds(tmp_path / "events.parquet", rows)
+
+
+def test_build_data_writes_jsonl_with_top_level_fields(tmp_path):
+    task = get_task("ehrshot")
+    manifest = task.build_data(
+        _demo_events(tmp_path), tmp_path / "out", labeler="new_hypertension", max_tokens=200
+    )
+    lines = [json.loads(x) for x in (tmp_path / "out" / "examples.jsonl").read_text().splitlines()]
+    assert [(x["id"], x["subject_id"], x["prediction_time"], x["label"]) for x in lines] == [
+        ("1@2020-01-05T23:59:00", 1, "2020-01-05T23:59:00", True),
+        ("2@2020-03-03T23:59:00", 2, "2020-03-03T23:59:00", False),
+    ]
+    assert lines[0]["target"] == {"label": True, "label_name": "yes"}
+    assert lines[0]["metadata"]["category"] == "new_hypertension" and "truncated" in lines[0]["metadata"]
+    examples = task.load(tmp_path / "out")  # Example.from_dict ignores the extra top-level keys
+    assert manifest["files"]["examples.jsonl"]["sha256"] == examples_hash(examples)
+    assert manifest["stats"]["positives"] == 1 and manifest["labeler_config"]["horizon_days"] == 365
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["n"] == 2
+
+
+def test_build_with_existing_label_file_uses_it_as_is(tmp_path):
+    labels_csv = tmp_path / "labeled_patients.csv"
+    labels_csv.write_text(
+        "patient_id,prediction_time,value,label_type\n"
+        "1,2020-01-03 12:00:00,False,boolean\n"  # not a time our labeler would pick: used as given
+        "2,2020-03-03 23:59:00,True,boolean\n"
+        "99,2020-03-03 23:59:00,True,boolean\n"  # subject without events: skipped, counted
+    )
+    manifest = build_snapshot(
+        get_task("ehrshot"),
+        _demo_events(tmp_path),
+        tmp_path / "out",
+        labeler="new_hypertension",
+        labels=str(labels_csv),
+    )
+    examples = get_task("ehrshot").load(tmp_path / "out")
+    assert [(e.id, e.target["label"]) for e in examples] == [
+        ("1@2020-01-03T12:00:00", False),
+        ("2@2020-03-03T23:59:00", True),
+    ]
+    assert manifest["label_file_subjects_without_events"] == 1
+    assert "131 mEq/L" in examples[0].input["timeline"]  # 2020-01-02 lab: before the label's time
+
+
+def test_build_options_and_config(tmp_path):
+    events = _demo_events(tmp_path)
+    task = get_task("ehrshot")
+    with pytest.raises(ConfigError, match="needs a labeler"):
+        task.build_data(events, tmp_path / "a")
+    with pytest.raises(ConfigError, match="unknown ehrshot option"):
+        task.build_data(events, tmp_path / "a", labeler="new_hypertension", max_token=5)
+    config = tmp_path / "htn.yaml"
+    config.write_text("horizon_days: 100\ncodes: [ICD10CM/I10]\n")
+    m = task.build_data(events, tmp_path / "b", labeler="new_hypertension", config=str(config))
+    # diagnosis 148 days after discharge: outside a 100-day window -> negative
+    assert m["labeler_config"]["horizon_days"] == 100 and m["stats"]["positives"] == 0
+    with pytest.raises(ConfigError, match="raw events"):
+        task.load(events)
+    direct = get_task("ehrshot", labeler="new_hypertension", max_tokens=200).load(events)
+    assert [e.target["label"] for e in direct] == [True, False]
+
+
+# ---------------------------------------------------------------------------------------------- verifier, metrics
+
+
+def _example(label: bool, labeler: str = "new_hypertension", ex_id: str = "1@t"):
+    from ehrmind.types import Example
+
+    return Example(
+        id=ex_id,
+        task="ehrshot",
+        input={"timeline": "Prediction time: 2020-01-01", "question": "?"},
+        target={"label": label, "label_name": LABEL_NAMES[label]},
+        metadata={
+            "labeler": labeler,
+            "category": labeler,
+            "label": label,
+            "subject_id": 1,
+            "prediction_time": "t",
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "labeler", "expected"),
+    [
+        ("yes", "new_hypertension", True),
+        ("No.", "new_hypertension", False),  # case and trailing punctuation
+        (True, "new_hypertension", True),  # JSON booleans
+        (0, "new_hypertension", False),
+        ("readmitted", "guo_readmission", True),  # the labeler's own names
+        ("Not readmitted", "guo_readmission", False),
+        ("long stay", "guo_los", True),
+        ("abnormal", "lab_hyponatremia", True),
+        ("severe", "lab_hyponatremia", True),
+        ("normal", "lab_hyponatremia", False),
+        ("hypertension", "new_hypertension", True),
+        ("maybe", "new_hypertension", None),  # never guessed
+        (2, "new_hypertension", None),
+        ("readmitted", "new_hypertension", None),  # another labeler's name is not an answer here
+    ],
+)
+def test_parse_prediction(value, labeler, expected):
+    assert parse_prediction(value, labeler)[0] is expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (0.7, 0.7),
+        ("0.25", 0.25),
+        ("70%", 0.7),
+        (1, 1.0),
+        (1.5, None),
+        (-0.1, None),
+        ("high", None),
+        (True, None),
+    ],
+)
+def test_parse_probability(value, expected):
+    assert parse_probability(value) == expected
+
+
+def test_verify_reads_prediction_and_probability():
+    task = get_task("ehrshot")
+    ex = _example(True)
+    good = task.verify(ex, '<think>risk</think><answer>{"prediction": "yes", "probability": 0.8}</answer>')
+    assert (good.format_ok, good.correct, good.parsed) == (
+        True,
+        True,
+        {"prediction": "yes", "probability": 0.8},
+    )
+    wrong = task.verify(ex, '<think>x</think><answer>{"prediction": "no"}</answer>')
+    assert (wrong.correct, wrong.parsed, wrong.reward) == (
+        False,
+        {"prediction": "no", "probability": None},
+        0.0,
+    )
+    bad = task.verify(ex, "<answer>perhaps</answer>")
+    assert (bad.format_ok, bad.correct, bad.parsed, bad.reward) == (False, False, None, -2.0)
+    assert task.verify(ex, task.gold_completion(ex)).correct is True
+    direct = get_task("ehrshot", mode="direct")
+    assert direct.verify(ex, '<answer>{"prediction": "yes"}</answer>').format_ok is True
+    msgs = task.render(ex)
+    assert (
+        '{"prediction": "yes"}' in msgs[0]["content"] and "Prediction time: 2020-01-01" in msgs[1]["content"]
+    )
+
+
+def _row(ex_id: str, label: bool, pred: str | None, prob: float | None = None, sample: int = 0) -> dict:
+    parsed = None if pred is None else {"prediction": pred, "probability": prob}
+    correct = None if pred is None else (pred == "yes") == label
+    return {
+        "id": ex_id,
+        "sample": sample,
+        "label": label,
+        "category": "t",
+        "parsed": parsed,
+        "correct": False if pred is None else correct,
+        "format_ok": pred is not None,
+    }
+
+
+def test_metrics_against_hand_computed_values():
+    # gold 1,1,0,0; answers yes,no,no,yes with stated probabilities 0.9, 0.4, 0.2, 0.6
+    rows = [
+        _row("a", True, "yes", 0.9),
+        _row("b", True, "no", 0.4),
+        _row("c", False, "no", 0.2),
+        _row("d", False, "yes", 0.6),
+    ]
+    b = binary_block(rows)
+    # sensitivity 1/2, specificity 1/2 -> balanced accuracy 0.5
+    assert (
+        b["balanced_accuracy"] == pytest.approx(0.5) and b["sensitivity"] == 0.5 and b["specificity"] == 0.5
+    )
+    # AUROC: positive > negative in 3 of 4 pairs (0.9>0.2, 0.9>0.6, 0.4>0.2; 0.4<0.6)
+    assert b["auroc"] == pytest.approx(0.75)
+    # AUPRC (average precision): ranks P(0.9) N(0.6) P(0.4) N(0.2): 0.5*1 + 0.5*(2/3)
+    assert b["auprc"] == pytest.approx(0.5 + 0.5 * 2 / 3)
+    assert b["score_source"] == "stated probability" and b["n_positive"] == 2
+    lo, hi = b["balanced_accuracy_ci95"]
+    assert 0 <= lo <= 0.5 <= hi <= 1
+    # several samples and no probability: score = share of yes; an unreadable answer is wrong (-1)
+    rows = [
+        _row("a", True, "yes", sample=0),
+        _row("a", True, "yes", sample=1),
+        _row("a", True, "no", sample=2),
+        _row("b", True, None, sample=0),
+        _row("b", True, None, sample=1),
+        _row("b", True, None, sample=2),
+        _row("c", False, "no", sample=0),
+        _row("c", False, "yes", sample=1),
+        _row("c", False, "no", sample=2),
+        _row("d", False, "no", sample=0),
+        _row("d", False, "no", sample=1),
+        _row("d", False, "no", sample=2),
+    ]
+    task = get_task("ehrshot")
+    m = task.metrics(rows)  # summarize's blocks plus the per-labeler block (one labeler: also the overall)
+    b = m["by_labeler"]["t"]
+    # predictions: a yes (2/3), b invalid, c no (1/3), d no -> sensitivity 1/2, specificity 1 -> 0.75
+    assert b["balanced_accuracy"] == pytest.approx(0.75) and b["invalid_rate"] == pytest.approx(0.25)
+    # scores a 2/3, b 0.5 (no readable answer), c 1/3, d 0: positives above negatives in all 4 pairs
+    assert b["auroc"] == pytest.approx(1.0) and b["score_source"] == "share of yes"
+    assert m["balanced_accuracy"] == pytest.approx(0.75) and m["auroc"] == pytest.approx(1.0) and m["n"] == 4
+    assert any("| t | 4 | 2 | 0.750 |" in line for line in task.report_sections(m))
+    # one class only: AUROC undefined (None), never a made-up number
+    assert binary_block([_row("a", True, "yes"), _row("b", True, "no")])["auroc"] is None
+
+
+def test_records_to_examples_from_flat_rows(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_text(
+        json.dumps({"id": "x", "timeline": "T", "question": "Q?", "label": "yes", "labeler": "guo_los"})
+        + "\n"
+        + json.dumps({"id": "y", "timeline": "T", "question": "Q?", "label": False})
+        + "\n"
+    )
+    exs = get_task("ehrshot").load(path)
+    assert [(e.id, e.target["label"], e.metadata["category"]) for e in exs] == [
+        ("x", True, "guo_los"),
+        ("y", False, ""),
+    ]
+    path.write_text(json.dumps({"id": "x", "timeline": "T", "question": "Q?", "label": "perhaps"}) + "\n")
+    with pytest.raises(DataError, match=r"row 1, field 'label'"):
+        get_task("ehrshot").load(path)
+
+
+def test_lab_task_prompt_stops_before_the_result(tmp_path):
+    rows = [
+        (1, D(2020, 1, 1), "MEDS_BIRTH"),
+        (1, D(2020, 1, 2, 8), "LAB//50983//mEq/L", 141.0),
+        (1, D(2020, 1, 3, 8), "LAB//50983//mEq/L", 128.0),  # the result to predict (moderate)
+        (1, D(2020, 1, 3, 8), "LAB//51222//g/dL", 7.7),  # drawn with it: also after the prediction time
+    ]
+    path = write_meds(tmp_path / "events.parquet", rows)
+    exs = get_task("ehrshot", labeler="lab_hyponatremia").load(path)
+    assert [(e.metadata["prediction_time"], e.target["label"], e.target.get("label_class")) for e in exs] == [
+        ("2020-01-02T07:59:00", False, "normal"),
+        ("2020-01-03T07:59:00", True, "moderate"),
+    ]
+    text = exs[1].input["timeline"]
+    assert "141 mEq/L" in text and "128" not in text and "7.7" not in text
+    assert "sodium <= 135 mmol/L" in exs[1].input["question"]
+
+
+def test_max_examples_per_subject_is_a_seeded_sample(tmp_path):
+    rows = [(1, D(2020, 1, 1), "MEDS_BIRTH")]
+    rows += [(1, D(2020, 1, 2) + timedelta(hours=h), "LAB//50983//mEq/L", 130.0 + h) for h in range(10)]
+    path = write_meds(tmp_path / "events.parquet", rows)
+
+    def ids(**opts):
+        return [e.id for e in get_task("ehrshot", labeler="lab_hyponatremia", **opts).load(path)]
+
+    assert len(ids()) == 10 and len(ids(limit=4)) == 4
+    a, b = ids(max_examples_per_subject=3, seed=1), ids(max_examples_per_subject=3, seed=1)
+    assert a == b and len(a) == 3 and a == sorted(a)  # deterministic, kept in time order
+    assert ids(max_examples_per_subject=3, seed=2) != a
+
+
+def test_vocabulary_and_ontology_files(tmp_path):
+    from ehrmind.tasks.ehrshot import CodeSet, Vocabulary
+    from ehrmind.tasks.ehrshot.ontology import expand_descendants
+
+    # OMOP Athena files are tab-separated, without quoting
+    (tmp_path / "CONCEPT.csv").write_text(
+        "concept_id\tconcept_name\tdomain_id\tvocabulary_id\tconcept_class_id\tstandard_concept\tconcept_code\n"
+        "320128\tEssential hypertension\tCondition\tSNOMED\tClinical Finding\tS\t59621000\n"
+        "319826\tBenign essential hypertension\tCondition\tSNOMED\tClinical Finding\tS\t1201005\n"
+        '3004249\tSystolic blood pressure "office"\tMeasurement\tLOINC\tLab Test\tS\t8480-6\n'
+    )
+    (tmp_path / "CONCEPT_ANCESTOR.csv").write_text(
+        "ancestor_concept_id\tdescendant_concept_id\tmin_levels_of_separation\tmax_levels_of_separation\n"
+        "320128\t320128\t0\t0\n320128\t319826\t1\t1\n"
+    )
+    codes, info = expand_descendants(CodeSet.parse(["SNOMED/59621000", "ICD10CM/I10*"]), tmp_path)
+    assert "SNOMED/1201005" in codes and "ICD10CM/I109" in codes and info["descendants_added"] == 1
+    vocab = Vocabulary.load([tmp_path / "CONCEPT.csv"])
+    assert vocab.describe("SNOMED/1201005") == "Benign essential hypertension"
+    assert vocab.describe("LOINC/8480-6") == 'Systolic blood pressure "office"'
+    assert vocab.is_known("SNOMED/999") is False and vocab.is_known("RxNorm/1") is None
+    # built-in descriptions: ICD-10-CM (maintained package tables), ICD-9-CM
+    assert Vocabulary().describe("ICD10CM/I10") == "Essential (primary) hypertension"
+    assert Vocabulary().describe("ICD9CM/4019") == "Unspecified essential hypertension"
+    tl = timeline(ev(D(2020, 1, 1), "SNOMED/1201005"))
+    text = TimelineSerializer(vocab=vocab).serialize(tl, D(2020, 1, 2)).text
+    assert "Benign essential hypertension (SNOMED 1201005)" in text
+    with pytest.raises(DataError, match="a vocabulary needs columns"):
+        (tmp_path / "v.csv").write_text("a,b\n1,2\n")
+        Vocabulary.load([tmp_path / "v.csv"])

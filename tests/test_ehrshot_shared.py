@@ -1,0 +1,115 @@
+"""EHRSHOT task on the real MIMIC-IV demo (100 patients, MEDS-like): labels with both classes, no leakage,
+and `ehrmind data` → `score` → `eval` end to end on a tiny model. Skipped when ../shared/data is absent."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import SHARED_DATA, shared_file
+from ehrmind import get_task
+from ehrmind.cli import app
+
+runner = CliRunner()
+MIMIC_DEMO = SHARED_DATA / "ehr_samples" / "mimic_iv_demo_meds" / "mimic_iv_demo_meds_events.parquet"
+
+
+@pytest.fixture(scope="module")
+def mimic_demo() -> Path:
+    return shared_file(MIMIC_DEMO)
+
+
+@pytest.fixture(scope="module")
+def htn_data(mimic_demo, tmp_path_factory) -> Path:
+    """`ehrmind data --task ehrshot --labeler new_hypertension` on the demo, as a user runs it."""
+    out = tmp_path_factory.mktemp("ehrshot") / "htn"
+    args = ["data", "--task", "ehrshot", "--source", str(mimic_demo), "--labeler", "new_hypertension"]
+    result = runner.invoke(app, [*args, "--out", str(out), "--set", "max_tokens=300"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def _check_examples(examples, labeler: str) -> None:
+    labels = [ex.target["label"] for ex in examples]
+    assert True in labels and False in labels, f"{labeler}: expected both classes"
+    for ex in examples:
+        pt = datetime.fromisoformat(ex.metadata["prediction_time"])
+        assert ex.metadata["category"] == labeler and ex.id == f"{ex.metadata['subject_id']}@{pt.isoformat()}"
+        assert pt.hour == 23 and pt.minute == 59  # 11:59pm on the discharge day
+        for stamp in re.findall(r"\d{4}-\d{2}-\d{2}(?: \d{2}:\d{2})?", ex.input["timeline"]):
+            fmt = "%Y-%m-%d %H:%M" if " " in stamp else "%Y-%m-%d"
+            assert datetime.strptime(stamp, fmt) <= pt, (ex.id, stamp)
+
+
+def test_new_hypertension_on_mimic_demo(htn_data):
+    examples = get_task("ehrshot").load(htn_data)
+    _check_examples(examples, "new_hypertension")
+    manifest = json.loads((htn_data / "manifest.json").read_text())
+    assert manifest["read"]["rows"] == 916_166 and manifest["read"]["subjects"] == 100
+    stats = manifest["stats"]
+    assert stats["exclusions"]["excluded: already diagnosed"] > 0
+    assert stats["exclusions"]["excluded: censored (follow-up ends inside the window)"] > 0
+    assert stats["positives"] == sum(ex.target["label"] for ex in examples)
+    lines = [json.loads(x) for x in (htn_data / "examples.jsonl").read_text().splitlines()]
+    assert all({"id", "subject_id", "prediction_time", "label"} <= set(x) for x in lines)
+
+
+def test_new_hyperlipidemia_on_mimic_demo(mimic_demo):
+    task = get_task("ehrshot", labeler="new_hyperlipidemia", max_tokens=256)
+    _check_examples(task.load(mimic_demo), "new_hyperlipidemia")
+
+
+def test_score_gold_completions_is_perfect(htn_data, tmp_path):
+    task = get_task("ehrshot")
+    examples = task.load(htn_data)
+    preds = tmp_path / "gold.jsonl"
+    preds.write_text(
+        "".join(json.dumps({"id": e.id, "completion": task.gold_completion(e)}) + "\n" for e in examples)
+    )
+    out = tmp_path / "score"
+    args = [
+        "score",
+        "--task",
+        "ehrshot",
+        "--data",
+        str(htn_data),
+        "--predictions",
+        str(preds),
+        "--out",
+        str(out),
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["accuracy"] == 1.0 and metrics["balanced_accuracy"] == 1.0 and metrics["auroc"] == 1.0
+    assert (
+        metrics["run"]["data_sha256"]
+        == json.loads((htn_data / "manifest.json").read_text())["files"]["examples.jsonl"]["sha256"]
+    )
+    assert "## EHRSHOT metrics by labeler" in (out / "report.md").read_text()
+
+
+def test_eval_on_tiny_model(htn_data, tiny_model, tmp_path):
+    out = tmp_path / "eval"
+    args = [
+        "eval",
+        "--task",
+        "ehrshot",
+        "--data",
+        str(htn_data),
+        "--model",
+        str(tiny_model),
+        "--out",
+        str(out),
+    ]
+    result = runner.invoke(app, [*args, "--limit", "4", "--max-new-tokens", "8"])
+    assert result.exit_code == 0, result.output
+    preds = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
+    assert len(preds) == 4 and all({"subject_id", "prediction_time", "label"} <= set(p) for p in preds)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n"] == 4 and "new_hypertension" in metrics["by_labeler"]

@@ -17,7 +17,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from ehrmind.tasks.medcalc.calculators.base import MissingInput
-from ehrmind.tasks.medcalc.calculators.units import kg, need, value_unit
+from ehrmind.tasks.medcalc.calculators.units import (  # noqa: F401 - re-exported for the lab modules
+    check_sex,
+    collect,
+    conversion_lines,
+    kg,
+    need,
+    sex_of,
+    value_unit,
+)
 
 # Analyte -> (molar mass g/mol, valence or None). Molar masses as MedCalc-Bench and most SI tables use them;
 # triglycerides use triolein (885.7 g/mol, the usual 88.57 mg/dL per mmol/L factor); BUN is urea nitrogen
@@ -247,23 +255,6 @@ def height_cm(entity: Any) -> tuple[float, str | None]:
     return out, f"height: {fmt(value)} {unit} {times(factor[u])} = {fmt(out)} cm."
 
 
-def sex_of(entities: dict[str, Any]) -> str:
-    """'male' or 'female' from the entity 'sex' ('Male'/'Female')."""
-    raw = str(need(entities, "sex", "Sex", "gender")).strip().lower()
-    if raw in ("male", "m", "man"):
-        return "male"
-    if raw in ("female", "f", "woman"):
-        return "female"
-    raise ValueError(f"unknown sex {raw!r}")
-
-
-def check_sex(sex: str) -> str:
-    s = sex.strip().lower()
-    if s not in ("male", "female"):
-        raise ValueError(f"sex must be 'male' or 'female', got {sex!r}")
-    return s
-
-
 def flag(entities: dict[str, Any], *names: str) -> bool:
     """A boolean criterion; absent means not present (MedCalc-Bench's convention)."""
     try:
@@ -273,18 +264,6 @@ def flag(entities: dict[str, Any], *names: str) -> bool:
     if isinstance(v, bool):
         return v
     raise ValueError(f"{names[0]}: expected True/False, got {v!r}")
-
-
-def conversion_lines(conversions: Sequence[str]) -> list[str]:
-    """The 'Unit conversions' block of an explanation (empty when nothing was converted)."""
-    lines = [c for c in conversions if c]
-    if not lines:
-        return []
-    return ["Unit conversions:"] + [f"- {c}" for c in lines]
-
-
-def collect(*notes: str | None) -> tuple[str, ...]:
-    return tuple(n for n in notes if n)
 
 
 CONVERSIONS_INPUT = (

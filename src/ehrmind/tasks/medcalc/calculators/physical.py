@@ -9,7 +9,7 @@ Every compute function takes canonical units (mmHg, kg, cm, ms, beats/min) and r
 converts the note's units (lb, g, in, m, s, …) and passes a sentence describing each conversion through the
 optional `conversions` input so that the explanation shows the note's own numbers.
 
-The small helpers here (`fmt`, `weight_kg_note`, `height_cm_note`, `sex_input`, …) are also used by the
+The small helpers here (`fmt`, `weight_kg_note`, `height_cm_note`, …) are also used by the
 dosage and date modules of this package.
 """
 
@@ -20,7 +20,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from ehrmind.tasks.medcalc.calculators.base import CalcResult, calculator
-from ehrmind.tasks.medcalc.calculators.units import need, value_unit
+from ehrmind.tasks.medcalc.calculators.units import (
+    check_sex,
+    collect,
+    conversion_lines,
+    need,
+    sex_of,
+    value_unit,
+)
 
 CONVERSIONS_INPUT = (
     "optional sentences describing conversions from the note's units (shown in the explanation)"
@@ -45,15 +52,6 @@ def r3(x: float) -> float:
 
 def _unit(unit: str) -> str:
     return unit.strip().lower().replace("µ", "u").replace("μ", "u").replace(" ", "").replace(".", "")
-
-
-def conversion_lines(conversions: Sequence[str] | None) -> list[str]:
-    lines = [c for c in (conversions or ()) if c]
-    return ["Unit conversions:", *(f"- {c}" for c in lines)] if lines else []
-
-
-def collect(*notes: str | None) -> tuple[str, ...]:
-    return tuple(n for n in notes if n)
 
 
 _WEIGHT = {
@@ -108,20 +106,6 @@ def height_cm_note(entity: Any, label: str = "height") -> tuple[float, str | Non
     if factor == 1.0:
         return out, None
     return out, f"{label}: {fmt(value)} {unit} × {fmt(factor, 6)} {per} = {fmt(out)} cm."
-
-
-def sex_input(entities: dict[str, Any]) -> str:
-    """'male' or 'female' from the entity `sex` ('Male'/'Female')."""
-    return check_sex(str(need(entities, "sex", "Sex", "gender", "Gender")))
-
-
-def check_sex(sex: str) -> str:
-    s = sex.strip().lower()
-    if s in ("male", "m", "man"):
-        return "male"
-    if s in ("female", "f", "woman"):
-        return "female"
-    raise ValueError(f"sex must be 'male' or 'female', got {sex!r}")
 
 
 def _positive(name: str, x: float) -> float:
@@ -248,7 +232,7 @@ def _ibw(sex: str, height_cm: float) -> tuple[float, list[str]]:
 
 def _sex_height_entities(e: dict[str, Any]) -> dict[str, Any]:
     height, n = height_cm_note(need(e, "height", "Height"))
-    return {"sex": sex_input(e), "height": height, "conversions": collect(n)}
+    return {"sex": sex_of(e), "height": height, "conversions": collect(n)}
 
 
 _DEVINE = (
@@ -285,7 +269,7 @@ def ideal_body_weight(*, sex: str, height: float, conversions: Sequence[str] = (
 def _sex_weight_height_entities(e: dict[str, Any]) -> dict[str, Any]:
     weight, n1 = weight_kg_note(need(e, "weight", "Weight"))
     height, n2 = height_cm_note(need(e, "height", "Height"))
-    return {"sex": sex_input(e), "weight": weight, "height": height, "conversions": collect(n1, n2)}
+    return {"sex": sex_of(e), "weight": weight, "height": height, "conversions": collect(n1, n2)}
 
 
 @calculator(
@@ -622,7 +606,7 @@ __all__ = [
     "qtc_hodges",
     "qtc_rautaharju",
     "r3",
-    "sex_input",
+    "sex_of",
     "target_weight",
     "weight_kg_note",
 ]

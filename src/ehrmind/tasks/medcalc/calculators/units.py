@@ -5,6 +5,7 @@ Every converter names the units it accepts; an unknown unit raises ValueError na
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ehrmind.tasks.medcalc.calculators.base import MissingInput
@@ -85,3 +86,32 @@ def mg_dl(entity: Any, analyte: str) -> float:
     if mm is not None and u == "umol/l":
         return value * mm / 10000
     raise ValueError(f"unknown unit {unit!r} for {analyte}")
+
+
+# ---------------------------------------------------------------- explanation helpers shared by calculators
+
+
+def conversion_lines(conversions: Sequence[str] | None) -> list[str]:
+    """The 'Unit conversions' block of an explanation (empty when nothing was converted)."""
+    lines = [c for c in (conversions or ()) if c]
+    return ["Unit conversions:", *(f"- {c}" for c in lines)] if lines else []
+
+
+def collect(*notes: str | None) -> tuple[str, ...]:
+    """The conversion sentences that were actually produced."""
+    return tuple(n for n in notes if n)
+
+
+def check_sex(sex: str) -> str:
+    """'male' or 'female' (also accepts m/f, man/woman, any case)."""
+    s = sex.strip().lower()
+    if s in ("male", "m", "man"):
+        return "male"
+    if s in ("female", "f", "woman"):
+        return "female"
+    raise ValueError(f"sex must be 'male' or 'female', got {sex!r}")
+
+
+def sex_of(entities: dict[str, Any]) -> str:
+    """'male' or 'female' from the entity `sex` ('Male'/'Female')."""
+    return check_sex(str(need(entities, "sex", "Sex", "gender", "Gender")))

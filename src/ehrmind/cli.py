@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperCommand
 
 app = typer.Typer(
     name="ehrmind",
@@ -22,7 +23,14 @@ DataOpt = Annotated[
 ]
 OutOpt = Annotated[Path, typer.Option("--out", help="Output folder.")]
 SplitOpt = Annotated[str | None, typer.Option("--split", help="Split of a Hub dataset (default: test).")]
-ModeOpt = Annotated[str, typer.Option("--mode", help="Prompt mode: reasoning (think + answer) or direct.")]
+ModeOpt = Annotated[
+    str,
+    typer.Option(
+        "--mode",
+        help="Prompt mode: reasoning (think + answer), direct (answer only) or one-shot (medcalc; with "
+        "--task-option one_shot_file=PATH).",
+    ),
+]
 PrefillOpt = Annotated[
     bool, typer.Option("--prefill/--no-prefill", help="Prefill the assistant turn with the paper's opening.")
 ]
@@ -32,6 +40,24 @@ TaskOptionOpt = Annotated[
         "--task-option", help="Task-specific option key=value, e.g. max_prompt_tokens=3072 (repeatable)."
     ),
 ]
+
+
+class _ListOptions(TyperCommand):
+    """A command whose repeatable options also take several values after one flag: `--models A B`."""
+
+    def parse_args(self, ctx, args):  # type: ignore[no-untyped-def]
+        names = {o for p in self.params if getattr(p, "multiple", False) for o in getattr(p, "opts", ())}
+        spread: list[str] = []
+        current = None
+        for arg in args:
+            if arg.startswith("-"):
+                current = arg if arg in names else None
+                spread.append(arg)
+            elif current is not None and spread[-1] != current:
+                spread += [current, arg]
+            else:
+                spread.append(arg)
+        return super().parse_args(ctx, spread)
 
 
 def _setup_logging(verbose: bool = False) -> None:
@@ -78,12 +104,20 @@ def eval_cmd(
     prefill: PrefillOpt = False,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1, mps …")] = "cpu",
     task_option: TaskOptionOpt = None,
+    url: Annotated[
+        str | None,
+        typer.Option("--url", help="Use an OpenAI-compatible endpoint instead; --model is the served name."),
+    ] = None,
+    api_key_env: Annotated[
+        str | None, typer.Option("--api-key-env", help="Environment variable holding the endpoint's API key.")
+    ] = None,
 ) -> None:
-    """Generate with a Hugging Face model and score with the task's verifier (resumable)."""
+    """Generate with a Hugging Face model (or an endpoint) and score with the task's verifier (resumable)."""
     _setup_logging()
     from ehrmind.errors import ConfigError, DataError
     from ehrmind.eval.runner import run_eval, run_info
     from ehrmind.generate.hf import GenerationSettings, HFGenerator
+    from ehrmind.generate.openai_compat import EndpointError
     from ehrmind.registry import get_task
 
     try:
@@ -106,9 +140,17 @@ def eval_cmd(
         )
         if samples > 1 and temperature == 0:
             raise ConfigError("several samples with greedy decoding are identical; set --temperature > 0")
-        generator = HFGenerator(model, settings, device=device)
+        if url:
+            import os
+
+            from ehrmind.generate.openai_compat import OpenAICompatGenerator
+
+            key = os.environ.get(api_key_env) if api_key_env else None
+            generator = OpenAICompatGenerator(url, model, api_key=key, settings=settings)
+        else:
+            generator = HFGenerator(model, settings, device=device)
         metrics = run_eval(t, examples, generator, out, samples=samples, batch_size=batch_size, info=info)
-    except (ConfigError, DataError, KeyError, TypeError) as e:
+    except (ConfigError, DataError, EndpointError, KeyError, TypeError) as e:
         _fail(e)
     _summary(metrics, out)
 
@@ -139,6 +181,209 @@ def score_cmd(
     except (ConfigError, DataError, KeyError, TypeError) as e:
         _fail(e)
     _summary(metrics, out)
+
+
+ModesOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--mode",
+        help="Prompt mode(s), reported side by side: reasoning (default), direct, one-shot (with --one-shot-file).",
+    ),
+]
+OneShotOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--one-shot-file",
+        help="One-shot exemplars: MedCalc-Bench's one_shot_finalized_explanation.json (or a one-row-per-calculator CSV).",
+    ),
+]
+
+
+@app.command("diagnose", cls=_ListOptions)
+def diagnose_cmd(
+    task: TaskOpt,
+    data: DataOpt,
+    out: OutOpt,
+    k: Annotated[int, typer.Option("--k", help="The k of pass@k (and the default samples per item).")] = 8,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Local model folder or Hugging Face model id.")
+    ] = None,
+    predictions: Annotated[
+        Path | None,
+        typer.Option("--predictions", help="Diagnose existing samples (an eval predictions.jsonl) instead."),
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="Diagnose only the first N examples.")] = None,
+    samples: Annotated[int | None, typer.Option("--samples", help="Completions per item, >= k.")] = None,
+    temperature: Annotated[float, typer.Option("--temperature")] = 0.6,
+    top_p: Annotated[float, typer.Option("--top-p")] = 0.95,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 1024,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    split: SplitOpt = None,
+    mode: ModesOpt = None,
+    prefill: PrefillOpt = False,
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1, mps …")] = "cpu",
+    task_option: TaskOptionOpt = None,
+    one_shot_file: OneShotOpt = None,
+    threshold: Annotated[
+        float, typer.Option("--threshold", help="Verdict: misapplied when (reliable) pass@k >= this.")
+    ] = 0.5,
+    min_correct: Annotated[
+        int, typer.Option("--min-correct", help="Reliable pass@k: correct samples needed per item.")
+    ] = 2,
+    max_entropy: Annotated[
+        float, typer.Option("--max-entropy", help="Reliable pass@k: highest answer entropy (bits) per item.")
+    ] = 0.9,
+    max_distinct: Annotated[
+        int, typer.Option("--max-distinct", help="Guessable groups: at most this many distinct gold answers.")
+    ] = 10,
+    guessable: Annotated[
+        list[str] | None, typer.Option("--guessable", help="Name the guessable groups instead (repeatable).")
+    ] = None,
+    plan_by: Annotated[
+        str | None, typer.Option("--plan-by", help="category or calculator_name (default: the finest).")
+    ] = None,
+    plan_examples: Annotated[
+        int, typer.Option("--plan-examples", help="SFT rows per group with missing knowledge.")
+    ] = 20,
+    misapplied_examples: Annotated[
+        int, typer.Option("--misapplied-examples", help="SFT rows per group with misapplied knowledge.")
+    ] = 0,
+) -> None:
+    """pass@k per category (and calculator): missing vs misapplied knowledge, a report and an SFT plan."""
+    _setup_logging()
+    from ehrmind.errors import ConfigError, DataError
+    from ehrmind.eval.diagnose import DiagnosisSettings, GenerationOptions, run_diagnose
+
+    try:
+        settings = DiagnosisSettings(
+            k=k,
+            threshold=threshold,
+            min_correct=min_correct,
+            max_entropy=max_entropy,
+            max_distinct=max_distinct,
+            guessable=guessable,
+            plan_by=plan_by,
+            plan_examples=plan_examples,
+            misapplied_examples=misapplied_examples,
+        )
+        generation = GenerationOptions(
+            samples=samples,
+            temperature=temperature,
+            top_p=top_p,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            seed=seed,
+            device=device,
+        )
+        diagnosis = run_diagnose(
+            task,
+            data,
+            out,
+            settings,
+            model=model,
+            predictions=predictions,
+            modes=mode or ["reasoning"],
+            split=split,
+            limit=limit,
+            generation=generation,
+            prefill=prefill,
+            task_options=_key_values(task_option or []),
+            one_shot_file=one_shot_file,
+        )
+    except (ConfigError, DataError, KeyError, TypeError) as e:
+        _fail(e)
+    overall, by = diagnosis["overall"], diagnosis["plan_by"]
+    n_missing = sum(b["verdict"] == "missing" for b in diagnosis[f"by_{by}"].values())
+    typer.echo(
+        f"pass@1 {100 * overall['pass_at_1']:.1f}%, pass@{k} {100 * overall['pass_at_k']:.1f}% over "
+        f"n={overall['n']}; knowledge missing in {n_missing} group(s) by {by}"
+    )
+    typer.echo(f"wrote {out / 'diagnosis.json'}, {out / 'report.md'}, {out / 'sft_plan.yaml'}")
+
+
+@app.command("matrix", cls=_ListOptions)
+def matrix_cmd(
+    models: Annotated[list[str], typer.Option("--models", help="Model folders or Hub ids: --models A B …")],
+    tasks: Annotated[list[str], typer.Option("--tasks", help="Task names: --tasks medcalc ehrshot …")],
+    data: Annotated[list[str], typer.Option("--data", help="Each task's data: --data TASK=PATH …")],
+    out: OutOpt,
+    limit: Annotated[int | None, typer.Option("--limit", help="Evaluate only the first N examples.")] = None,
+    split: SplitOpt = None,
+    mode: ModesOpt = None,
+    one_shot_file: OneShotOpt = None,
+    samples: Annotated[int, typer.Option("--samples", help="Completions per example (K).")] = 1,
+    temperature: Annotated[float, typer.Option("--temperature", help="0 = greedy.")] = 0.0,
+    top_p: Annotated[float, typer.Option("--top-p")] = 1.0,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 1024,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1, mps …")] = "cpu",
+    task_option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--task-option", help="TASK:key=value, e.g. trec_ct:max_prompt_tokens=1500 (repeatable)."
+        ),
+    ] = None,
+) -> None:
+    """Evaluate every model on every task: a table and a heatmap of accuracy and each task's main metric."""
+    _setup_logging()
+    from ehrmind.errors import ConfigError, DataError
+    from ehrmind.eval.matrix import run_matrix
+
+    try:
+        paths = _task_pairs(data, "=", "--data TASK=PATH")
+        missing = [t for t in tasks if t not in paths]
+        extra = [t for t in paths if t not in tasks]
+        if missing or extra:
+            raise ConfigError(
+                f"--data must give one path per --tasks entry (missing: {missing or 'none'}; not in --tasks: "
+                f"{extra or 'none'})"
+            )
+        options: dict[str, dict[str, object]] = {}
+        for t, kv in _task_pairs(task_option or [], ":", "--task-option TASK:key=value", unique=False):
+            options.setdefault(t, {}).update(_key_values([kv]))
+        run_matrix(
+            models,
+            {t: paths[t] for t in tasks},
+            out,
+            modes=mode or ["reasoning"],
+            limit=limit,
+            split=split,
+            samples=samples,
+            temperature=temperature,
+            top_p=top_p,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            seed=seed,
+            device=device,
+            task_options=options,
+            one_shot_file=one_shot_file,
+        )
+    except (ConfigError, DataError, KeyError, TypeError) as e:
+        _fail(e)
+    typer.echo(
+        f"wrote {out / 'matrix.md'}, {out / 'matrix.json'}, {out / 'matrix.png'} (runs in {out / 'runs'})"
+    )
+
+
+def _task_pairs(items: list[str], sep: str, form: str, unique: bool = True):  # type: ignore[no-untyped-def]
+    """`TASK<sep>value` strings to a dict (unique) or a list of pairs."""
+    from ehrmind.errors import ConfigError
+
+    pairs = []
+    for item in items:
+        name, found, value = item.partition(sep)
+        if not found or not name.strip() or not value.strip():
+            raise ConfigError(f"expected {form}, got {item!r}")
+        pairs.append((name.strip(), value.strip()))
+    if not unique:
+        return pairs
+    names = [n for n, _ in pairs]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"{form}: task(s) given twice: {', '.join(dupes)}")
+    return dict(pairs)
 
 
 @app.command("data")
@@ -189,13 +434,13 @@ SetOpt = Annotated[
 ]
 
 
-def _train(stage: str, recipe: Path, overrides: list[str] | None) -> None:
+def _train(stage: str, recipe: Path, overrides: list[str] | None, plans: list[Path] | None = None) -> None:
     _setup_logging()
     from ehrmind.errors import ConfigError, DataError
     from ehrmind.train.recipe import load_recipe
 
     try:
-        r = load_recipe(recipe, overrides or [], stage=stage)  # validated before any model loads
+        r = load_recipe(recipe, overrides or [], stage=stage, plans=plans)  # validated before any model loads
         if stage == "sft":
             from ehrmind.train.sft import run_sft as run
         else:
@@ -207,15 +452,141 @@ def _train(stage: str, recipe: Path, overrides: list[str] | None) -> None:
 
 
 @app.command("sft")
-def sft_cmd(recipe: RecipeOpt, option: SetOpt = None) -> None:
+def sft_cmd(
+    recipe: RecipeOpt,
+    option: SetOpt = None,
+    plan: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--plan",
+            help="Recipe fragment merged before --set, e.g. the sft_plan.yaml of `ehrmind diagnose`.",
+        ),
+    ] = None,
+) -> None:
     """SFT warm-up (TRL SFTTrainer); rerun the same command to resume from the last checkpoint."""
-    _train("sft", recipe, option)
+    _train("sft", recipe, option, plan)
 
 
 @app.command("rl")
 def rl_cmd(recipe: RecipeOpt, option: SetOpt = None) -> None:
     """GRPO with verifiable rewards (TRL GRPOTrainer); rerun the same command to resume."""
     _train("rl", recipe, option)
+
+
+@app.command("rationales")
+def rationales_cmd(
+    task: TaskOpt,
+    data: DataOpt,
+    out: OutOpt,
+    teacher_url: Annotated[
+        str | None,
+        typer.Option("--teacher-url", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1."),
+    ] = None,
+    teacher_model: Annotated[
+        str | None, typer.Option("--teacher-model", help="Model name the endpoint serves.")
+    ] = None,
+    api_key_env: Annotated[
+        str | None, typer.Option("--api-key-env", help="Environment variable holding the API key.")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Local model folder or Hub id (with --self).")
+    ] = None,
+    self_mode: Annotated[
+        bool, typer.Option("--self", help="Rejection sampling from the model being trained (no gold hint).")
+    ] = False,
+    samples: Annotated[int, typer.Option("--samples", help="Attempts per example (K).")] = 1,
+    keep_per_example: Annotated[
+        int, typer.Option("--keep-per-example", help="Verified rationales kept per example (0 = all).")
+    ] = 1,
+    temperature: Annotated[float, typer.Option("--temperature", help="0 = greedy.")] = 0.7,
+    top_p: Annotated[float, typer.Option("--top-p")] = 1.0,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 1024,
+    limit: Annotated[int | None, typer.Option("--limit", help="Only the first N examples.")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per HTTP request.")] = 120.0,
+    max_retries: Annotated[int, typer.Option("--max-retries", help="Retries on 429/5xx/no reply.")] = 5,
+    concurrency: Annotated[int, typer.Option("--concurrency", help="Parallel HTTP requests.")] = 1,
+    split: SplitOpt = None,
+    prefill: PrefillOpt = False,
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda, … (with --model)")] = "cpu",
+    task_option: TaskOptionOpt = None,
+) -> None:
+    """SFT warm-up rationales from a teacher endpoint or the model itself (--self), kept only if verified.
+
+    Teacher mode gives the gold answer and asks for the reasoning; --self samples without it (rejection
+    sampling). Writes rationales.jsonl (SFT data), attempts.jsonl and summary.json; resumable."""
+    _setup_logging()
+    from ehrmind.errors import ConfigError, DataError
+    from ehrmind.generate.hf import GenerationSettings
+    from ehrmind.generate.openai_compat import EndpointError
+    from ehrmind.registry import get_task
+    from ehrmind.train.rationales import make_generator, run_rationales
+
+    try:
+        t = get_task(task, prefill=prefill, **_key_values(task_option or []))
+        examples = t.load(data, split)[:limit]
+        settings = GenerationSettings(
+            max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed
+        )
+        generator, mode = make_generator(
+            teacher_url=teacher_url,
+            teacher_model=teacher_model,
+            api_key_env=api_key_env,
+            model=model,
+            self_mode=self_mode,
+            settings=settings,
+            device=device,
+            timeout=timeout,
+            max_retries=max_retries,
+            concurrency=concurrency,
+        )
+        summary = run_rationales(
+            t,
+            examples,
+            generator,
+            out,
+            samples=samples,
+            mode=mode,
+            keep_per_example=keep_per_example,
+            batch_size=batch_size,
+            info={"data": data, "limit": limit, "seed": seed},
+        )
+    except (ConfigError, DataError, EndpointError, KeyError, TypeError) as e:
+        _fail(e)
+    typer.echo(
+        f"kept {summary['kept']} of {summary['attempts']} attempts ({summary['examples_with_rationale']} of "
+        f"{summary['n_scorable']} examples); dropped {summary['dropped_by_reason'] or 0}"
+    )
+    typer.echo(f"wrote {out / 'rationales.jsonl'}, {out / 'attempts.jsonl'}, {out / 'summary.json'}")
+
+
+@app.command("serve")
+def serve_cmd(
+    model: Annotated[str, typer.Option("--model", help="Local model folder or Hugging Face model id.")],
+    host: Annotated[str, typer.Option("--host", help="Address to bind (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port (0 = any free port).")] = 8000,
+    max_new_tokens: Annotated[
+        int, typer.Option("--max-new-tokens", help="Default when a request has no max_tokens.")
+    ] = 1024,
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1, mps …")] = "cpu",
+    name: Annotated[
+        str | None, typer.Option("--name", help="Model name to report (default: --model).")
+    ] = None,
+) -> None:
+    """A minimal OpenAI-compatible server (/v1/chat/completions, /v1/models) over a local model."""
+    _setup_logging()
+    from ehrmind.generate.hf import GenerationSettings
+    from ehrmind.generate.server import serve
+
+    def ready(url: str) -> None:
+        typer.echo(f"serving {name or model} at {url} (Ctrl-C to stop)")
+
+    try:
+        settings = GenerationSettings(max_new_tokens=max_new_tokens)
+        serve(model, host, port, settings, device=device, model_name=name, on_ready=ready)
+    except (ValueError, OSError) as e:  # bad settings, port in use
+        _fail(e)
 
 
 @app.command("audit")
@@ -245,6 +616,31 @@ def audit_cmd(
     typer.echo(f"wrote {out / 'audit.csv'} and {out / 'summary.md'}")
 
 
+@app.command("export-verl")
+def export_verl_cmd(
+    task: TaskOpt,
+    data: DataOpt,
+    out: Annotated[Path, typer.Option("--out", help="Output parquet file.")],
+    split: SplitOpt = None,
+    mode: ModeOpt = "reasoning",
+    task_option: TaskOptionOpt = None,
+) -> None:
+    """Export Examples as verl RL parquet; score them in verl with ehrmind.rewards.verl.compute_score."""
+    _setup_logging()
+    from ehrmind.errors import ConfigError, DataError
+    from ehrmind.registry import get_task
+    from ehrmind.rewards.verl import write_verl_parquet
+
+    try:
+        t = get_task(task, mode=mode, **_key_values(task_option or []))
+        path = write_verl_parquet(t, t.load(data, split), out, split=split or "train")
+    except (ConfigError, DataError, KeyError, TypeError) as e:
+        _fail(e)
+    typer.echo(
+        f"wrote {path}; verl reward: custom_reward_function.path=<ehrmind>/rewards/verl.py name=compute_score"
+    )
+
+
 @app.command("tiny-model")
 def tiny_model_cmd(
     out: OutOpt,
@@ -262,13 +658,27 @@ def tiny_model_cmd(
 
 
 @app.command("demo")
-def demo_cmd(out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("runs/demo")) -> None:
+def demo_cmd(
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Output folder (runs/demo, or runs/study).")
+    ] = None,
+    study: Annotated[
+        bool,
+        typer.Option("--study", help="Missing vs misapplied knowledge: SFT→RL vs either alone (longer)."),
+    ] = False,
+    seeds: Annotated[int, typer.Option("--seeds", help="With --study: number of seeds per arm.")] = 3,
+) -> None:
     """The main job on the embedded default: CPU, tiny local model, no network."""
     _setup_logging()
-    from ehrmind.demo import run_demo
+    if study:
+        from ehrmind.study import StudySettings, run_study
 
-    report = run_demo(out)
-    typer.echo(f"demo finished; report: {report}")
+        report = run_study(out or Path("runs/study"), StudySettings(seeds=tuple(range(seeds))))
+    else:
+        from ehrmind.demo import run_demo
+
+        report = run_demo(out or Path("runs/demo"))
+    typer.echo(f"finished; report: {report}")
 
 
 def main() -> None:

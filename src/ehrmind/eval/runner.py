@@ -117,7 +117,10 @@ def run_eval(
             "resuming: %d of %d predictions already in %s", len(done), len(examples) * samples, pred_path
         )
 
-    with JsonlAppender(pred_path) as sink, _progress(progress, len(examples) * samples, len(done)) as advance:
+    with (
+        JsonlAppender(pred_path) as sink,
+        ProgressBar(progress, len(examples) * samples, len(done)) as advance,
+    ):
         for start in range(0, len(todo), batch_size):
             batch = todo[start : start + batch_size]
             completions = generator.generate([task.render(ex) for ex, _ in batch], n=1)
@@ -133,7 +136,7 @@ def run_eval(
     }  # a crash between write and fsync cannot duplicate,
     rows = sorted(unique.values(), key=lambda r: (order[r["id"]], int(r["sample"])))  # but be safe
     atomic_write_jsonl(pred_path, rows)
-    return finalize(task, rows, out, info)
+    return finalize(task, rows, out, info, examples)
 
 
 def run_score(
@@ -168,20 +171,32 @@ def run_score(
     atomic_write_jsonl(out / PREDICTIONS, rows)
     info = {**info, "predictions": str(predictions), "n_examples_scored": len(counts)}
     atomic_write_json(out / RUN_INFO, info)
-    return finalize(task, rows, out, info)
+    return finalize(task, rows, out, info, examples)
 
 
-def finalize(task: Task, rows: list[dict[str, Any]], out: Path, info: dict[str, Any]) -> dict[str, Any]:
+def finalize(
+    task: Task,
+    rows: list[dict[str, Any]],
+    out: Path,
+    info: dict[str, Any],
+    examples: Sequence[Example] = (),
+) -> dict[str, Any]:
+    from ehrmind.eval.reasoning_checks import report_lines, summarize_reasoning_checks
     from ehrmind.eval.report import write_report
 
     metrics = task.metrics(rows)
+    checks = summarize_reasoning_checks(task, examples, rows) if examples else None
+    if checks is not None:  # tasks with reasoning checks (MedCalc): grounding and final-value rates
+        metrics["reasoning_checks"] = checks
     metrics["run"] = {**info, "finished": datetime.now(UTC).isoformat(timespec="seconds")}
     atomic_write_json(out / METRICS, metrics)
-    write_report(out, metrics, task.group_fields, extra=task.report_sections(metrics))
+    sections, check_lines = task.report_sections(metrics), report_lines(checks)
+    extra = [*sections, *([""] if sections and check_lines else []), *check_lines]
+    write_report(out, metrics, task.group_fields, extra=extra)
     return metrics
 
 
-class _progress:
+class ProgressBar:
     """A rich progress bar (or nothing), exposing `advance(k)`."""
 
     def __init__(self, enabled: bool, total: int, completed: int):

@@ -19,7 +19,7 @@ from ehrmind.types import Example, RewardWeights, Score
 
 log = logging.getLogger(__name__)
 
-PromptMode = Literal["reasoning", "direct"]
+PromptMode = Literal["reasoning", "direct", "one-shot"]
 PAPER_PREFILL = "Let me solve this step by step.\n<think>"
 
 
@@ -33,6 +33,9 @@ class Task(ABC):
     """Metadata fields copied into each prediction row and used to break metrics down."""
     row_fields: ClassVar[tuple[str, ...]] = ()
     """Further metadata fields copied into each prediction row (e.g. patient and trial ids for ranking)."""
+    modes: ClassVar[tuple[str, ...]] = ("reasoning", "direct")
+    """Prompt modes the task supports. `one-shot` (a worked exemplar as a previous turn, then the reasoning
+    contract) needs exemplars, so only tasks that have them list it."""
 
     def __init__(
         self,
@@ -41,8 +44,11 @@ class Task(ABC):
         system_prompt: str | None = None,
         reward_weights: RewardWeights | dict[str, float] | None = None,
     ):
-        if mode not in ("reasoning", "direct"):
-            raise ConfigError(f"prompt mode must be 'reasoning' or 'direct', got {mode!r}")
+        if mode not in self.modes:
+            raise ConfigError(
+                f"prompt mode must be {' or '.join(repr(m) for m in self.modes)} for task {self.name!r}, "
+                f"got {mode!r}"
+            )
         if prefill and mode == "direct":
             raise ConfigError("prefill opens a <think> block; it only applies to mode='reasoning'")
         self.mode: PromptMode = mode
@@ -145,7 +151,7 @@ class Task(ABC):
     def verify(self, example: Example, completion: str) -> Score:
         """The one scoring path: evaluation, `ehrmind score` and RL rewards all call this."""
         text = self.contract_prefix + (completion or "")
-        parts = check_contract(text, self.answer_key, require_think=self.mode == "reasoning")
+        parts = check_contract(text, self.answer_key, require_think=self.mode != "direct")
         obj = parts.answer_obj if parts.answer_obj is not None else find_json_with_key(text, self.answer_key)
         if not self.can_score(example):
             correct, parsed, reason = None, None, "gold answer cannot be scored"

@@ -2,14 +2,16 @@
 
 A recipe has ehrmind's own fields (task, data, model, SFT data builder, reward weights, LoRA) and a `trl:`
 section mapped onto TRL's own `SFTConfig` / `GRPOConfig`, so every TRL knob is available without being
-re-declared here. `include:` pulls in a base recipe; `--set key=value` overrides win (dotted keys reach
-nested fields, e.g. `trl.learning_rate=1e-3`).
+re-declared here. `include:` pulls in a base recipe; plan fragments (`--plan FILE`, e.g. a diagnosis's
+`sft_plan.yaml`) merge on top; `--set key=value` overrides win (dotted keys reach nested fields, e.g.
+`trl.learning_rate=1e-3`).
 """
 
 from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -141,10 +143,22 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 
 def load_recipe(
-    path: str | Path, overrides: list[str] | None = None, *, stage: Stage | None = None
+    path: str | Path,
+    overrides: list[str] | None = None,
+    *,
+    stage: Stage | None = None,
+    plans: Sequence[str | Path] | None = None,
 ) -> Recipe:
-    """Read, merge includes, apply overrides and validate — TRL fields included — without loading a model."""
+    """Read, merge includes, apply overrides and validate — TRL fields included — without loading a model.
+
+    `plans` are recipe fragments (e.g. the `sft_plan.yaml` written by `ehrmind diagnose`), deep-merged in
+    order after the includes and before the overrides, so `--set` still wins."""
     data = _select_stage(_read_yaml(Path(path)), stage, path)
+    for plan in plans or []:
+        fragment = _read_yaml(Path(plan))
+        if "stage" in fragment or any(isinstance(fragment.get(k), dict) for k in ("sft", "rl")):
+            raise ConfigError(f"{plan}: a plan is a fragment of one stage's recipe; it cannot set stages")
+        data = _deep_merge(data, fragment)
     data = apply_overrides(data, overrides or [])
     if stage is not None:
         data.setdefault("stage", stage)
@@ -153,7 +167,8 @@ def load_recipe(
     try:
         recipe = Recipe.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(f"{path}: {_explain(e)}") from None
+        where = f"{path} (with plan {', '.join(str(p) for p in plans)})" if plans else f"{path}"
+        raise ConfigError(f"{where}: {_explain(e)}") from None
     recipe.trl = check_trl_fields(recipe)
     return recipe
 

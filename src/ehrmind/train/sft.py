@@ -12,7 +12,9 @@ from ehrmind.train.run import Prepared
 log = logging.getLogger(__name__)
 
 
-def build_sft_trainer(recipe: Recipe) -> tuple[Any, Prepared]:
+def build_sft_trainer(recipe: Recipe, extra_rows: list[dict[str, str]] | None = None) -> tuple[Any, Prepared]:
+    """The SFT trainer for a recipe; `extra_rows` (prompt/completion text, e.g. knowledge cards rendered with
+    the model's chat template) are added to the rows built from the data."""
     import datasets
     from trl import SFTConfig, SFTTrainer
 
@@ -33,6 +35,9 @@ def build_sft_trainer(recipe: Recipe) -> tuple[Any, Prepared]:
     rows, counts = sft_rows(
         prepared.task, selected, prepared.tokenizer, max_prompt_tokens=recipe.max_prompt_tokens
     )
+    if extra_rows:
+        rows += [{"example_id": "", **r} for r in extra_rows]
+        counts["extra"] = len(extra_rows)
     config = SFTConfig(**{"completion_only_loss": True, **trl_kwargs(recipe)})
     trainer = SFTTrainer(
         model=prepared.model,
@@ -46,8 +51,8 @@ def build_sft_trainer(recipe: Recipe) -> tuple[Any, Prepared]:
     return trainer, prepared
 
 
-def run_sft(recipe: Recipe) -> Path:
+def run_sft(recipe: Recipe, extra_rows: list[dict[str, str]] | None = None) -> Path:
     from ehrmind.train.run import train_and_save
 
-    trainer, prepared = build_sft_trainer(recipe)
+    trainer, prepared = build_sft_trainer(recipe, extra_rows)
     return train_and_save(trainer, recipe, prepared)

@@ -1,5 +1,14 @@
 """MedCalc prompts. The answer rules are stated in the prompt so a model can meet the verifier."""
 
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ehrmind.errors import DataError
+
 REASONING_SYSTEM = (
     "You are a careful clinical assistant who computes medical scores and values from patient notes. "
     "Think step by step inside <think> </think> tags: find the relevant values in the note, convert units "
@@ -17,3 +26,60 @@ DIRECT_SYSTEM = (
 )
 
 USER_TEMPLATE = "Here is the patient note:\n{note}\n\nHere is the task:\n{question}"
+
+
+# ---------------------------------------------------------------- one-shot baseline
+
+ONE_SHOT_KEYS = ("Patient Note", "Response")
+"""MedCalc-Bench's `one_shot_finalized_explanation.json`: {calculator id: {"Patient Note": …, "Response":
+{"step_by_step_thinking": …, "answer": …}}} — the exemplars the official `run.py` shows in one-shot mode."""
+
+
+@dataclass(frozen=True)
+class OneShotExemplar:
+    """One worked example for a calculator, shown as a previous user/assistant turn."""
+
+    calculator_id: int
+    note: str
+    thinking: str
+    answer: Any
+    question: str | None = None
+    """The exemplar's own question; None (the official JSON has none): the current row's question is used,
+    which is the same for every row of a calculator."""
+
+    def assistant_turn(self, answer_key: str = "answer") -> str:
+        """The exemplar's answer in OUR output contract, so the model is shown the format it is scored on."""
+        answer = json.dumps({answer_key: self.answer}, ensure_ascii=False)
+        return f"<think>{self.thinking}</think>\n<answer>{answer}</answer>"
+
+
+def load_official_one_shot(path: str | Path) -> dict[int, OneShotExemplar]:
+    """Read MedCalc-Bench's official one-shot exemplar JSON; DataError naming the file, key and field."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("one-shot exemplar file not found", file=path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise DataError(f"not valid JSON ({e})", file=path) from None
+    if not isinstance(raw, dict) or not raw:
+        raise DataError("expected an object {calculator id: {Patient Note, Response}}", file=path)
+    out: dict[int, OneShotExemplar] = {}
+    for key, item in raw.items():
+        try:
+            calc_id = int(str(key).strip())
+        except ValueError:
+            raise DataError(f"key {key!r} is not a calculator id", file=path) from None
+        if not isinstance(item, dict) or any(k not in item for k in ONE_SHOT_KEYS):
+            raise DataError(f"expected keys {', '.join(ONE_SHOT_KEYS)}", file=path, row=key)
+        response = item["Response"]
+        if not isinstance(response, dict) or "answer" not in response:
+            raise DataError("expected {step_by_step_thinking, answer}", file=path, row=key, field="Response")
+        thinking = response.get("step_by_step_thinking")
+        if not isinstance(thinking, str) or not thinking.strip():
+            raise DataError("empty", file=path, row=key, field="Response.step_by_step_thinking")
+        note = item["Patient Note"]
+        if not isinstance(note, str) or not note.strip():
+            raise DataError("empty", file=path, row=key, field="Patient Note")
+        out[calc_id] = OneShotExemplar(calc_id, note.strip(), thinking.strip(), response["answer"])
+    return out

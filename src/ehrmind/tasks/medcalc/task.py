@@ -7,13 +7,19 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ehrmind.errors import DataError
+from ehrmind.errors import ConfigError, DataError
 from ehrmind.parsing import format_mdy, parse_date, parse_number, parse_weeks_days, strict_mdy
 from ehrmind.registry import register_task
-from ehrmind.tasks.base import Task
-from ehrmind.tasks.medcalc.prompts import DIRECT_SYSTEM, REASONING_SYSTEM, USER_TEMPLATE
+from ehrmind.tasks.base import PromptMode, Task
+from ehrmind.tasks.medcalc.prompts import (
+    DIRECT_SYSTEM,
+    REASONING_SYSTEM,
+    USER_TEMPLATE,
+    OneShotExemplar,
+    load_official_one_shot,
+)
 from ehrmind.tasks.medcalc.schema import CATEGORY_ALIASES, REQUIRED_COLUMNS, output_type_for
-from ehrmind.types import Example
+from ehrmind.types import Example, RewardWeights
 
 HUB_DATASETS = ("ncbi/MedCalc-Bench-v1.0", "ncbi/MedCalc-Bench-v1.2", "nsk7153/MedCalc-Bench-Verified")
 
@@ -69,6 +75,49 @@ class MedCalcTask(Task):
     version = "1"
     answer_key = "answer"
     group_fields = ("category", "calculator_name")
+    modes = ("reasoning", "direct", "one-shot")
+
+    def __init__(
+        self,
+        mode: PromptMode = "reasoning",
+        prefill: bool | str = False,
+        system_prompt: str | None = None,
+        reward_weights: RewardWeights | dict[str, float] | None = None,
+        one_shot_file: str | Path | None = None,
+    ):
+        """`one_shot_file` (mode `one-shot` only): MedCalc-Bench's official exemplar JSON
+        (`one_shot_finalized_explanation.json`), or a table of one row per calculator in the dataset's columns
+        (e.g. MedCalc-Bench-Verified's `one_shot_data.csv`; its Ground Truth Explanation is the reasoning)."""
+        super().__init__(
+            mode=mode, prefill=prefill, system_prompt=system_prompt, reward_weights=reward_weights
+        )
+        if mode == "one-shot" and not one_shot_file:
+            raise ConfigError(
+                "prompt mode 'one-shot' needs exemplars: give --one-shot-file PATH (or --task-option "
+                "one_shot_file=PATH), e.g. MedCalc-Bench's one_shot_finalized_explanation.json"
+            )
+        if one_shot_file and mode != "one-shot":
+            raise ConfigError(f"one_shot_file only applies to mode 'one-shot', not {mode!r}")
+        self.one_shot_file = str(one_shot_file) if one_shot_file else None
+        self.exemplars: dict[int, OneShotExemplar] = (
+            self._load_exemplars(Path(one_shot_file)) if one_shot_file else {}
+        )
+
+    def _load_exemplars(self, path: Path) -> dict[int, OneShotExemplar]:
+        if path.suffix.lower() == ".json":
+            return load_official_one_shot(path)
+        if not path.is_file():
+            raise DataError("one-shot exemplar file not found", file=path)
+        out: dict[int, OneShotExemplar] = {}
+        for ex in MedCalcTask().load(path):  # dataset-row form: one row per calculator
+            calc_id = int(ex.metadata["calculator_id"])
+            reasoning = str(ex.metadata.get("explanation") or "").strip()
+            if not reasoning:
+                raise DataError("empty", file=path, row=ex.id, field="Ground Truth Explanation")
+            out[calc_id] = OneShotExemplar(
+                calc_id, ex.input["note"], reasoning, self.gold_value(ex), ex.input["question"]
+            )
+        return out
 
     def records_to_examples(
         self, rows: Iterable[tuple[int, dict[str, Any]]], source: str | Path
@@ -146,10 +195,30 @@ class MedCalcTask(Task):
 
     # ------------------------------------------------------------------ prompting
     def instructions(self) -> str:
-        return REASONING_SYSTEM if self.mode == "reasoning" else DIRECT_SYSTEM
+        return DIRECT_SYSTEM if self.mode == "direct" else REASONING_SYSTEM
 
     def user_prompt(self, example: Example) -> str:
         return USER_TEMPLATE.format(note=example.input["note"], question=example.input["question"])
+
+    def render(self, example: Example) -> list[dict[str, str]]:
+        """One-shot mode: the calculator's exemplar as a previous user/assistant turn (its answer in our output
+        contract), then the row; verified as in reasoning mode."""
+        messages = super().render(example)
+        if self.mode != "one-shot":
+            return messages
+        calc_id = example.metadata.get("calculator_id")
+        shot = self.exemplars.get(calc_id) if isinstance(calc_id, int) else None
+        if shot is None:
+            raise ConfigError(
+                f"no one-shot exemplar for calculator id {calc_id} (row {example.id}) in {self.one_shot_file}; "
+                f"it has ids {', '.join(str(i) for i in sorted(self.exemplars))}"
+            )
+        question = shot.question or example.input["question"]
+        turn = [
+            {"role": "user", "content": USER_TEMPLATE.format(note=shot.note, question=question)},
+            {"role": "assistant", "content": shot.assistant_turn(self.answer_key)},
+        ]
+        return [messages[0], *turn, *messages[1:]]
 
     # ------------------------------------------------------------------ scoring
     def gold_value(self, example: Example) -> Any:

@@ -1,7 +1,7 @@
 """Generate MedCalc-Bench-format rows with patient-note-like text, whose answers our own code computes.
 
-A few calculators with simple formulas (mean arterial pressure, BMI, anion gap) keep the task learnable
-by a tiny model. Rows use MedCalc-Bench's columns, so the `medcalc` task loads, renders and verifies them
+A few calculators with simple formulas (mean arterial pressure, BMI, anion gap, ideal body weight) keep
+the task learnable by a tiny model. Rows use MedCalc-Bench's columns, so the `medcalc` task loads, renders and verifies them
 exactly as it does the real benchmark.
 """
 
@@ -131,10 +131,42 @@ def _anion_gap(rng: random.Random) -> Row:
     }
 
 
-CALCULATORS: dict[str, Callable[[random.Random], Row]] = {"map": _map, "bmi": _bmi, "anion_gap": _anion_gap}
+def _ibw(rng: random.Random) -> Row:
+    male = rng.random() < 0.5
+    inches = round(rng.uniform(60, 76), 1)
+    base = 50.0 if male else 45.5
+    value = base + 2.3 * (inches - 60)
+    sex = "man" if male else "woman"
+    note = (
+        f"A {rng.choice(_AGES)}-year-old {sex} was seen before surgery. Height {inches} in, weight "
+        f"{round(rng.uniform(50, 120), 1)} kg, blood pressure {rng.randint(100, 160)}/{rng.randint(60, 95)} mmHg."
+    )
+    explanation = (
+        f"Ideal body weight (Devine) = {base} kg + 2.3 kg × (height in inches − 60) for a "
+        f"{'man' if male else 'woman'}. IBW = {base} + 2.3 × ({inches} − 60) = {value:.3f} kg."
+    )
+    return {
+        "Calculator ID": "10",
+        "Calculator Name": "Ideal Body Weight",
+        "Category": "physical",
+        "Question": "What is the patient's ideal body weight in terms of kg?",
+        "Patient Note": note,
+        "Relevant Entities": repr({"sex": "Male" if male else "Female", "height": [inches, "in"]}),
+        "Ground Truth Explanation": explanation,
+        **_decimal_row(value),
+    }
 
 
-def make_rows(n: int, seed: int = 0, calculators: tuple[str, ...] = tuple(CALCULATORS)) -> list[Row]:
+CALCULATORS: dict[str, Callable[[random.Random], Row]] = {
+    "map": _map,
+    "bmi": _bmi,
+    "anion_gap": _anion_gap,
+    "ibw": _ibw,
+}
+DEMO_CALCULATORS = ("map", "bmi", "anion_gap")
+
+
+def make_rows(n: int, seed: int = 0, calculators: tuple[str, ...] = DEMO_CALCULATORS) -> list[Row]:
     """`n` rows cycling through `calculators`, deterministic for a seed."""
     rng = random.Random(seed)
     rows = []

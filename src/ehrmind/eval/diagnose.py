@@ -1,0 +1,703 @@
+"""`ehrmind diagnose`: know why a model fails before training it.
+
+Sample k answers per item (a pilot study on the training data). Where some samples are right (high pass@k) the
+model has the knowledge and misapplies it: RL alone can fix that. Where none are (low pass@k) the knowledge is
+missing and the SFT warm-up must inject it. The diagnosis is made per category (and per calculator for
+MedCalc), reported with a plot, and turned into a recipe fragment (`sft_plan.yaml`) that `ehrmind sft --plan`
+merges into the recipe. The rules (docs/diagnosis.md; every threshold is a `DiagnosisSettings` field):
+
+- **pass@k** — per item, the unbiased estimator of Chen et al. (2021) from n >= k samples with c correct,
+  1 - C(n-c, k) / C(n, k), computed as a product (no large binomials); averaged over items. pass@1 = c / n.
+- **answer entropy** — Shannon entropy in bits of an item's sampled answers after `normalize_answer`:
+  integer answers (integer gold) rounded as the official rule rounds them, other numbers to 3 significant
+  digits (MedCalc's 5% tolerance is about that), text lower-cased with spaces collapsed, [weeks, days] as a
+  pair; samples without a readable answer form one more outcome.
+- **reliable pass@k** — an item counts (with its pass@k) only when at least `min_correct` samples are right
+  *and* its answer entropy is at most `max_entropy` bits; otherwise 0. Guessing a few-valued answer makes
+  plain pass@k high (1 - (1 - 1/m)^k for m equally likely answers), consistency does not come by chance.
+- **guessable groups** — where guessing is easy: every gold answer is discrete (an integer, or a label such
+  as "yes" or "eligible"; not a decimal, a date or a gestational age) and the group has at most
+  `max_distinct` distinct gold answers. Or name them yourself (`guessable`).
+- **verdict** — the group's score is reliable pass@k if it is guessable, else pass@k: `misapplied` when the
+  score is >= `threshold`, else `missing`.
+- **plan** — `sft_data.per_group`: `plan_examples` rows for every group (by `plan_by`: calculator or
+  category) whose verdict is missing, `misapplied_examples` for the others (0: RL handles them). When no
+  group lacks knowledge the plan is a format-only warm-up: `per_category_cap: format_examples`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter, defaultdict
+from collections.abc import Hashable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ehrmind.errors import ConfigError
+from ehrmind.io import atomic_write_json, atomic_write_jsonl, atomic_write_text, read_jsonl
+from ehrmind.parsing import parse_date
+from ehrmind.tasks.base import Task
+from ehrmind.types import Example
+
+log = logging.getLogger(__name__)
+
+DIAGNOSIS = "diagnosis.json"
+REPORT = "report.md"
+PLOT = "diagnosis.png"
+PLAN = "sft_plan.yaml"
+ITEMS = "items.jsonl"
+PLAN_FIELDS = ("category", "calculator_name")
+"""Groups the SFT data builder can select by (`ehrmind.train.data.select_examples`)."""
+
+
+@dataclass
+class DiagnosisSettings:
+    """Thresholds of the diagnosis and of the plan; the defaults are documented in docs/diagnosis.md."""
+
+    k: int = 8
+    """The k of pass@k; every item needs at least k samples."""
+    threshold: float = 0.5
+    """Verdict: misapplied when the group's (reliable) pass@k >= threshold, else missing."""
+    min_correct: int = 2
+    """Reliable pass@k: at least this many correct samples per item."""
+    max_entropy: float = 0.9
+    """Reliable pass@k: at most this answer entropy (bits) per item; a 4/4 yes-no split is 1 bit."""
+    max_distinct: int = 10
+    """Auto guessable groups: discrete gold answers with at most this many distinct values."""
+    guessable: list[str] | None = None
+    """Group names to treat as guessable; None = decide from the gold answers (see the module docstring)."""
+    plan_by: str | None = None
+    """category or calculator_name; None = calculator_name when the task has it, else category."""
+    plan_examples: int = 20
+    """SFT rows per group whose knowledge is missing."""
+    misapplied_examples: int = 0
+    """SFT rows per group whose knowledge is misapplied (0: left to RL)."""
+    format_examples: int = 2
+    """When no group lacks knowledge: rows per category of a format-only warm-up."""
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ConfigError(f"k must be >= 1, got {self.k}")
+        if not 0 < self.threshold <= 1:
+            raise ConfigError(f"threshold must be in (0, 1], got {self.threshold}")
+        if not 1 <= self.min_correct <= self.k:
+            raise ConfigError(
+                f"min_correct must be between 1 and k ({self.k}), got {self.min_correct}; "
+                "with k=1 set min_correct=1"
+            )
+        if self.max_entropy < 0:
+            raise ConfigError(f"max_entropy (bits) must be >= 0, got {self.max_entropy}")
+        if self.max_distinct < 1:
+            raise ConfigError(f"max_distinct must be >= 1, got {self.max_distinct}")
+        if self.plan_by is not None and self.plan_by not in PLAN_FIELDS:
+            raise ConfigError(f"plan_by must be one of {', '.join(PLAN_FIELDS)}, got {self.plan_by!r}")
+        if self.plan_examples < 1 or self.misapplied_examples < 0 or self.format_examples < 1:
+            raise ConfigError("plan_examples and format_examples must be >= 1, misapplied_examples >= 0")
+
+
+# ---------------------------------------------------------------- the estimators
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples with c correct (Chen et al. 2021): 1 - C(n-c, k) / C(n, k).
+
+    Computed as 1 - prod_{i=n-c+1}^{n} (1 - k/i), which never forms a large binomial coefficient."""
+    if not 0 <= c <= n:
+        raise ValueError(f"need 0 <= c <= n, got c={c}, n={n}")
+    if not 1 <= k <= n:
+        raise ValueError(f"pass@{k} needs 1 <= k <= n samples, got n={n}")
+    if n - c < k:
+        return 1.0
+    prod = 1.0
+    for i in range(n - c + 1, n + 1):
+        prod *= 1.0 - k / i
+    return 1.0 - prod
+
+
+def normalize_answer(parsed: Any, *, integer: bool = False) -> Hashable | None:
+    """The answer an entropy counts: numbers rounded (to an integer for integer answers, else to 3
+    significant digits), text lower-cased with spaces collapsed, lists as tuples, a {"prediction": …} dict
+    as its prediction; None when there is no readable answer."""
+    if parsed is None:
+        return None
+    if isinstance(parsed, dict):
+        if "prediction" in parsed:
+            return normalize_answer(parsed["prediction"], integer=integer)
+        return tuple(sorted((str(k), normalize_answer(v)) for k, v in parsed.items()))
+    if isinstance(parsed, bool):
+        return str(parsed).lower()
+    if isinstance(parsed, (int, float)):
+        if not math.isfinite(parsed):
+            return None
+        if integer:
+            return int(round(parsed))  # Python's round, as the official MedCalc rule
+        return float(f"{float(parsed):.3g}") + 0.0  # + 0.0: -0.0 and 0.0 are one answer
+    if isinstance(parsed, (list, tuple)):
+        return tuple(normalize_answer(v, integer=integer) for v in parsed)
+    return " ".join(str(parsed).lower().split())
+
+
+def answer_entropy(answers: Sequence[Hashable | None]) -> float:
+    """Shannon entropy (bits) of the empirical distribution of normalised answers (None is one outcome)."""
+    if not answers:
+        return 0.0
+    counts = Counter(answers)
+    n = len(answers)
+    h = -sum((m / n) * math.log2(m / n) for m in counts.values())
+    return max(h, 0.0)
+
+
+def is_reliable(c: int, entropy: float, settings: DiagnosisSettings) -> bool:
+    """The reliable-pass@k rule for one item: enough correct samples and a consistent answer."""
+    return c >= settings.min_correct and entropy <= settings.max_entropy + 1e-12
+
+
+def _discrete(gold: Any) -> bool:
+    """An integer or a label (text that is not a date); decimals, dates and [weeks, days] are not."""
+    if isinstance(gold, bool) or isinstance(gold, int):
+        return True
+    if isinstance(gold, str):
+        return parse_date(gold)[0] is None
+    return False
+
+
+# ---------------------------------------------------------------- items and groups
+
+
+def item_stats(
+    task: Task, examples: Sequence[Example], rows: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """One entry per scorable item: n samples, c correct, answer entropy, distinct answers, gold, groups."""
+    by_id = {ex.id: ex for ex in examples}
+    samples: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if r.get("correct") is not None:
+            samples[str(r["id"])].append(r)
+    items = []
+    for ex_id, rs in samples.items():
+        ex = by_id.get(ex_id)
+        if ex is None:
+            raise ConfigError(f"prediction id {ex_id!r} is not in the data")
+        gold = task.gold_value(ex)
+        integer = isinstance(gold, int) and not isinstance(gold, bool)
+        answers = [normalize_answer(r.get("parsed"), integer=integer) for r in rs]
+        items.append(
+            {
+                "id": ex_id,
+                "n": len(rs),
+                "c": sum(bool(r["correct"]) for r in rs),
+                "entropy": answer_entropy(answers),
+                "distinct_answers": len(set(answers)),
+                "gold": normalize_answer(gold, integer=integer),
+                "discrete": _discrete(gold),
+                **{f: str(ex.metadata.get(f, "")) for f in task.group_fields},
+            }
+        )
+    return items
+
+
+def _curve_points(k: int) -> list[int]:
+    points, j = [], 1
+    while j < k:
+        points.append(j)
+        j *= 2
+    return [*points, k]
+
+
+def group_block(
+    items: Sequence[dict[str, Any]], settings: DiagnosisSettings, name: str | None = None
+) -> dict[str, Any]:
+    """pass@1, pass@k, reliable pass@k, guessability, the score and the verdict for one group of items."""
+    k = settings.k
+    n = len(items)
+    if n == 0:
+        return {"n": 0}
+    pk = [pass_at_k(it["n"], it["c"], k) for it in items]
+    reliable = [
+        p if is_reliable(it["c"], it["entropy"], settings) else 0.0 for p, it in zip(pk, items, strict=True)
+    ]
+    if settings.guessable is not None:
+        guessable = name in settings.guessable
+    else:
+        golds = {it["gold"] for it in items}
+        guessable = all(it["discrete"] for it in items) and len(golds) <= settings.max_distinct
+    block = {
+        "n": n,
+        "n_samples": sum(it["n"] for it in items),
+        "pass_at_1": sum(it["c"] / it["n"] for it in items) / n,
+        "pass_at_k": sum(pk) / n,
+        "reliable_pass_at_k": sum(reliable) / n,
+        "guessable": guessable,
+        "mean_entropy": sum(it["entropy"] for it in items) / n,
+        "mean_distinct_answers": sum(it["distinct_answers"] for it in items) / n,
+        "n_solved_by_any_sample": sum(it["c"] > 0 for it in items),
+    }
+    block["score"] = block["reliable_pass_at_k"] if guessable else block["pass_at_k"]
+    block["verdict"] = "misapplied" if block["score"] >= settings.threshold else "missing"
+    return block
+
+
+def diagnose_rows(
+    task: Task, examples: Sequence[Example], rows: Sequence[dict[str, Any]], settings: DiagnosisSettings
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The diagnosis of one set of prediction rows: overall block (with a pass@j curve) and `by_<field>`
+    blocks for each of the task's group fields; plus the per-item statistics."""
+    items = item_stats(task, examples, rows)
+    if not items:
+        raise ConfigError("no scorable predictions to diagnose")
+    short = [it for it in items if it["n"] < settings.k]
+    if short:
+        ids = ", ".join(f"{it['id']} (n={it['n']})" for it in short[:5])
+        raise ConfigError(
+            f"pass@{settings.k} needs at least k={settings.k} samples per item; {len(short)} item(s) have fewer: "
+            f"{ids}. Generate with --samples >= {settings.k} or lower --k"
+        )
+    overall = group_block(items, settings, name="all")
+    overall["pass_at"] = {
+        str(j): sum(pass_at_k(it["n"], it["c"], j) for it in items) / len(items)
+        for j in _curve_points(settings.k)
+    }
+    out: dict[str, Any] = {"overall": overall}
+    for f in task.group_fields:
+        groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for it in items:
+            groups[it[f]].append(it)
+        out[f"by_{f}"] = {g: group_block(its, settings, name=g) for g, its in sorted(groups.items())}
+    for it in items:
+        it["pass_at_k"] = pass_at_k(it["n"], it["c"], settings.k)
+        it["reliable"] = is_reliable(it["c"], it["entropy"], settings)
+    return out, items
+
+
+# ---------------------------------------------------------------- the plan
+
+
+def plan_field(task: Task, settings: DiagnosisSettings) -> str:
+    if settings.plan_by is not None:
+        if settings.plan_by not in task.group_fields:
+            raise ConfigError(
+                f"plan_by {settings.plan_by!r} is not a group of task {task.name!r} "
+                f"({', '.join(task.group_fields)})"
+            )
+        return settings.plan_by
+    return "calculator_name" if "calculator_name" in task.group_fields else "category"
+
+
+def build_plan(diagnosis: dict[str, Any], by: str, settings: DiagnosisSettings) -> dict[str, Any]:
+    """The recipe fragment: `sft_data.per_group` from the verdicts (see the module docstring)."""
+    blocks = diagnosis.get(f"by_{by}") or {}
+    per_group: dict[str, int] = {}
+    for name, b in blocks.items():
+        count = settings.plan_examples if b.get("verdict") == "missing" else settings.misapplied_examples
+        if name and count > 0:
+            per_group[name] = count
+    if per_group:
+        return {"sft_data": {"per_group": per_group}}
+    return {"sft_data": {"per_category_cap": settings.format_examples}}
+
+
+def plan_yaml(plan: dict[str, Any], diagnosis: dict[str, Any], by: str, out: Path) -> str:
+    import yaml
+
+    run = diagnosis.get("run", {})
+    blocks = diagnosis.get(f"by_{by}") or {}
+    left = sorted(n for n, b in blocks.items() if b.get("verdict") == "misapplied")
+    s = diagnosis["settings"]
+    header = [
+        "# SFT warm-up plan written by `ehrmind diagnose` (a recipe fragment).",
+        f"# Use: ehrmind sft --recipe RECIPE --plan {out / PLAN}",
+        f"# task {run.get('task')}, model {run.get('model', run.get('predictions'))}, data {run.get('data')} "
+        f"(sha256 {str(run.get('data_sha256', ''))[:12]}), mode {diagnosis.get('mode')}, k={s['k']}",
+        f"# groups by {by}; verdict: (reliable) pass@{s['k']} >= {s['threshold']} -> misapplied (RL can fix it), "
+        "else missing (warm up)",
+    ]
+    if "per_group" in plan["sft_data"]:
+        header.append(
+            f"# {sum(1 for b in blocks.values() if b.get('verdict') == 'missing')} group(s) with missing "
+            f"knowledge get {s['plan_examples']} rows each"
+        )
+    else:
+        header.append("# no group lacks knowledge: a format-only warm-up (or skip SFT)")
+    if left:
+        header.append(f"# misapplied (left to RL): {'; '.join(left)[:2000]}")
+    body = yaml.safe_dump(plan, sort_keys=False, allow_unicode=True, width=1000)
+    return "\n".join(header) + "\n" + body
+
+
+# ---------------------------------------------------------------- running it
+
+
+def mode_tasks(
+    task_name: str,
+    modes: Sequence[str],
+    *,
+    prefill: bool | str = False,
+    task_options: dict[str, Any] | None = None,
+    one_shot_file: str | Path | None = None,
+) -> dict[str, Task]:
+    """One configured Task per prompt mode; the prefill applies to the modes that open a <think> block and
+    the exemplar file to `one-shot`."""
+    from ehrmind.registry import get_task
+
+    if not modes:
+        raise ConfigError("give at least one prompt mode")
+    if len(set(modes)) != len(modes):
+        raise ConfigError(f"a prompt mode is repeated: {list(modes)}")
+    if one_shot_file and "one-shot" not in modes:
+        raise ConfigError("--one-shot-file is only used with --mode one-shot")
+    tasks = {}
+    for mode in modes:
+        options = dict(task_options or {})
+        if mode == "one-shot" and one_shot_file:
+            options["one_shot_file"] = str(one_shot_file)
+        tasks[mode] = get_task(
+            task_name, mode=mode, prefill=prefill if mode != "direct" else False, **options
+        )
+    return tasks
+
+
+def check_renders(tasks: dict[str, Task], examples: Sequence[Example]) -> None:
+    """Render every prompt before a model loads: a missing one-shot exemplar fails here, not mid-run."""
+    for task in tasks.values():
+        for ex in examples:
+            task.render(ex)
+
+
+@dataclass
+class GenerationOptions:
+    """How completions are sampled (defaults follow the GRPO recipes' rollouts, which RL would rely on)."""
+
+    samples: int | None = None
+    """Completions per item (n >= k); None = k."""
+    temperature: float = 0.6
+    top_p: float = 0.95
+    max_new_tokens: int = 1024
+    batch_size: int = 8
+    seed: int = 0
+    device: str = "cpu"
+
+
+def run_diagnose(
+    task_name: str,
+    data: str,
+    out_dir: str | Path,
+    settings: DiagnosisSettings,
+    *,
+    model: str | None = None,
+    predictions: str | Path | None = None,
+    modes: Sequence[str] = ("reasoning",),
+    split: str | None = None,
+    limit: int | None = None,
+    generation: GenerationOptions | None = None,
+    prefill: bool | str = False,
+    task_options: dict[str, Any] | None = None,
+    one_shot_file: str | Path | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Sample (or read) k completions per item for each prompt mode, diagnose, and write diagnosis.json,
+    report.md, diagnosis.png and sft_plan.yaml to `out_dir` (each mode's eval run under `out_dir/<mode>/`,
+    resumable). The first mode is the one diagnosed for the plan; the others are baselines beside it."""
+    from ehrmind.eval.runner import PREDICTIONS, run_eval, run_info, run_score
+
+    gen = generation or GenerationOptions()
+    if (model is None) == (predictions is None):
+        raise ConfigError("give either --model (to generate) or --predictions (to diagnose existing samples)")
+    if predictions is not None and len(modes) != 1:
+        raise ConfigError("--predictions holds one prompt mode's samples; give exactly one --mode")
+    samples = gen.samples or settings.k
+    if samples < settings.k:
+        raise ConfigError(f"--samples ({samples}) must be >= --k ({settings.k})")
+    if model is not None and samples > 1 and gen.temperature <= 0:
+        raise ConfigError("several samples with greedy decoding are identical; set --temperature > 0")
+    tasks = mode_tasks(
+        task_name, modes, prefill=prefill, task_options=task_options, one_shot_file=one_shot_file
+    )
+    primary = tasks[modes[0]]
+    by = plan_field(primary, settings)
+    examples = primary.load(data, split)[:limit]
+    if not examples:
+        raise ConfigError(f"no examples in {data}")
+    check_renders(tasks, examples)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    generator = None
+    results: dict[str, dict[str, Any]] = {}
+    for mode, task in tasks.items():
+        mode_dir = out / mode
+        info = run_info(
+            task,
+            examples,
+            data,
+            model=model,
+            samples=samples,
+            temperature=gen.temperature if model else None,
+            top_p=gen.top_p if model else None,
+            max_new_tokens=gen.max_new_tokens if model else None,
+            seed=gen.seed,
+            limit=limit,
+            one_shot_file=str(one_shot_file) if mode == "one-shot" else None,
+        )
+        if predictions is not None:
+            metrics = run_score(
+                task, examples, _limited(predictions, examples, mode_dir, limit), mode_dir, info=info
+            )
+        else:
+            if generator is None:
+                from ehrmind.generate.hf import GenerationSettings, HFGenerator
+
+                settings_ = GenerationSettings(
+                    max_new_tokens=gen.max_new_tokens,
+                    temperature=gen.temperature,
+                    top_p=gen.top_p,
+                    seed=gen.seed,
+                )
+                generator = HFGenerator(model, settings_, device=gen.device)  # type: ignore[arg-type]
+            metrics = run_eval(
+                task,
+                examples,
+                generator,
+                mode_dir,
+                samples=samples,
+                batch_size=gen.batch_size,
+                info=info,
+                progress=progress,
+            )
+        rows = read_jsonl(mode_dir / PREDICTIONS)
+        diag, items = diagnose_rows(task, examples, rows, settings)
+        atomic_write_jsonl(mode_dir / ITEMS, items)
+        results[mode] = {"diagnosis": diag, "metrics": metrics, "info": metrics.get("run", info)}
+
+    main = results[modes[0]]
+    diagnosis: dict[str, Any] = {
+        "task": task_name,
+        "mode": modes[0],
+        "k": settings.k,
+        "samples": samples,
+        **main["diagnosis"],
+        "settings": asdict(settings),
+        "plan_by": by,
+        "run": main["info"],
+        "accuracy": _accuracy(main["metrics"]),
+        "baselines": {
+            m: {
+                "overall": r["diagnosis"]["overall"],
+                f"by_{primary.group_fields[0]}": r["diagnosis"].get(f"by_{primary.group_fields[0]}"),
+                "accuracy": _accuracy(r["metrics"]),
+            }
+            for m, r in results.items()
+            if m != modes[0]
+        },
+    }
+    plan = build_plan(diagnosis, by, settings)
+    diagnosis["plan"] = plan
+    atomic_write_json(out / DIAGNOSIS, diagnosis)
+    atomic_write_text(out / PLAN, plan_yaml(plan, diagnosis, by, out))
+    plot_diagnosis(diagnosis, primary.group_fields[0], out / PLOT)
+    write_diagnosis_report(out, diagnosis, primary.group_fields, results)
+    return diagnosis
+
+
+def _limited(predictions: str | Path, examples: Sequence[Example], mode_dir: Path, limit: int | None) -> Path:
+    """With --limit, only the predictions of the kept items (others would be 'not in the data')."""
+    path = Path(predictions)
+    if limit is None:
+        return path
+    ids = {ex.id for ex in examples}
+    lines = [r for r in read_jsonl(path) if str(r.get("id")) in ids]
+    kept = mode_dir / "input_predictions.jsonl"
+    atomic_write_jsonl(kept, lines)
+    return kept
+
+
+def _accuracy(metrics: dict[str, Any]) -> dict[str, Any]:
+    keys = ("n", "accuracy", "ci95", "strict_accuracy", "format_error_rate")
+    out = {k: metrics.get(k) for k in keys}
+    checks = metrics.get("reasoning_checks")
+    if checks:
+        out["reasoning_checks"] = {
+            k: checks.get(k)
+            for k in (
+                "numbers_in_note_rate",
+                "final_value_matches_answer_rate",
+                "reference_numbers_in_note_rate",
+                "n_with_reasoning",
+            )
+        }
+    return out
+
+
+# ---------------------------------------------------------------- report and plot
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.1f}%"
+
+
+def _table(blocks: dict[str, dict[str, Any]], label: str, k: int) -> list[str]:
+    lines = [
+        f"| {label} | n | pass@1 | pass@{k} | reliable pass@{k} | guessable | entropy (bits) | verdict |",
+        "|---|---:|---:|---:|---:|:---:|---:|---|",
+    ]
+    for name, b in blocks.items():
+        if not b.get("n"):
+            continue
+        lines.append(
+            f"| {name or '(none)'} | {b['n']} | {_pct(b['pass_at_1'])} | {_pct(b['pass_at_k'])} | "
+            f"{_pct(b['reliable_pass_at_k'])} | {'yes' if b['guessable'] else ''} | {b['mean_entropy']:.2f} | "
+            f"**{b['verdict']}** |"
+        )
+    return lines
+
+
+def write_diagnosis_report(
+    out: Path, diagnosis: dict[str, Any], group_fields: Sequence[str], results: dict[str, dict[str, Any]]
+) -> Path:
+    s, k = diagnosis["settings"], diagnosis["k"]
+    run = diagnosis.get("run", {})
+    lines = [f"# Diagnosis: {diagnosis['task']} — {run.get('model') or run.get('predictions', '?')}", ""]
+    lines += ["| | |", "|---|---|"]
+    for key in (
+        "task",
+        "task_version",
+        "data",
+        "data_sha256",
+        "model",
+        "predictions",
+        "prefill",
+        "temperature",
+        "top_p",
+        "max_new_tokens",
+        "seed",
+        "ehrmind_version",
+    ):
+        if run.get(key) not in (None, ""):
+            lines.append(f"| {key} | `{str(run[key]).replace(chr(10), chr(92) + 'n')}` |")
+    lines.append(f"| prompt modes | `{', '.join(results)}` (diagnosed: `{diagnosis['mode']}`) |")
+    lines.append(f"| k / samples per item | {k} / {diagnosis['samples']} |")
+    lines += [
+        "",
+        "## Verdict rule",
+        "",
+        f"Per item, pass@{k} is the unbiased estimator 1 − C(n−c, {k})/C(n, {k}) (Chen et al. 2021) from n samples "
+        f"with c correct; a group's value is the mean over its items. In *guessable* groups (discrete gold "
+        f"answers with at most {s['max_distinct']} distinct values"
+        + (f", or as listed: {', '.join(s['guessable'])}" if s["guessable"] is not None else "")
+        + f") an item counts only if it has at least {s['min_correct']} correct samples and an answer entropy "
+        f"of at most {s['max_entropy']} bits (*reliable pass@{k}*). Verdict: **misapplied** (the model has the "
+        f"knowledge; RL alone can fix it) when that value is ≥ {s['threshold']}, else **missing** (the SFT "
+        "warm-up must inject it). See docs/diagnosis.md.",
+        "",
+        "## Overall",
+        "",
+        *_table({"all": diagnosis["overall"]}, "", k),
+        "",
+        f"![pass@k by {group_fields[0]}]({PLOT})",
+    ]
+    for f in group_fields:
+        blocks = diagnosis.get(f"by_{f}")
+        if blocks:
+            lines += ["", f"## By {f.replace('_', ' ')}", "", *_table(blocks, f.replace("_", " "), k)]
+    if len(results) > 1:
+        first = group_fields[0]
+        modes = list(results)
+        lines += ["", "## Prompt modes side by side", ""]
+        head = " | ".join(f"{m} pass@1 | {m} pass@{k}" for m in modes)
+        lines += [f"| {first} | {head} |", "|---|" + "---:|" * (2 * len(modes))]
+        names = list(results[modes[0]]["diagnosis"].get(f"by_{first}", {}))
+        for name in ["(all)", *names]:
+            cells = []
+            for m in modes:
+                d = results[m]["diagnosis"]
+                b = d["overall"] if name == "(all)" else d.get(f"by_{first}", {}).get(name, {})
+                cells += [_pct(b.get("pass_at_1")), _pct(b.get("pass_at_k"))]
+            lines.append(f"| {name} | {' | '.join(cells)} |")
+    lines += [
+        "",
+        "## Accuracy and reasoning checks",
+        "",
+        "| mode | n | accuracy | 95% CI | format errors | values in note | final value = answer |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for m, r in results.items():
+        a = _accuracy(r["metrics"])
+        ci = a.get("ci95")
+        rc = a.get("reasoning_checks") or {}
+        lines.append(
+            f"| {m} | {a.get('n')} | {_pct(a.get('accuracy'))} | "
+            f"{'—' if not ci else f'[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]'} | {_pct(a.get('format_error_rate'))} | "
+            f"{_pct(rc.get('numbers_in_note_rate'))} | {_pct(rc.get('final_value_matches_answer_rate'))} |"
+        )
+    lines += ["", "Each mode's predictions, metrics and report are in its folder (`<mode>/`)."]
+    plan = diagnosis["plan"]["sft_data"]
+    lines += [
+        "",
+        "## SFT plan",
+        "",
+        f"`{PLAN}` (use: `ehrmind sft --recipe RECIPE --plan {out / PLAN}`):",
+        "",
+    ]
+    if "per_group" in plan:
+        lines += [f"- {name}: {count} rows" for name, count in plan["per_group"].items()]
+    else:
+        lines.append(
+            f"- no group lacks knowledge: a format-only warm-up of {plan['per_category_cap']} rows per category"
+        )
+    path = out / REPORT
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path
+
+
+def plot_diagnosis(diagnosis: dict[str, Any], first_field: str, path: Path) -> None:
+    """Left: pass@1, pass@k and the verdict score per group with the threshold; right: pass@j curves per mode."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    k = diagnosis["k"]
+    blocks = {n: b for n, b in (diagnosis.get(f"by_{first_field}") or {}).items() if b.get("n")}
+    names = list(blocks) or ["all"]
+    blocks = blocks or {"all": diagnosis["overall"]}
+    y = np.arange(len(names))
+    h = 0.27
+    fig, (ax, ax2) = plt.subplots(
+        1, 2, figsize=(11, 0.5 * len(names) + 2), gridspec_kw={"width_ratios": [2, 1]}
+    )
+    ax.barh(y - h, [100 * blocks[n]["pass_at_1"] for n in names], h, label="pass@1", color="#9DB4D3")
+    ax.barh(y, [100 * blocks[n]["pass_at_k"] for n in names], h, label=f"pass@{k}", color="#4C72B0")
+    ax.barh(
+        y + h,
+        [100 * blocks[n]["score"] for n in names],
+        h,
+        label="verdict score",
+        color="#DD8452",
+        hatch="//",
+    )
+    ax.axvline(100 * diagnosis["settings"]["threshold"], color="black", linestyle="--", linewidth=1)
+    ax.set_yticks(y, [f"{n} ({blocks[n]['verdict']})" for n in names])
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("% of items")
+    ax.invert_yaxis()
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(f"{diagnosis['task']}: pass@k by {first_field.replace('_', ' ')}")
+    curves = {diagnosis["mode"]: diagnosis["overall"].get("pass_at", {})}
+    curves.update({m: b["overall"].get("pass_at", {}) for m, b in diagnosis.get("baselines", {}).items()})
+    for mode, curve in curves.items():
+        js = [int(j) for j in curve]
+        ax2.plot(js, [100 * v for v in curve.values()], marker="o", label=mode)
+    ax2.set_xscale("log", base=2)
+    ax2.set_xticks(_curve_points(k), [str(j) for j in _curve_points(k)])
+    ax2.set_ylim(0, 100)
+    ax2.set_xlabel("k")
+    ax2.set_ylabel("pass@k (%)")
+    ax2.set_title("all items, by prompt mode")
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)

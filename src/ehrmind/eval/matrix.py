@@ -1,0 +1,342 @@
+"""`ehrmind matrix`: every model on every task — the cross-task generalization view.
+
+Each cell (model × task × prompt mode) is an ordinary, resumable `ehrmind eval` run under
+`DIR/runs/<model>/<task>[-<mode>]/`. The matrix reports each cell's accuracy with its 95% interval and the
+task's main metric where its metrics have one (`MAIN_METRICS`: balanced accuracy for EHRSHOT and for TREC CT's
+pair classification); MedCalc's main metric is its accuracy. Outputs: `DIR/matrix.json`, `DIR/matrix.md`
+(tables) and `DIR/matrix.png` (heatmaps).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ehrmind.errors import ConfigError
+from ehrmind.io import atomic_write_json, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+MATRIX_JSON = "matrix.json"
+MATRIX_MD = "matrix.md"
+MATRIX_PNG = "matrix.png"
+
+MAIN_METRICS: tuple[tuple[str, str, str], ...] = (
+    ("balanced accuracy", "balanced_accuracy", "balanced_accuracy_ci95"),  # ehrshot (top level)
+    (
+        "balanced accuracy",
+        "classification.balanced_accuracy",
+        "classification.balanced_accuracy_ci95",
+    ),  # trec_ct
+)
+"""(name, value path, interval path) in a task's metrics.json, tried in order; the first present is the main
+metric. A task whose metrics have none (MedCalc) is judged by its accuracy."""
+
+
+def _dig(d: dict[str, Any], dotted: str) -> Any:
+    node: Any = d
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def main_metric(metrics: dict[str, Any]) -> dict[str, Any] | None:
+    """{name, value, ci95} of the task's main metric, or None when accuracy is the main metric."""
+    for name, value_path, ci_path in MAIN_METRICS:
+        value = _dig(metrics, value_path)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return {"name": name, "key": value_path, "value": float(value), "ci95": _dig(metrics, ci_path)}
+    return None
+
+
+def model_labels(models: Sequence[str]) -> list[str]:
+    """Short, unique, file-safe names: a local folder's name, or a Hub id with '/' as '--'."""
+    labels: list[str] = []
+    for m in models:
+        p = Path(m)
+        base = p.name if p.exists() else m.replace("/", "--")
+        base = re.sub(r"[^A-Za-z0-9._-]+", "_", base).strip("._") or "model"
+        label, i = base, 2
+        while label in labels:
+            label, i = f"{base}-{i}", i + 1
+        labels.append(label)
+    return labels
+
+
+def run_matrix(
+    models: Sequence[str],
+    data: dict[str, str],
+    out_dir: str | Path,
+    *,
+    modes: Sequence[str] = ("reasoning",),
+    limit: int | None = None,
+    split: str | None = None,
+    samples: int = 1,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    max_new_tokens: int = 1024,
+    batch_size: int = 8,
+    seed: int = 0,
+    device: str = "cpu",
+    task_options: dict[str, dict[str, Any]] | None = None,
+    one_shot_file: str | Path | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Evaluate every model on every task (`data`: task name → data path, in column order) in each prompt
+    mode; a mode a task does not support is an "n/a" cell. Returns the matrix (also written as JSON)."""
+    from ehrmind.eval.diagnose import check_renders, mode_tasks
+    from ehrmind.eval.runner import run_eval, run_info
+    from ehrmind.registry import get_task
+
+    if not models:
+        raise ConfigError("give at least one model (--models A B …)")
+    if not data:
+        raise ConfigError("give at least one task with its data (--tasks T … --data T=PATH …)")
+    if samples > 1 and temperature <= 0:
+        raise ConfigError("several samples with greedy decoding are identical; set --temperature > 0")
+    unknown = sorted(set(task_options or {}) - set(data))
+    if unknown:
+        raise ConfigError(f"--task-option names task(s) not in the matrix: {', '.join(unknown)}")
+    out = Path(out_dir)
+    labels = model_labels(models)
+
+    # every task, mode and prompt is checked before any model loads
+    cells_todo: list[tuple[str, str, Any, Any]] = []
+    skipped: dict[tuple[str, str], str] = {}
+    for task_name, path in data.items():
+        supported = type(get_task(task_name)).modes
+        usable = [m for m in modes if m in supported]
+        for m in modes:
+            if m not in supported:
+                skipped[(task_name, m)] = f"task {task_name} has no {m!r} mode"
+        if not usable:
+            continue
+        tasks = mode_tasks(
+            task_name,
+            usable,
+            task_options=(task_options or {}).get(task_name),
+            one_shot_file=one_shot_file if "one-shot" in usable else None,
+        )
+        examples = next(iter(tasks.values())).load(path, split)[:limit]
+        if not examples:
+            raise ConfigError(f"no examples for task {task_name} in {path}")
+        check_renders(tasks, examples)
+        cells_todo += [(task_name, m, t, examples) for m, t in tasks.items()]
+
+    multi_mode = len(modes) > 1 or modes[0] != "reasoning"
+    rows: list[dict[str, Any]] = []
+    for model, label in zip(models, labels, strict=True):
+        from ehrmind.generate.hf import GenerationSettings, HFGenerator
+
+        settings = GenerationSettings(
+            max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed
+        )
+        generator = HFGenerator(model, settings, device=device) if cells_todo else None
+        for task_name, mode, task, examples in cells_todo:
+            cell_dir = out / "runs" / label / (f"{task_name}-{mode}" if multi_mode else task_name)
+            info = run_info(
+                task,
+                examples,
+                data[task_name],
+                model=model,
+                samples=samples,
+                temperature=temperature,
+                top_p=top_p,
+                max_new_tokens=max_new_tokens,
+                seed=seed,
+                limit=limit,
+                one_shot_file=str(one_shot_file) if mode == "one-shot" else None,
+            )
+            log.info("matrix: %s on %s (%s)", label, task_name, mode)
+            metrics = run_eval(
+                task, examples, generator, cell_dir, samples=samples, batch_size=batch_size, info=info,
+                progress=progress,
+            )  # fmt: skip
+            rows.append(
+                {
+                    "model": label,
+                    "model_path": model,
+                    "task": task_name,
+                    "mode": mode,
+                    "n": metrics.get("n"),
+                    "accuracy": metrics.get("accuracy"),
+                    "ci95": metrics.get("ci95"),
+                    "main_metric": main_metric(metrics),
+                    "data_sha256": info["data_sha256"],
+                    "dir": str(cell_dir.relative_to(out)),
+                }
+            )
+        del generator
+        for (task_name, mode), reason in skipped.items():
+            rows.append(
+                {"model": label, "model_path": model, "task": task_name, "mode": mode, "skipped": reason}
+            )
+
+    matrix = {
+        "models": [{"label": lb, "model": m} for lb, m in zip(labels, models, strict=True)],
+        "tasks": [{"task": t, "data": p} for t, p in data.items()],
+        "modes": list(modes),
+        "settings": {
+            "limit": limit,
+            "samples": samples,
+            "temperature": temperature,
+            "top_p": top_p,
+            "max_new_tokens": max_new_tokens,
+            "seed": seed,
+            "one_shot_file": str(one_shot_file) if one_shot_file else None,
+        },
+        "cells": rows,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / MATRIX_JSON, matrix)
+    write_matrix_report(out, matrix)
+    plot_matrix(matrix, out / MATRIX_PNG)
+    return matrix
+
+
+# ---------------------------------------------------------------- table and heatmap
+
+
+def _grid(matrix: dict[str, Any]) -> tuple[list[str], list[str], dict[tuple[str, str], dict[str, Any]]]:
+    """Row labels (model, or "model [mode]"), task columns, and the cell of each (row, task)."""
+    multi_mode = len(matrix["modes"]) > 1
+    row_names: list[str] = []
+    cells: dict[tuple[str, str], dict[str, Any]] = {}
+    for m in matrix["models"]:
+        for mode in matrix["modes"]:
+            name = f"{m['label']} [{mode}]" if multi_mode else m["label"]
+            row_names.append(name)
+    for c in matrix["cells"]:
+        name = f"{c['model']} [{c['mode']}]" if multi_mode else c["model"]
+        cells[(name, c["task"])] = c
+    return row_names, [t["task"] for t in matrix["tasks"]], cells
+
+
+def _acc(c: dict[str, Any] | None) -> str:
+    if not c or c.get("skipped"):
+        return "n/a"
+    a, ci = c.get("accuracy"), c.get("ci95")
+    if a is None:
+        return "—"
+    return f"{100 * a:.1f}% [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else f"{100 * a:.1f}%"
+
+
+def _main(c: dict[str, Any] | None) -> str:
+    mm = (c or {}).get("main_metric")
+    if not mm:
+        return "n/a" if not c or c.get("skipped") else "(accuracy)"
+    ci = mm.get("ci95")
+    return f"{mm['value']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{mm['value']:.3f}"
+
+
+def write_matrix_report(out: Path, matrix: dict[str, Any]) -> Path:
+    rows, tasks, cells = _grid(matrix)
+    s = matrix["settings"]
+    lines = ["# Cross-task matrix", ""]
+    lines += ["| model | path |", "|---|---|"]
+    lines += [f"| {m['label']} | `{m['model']}` |" for m in matrix["models"]]
+    lines += ["", "| task | data |", "|---|---|"]
+    lines += [f"| {t['task']} | `{t['data']}` |" for t in matrix["tasks"]]
+    lines += [
+        "",
+        f"Prompt modes: {', '.join(matrix['modes'])}; limit {s['limit']}; samples {s['samples']}; temperature "
+        f"{s['temperature']}; max_new_tokens {s['max_new_tokens']}; seed {s['seed']}.",
+        "",
+        "## Accuracy (95% CI)",
+        "",
+        f"![accuracy heatmap]({MATRIX_PNG})",
+        "",
+        "| model | " + " | ".join(tasks) + " |",
+        "|---|" + "---:|" * len(tasks),
+    ]
+    lines += [f"| {r} | " + " | ".join(_acc(cells.get((r, t))) for t in tasks) + " |" for r in rows]
+    names = {
+        t: next(
+            (c["main_metric"]["name"] for (_, tt), c in cells.items() if tt == t and c.get("main_metric")),
+            None,
+        )
+        for t in tasks
+    }
+    lines += [
+        "",
+        "## Main metric (95% CI)",
+        "",
+        "| model | " + " | ".join(f"{t} ({names[t] or 'accuracy'})" for t in tasks) + " |",
+        "|---|" + "---:|" * len(tasks),
+    ]
+    lines += [f"| {r} | " + " | ".join(_main(cells.get((r, t))) for t in tasks) + " |" for r in rows]
+    lines += [
+        "",
+        "Accuracy intervals: Wilson (one sample per item) or a bootstrap over items; main-metric intervals: the "
+        "task's own (bootstrap). *(accuracy)*: the task's main metric is its accuracy. Each cell is an `ehrmind "
+        "eval` folder under `runs/` with its predictions, metrics and report.",
+    ]
+    skipped = [c for c in matrix["cells"] if c.get("skipped")]
+    if skipped:
+        lines += ["", *[f"- n/a: {c['model']} × {c['task']} [{c['mode']}]: {c['skipped']}" for c in skipped]]
+    path = out / MATRIX_MD
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path
+
+
+def plot_matrix(matrix: dict[str, Any], path: Path) -> None:
+    """Heatmaps (rows: models, columns: tasks) of accuracy and, where a task has one, its main metric."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    rows, tasks, cells = _grid(matrix)
+    acc = np.full((len(rows), len(tasks)), np.nan)
+    main = np.full((len(rows), len(tasks)), np.nan)
+    acc_text = [["n/a"] * len(tasks) for _ in rows]
+    main_text = [["n/a"] * len(tasks) for _ in rows]
+    for i, r in enumerate(rows):
+        for j, t in enumerate(tasks):
+            c = cells.get((r, t))
+            if not c or c.get("skipped"):
+                continue
+            if c.get("accuracy") is not None:
+                acc[i, j] = c["accuracy"]
+                ci = c.get("ci95")
+                acc_text[i][j] = f"{100 * c['accuracy']:.1f}%" + (
+                    f"\n[{100 * ci[0]:.0f}–{100 * ci[1]:.0f}]" if ci else ""
+                )
+            mm = c.get("main_metric")
+            if mm:
+                main[i, j] = mm["value"]
+                ci = mm.get("ci95")
+                main_text[i][j] = f"{mm['value']:.2f}" + (f"\n[{ci[0]:.2f}–{ci[1]:.2f}]" if ci else "")
+            else:
+                main_text[i][j] = "(accuracy)"
+    panels = [("accuracy (95% CI)", acc, acc_text)]
+    if not np.all(np.isnan(main)):
+        names = sorted({c["main_metric"]["name"] for c in cells.values() if c.get("main_metric")})
+        panels.append((f"main metric: {', '.join(names)} (95% CI)", main, main_text))
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(1.6 * len(tasks) * len(panels) + 3, 0.7 * len(rows) + 1.8), squeeze=False
+    )
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="#DDDDDD")
+    for ax, (title, values, text) in zip(axes[0], panels, strict=True):
+        im = ax.imshow(np.ma.masked_invalid(values), vmin=0, vmax=1, cmap=cmap, aspect="auto")
+        ax.set_xticks(range(len(tasks)), tasks)
+        ax.set_yticks(range(len(rows)), rows)
+        for i in range(len(rows)):
+            for j in range(len(tasks)):
+                v = values[i, j]
+                color = "black" if math.isnan(v) or v > 0.6 else "white"
+                ax.text(j, i, text[i][j], ha="center", va="center", fontsize=8, color=color)
+        ax.set_title(title, fontsize=10)
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)

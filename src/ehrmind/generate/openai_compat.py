@@ -1,0 +1,269 @@
+"""Generation through any OpenAI-compatible chat endpoint (`POST {base_url}/chat/completions`).
+
+Same interface as `HFGenerator`: `generate(prompts, n) -> list[list[str]]`. Standard library only
+(`urllib.request`). Nothing leaves the machine unless the caller gives the URL.
+
+- Connection errors, timeouts, HTTP 429 and 5xx are retried with exponential backoff (`backoff * 2**k`,
+  capped at `max_backoff`); a `Retry-After` header (seconds or an HTTP date) is honoured instead.
+- Any other 4xx fails at once with `EndpointError` naming the status and an excerpt of the server's error
+  message, with text from the prompt removed (servers sometimes echo the input).
+- The API key is sent as a bearer token and never logged, shown in `repr` or put in an error message.
+- A final assistant message (prefill) is sent as is; the Task prepends the part of the output contract it
+  supplied when verifying (`Task.contract_prefix`). Servers differ in whether they continue it: vLLM
+  needs `extra_body={"continue_final_message": True, "add_generation_prompt": False}`; `ehrmind serve`
+  continues it always.
+- When the server returns fewer than `n` choices (some providers ignore `n`), the rest are requested again.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import http.client
+import json
+import logging
+import re
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+from ehrmind.errors import ConfigError
+from ehrmind.generate.hf import GenerationSettings
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+"""Statuses worth retrying: rate limits, timeouts and server-side failures (408/409 as OpenAI's own client)."""
+MAX_RETRY_AFTER = 600.0
+"""A `Retry-After` longer than this (seconds) is capped, so a misconfigured server cannot hang a run."""
+EXCERPT_CHARS = 300
+
+
+class EndpointError(RuntimeError):
+    """The endpoint refused the request or kept failing; `status` is the last HTTP status (None: no reply)."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class _Retryable(Exception):
+    def __init__(self, what: str, status: int | None = None, retry_after: float | None = None):
+        super().__init__(what)
+        self.what, self.status, self.retry_after = what, status, retry_after
+
+
+def public_url(url: str) -> str:
+    """The URL without user:password@ and query string, for messages."""
+    p = urllib.parse.urlsplit(url)
+    host = p.hostname or ""
+    if p.port:
+        host = f"{host}:{p.port}"
+    return urllib.parse.urlunsplit((p.scheme, host, p.path, "", ""))
+
+
+class OpenAICompatGenerator:
+    """Chat completions from an OpenAI-compatible server (OpenAI, vLLM, TGI, llama.cpp, `ehrmind serve`, …)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key: str | None = None,
+        settings: GenerationSettings | None = None,
+        timeout: float = 120.0,
+        max_retries: int = 5,
+        backoff: float = 1.0,
+        max_backoff: float = 60.0,
+        concurrency: int = 1,
+        extra_body: dict[str, Any] | None = None,
+    ):
+        parts = urllib.parse.urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(
+                f"--teacher-url must be an http(s) URL such as http://127.0.0.1:8000/v1, got {base_url!r}"
+            )
+        if max_retries < 0 or backoff < 0 or timeout <= 0 or concurrency < 1:
+            raise ConfigError("need max_retries >= 0, backoff >= 0, timeout > 0 and concurrency >= 1")
+        self.base_url = base_url.rstrip("/")
+        self.url = f"{self.base_url}/chat/completions"
+        self.model = model
+        self.name = model
+        self.settings = settings or GenerationSettings()
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.concurrency = concurrency
+        self.extra_body = dict(extra_body or {})
+        self._api_key = api_key
+        self._sleep = time.sleep  # replaced in tests
+        self.requests_sent = 0
+        """HTTP requests made so far, retries included."""
+        self._count_lock = threading.Lock()
+
+    def __repr__(self) -> str:  # never the key
+        key = "set" if self._api_key else "none"
+        return f"OpenAICompatGenerator(url={public_url(self.url)!r}, model={self.model!r}, api_key={key})"
+
+    # ------------------------------------------------------------------ interface
+    def generate(self, prompts: list[list[dict[str, str]]], n: int = 1) -> list[list[str]]:
+        """`n` completions for each prompt, in order. Prompts are sent one request each (`concurrency` at a
+        time); the first request that finally fails stops the call with EndpointError."""
+        if n < 1:
+            raise ConfigError(f"n must be >= 1, got {n}")
+        if self.concurrency == 1 or len(prompts) < 2:
+            return [self._complete(messages, n) for messages in prompts]
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            return list(pool.map(lambda m: self._complete(m, n), prompts))
+
+    def _complete(self, messages: list[dict[str, str]], n: int) -> list[str]:
+        out: list[str] = []
+        for _ in range(n):  # at most n requests: each returns at least one choice
+            got = self._request(messages, n - len(out))
+            out.extend(got[: n - len(out)])
+            if len(out) >= n:
+                break
+        return out
+
+    def body(self, messages: list[dict[str, str]], n: int) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "model": self.model,
+            "messages": messages,
+            "temperature": s.temperature,
+            "top_p": s.top_p,
+            "max_tokens": s.max_new_tokens,
+            "n": n,
+            **self.extra_body,
+        }
+
+    # ------------------------------------------------------------------ HTTP
+    def _request(self, messages: list[dict[str, str]], n: int) -> list[str]:
+        data = json.dumps(self.body(messages, n), ensure_ascii=False).encode("utf-8")
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        attempt = 0
+        while True:
+            try:
+                return self._post_once(data, headers, messages)
+            except _Retryable as e:
+                if attempt >= self.max_retries:
+                    raise EndpointError(
+                        f"{public_url(self.url)}: {e.what}; gave up after {attempt + 1} attempt(s) "
+                        f"(--max-retries {self.max_retries})",
+                        status=e.status,
+                    ) from None
+                delay = e.retry_after
+                if delay is None:
+                    delay = min(self.max_backoff, self.backoff * 2**attempt)
+                attempt += 1
+                log.warning(
+                    "%s: %s; retry %d of %d in %.1f s",
+                    public_url(self.url),
+                    e.what,
+                    attempt,
+                    self.max_retries,
+                    delay,
+                )
+                self._sleep(delay)
+
+    def _post_once(self, data: bytes, headers: dict[str, str], messages: list[dict[str, str]]) -> list[str]:
+        req = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
+        with self._count_lock:
+            self.requests_sent += 1
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 - scheme checked
+                raw = resp.read()
+        except urllib.error.HTTPError as e:
+            status = e.code
+            try:
+                body = e.read()
+            except (OSError, http.client.HTTPException):
+                body = b""
+            excerpt = error_excerpt(body, messages)
+            if status in RETRY_STATUS:
+                raise _Retryable(
+                    f"HTTP {status} {excerpt}".rstrip(), status, parse_retry_after(e.headers)
+                ) from None
+            hint = " (the base URL usually ends in /v1)" if status == 404 else ""
+            raise EndpointError(
+                f"{public_url(self.url)} refused the request: HTTP {status}{hint}: {excerpt or '(no body)'}",
+                status=status,
+            ) from None
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
+            reason = getattr(e, "reason", e)
+            raise _Retryable(f"no reply ({type(reason).__name__}: {reason})") from None
+        return self._choices(raw)
+
+    def _choices(self, raw: bytes) -> list[str]:
+        try:
+            obj = json.loads(raw)
+            choices = sorted(obj["choices"], key=lambda c: c.get("index", 0))
+            texts = [(c.get("message") or {}).get("content") or "" for c in choices]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise _Retryable("reply is not a chat completion (no choices[].message)") from None
+        if not texts:
+            raise _Retryable("reply has no choices")
+        return [str(t) for t in texts]
+
+
+def parse_retry_after(headers: Any) -> float | None:
+    """Seconds to wait from a `Retry-After` header (delta-seconds or an HTTP date), capped; None if absent."""
+    value = headers.get("Retry-After") if headers is not None else None
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    return min(MAX_RETRY_AFTER, max(0.0, seconds))
+
+
+_WORD = re.compile(r"\S+")
+_SHINGLE = 4
+
+
+def error_excerpt(body: bytes, messages: list[dict[str, str]]) -> str:
+    """The server's error message (OpenAI `{"error": {"message": …}}` or the raw body), at most
+    EXCERPT_CHARS, with any run of 4+ words that also occurs in the prompt replaced by `[…]`."""
+    text = body.decode("utf-8", errors="replace").strip()
+    try:
+        obj = json.loads(text)
+        err = obj.get("error", obj) if isinstance(obj, dict) else obj
+        if isinstance(err, dict):
+            err = err.get("message") or err.get("detail") or err
+        text = err if isinstance(err, str) else json.dumps(err, ensure_ascii=False)
+    except ValueError:
+        pass
+    return redact(" ".join(text.split()), messages)[:EXCERPT_CHARS]
+
+
+def redact(text: str, messages: list[dict[str, str]]) -> str:
+    prompt_words = [w for m in messages for w in _WORD.findall(str(m.get("content", "")))]
+    seen = {tuple(prompt_words[i : i + _SHINGLE]) for i in range(len(prompt_words) - _SHINGLE + 1)}
+    words = _WORD.findall(text)
+    hide = [False] * len(words)
+    for i in range(len(words) - _SHINGLE + 1):
+        if tuple(words[i : i + _SHINGLE]) in seen:
+            hide[i : i + _SHINGLE] = [True] * _SHINGLE
+    out: list[str] = []
+    for w, h in zip(words, hide, strict=True):
+        if not h:
+            out.append(w)
+        elif not out or out[-1] != "[…]":
+            out.append("[…]")
+    return " ".join(out)

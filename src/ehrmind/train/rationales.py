@@ -1,0 +1,452 @@
+"""`ehrmind rationales`: verified reasoning for the SFT warm-up, from a teacher or from the model itself.
+
+Two modes, one output folder:
+
+- **teacher** — the task's normal prompt plus a note that gives the gold answer and asks for the reasoning
+  a clinician would write to reach it from the patient and the criteria (not from the note), in the output
+  contract. Sent to any OpenAI-compatible endpoint (`OpenAICompatGenerator`).
+- **self** — rejection sampling: the unchanged prompt, `samples` completions from the model being trained
+  (`HFGenerator`, or the model behind an endpoint).
+
+Either way a completion is kept only if `Task.verify` finds it correct and well formatted, its reasoning is
+not empty, (teacher mode) it does not cite the given answer, and it is not a duplicate; at most
+`keep_per_example` are kept per example (0: all). Files in `out_dir`:
+
+- `rationales.jsonl` — kept rationales as Example rows: same `input` and `target`, `metadata.explanation` =
+  the `<think>` text (what `ehrmind.train.data.sft_rows` puts inside `<think>`), `rationale_source`
+  (teacher or model name), `rationale_mode`, `rationale_sample`, `source_id`; a reference explanation
+  already present moves to `original_explanation`. `get_task(task).load(path)` reads it, so
+  `ehrmind sft --set data=DIR/rationales.jsonl` trains on it. The first rationale of an example keeps the
+  example's id; further ones get `ID#SAMPLE`.
+- `attempts.jsonl` — one line per attempt: id, sample, kept, reason (and the verdict and completion).
+  Appended per batch (flushed, fsynced): a killed run started again with the same command skips the
+  examples whose attempts are all recorded and drops half-written ones.
+- `summary.json` — attempts, kept, dropped by reason, by gold label (label tasks) and by category.
+- `run.json` — the settings; a rerun into the folder with other settings is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from ehrmind import __version__
+from ehrmind.errors import ConfigError, DataError
+from ehrmind.io import JsonlAppender, atomic_write_json, atomic_write_jsonl, read_jsonl
+from ehrmind.parsing import check_contract
+from ehrmind.snapshot import examples_hash
+from ehrmind.tasks.base import Task
+from ehrmind.types import Example
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["teacher", "self"]
+RATIONALES = "rationales.jsonl"
+ATTEMPTS = "attempts.jsonl"
+SUMMARY = "summary.json"
+RUN_INFO = "run.json"
+RESUME_KEYS = (
+    "task",
+    "mode",
+    "source",
+    "samples",
+    "keep_per_example",
+    "prompt_mode",
+    "prefill",
+    "temperature",
+    "top_p",
+    "max_new_tokens",
+)
+"""Settings that must match for a rerun into the same folder to continue it (the data may grow: --limit)."""
+
+KEPT = "kept"
+BAD_FORMAT = "bad format"
+WRONG = "wrong answer"
+EMPTY = "empty reasoning"
+CITES_ANSWER = "cites the given answer"
+DUPLICATE = "duplicate"
+OVER_LIMIT = "over keep limit"
+REASONS = (KEPT, BAD_FORMAT, WRONG, EMPTY, CITES_ANSWER, DUPLICATE, OVER_LIMIT)
+
+EVIDENCE = {
+    "trec_ct": "the patient note against the trial: does the trial target the patient's condition, and which "
+    "inclusion and exclusion criteria does the note meet or fail",
+    "medcalc": "the values in the patient note and the calculator's rule, step by step, with the arithmetic",
+    "ehrshot": "the events in the patient's record that bear on the question",
+}
+"""What the teacher is asked to reason from, per task (default: the facts given above)."""
+
+TEACHER_NOTE = (
+    "Note for writing a worked example (do not mention this note): the correct answer to this case is "
+    "{answer}. Write the reasoning a careful clinician would write to reach it independently. Go through "
+    "{evidence}; name the specific facts that decide the case, and let {answer} follow as the conclusion. "
+    "Argue only from the case itself; never refer to a given, expected or reference answer. Reply in exactly "
+    "this format: <think>your reasoning</think><answer>{answer_json}</answer>"
+)
+
+_CITES = re.compile(
+    r"\b(given|provided|supplied|stated|reference|expected|gold|target) (answer|label)s?\b"
+    r"|\banswer key\b|\b(the|this) note (says|states|gives|tells)\b|\bworked example\b"
+    r"|\bI (was|am|have been) (told|given)\b",
+    re.IGNORECASE,
+)
+"""Phrases that show a teacher rationale leans on the answer it was given instead of the case."""
+
+
+# ------------------------------------------------------------------ prompts and verdicts
+def teacher_messages(task: Task, example: Example) -> list[dict[str, str]]:
+    """The task's prompt with the teacher note appended to the (last) user turn; a prefill stays last."""
+    messages = [dict(m) for m in task.render(example)]
+    i = max(j for j, m in enumerate(messages) if m["role"] == "user")
+    gold = task.gold_value(example)
+    note = TEACHER_NOTE.format(
+        answer=json.dumps(gold, ensure_ascii=False),
+        evidence=EVIDENCE.get(task.name, "the facts given above"),
+        answer_json=json.dumps({task.answer_key: gold}, ensure_ascii=False),
+    )
+    messages[i]["content"] = f"{messages[i]['content']}\n\n{note}"
+    return messages
+
+
+def cites_answer(reasoning: str) -> bool:
+    return bool(_CITES.search(reasoning))
+
+
+def label_of(task: Task, example: Example) -> str | None:
+    """The gold label for label tasks (trec_ct, ehrshot), None for value tasks (medcalc)."""
+    gold = task.gold_value(example)
+    return gold if isinstance(gold, str) else None
+
+
+def judge_attempts(
+    task: Task,
+    example: Example,
+    completions: Sequence[str],
+    *,
+    mode: Mode,
+    source: str,
+    keep_per_example: int = 1,
+    first_sample: int = 0,
+) -> tuple[list[dict[str, Any]], list[Example]]:
+    """Attempt rows (one per completion) and the kept rationales as Examples."""
+    rows: list[dict[str, Any]] = []
+    kept: list[Example] = []
+    seen: set[str] = set()
+    for k, completion in enumerate(completions):
+        sample = first_sample + k
+        score = task.verify(example, completion)
+        think = check_contract(task.contract_prefix + (completion or ""), task.answer_key).think
+        reasoning = (think or "").strip()
+        norm = " ".join(reasoning.split()).lower()
+        if not score.format_ok:
+            reason = BAD_FORMAT
+        elif not score.correct:
+            reason = WRONG
+        elif not reasoning:
+            reason = EMPTY
+        elif mode == "teacher" and cites_answer(reasoning):
+            reason = CITES_ANSWER
+        elif norm in seen:
+            reason = DUPLICATE
+        elif keep_per_example and len(kept) >= keep_per_example:
+            reason = OVER_LIMIT
+        else:
+            reason = KEPT
+        seen.add(norm)
+        if reason == KEPT:
+            kept.append(_rationale_example(example, reasoning, sample, len(kept), mode=mode, source=source))
+        rows.append(
+            {
+                "id": example.id,
+                "sample": sample,
+                "kept": reason == KEPT,
+                "reason": reason,
+                "detail": score.reason,
+                "label": label_of(task, example),
+                "category": example.metadata.get("category"),
+                "parsed": score.parsed,
+                "format_ok": score.format_ok,
+                "correct": score.correct,
+                "completion": completion,
+            }
+        )
+    return rows, kept
+
+
+def _rationale_example(
+    ex: Example, reasoning: str, sample: int, nth: int, *, mode: Mode, source: str
+) -> Example:
+    meta = dict(ex.metadata)
+    if meta.get("explanation"):
+        meta["original_explanation"] = meta["explanation"]
+    meta.update(
+        explanation=reasoning,
+        rationale_source=source,
+        rationale_mode=mode,
+        rationale_sample=sample,
+        source_id=ex.id,
+    )
+    return Example(
+        id=ex.id if nth == 0 else f"{ex.id}#{sample}",
+        task=ex.task,
+        input=ex.input,
+        target=ex.target,
+        metadata=meta,
+    )
+
+
+# ------------------------------------------------------------------ the run
+def run_rationales(
+    task: Task,
+    examples: Sequence[Example],
+    generator: Any,
+    out_dir: str | Path,
+    *,
+    samples: int = 1,
+    mode: Mode = "teacher",
+    keep_per_example: int = 1,
+    batch_size: int = 8,
+    info: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Generate `samples` attempts per scorable example, keep the verified ones; returns the summary.
+
+    `generator` has `name`, `settings` (GenerationSettings) and `generate(prompts, n)`. Examples whose gold
+    answer cannot be scored (SIGIR pairs) are counted in `n_unscorable` and never sent."""
+    if mode not in ("teacher", "self"):
+        raise ConfigError(f"mode must be 'teacher' or 'self', got {mode!r}")
+    if task.mode != "reasoning":
+        raise ConfigError("rationales are <think> text: use the task's reasoning prompt mode, not direct")
+    if samples < 1 or batch_size < 1 or keep_per_example < 0:
+        raise ConfigError("need --samples >= 1, --batch-size >= 1 and --keep-per-example >= 0 (0 = all)")
+    settings = getattr(generator, "settings", None)
+    temperature = getattr(settings, "temperature", None)
+    if samples > 1 and temperature == 0:
+        raise ConfigError("several samples with greedy decoding are identical; set --temperature > 0")
+    source = str(getattr(generator, "name", "model"))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    run = {
+        "task": task.name,
+        "task_version": task.version,
+        "mode": mode,
+        "source": source,
+        "samples": samples,
+        "keep_per_example": keep_per_example,
+        "prompt_mode": task.mode,
+        "prefill": task.prefill_text,
+        "temperature": temperature,
+        "top_p": getattr(settings, "top_p", None),
+        "max_new_tokens": getattr(settings, "max_new_tokens", None),
+        "data_sha256": examples_hash(examples),
+        "n_examples": len(examples),
+        "ehrmind_version": __version__,
+        **(info or {}),
+    }
+    _check_resume(out, run)
+    atomic_write_json(out / RUN_INFO, run)
+
+    by_id = {ex.id: ex for ex in examples}
+    done = _recover(out, by_id, samples)
+    scorable = [ex for ex in examples if task.can_score(ex)]
+    todo = [ex for ex in scorable if ex.id not in done]
+    if done:
+        log.info("resuming: %d of %d examples already attempted in %s", len(done), len(scorable), out)
+    from ehrmind.eval.runner import ProgressBar
+
+    with (
+        JsonlAppender(out / RATIONALES) as kept_sink,
+        JsonlAppender(out / ATTEMPTS) as attempt_sink,
+        ProgressBar(progress, len(scorable), len(scorable) - len(todo)) as advance,
+    ):
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start : start + batch_size]
+            prompts = [teacher_messages(task, ex) if mode == "teacher" else task.render(ex) for ex in batch]
+            completions = generator.generate(prompts, n=samples)
+            attempt_rows, kept_rows = [], []
+            for ex, outs in zip(batch, completions, strict=True):
+                if len(outs) != samples:
+                    raise RuntimeError(f"generator returned {len(outs)} completions, expected {samples}")
+                rows, kept = judge_attempts(
+                    task, ex, outs, mode=mode, source=source, keep_per_example=keep_per_example
+                )
+                attempt_rows += rows
+                kept_rows += [k.to_dict() for k in kept]
+            kept_sink.write(kept_rows)  # rationales first: a kill before the attempts are written
+            attempt_sink.write(attempt_rows)  # leaves them orphaned, and the next run drops them
+            advance(len(batch))
+
+    summary = _finish(task, out, examples, scorable, run)
+    log.info(
+        "rationales: kept %d of %d attempts; %d of %d examples have one; dropped %s",
+        summary["kept"],
+        summary["attempts"],
+        summary["examples_with_rationale"],
+        summary["n_scorable"],
+        summary["dropped_by_reason"],
+    )
+    return summary
+
+
+def _check_resume(out: Path, run: dict[str, Any]) -> None:
+    path = out / RUN_INFO
+    if not path.exists():
+        return
+    old = json.loads(path.read_text(encoding="utf-8"))
+    changed = [k for k in RESUME_KEYS if old.get(k) != run.get(k)]
+    if changed:
+        raise ConfigError(
+            f"{out} holds rationales made with different {', '.join(changed)}; use a new --out folder (or "
+            "delete this one) to start a different run"
+        )
+
+
+def _recover(out: Path, by_id: dict[str, Example], samples: int) -> set[str]:
+    """Ids whose attempts are all on disk; lines of half-finished examples and rationales without their
+    attempts (a kill between the two writes) are removed, so the rerun cannot duplicate them."""
+    attempts_path, kept_path = out / ATTEMPTS, out / RATIONALES
+    attempts = read_jsonl(attempts_path, repair_tail=True) if attempts_path.exists() else []
+    kept = read_jsonl(kept_path, repair_tail=True) if kept_path.exists() else []
+    by_example: dict[str, set[int]] = defaultdict(set)
+    for lineno, row in enumerate(attempts, start=1):
+        ex_id = str(row.get("id"))
+        if ex_id not in by_id:
+            raise DataError(
+                "id not in the data (another dataset, or a smaller --limit than before?); use the same data or a new --out",
+                file=attempts_path,
+                row=lineno,
+                field="id",
+            )
+        by_example[ex_id].add(int(row.get("sample", 0)))
+    done = {i for i, s in by_example.items() if s >= set(range(samples))}
+    good_attempts = [r for r in attempts if str(r.get("id")) in done]
+    good_kept = [r for r in kept if str((r.get("metadata") or {}).get("source_id")) in done]
+    if len(good_attempts) != len(attempts):
+        atomic_write_jsonl(attempts_path, good_attempts)
+        log.info("dropped %d attempt line(s) of unfinished examples", len(attempts) - len(good_attempts))
+    if len(good_kept) != len(kept):
+        atomic_write_jsonl(kept_path, good_kept)
+        log.info("dropped %d rationale(s) of unfinished examples", len(kept) - len(good_kept))
+    return done
+
+
+def _finish(
+    task: Task, out: Path, examples: Sequence[Example], scorable: Sequence[Example], run: dict[str, Any]
+) -> dict[str, Any]:
+    """Rewrite both files in dataset order without duplicates; write and return the summary."""
+    order = {ex.id: i for i, ex in enumerate(examples)}
+    attempts = {(str(r["id"]), int(r["sample"])): r for r in read_jsonl(out / ATTEMPTS)}
+    attempt_rows = sorted(attempts.values(), key=lambda r: (order[str(r["id"])], int(r["sample"])))
+    kept = {str(r["id"]): r for r in read_jsonl(out / RATIONALES)}
+    kept_rows = sorted(
+        kept.values(),
+        key=lambda r: (order[str(r["metadata"]["source_id"])], r["metadata"]["rationale_sample"]),
+    )
+    atomic_write_jsonl(out / ATTEMPTS, attempt_rows)
+    atomic_write_jsonl(out / RATIONALES, kept_rows)
+    summary = summarize(attempt_rows)
+    attempted = {str(r["id"]) for r in attempt_rows}
+    summary = {
+        "task": task.name,
+        "mode": run["mode"],
+        "source": run["source"],
+        "n_examples": len(examples),
+        "n_unscorable": len(examples) - len(scorable),
+        "n_scorable": len(scorable),
+        "n_attempted": len(attempted),
+        **summary,
+        "files": {"rationales": str(out / RATIONALES), "attempts": str(out / ATTEMPTS)},
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    atomic_write_json(out / SUMMARY, summary)
+    return summary
+
+
+def summarize(attempt_rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Counts over attempt rows: total, kept, dropped by reason, examples with a rationale; the same by gold
+    label (label tasks only) and by category."""
+
+    def block(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        reasons = Counter(r["reason"] for r in rows if not r["kept"])
+        kept = sum(1 for r in rows if r["kept"])
+        return {
+            "attempts": len(rows),
+            "kept": kept,
+            "dropped": len(rows) - kept,
+            "yield": round(kept / len(rows), 4) if rows else None,
+            "examples": len({r["id"] for r in rows}),
+            "examples_with_rationale": len({r["id"] for r in rows if r["kept"]}),
+            "dropped_by_reason": {k: reasons[k] for k in REASONS if reasons[k]},
+        }
+
+    out = block(attempt_rows)
+    for key, field in (("by_label", "label"), ("by_category", "category")):
+        groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for r in attempt_rows:
+            if r.get(field) is not None:
+                groups[str(r[field])].append(r)
+        if groups:
+            out[key] = {name: block(rows) for name, rows in sorted(groups.items())}
+    return out
+
+
+# ------------------------------------------------------------------ the command line's set-up
+def make_generator(
+    *,
+    teacher_url: str | None,
+    teacher_model: str | None,
+    api_key_env: str | None,
+    model: str | None,
+    self_mode: bool,
+    settings: Any,
+    device: str = "cpu",
+    timeout: float = 120.0,
+    max_retries: int = 5,
+    concurrency: int = 1,
+) -> tuple[Any, Mode]:
+    """The generator and mode for `ehrmind rationales`: a teacher endpoint (`--teacher-url/--teacher-model`),
+    or `--self` with a local/Hub `--model` or with an endpoint serving the model being trained."""
+    if bool(teacher_url) != bool(teacher_model):
+        raise ConfigError("--teacher-url and --teacher-model go together (the endpoint and its model name)")
+    if teacher_url and model:
+        raise ConfigError(
+            "give either an endpoint (--teacher-url/--teacher-model) or a local --model, not both"
+        )
+    if model and not self_mode:
+        raise ConfigError("a local --model is the model being trained: add --self for rejection sampling")
+    if not teacher_url and not model:
+        raise ConfigError(
+            "say where completions come from: --teacher-url URL --teacher-model NAME (teacher), or --model "
+            "PATH_OR_ID --self (rejection sampling from the model being trained)"
+        )
+    if api_key_env and not teacher_url:
+        raise ConfigError("--api-key-env only applies to an endpoint (--teacher-url)")
+    mode: Mode = "self" if self_mode else "teacher"
+    if teacher_url:
+        from ehrmind.generate.openai_compat import OpenAICompatGenerator
+
+        api_key = None
+        if api_key_env:
+            api_key = os.environ.get(api_key_env)
+            if not api_key:
+                raise ConfigError(f"--api-key-env names {api_key_env}, which is not set or empty")
+        gen = OpenAICompatGenerator(
+            teacher_url,
+            teacher_model or "",
+            api_key=api_key,
+            settings=settings,
+            timeout=timeout,
+            max_retries=max_retries,
+            concurrency=concurrency,
+        )
+        return gen, mode
+    from ehrmind.generate.hf import HFGenerator
+
+    return HFGenerator(str(model), settings, device=device), mode

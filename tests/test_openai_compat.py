@@ -1,0 +1,375 @@
+"""The OpenAI-compatible client (retries, backoff, errors without patient text) and `ehrmind serve`.
+
+Everything runs against real HTTP servers on 127.0.0.1: a scripted one (http.server, below) and
+`ehrmind.generate.server` serving the tiny local model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from ehrmind.errors import ConfigError
+from ehrmind.generate.hf import GenerationSettings
+from ehrmind.generate.openai_compat import (
+    MAX_RETRY_AFTER,
+    EndpointError,
+    OpenAICompatGenerator,
+    parse_retry_after,
+    public_url,
+)
+
+PATIENT = (
+    "A 58-year-old woman with metastatic triple-negative breast cancer, previously treated with paclitaxel."
+)
+PROMPT = [
+    {"role": "system", "content": "You screen patients for trials."},
+    {"role": "user", "content": f"Patient: {PATIENT}\nIs she eligible?"},
+]
+
+Reply = tuple[int, dict[str, str], Any]
+"""(status, headers, body): a dict/list body is sent as JSON, bytes as is."""
+
+
+def completion(*texts: str, indices: list[int] | None = None) -> dict[str, Any]:
+    idx = indices or list(range(len(texts)))
+    return {
+        "object": "chat.completion",
+        "choices": [
+            {"index": i, "message": {"role": "assistant", "content": t}, "finish_reason": "stop"}
+            for i, t in zip(idx, texts, strict=True)
+        ],
+    }
+
+
+class Scripted:
+    """A loopback HTTP server whose replies come from `reply(body, headers)`; records every request."""
+
+    def __init__(self, reply: Callable[[dict[str, Any], dict[str, str]], Reply]):
+        self.reply = reply
+        self.requests: list[tuple[dict[str, Any], dict[str, str]]] = []
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                headers = dict(self.headers.items())
+                with outer.lock:
+                    outer.requests.append((body, headers))
+                    status, extra, payload = outer.reply(body, headers)
+                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+                self.send_response(status)
+                for k, v in extra.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def __enter__(self) -> Scripted:
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def sequence(*replies: Reply) -> Callable[[dict[str, Any], dict[str, str]], Reply]:
+    """Replies in order; the last one repeats."""
+    queue = list(replies)
+    return lambda body, headers: queue.pop(0) if len(queue) > 1 else queue[0]
+
+
+@contextlib.contextmanager
+def serving(generator: Any, name: str = "tiny") -> Iterator[str]:
+    """`ehrmind.generate.server` over `generator` on a free loopback port; yields the base URL."""
+    from ehrmind.generate.server import make_server
+
+    server = make_server(generator, "127.0.0.1", 0, model_name=name)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def client(url: str, **kw: Any) -> tuple[OpenAICompatGenerator, list[float]]:
+    """A generator whose backoff sleeps are recorded instead of slept."""
+    kw.setdefault("settings", GenerationSettings(max_new_tokens=32, temperature=0.5, top_p=0.9))
+    gen = OpenAICompatGenerator(url, "teacher-x", **kw)
+    sleeps: list[float] = []
+    gen._sleep = sleeps.append
+    return gen, sleeps
+
+
+# ---------------------------------------------------------------- the client against a scripted server
+
+
+def test_request_body_order_of_choices_and_key():
+    with Scripted(sequence((200, {}, completion("second", "first", indices=[1, 0])))) as srv:
+        gen, sleeps = client(srv.url, api_key="sk-secret-123")
+        assert gen.generate([PROMPT], n=2) == [["first", "second"]]
+    body, headers = srv.requests[0]
+    assert body == {
+        "model": "teacher-x",
+        "messages": PROMPT,
+        "temperature": 0.5,
+        "top_p": 0.9,
+        "max_tokens": 32,
+        "n": 2,
+    }
+    assert headers["Authorization"] == "Bearer sk-secret-123" and not sleeps
+    assert "sk-secret" not in repr(gen)
+
+
+def test_503_then_success_honours_retry_after():
+    replies = sequence(
+        (503, {"Retry-After": "3"}, {"error": {"message": "overloaded"}}),
+        (200, {}, completion("ok")),
+    )
+    with Scripted(replies) as srv:
+        gen, sleeps = client(srv.url, backoff=0.25)
+        assert gen.generate([PROMPT]) == [["ok"]]
+    assert len(srv.requests) == 2 and gen.requests_sent == 2
+    assert sleeps == [3.0]  # the server's Retry-After, not the backoff
+
+
+def test_exponential_backoff_then_gives_up():
+    with Scripted(sequence((500, {}, b"internal error"))) as srv:
+        gen, sleeps = client(srv.url, max_retries=3, backoff=0.5, max_backoff=1.5)
+        with pytest.raises(EndpointError, match=r"HTTP 500 internal error; gave up after 4 attempt") as e:
+            gen.generate([PROMPT])
+    assert e.value.status == 500 and len(srv.requests) == 4
+    assert sleeps == [0.5, 1.0, 1.5]  # 0.5 * 2**k, capped at max_backoff
+
+
+def test_429_is_retried_and_malformed_reply_too():
+    replies = sequence(
+        (429, {}, {"error": {"message": "rate limit"}}), (200, {}, b"<html>"), (200, {}, completion("x"))
+    )
+    with Scripted(replies) as srv:
+        gen, sleeps = client(srv.url, backoff=0.1)
+        assert gen.generate([PROMPT]) == [["x"]]
+    assert len(srv.requests) == 3 and sleeps == [0.1, 0.2]
+
+
+def test_400_fails_at_once_with_status_and_no_patient_text():
+    # servers sometimes echo the prompt in their error: the excerpt keeps the message, not the note
+    echo = {"error": {"message": f"This model's maximum context length is 4096 tokens. Prompt: {PATIENT}"}}
+    with Scripted(sequence((400, {}, echo))) as srv:
+        gen, sleeps = client(srv.url, api_key="sk-secret-123")
+        with pytest.raises(EndpointError) as e:
+            gen.generate([PROMPT])
+    msg = str(e.value)
+    assert e.value.status == 400 and len(srv.requests) == 1 and not sleeps
+    assert "HTTP 400" in msg and "maximum context length is 4096 tokens" in msg
+    assert "triple-negative" not in msg and "paclitaxel" not in msg and "sk-secret" not in msg
+
+
+def test_404_hints_at_v1():
+    with Scripted(sequence((404, {}, {"error": {"message": "not found"}}))) as srv:
+        gen, _ = client(srv.url.removesuffix("/v1"))
+        with pytest.raises(EndpointError, match=r"HTTP 404 \(the base URL usually ends in /v1\)"):
+            gen.generate([PROMPT])
+
+
+def test_connection_refused_is_retried():
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    gen, sleeps = client(f"http://127.0.0.1:{port}/v1", max_retries=2, backoff=0.01)
+    with pytest.raises(EndpointError, match="no reply") as e:
+        gen.generate([PROMPT])
+    assert e.value.status is None and gen.requests_sent == 3 and sleeps == [0.01, 0.02]
+
+
+def test_fewer_choices_than_n_are_requested_again():
+    with Scripted(sequence((200, {}, completion("one")))) as srv:  # a provider that ignores n
+        gen, _ = client(srv.url)
+        assert gen.generate([PROMPT, PROMPT], n=3) == [["one"] * 3, ["one"] * 3]
+    assert [b["n"] for b, _ in srv.requests] == [3, 2, 1, 3, 2, 1]
+
+
+def test_concurrent_requests_keep_prompt_order():
+    def echo(body, headers):
+        time.sleep(0.02 * (5 - int(body["messages"][0]["content"])))  # later prompts answer sooner
+        return 200, {}, completion(body["messages"][0]["content"])
+
+    with Scripted(echo) as srv:
+        gen, _ = client(srv.url, concurrency=3)
+        prompts = [[{"role": "user", "content": str(i)}] for i in range(5)]
+        assert gen.generate(prompts) == [[str(i)] for i in range(5)]
+    assert gen.requests_sent == 5
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("5", 5.0),  # delta-seconds
+        ("0", 0.0),
+        ("-3", 0.0),  # never negative
+        ("1e9", MAX_RETRY_AFTER),  # capped
+        ("soon", None),  # unreadable: fall back to backoff
+        (None, None),  # absent
+    ],
+)
+def test_parse_retry_after(value, expected):
+    assert parse_retry_after({"Retry-After": value} if value is not None else {}) == expected
+
+
+def test_parse_retry_after_http_date():
+    when = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    assert 25 <= parse_retry_after({"Retry-After": when}) <= 30
+
+
+def test_url_checks():
+    with pytest.raises(ConfigError, match="http"):
+        OpenAICompatGenerator("ftp://example.org/v1", "m")
+    assert public_url("https://user:pw@api.example.org:8443/v1/chat/completions?x=1") == (
+        "https://api.example.org:8443/v1/chat/completions"
+    )
+
+
+# ---------------------------------------------------------------- `ehrmind serve` over the tiny model
+
+
+@pytest.fixture(scope="module")
+def tiny_generator(tiny_model):
+    from ehrmind.generate.hf import HFGenerator
+
+    return HFGenerator(str(tiny_model), GenerationSettings(max_new_tokens=8))
+
+
+def _get(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=10) as r:  # noqa: S310 - loopback
+        return json.loads(r.read())
+
+
+def test_server_over_tiny_model(tiny_generator):
+    with serving(tiny_generator) as url:
+        assert [m["id"] for m in _get(f"{url}/models")["data"]] == ["tiny"]
+        gen, _ = client(url, settings=GenerationSettings(max_new_tokens=8, temperature=0.9))
+        outs = gen.generate([PROMPT, PROMPT[:1] + [{"role": "user", "content": "Hi"}]], n=2)
+        assert len(outs) == 2 and all(len(o) == 2 and all(isinstance(t, str) for t in o) for o in outs)
+        # a prefill (final assistant message) is continued
+        assert len(gen.generate([[*PROMPT, {"role": "assistant", "content": "<think>"}]])[0]) == 1
+        # a request the server refuses is a 400, not retried
+        bad, sleeps = client(url, settings=GenerationSettings(max_new_tokens=8, temperature=0.0))
+        with pytest.raises(EndpointError, match="HTTP 400.*temperature") as e:
+            bad.generate([PROMPT], n=2)
+        assert e.value.status == 400 and bad.requests_sent == 1 and not sleeps
+    # the server's own settings are restored after each request
+    assert tiny_generator.settings.max_new_tokens == 8 and tiny_generator.settings.temperature == 0.0
+
+
+def _post(url: str, body: Any) -> tuple[int, dict[str, Any]]:
+    req = urllib.request.Request(
+        f"{url}/chat/completions",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:  # noqa: S310 - loopback
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_server_reply_and_request_validation(tiny_generator):
+    with serving(tiny_generator) as url:
+        status, obj = _post(url, {"messages": PROMPT, "max_tokens": 4, "temperature": 0})
+        assert status == 200 and obj["object"] == "chat.completion" and obj["model"] == "tiny"
+        assert obj["choices"][0]["message"]["role"] == "assistant"
+        assert 0 < obj["usage"]["completion_tokens"] <= 4 and obj["usage"]["prompt_tokens"] > 10
+        for body, problem in [
+            ({"messages": []}, "non-empty list"),
+            ({"messages": PROMPT, "stream": True}, "streaming"),
+            ({"messages": PROMPT, "n": 0}, "'n'"),
+            ({"messages": [{"role": "tool", "content": "x"}]}, "role"),
+            ({"messages": PROMPT, "temperature": -1}, "temperature"),
+            ([1, 2], "JSON object"),
+        ]:
+            status, obj = _post(url, body)
+            assert status == 400 and problem in obj["error"]["message"], (body, obj)
+
+
+def test_serve_command(tiny_model):
+    """`ehrmind serve --port 0` in a subprocess: prints its URL, answers, stops on SIGTERM."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ehrmind", "serve", "--model", str(tiny_model), "--port", "0", "--name", "t"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        line = ""
+        while "serving" not in line and time.monotonic() < deadline:
+            line = proc.stdout.readline() if proc.stdout else ""
+            if not line and proc.poll() is not None:
+                break
+        assert "serving t at http://127.0.0.1:" in line, proc.stderr.read() if proc.stderr else ""
+        url = line.split(" at ")[1].split()[0]
+        assert _get(f"{url}/models")["data"][0]["id"] == "t"
+        gen, _ = client(url, settings=GenerationSettings(max_new_tokens=4))
+        assert len(gen.generate([PROMPT])[0]) == 1
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_eval_against_an_endpoint(tiny_generator, synthetic_csv, tmp_path):
+    # `ehrmind eval --url` scores an OpenAI-compatible endpoint with the same runner and verifier
+    from typer.testing import CliRunner
+
+    from ehrmind.cli import app
+
+    out = tmp_path / "eval"
+    with serving(tiny_generator) as url:
+        args = [
+            "eval",
+            "--task",
+            "medcalc",
+            "--data",
+            str(synthetic_csv),
+            "--model",
+            "tiny",
+            "--url",
+            url,
+            "--out",
+            str(out),
+            "--limit",
+            "3",
+            "--max-new-tokens",
+            "8",
+        ]
+        result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    lines = (out / "predictions.jsonl").read_text().splitlines()
+    assert [json.loads(x)["id"] for x in lines] == ["1", "2", "3"]
+    assert json.loads((out / "metrics.json").read_text())["run"]["model"] == "tiny"

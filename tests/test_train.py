@@ -355,3 +355,57 @@ def test_accelerate_two_cpu_processes(tmp_path, tiny_model, train_jsonl):
     assert record["recipe"]["stage"] == "rl" and record["num_processes"] == 2
     history = json.loads((out / "log_history.json").read_text())
     assert [h["step"] for h in history if "reward" in h] == [1, 2]
+
+
+# ------------------------------------------------------------------ other tasks through the same commands
+
+
+@pytest.mark.parametrize("task", ["trec_ct", "ehrshot"])
+def test_sft_and_rl_take_other_tasks(task, tmp_path, tiny_model):
+    """`ehrmind sft` and `ehrmind rl` with --task trec_ct / ehrshot on data built from the shared samples."""
+    from conftest import SHARED_DATA, shared_file
+
+    if task == "trec_ct":
+        source = shared_file(SHARED_DATA / "trec_ct" / "official" / "qrels2021.txt").parent.parent
+        extra: list[str] = []
+    else:
+        source = shared_file(
+            SHARED_DATA / "ehr_samples" / "mimic_iv_demo_meds" / "mimic_iv_demo_meds_events.parquet"
+        )
+        extra = ["--labeler", "new_hypertension", "--set", "max_tokens=300"]
+    data = tmp_path / "data"
+    result = runner.invoke(app, ["data", "--task", task, "--source", str(source), "--out", str(data), *extra])
+    assert result.exit_code == 0, result.output
+    train = data / ("train.jsonl" if task == "trec_ct" else "examples.jsonl")
+    common = {"limit": 8, "max_prompt_tokens": 1800}
+    for stage, trl, overrides in (
+        (
+            "sft",
+            {"max_steps": 1, "per_device_train_batch_size": 2, "max_length": 2048},
+            ["task_options.mode=direct"],
+        ),
+        (
+            "rl",
+            {
+                "max_steps": 1,
+                "per_device_train_batch_size": 4,
+                "num_generations": 4,
+                "max_completion_length": 8,
+            },
+            [],
+        ),
+    ):
+        out = tmp_path / stage
+        path = _recipe(tmp_path, stage, train, tiny_model, out, **trl)
+        args = [
+            stage,
+            "--recipe",
+            str(path),
+            "--set",
+            f"task={task}",
+            *[f"--set={k}={v}" for k, v in common.items()],
+        ]
+        result = runner.invoke(app, [*args, *(f"--set={o}" for o in overrides)])
+        assert result.exit_code == 0, result.output
+        record = json.loads((out / "ehrmind_run.json").read_text())
+        assert record["recipe"]["task"] == task and record["data_counts"]["kept"] > 0

@@ -82,6 +82,17 @@ def _card_rows(tokenizer_path: Path) -> list[dict[str, str]]:
     ] * 3  # a few copies: a small card
 
 
+def rewrite_report(out_dir: str | Path) -> Path:
+    """Re-render report.md and the plot from a finished study's metrics.json (no training)."""
+    import json
+
+    out = Path(out_dir)
+    m = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    st = m["settings"]
+    settings = StudySettings(**{**st, "seeds": tuple(st["seeds"])})
+    return write_study_report(out, m["diagnosis"], m["arms"], settings, wall_seconds=m["wall_seconds"])
+
+
 def run_study(out_dir: str | Path, settings: StudySettings | None = None) -> Path:
     from ehrmind.eval.diagnose import DiagnosisSettings, diagnose_rows
     from ehrmind.eval.runner import run_eval, run_info
@@ -219,6 +230,19 @@ def _claim(results: dict, better: str, than: str, group: str) -> tuple[bool, str
     return clear, text
 
 
+def _format_errors(out: Path, arm: str, seeds: tuple[int, ...]) -> float | None:
+    """Mean format-error rate of an arm's held-out evaluations over seeds (from their metrics.json)."""
+    import json
+
+    names = ["nothing"] if arm == "nothing" else [f"{arm}-seed{sd}" for sd in seeds]
+    rates = []
+    for name in names:
+        path = out / "eval" / name / "metrics.json"
+        if path.exists():
+            rates.append(json.loads(path.read_text(encoding="utf-8"))["format_error_rate"])
+    return sum(rates) / len(rates) if rates else None
+
+
 def write_study_report(
     out: Path, diagnosis: dict, results: dict, s: StudySettings, *, wall_seconds: float
 ) -> Path:
@@ -253,14 +277,18 @@ def write_study_report(
         "",
         "![accuracy per arm](study.png)",
         "",
-        "| arm | A | B | A per seed | B per seed |",
-        "|---|---:|---:|---|---|",
+        "| arm | A | B | A per seed | B per seed | format errors |",
+        "|---|---:|---:|---|---|---:|",
     ]
     for arm in ARMS:
         ra, rb = results[arm]["A"], results[arm]["B"]
         cell = lambda r: f"{100 * r['accuracy']:.1f}% [{100 * r['ci95'][0]:.1f}, {100 * r['ci95'][1]:.1f}]"  # noqa: E731
         seeds = lambda r: ", ".join(f"{100 * x:.0f}%" for x in r["per_seed"])  # noqa: E731
-        lines.append(f"| {ARM_LABELS[arm]} | {cell(ra)} | {cell(rb)} | {seeds(ra)} | {seeds(rb)} |")
+        fe = _format_errors(out, arm, s.seeds)
+        fe_text = "—" if fe is None else f"{100 * fe:.1f}%"
+        lines.append(
+            f"| {ARM_LABELS[arm]} | {cell(ra)} | {cell(rb)} | {seeds(ra)} | {seeds(rb)} | {fe_text} |"
+        )
     checks = [
         ("RL alone raises A", _claim(results, "rl", "nothing", "A")),
         ("RL alone does not raise B", _claim(results, "rl", "nothing", "B")),
@@ -273,6 +301,9 @@ def write_study_report(
         holds = (not clear) if claim.startswith("RL alone does not") else clear
         lines.append(f"- **{claim}**: {'yes' if holds else 'not shown'} — {text}.")
     lines += [
+        "",
+        "What was tried: one configuration, the settings below (see docs/STUDY.md for this run's reading and "
+        "what to change next).",
         "",
         "A claim counts as shown only when the 95% intervals do not overlap. At this scale (a 189k-parameter "
         "model, a few hundred notes, tens of RL steps) a claim that is not shown may still hold for real "

@@ -45,7 +45,7 @@ def parse_gold(output_type: str, answer: str, lower: str, upper: str) -> dict[st
             raise ValueError("Ground Truth Answer: expected a date MM/DD/YYYY") from None
     if output_type == "gestational_age":
         try:
-            literal = ast.literal_eval(answer)  # "('0 weeks', '6 days')": a Python literal, never eval()
+            literal = ast.literal_eval(answer)  # "('0 weeks', '6 days')": a Python literal only
         except (ValueError, SyntaxError):
             literal = answer
         wd, _ = parse_weeks_days(literal)

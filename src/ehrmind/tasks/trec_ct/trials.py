@@ -133,7 +133,7 @@ def _str_list(value: Any) -> list[str]:
             import ast
 
             try:
-                parsed = ast.literal_eval(s)  # a literal, never eval()
+                parsed = ast.literal_eval(s)  # a Python literal only: nothing is executed
             except (ValueError, SyntaxError, MemoryError, RecursionError):
                 return [s]
             return _str_list(parsed) if isinstance(parsed, list) else [s]

@@ -293,9 +293,11 @@ def write_study_report(
         ("RL alone raises A", _claim(results, "rl", "nothing", "A")),
         ("RL alone does not raise B", _claim(results, "rl", "nothing", "B")),
         ("the warm-up raises B", _claim(results, "sft", "nothing", "B")),
-        ("SFT→RL beats RL only on B", _claim(results, "sft_rl", "rl", "B")),
-        ("SFT→RL beats SFT only on A", _claim(results, "sft_rl", "sft", "A")),
     ]
+    best = [_claim(results, "sft_rl", other, g) for g in ("A", "B") for other in ("nothing", "rl", "sft")]
+    checks.append(
+        ("SFT→RL is best on both A and B", (all(c for c, _ in best), "; ".join(t for _, t in best)))
+    )
     lines += ["", "## 3. Does the expected pattern appear?", ""]
     for claim, (clear, text) in checks:
         holds = (not clear) if claim.startswith("RL alone does not") else clear

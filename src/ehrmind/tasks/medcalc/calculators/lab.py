@@ -23,6 +23,7 @@ from ehrmind.tasks.medcalc.calculators.units import (  # noqa: F401 - re-exporte
     conversion_lines,
     kg,
     need,
+    norm_unit,
     sex_of,
     value_unit,
 )
@@ -60,10 +61,6 @@ _AMOUNT = {
     "meq": ("eq", 1e-3),
 }
 _VOLUME = {"l": 1.0, "dl": 0.1, "ml": 1e-3, "ul": 1e-6}
-
-
-def norm_unit(unit: str) -> str:
-    return unit.strip().lower().replace("µ", "u").replace("μ", "u").replace(" ", "")
 
 
 def fmt(x: float, sig: int = 4) -> str:

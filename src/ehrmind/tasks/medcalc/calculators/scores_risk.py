@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ehrmind.tasks.medcalc.calculators.base import CalcResult, MissingInput, calculator
-from ehrmind.tasks.medcalc.calculators.units import mg_dl, need, value_unit
+from ehrmind.tasks.medcalc.calculators.units import mg_dl, need, norm_unit, value_unit
 
 # ---------------------------------------------------------------------------------------------------------
 # Entity helpers (MedCalc-Bench spells entity names and units several ways)
@@ -64,11 +64,6 @@ def _linear(label: str, value: float, unit: str, out: float, out_unit: str) -> f
 
 def fmt_factor(x: float) -> str:
     return f"{x:.4g}"
-
-
-def norm_unit(unit: str) -> str:
-    """A unit string lower-cased, without spaces, with µ/μ as u (as `units.py` normalises)."""
-    return unit.strip().lower().replace("µ", "u").replace("μ", "u").replace(" ", "")
 
 
 _FALSE_STRINGS = {"", "false", "no", "none", "absent", "not mentioned", "not mentinoed", "unknown", "n/a"}

@@ -11,7 +11,8 @@ from typing import Any
 from ehrmind.tasks.medcalc.calculators.base import MissingInput
 
 
-def _norm(unit: str) -> str:
+def norm_unit(unit: str) -> str:
+    """A unit string lower-cased, without spaces, with µ/μ written as u."""
     return unit.strip().lower().replace("µ", "u").replace("μ", "u").replace(" ", "")
 
 
@@ -36,7 +37,7 @@ def need(entities: dict[str, Any], *names: str) -> Any:
 def convert(entity: Any, table: dict[str, float], what: str) -> float:
     """Multiply by the factor for the entity's unit (after normalising spaces, case, µ)."""
     value, unit = value_unit(entity)
-    factor = table.get(_norm(unit))
+    factor = table.get(norm_unit(unit))
     if factor is None:
         raise ValueError(f"unknown unit {unit!r} for {what}; known: {', '.join(sorted(table))}")
     return value * factor
@@ -56,7 +57,7 @@ def cm(entity: Any) -> float:
 
 def celsius(entity: Any) -> float:
     value, unit = value_unit(entity)
-    u = _norm(unit).replace("°", "").replace("degrees", "")
+    u = norm_unit(unit).replace("°", "").replace("degrees", "")
     if u in ("c", "celsius", ""):
         return value
     if u in ("f", "fahrenheit"):
@@ -71,7 +72,7 @@ MOLAR_MASS = {"creatinine": 113.12, "glucose": 180.16, "bun": 28.02, "calcium": 
 def mg_dl(entity: Any, analyte: str) -> float:
     """A concentration in mg/dL from mg/dL, g/L, mmol/L or µmol/L (molar mass of `analyte`)."""
     value, unit = value_unit(entity)
-    u = _norm(unit)
+    u = norm_unit(unit)
     mm = MOLAR_MASS.get(analyte)
     if u in ("mg/dl", ""):
         return value

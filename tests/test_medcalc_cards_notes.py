@@ -190,3 +190,80 @@ def test_card_for_calculator_without_spec(caplog):
         assert "no note spec" in caplog.text
     finally:
         CALCULATORS.pop(9101, None)
+
+
+def test_max_distractors_caps_distractors_and_leaves_uncapped_notes_unchanged():
+    _registered(33)
+    plain = make_examples([33], 10, seed=2)
+    capped = make_examples([33], 10, seed=2, max_distractors=0)
+    one = make_examples([33], 10, seed=2, max_distractors=1)
+    assert all(not ex.metadata["distractors"] for ex in capped)
+    assert all(len(ex.metadata["distractors"]) <= 1 for ex in one)
+    assert any(len(ex.metadata["distractors"]) >= 3 for ex in plain)
+    # an uncapped note draws the same random numbers as before the option existed
+    assert [x.to_dict() for x in plain] == [x.to_dict() for x in make_examples([33], 10, seed=2)]
+    for ex in capped + one:  # capped notes are still right
+        assert _verified(ex)
+
+
+def test_compact_reasoning_keeps_every_step_in_fewer_words():
+    from ehrmind.tasks.medcalc.calculators.scores_risk import compact_explanation
+
+    _registered(33)
+    (full,) = make_examples([33], 1, seed=4)
+    (compact,) = make_examples([33], 1, seed=4, reasoning="compact")
+    long, short = full.metadata["explanation"], compact.metadata["explanation"]
+    assert compact.input == full.input and compact.target == full.target
+    assert short == compact_explanation(long) and len(short) < len(long)
+    assert "Points:" not in short and "total stays" not in short
+    items = [line for line in short.splitlines() if "→" in line]
+    assert len(items) == 5  # one line per FeverPAIN criterion
+    assert all(line.endswith("→ 0") or "→ +1 = " in line for line in items)
+    assert short.splitlines()[-1].endswith(f"= {full.target['value']}.")
+    assert compact_explanation("no tally here\n- a line") == "no tally here\na line"
+    with pytest.raises(ConfigError, match="reasoning must be one of"):
+        make_examples([33], 1, reasoning="terse")
+
+
+def test_reread_recomputes_reasoning_and_answer_from_other_findings():
+    from ehrmind.tasks.medcalc.notes import reread
+
+    _registered(33)
+    for ex in make_examples([33], 10, seed=6, reasoning="compact"):
+        name = "Absence of cough or coryza"
+        entities = dict(ex.metadata["relevant_entities"])
+        entities[name] = not entities[name]
+        other = reread(ex, entities, "compact")
+        assert other.input == ex.input  # the same note
+        step = 1 if entities[name] else -1
+        assert other.target["value"] == ex.target["value"] + step
+        assert other.metadata["relevant_entities"][name] is entities[name]
+        line = next(
+            x for x in other.metadata["explanation"].splitlines() if x.startswith("No cough or coryza")
+        )
+        assert ("present" in line) is entities[name]
+        assert ex.metadata["relevant_entities"][name] is not entities[name]  # the original is untouched
+
+
+@pytest.mark.parametrize("style", ["compact", "full"])
+def test_withhold_points_gives_a_present_finding_no_points(style):
+    from ehrmind.tasks.medcalc.notes import withhold_points
+
+    _registered(33)
+    name = "Absence of cough or coryza"
+    done = 0
+    for ex in make_examples([33], 12, seed=7, reasoning=style):
+        if not ex.metadata["relevant_entities"][name]:
+            with pytest.raises(ValueError, match="not present"):
+                withhold_points(ex, name, style)
+            continue
+        slip = withhold_points(ex, name, style)
+        assert (
+            slip.input == ex.input and slip.metadata["relevant_entities"] == ex.metadata["relevant_entities"]
+        )
+        assert slip.target["value"] == ex.target["value"] - 1
+        line = next(x for x in slip.metadata["explanation"].splitlines() if "No cough or coryza" in x)
+        assert "present → 0" in line  # the finding read right, its rule misapplied
+        assert slip.metadata["explanation"].splitlines()[-1].endswith(f"= {ex.target['value'] - 1}.")
+        done += 1
+    assert done

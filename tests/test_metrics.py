@@ -93,3 +93,71 @@ def test_binary_score_metrics():
     assert m["auroc"] == pytest.approx(0.75)  # 3 of 4 positive-negative pairs ordered right
     assert m["prevalence"] == 0.5
     assert binary_score_metrics([1, 1], [0.2, 0.3])["auroc"] is None  # one class: undefined, not 0.5
+
+
+# ---------------------------------------------------------------- paired comparisons
+
+
+def test_mcnemar_exact_matches_the_binomial_test():
+    from scipy.stats import binomtest
+
+    from ehrmind.metrics import mcnemar_exact
+
+    assert mcnemar_exact(0, 0) == 1.0
+    assert mcnemar_exact(12, 3) == pytest.approx(binomtest(12, 15, 0.5).pvalue)
+    assert mcnemar_exact(10, 0) < 0.01
+
+
+def test_paired_difference_one_run_counts_discordant_items():
+    from ehrmind.metrics import paired_difference
+
+    before = {str(i): float(i < 50) for i in range(200)}  # 50 / 200 right
+    after = {str(i): float(i < 50 or 100 <= i < 140) for i in range(200)}  # 40 gained, none lost
+    after["0"] = 0.0  # one lost
+    c = paired_difference(after, before, resamples=2000)
+    assert c["difference"] == pytest.approx((40 - 1) / 200)
+    assert (c["gained"], c["lost"]) == (40, 1)
+    assert c["ci95"][0] > 0 and c["ci95"][0] < c["difference"] < c["ci95"][1]
+    assert c["mcnemar_p"] < 1e-6
+    assert c["n"] == 200 and c["n_runs"] == 1 and c["per_run"] is None
+
+
+def test_paired_difference_is_paired_not_marginal():
+    """The same 20-point gain: tight when the stages disagree only where the gain is, wide when they disagree
+    on many items in both directions (the marginal accuracies are the same in both cases)."""
+    from ehrmind.metrics import paired_difference
+
+    n = 200
+    before = {str(i): float(i < 100) for i in range(n)}
+    clean = {str(i): float(i < 140) for i in range(n)}  # +40 items, 0 lost
+    noisy = {str(i): float(60 <= i < 200) for i in range(n)}  # +100 gained, −60 lost: same 140 right
+    tight, wide = paired_difference(clean, before), paired_difference(noisy, before)
+    assert tight["difference"] == wide["difference"] == pytest.approx(0.2)
+    assert tight["ci95"][1] - tight["ci95"][0] < wide["ci95"][1] - wide["ci95"][0]
+    assert tight["mcnemar_p"] < wide["mcnemar_p"]
+
+
+def test_paired_difference_over_seeds_widens_with_seed_variation():
+    from ehrmind.metrics import paired_difference
+
+    ids = [str(i) for i in range(100)]
+    base = {i: 0.0 for i in ids}
+    steady = {s: {i: float(int(i) < 30) for i in ids} for s in ("0", "1", "2")}
+    shaky = {"0": {i: 0.0 for i in ids}, "1": {i: float(int(i) < 30) for i in ids},
+             "2": {i: float(int(i) < 60) for i in ids}}  # fmt: skip
+    a, b = paired_difference(steady, base), paired_difference(shaky, base)
+    assert a["difference"] == b["difference"] == pytest.approx(0.3)
+    assert a["n_runs"] == 3 and b["per_run"] == {"0": 0.0, "1": 0.3, "2": 0.6}
+    assert "mcnemar_p" not in a  # pooled over seeds it would treat correlated runs as independent
+    assert b["ci95"][1] - b["ci95"][0] > a["ci95"][1] - a["ci95"][0]
+
+
+def test_paired_difference_refuses_unpaired_items():
+    from ehrmind.metrics import paired_difference
+
+    with pytest.raises(ValueError, match="same items"):
+        paired_difference({"a": 1.0, "b": 0.0}, {"a": 1.0, "c": 0.0})
+    with pytest.raises(ValueError, match="runs differ"):
+        paired_difference({"0": {"a": 1.0}, "1": {"a": 1.0}}, {"0": {"a": 0.0}, "2": {"a": 0.0}})
+    with pytest.raises(ValueError, match="no items"):
+        paired_difference({}, {})

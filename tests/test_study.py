@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ehrmind.study import StudySettings, _claim, run_study, summarize_arms
+from ehrmind.programs.study import StudySettings, _claim, run_study, summarize_arms
 
 
 def test_summarize_arms_averages_seeds_per_item():

@@ -666,18 +666,41 @@ def demo_cmd(
         bool,
         typer.Option("--study", help="Missing vs misapplied knowledge: SFT→RL vs either alone (longer)."),
     ] = False,
-    seeds: Annotated[int, typer.Option("--seeds", help="With --study: number of seeds per arm.")] = 3,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Model and training seed (the demo's default: 0).")
+    ] = None,
+    seeds: Annotated[
+        str | None,
+        typer.Option("--seeds", help="With --study: training seeds, comma-separated (default 0,1,2)."),
+    ] = None,
+    dev: Annotated[
+        bool,
+        typer.Option(
+            "--dev",
+            help="Compare stages on the development split, not the held-out one (for choosing settings).",
+        ),
+    ] = False,
 ) -> None:
-    """The main job on the embedded default: CPU, tiny local model, no network."""
+    """The main job on the embedded default: CPU, a small local model, no network."""
     _setup_logging()
+    split = "dev" if dev else "heldout"
     if study:
-        from ehrmind.study import StudySettings, run_study
+        from ehrmind.errors import ConfigError
+        from ehrmind.programs.study import StudySettings, run_study
 
-        report = run_study(out or Path("runs/study"), StudySettings(seeds=tuple(range(seeds))))
+        try:
+            chosen = tuple(int(x) for x in seeds.split(",")) if seeds else (0, 1, 2)
+        except ValueError:
+            _fail(ConfigError(f"--seeds expects comma-separated integers, got {seeds!r}"))
+        if dev:
+            _fail(ConfigError("--dev applies to the demo; the study has its own splits"))
+        report = run_study(out or Path("runs/study"), StudySettings(seeds=chosen))
     else:
-        from ehrmind.demo import run_demo
+        from ehrmind.programs.demo import DemoSettings, run_demo
 
-        report = run_demo(out or Path("runs/demo"))
+        report = run_demo(
+            out or Path("runs/demo"), DemoSettings(evaluate_on=split), seed=0 if seed is None else seed
+        )
     typer.echo(f"finished; report: {report}")
 
 

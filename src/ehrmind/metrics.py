@@ -7,7 +7,7 @@ mean correctness, with a percentile bootstrap over examples (samples of one exam
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -82,6 +82,78 @@ def summarize(
             groups[str(r.get(field, ""))].append(r)
         out[f"by_{field}"] = {g: accuracy_block(rows) for g, rows in sorted(groups.items())}
     return out
+
+
+# ---------------------------------------------------------------- paired comparisons
+
+
+def mcnemar_exact(gained: int, lost: int) -> float:
+    """Two-sided exact McNemar p-value: a binomial test of the discordant pairs against 1/2."""
+    if gained + lost == 0:
+        return 1.0
+    from scipy.stats import binomtest
+
+    return float(binomtest(gained, gained + lost, 0.5).pvalue)
+
+
+def paired_difference(
+    after: Mapping[str, Mapping[str, float]] | Mapping[str, float],
+    before: Mapping[str, Mapping[str, float]] | Mapping[str, float],
+    *,
+    resamples: int = 10_000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Mean of `after − before` on the same items, with a paired 95% interval.
+
+    Each side is {item id: score} (one run) or {run: {item id: score}} (several seeds). Both sides must cover
+    the same items; runs are paired by key, and a side with a single run is paired with every run of the
+    other (e.g. one untrained model against several trained seeds). The interval is a percentile bootstrap
+    that resamples items and, with several runs, runs too (so seed-to-seed variation widens it). For 0/1
+    scores of a single run, the exact McNemar test on the discordant pairs is reported beside it (pooled over
+    seeds it would treat correlated runs as independent, so it is left out there)."""
+    a_runs, b_runs = _runs(after), _runs(before)
+    if len(a_runs) > 1 and len(b_runs) > 1 and set(a_runs) != set(b_runs):
+        raise ValueError(f"runs differ: {sorted(a_runs)} vs {sorted(b_runs)}")
+    keys = sorted(a_runs) if len(a_runs) >= len(b_runs) else sorted(b_runs)
+    ids = sorted(next(iter(a_runs.values())))
+    for name, runs in (("after", a_runs), ("before", b_runs)):
+        for run, scores in runs.items():
+            if sorted(scores) != ids:
+                raise ValueError(f"{name} run {run!r} does not score the same items")
+    pick = lambda runs, k: runs[k] if k in runs else next(iter(runs.values()))  # noqa: E731
+    a = np.array([[float(pick(a_runs, k)[i]) for i in ids] for k in keys])
+    b = np.array([[float(pick(b_runs, k)[i]) for i in ids] for k in keys])
+    d = a - b  # runs × items
+    n_runs, n_items = d.shape
+    rng = np.random.default_rng(seed)
+    # Bootstrap counts: how often each item (and run) is drawn in each resample.
+    w_items = rng.multinomial(n_items, np.full(n_items, 1 / n_items), size=resamples)
+    w_runs = rng.multinomial(n_runs, np.full(n_runs, 1 / n_runs), size=resamples)
+    boots = np.einsum("mr,ri,mi->m", w_runs, d, w_items) / (n_runs * n_items)
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    out: dict[str, Any] = {
+        "difference": float(d.mean()),
+        "ci95": [float(lo), float(hi)],
+        "n": n_items,
+        "n_runs": n_runs,
+        "after": float(a.mean()),
+        "before": float(b.mean()),
+        "per_run": {str(k): float(d[i].mean()) for i, k in enumerate(keys)} if n_runs > 1 else None,
+        "method": "paired bootstrap over items" + (" and runs" if n_runs > 1 else ""),
+    }
+    if n_runs == 1 and set(np.unique(np.concatenate([a.ravel(), b.ravel()]))) <= {0.0, 1.0}:
+        gained, lost = int((d > 0).sum()), int((d < 0).sum())
+        out.update(gained=gained, lost=lost, mcnemar_p=mcnemar_exact(gained, lost))
+    return out
+
+
+def _runs(side: Mapping[str, Any]) -> dict[str, Mapping[str, float]]:
+    if not side:
+        raise ValueError("no items to compare")
+    first = next(iter(side.values()))
+    if isinstance(first, Mapping):
+        return {str(k): v for k, v in side.items()}
+    return {"": side}
 
 
 # ---------------------------------------------------------------- classification (scikit-learn inside)

@@ -15,6 +15,7 @@ prevalence); `spec_ids()` lists the calculators that have one.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 from collections import defaultdict
@@ -597,6 +598,8 @@ class Draft:
         self.template_only = False
         self.no_distractors: set[str] = set()
         self.distractors: list[dict[str, str]] = []
+        self.max_distractors: int | None = None
+        """At most this many distractor measurements and history items (None: the usual 3-6 and 0-2)."""
 
     # ------------------------------------------------------------------ patient
     def patient(
@@ -2171,7 +2174,10 @@ _PRONOUNS = {
 
 def _add_distractors(d: Draft) -> None:
     pool = [q for q in DISTRACTORS if q.key not in d.keys and q.key not in d.no_distractors]
+    cap = d.max_distractors
     k = min(len(pool), d.rng.randint(3, 6))
+    if cap is not None:  # drawn only with a cap, so uncapped notes are the same as before caps existed
+        k = min(k, d.rng.randint(0, cap))
     for qty in d.rng.sample(pool, k):
         canonical = d.rng.uniform(*qty.normal)
         unit = d.rng.choice(qty.units)
@@ -2179,12 +2185,15 @@ def _add_distractors(d: Draft) -> None:
         text = unit.render(shown)
         d.items[qty.section].append((qty.names[0], qty.names[1], text))
         d.distractors.append({"key": qty.key, "text": text})
-    if "bp" not in d.keys and "bp" not in d.no_distractors:
+    if "bp" not in d.keys and "bp" not in d.no_distractors and (cap is None or k < cap):
+        k += 1
         s = d.rng.randint(108, 138)
         text = f"{s}/{d.rng.randint(62, min(88, s - 25))} mmHg"
         d.items["vitals"].append(("blood pressure", "BP", text))
         d.distractors.append({"key": "bp", "text": text})
     n_hist = d.rng.choice([0, 1, 1, 2]) if (d.age or 99) >= 18 else 0  # adult conditions only for adults
+    if cap is not None:
+        n_hist = min(n_hist, max(0, cap - k))
     for phrase in d.rng.sample(DISTRACTOR_HISTORY, n_hist):
         d.history_pos.append(phrase)
         d.distractors.append({"key": "history", "text": phrase})
@@ -2296,13 +2305,32 @@ def _gold(output_type: str, value: Any) -> dict[str, Any]:
     return parse_gold("decimal", repr(answer), repr(lo), repr(hi))
 
 
+REASONING_STYLES = ("full", "compact")
+
+
+def _reasoning(explanation: str, style: str) -> str:
+    from ehrmind.tasks.medcalc.calculators.scores_risk import compact_explanation
+
+    if style not in REASONING_STYLES:
+        raise ConfigError(f"reasoning must be one of {', '.join(REASONING_STYLES)}, got {style!r}")
+    return compact_explanation(explanation) if style == "compact" else explanation
+
+
 def _registry() -> dict[int, Any]:
     from ehrmind.tasks.medcalc.calculators import load_all
 
     return load_all()
 
 
-def make_example(calculator_id: int, rng: random.Random, example_id: str, *, max_tries: int = 60) -> Example:
+def make_example(
+    calculator_id: int,
+    rng: random.Random,
+    example_id: str,
+    *,
+    max_tries: int = 60,
+    max_distractors: int | None = None,
+    reasoning: str = "full",
+) -> Example:
     """One synthetic note for `calculator_id` (its calculator must be registered)."""
     from ehrmind.tasks.medcalc.calculators.base import MissingInput
 
@@ -2316,6 +2344,7 @@ def make_example(calculator_id: int, rng: random.Random, example_id: str, *, max
     last_error: Exception | None = None
     for _ in range(max_tries):
         d = Draft(rng, calculator_id)
+        d.max_distractors = max_distractors
         spec.build(d)
         if spec.valid is not None and not spec.valid(d.entities):
             continue
@@ -2348,7 +2377,7 @@ def make_example(calculator_id: int, rng: random.Random, example_id: str, *, max
             "note_id": "",
             "note_type": "Synthetic",
             "relevant_entities": d.entities,
-            "explanation": result.explanation,
+            "explanation": _reasoning(result.explanation, reasoning),
             "source": "synthetic",
             "mentions": mentions,
             "distractors": d.distractors,
@@ -2356,7 +2385,51 @@ def make_example(calculator_id: int, rng: random.Random, example_id: str, *, max
     )
 
 
-def make_examples(calculator_ids: Iterable[int] | None = None, n: int = 10, seed: int = 0) -> list[Example]:
+def reread(example: Example, entities: dict[str, Any], reasoning: str = "full") -> Example:
+    """The same note with the reasoning and answer the knowledge base computes from other `entities` — what
+    a reader who took the note's findings to be `entities` would write (e.g. a teacher that misreads one
+    finding). The note text is unchanged; `metadata["relevant_entities"]` holds the entities used."""
+    calc = _registry()[int(example.metadata["calculator_id"])]
+    result = calc.compute(**calc.from_entities(entities))
+    output_type = example.target["output_type"]
+    return dataclasses.replace(
+        example,
+        target=_gold(output_type, result.value),
+        metadata={
+            **example.metadata,
+            "relevant_entities": entities,
+            "explanation": _reasoning(result.explanation, reasoning),
+        },
+    )
+
+
+def withhold_points(example: Example, finding: str, reasoning: str = "full") -> Example:
+    """The same note, findings read right, but no points for `finding` (which must be present): what a reader
+    who misapplies that criterion's rule writes. Its reasoning says the finding is present and gives it 0;
+    the later running totals and the answer follow. For point-sum scores whose reasoning has one
+    "criterion: finding → points" line per item (`Tally`)."""
+    entities = dict(example.metadata["relevant_entities"])
+    if entities.get(finding) is not True:
+        raise ValueError(f"{finding!r} is not present in example {example.id}")
+    right = reread(example, entities, reasoning).metadata["explanation"].splitlines()
+    wrong = reread(example, {**entities, finding: False}, reasoning)
+    lines = wrong.metadata["explanation"].splitlines()
+    i = next(i for i, (a, b) in enumerate(zip(right, lines, strict=True)) if a != b)  # the criterion's line
+    lines[i] = right[i].partition(" → ")[0] + " → " + lines[i].partition(" → ")[2]
+    return dataclasses.replace(
+        wrong,
+        metadata={**wrong.metadata, "relevant_entities": entities, "explanation": "\n".join(lines)},
+    )
+
+
+def make_examples(
+    calculator_ids: Iterable[int] | None = None,
+    n: int = 10,
+    seed: int = 0,
+    *,
+    max_distractors: int | None = None,
+    reasoning: str = "full",
+) -> list[Example]:
     """`n` synthetic notes per calculator (all registered calculators with a spec when `calculator_ids` is
     None). Deterministic for a seed; each calculator has its own random stream, so the notes for one id do
     not depend on which other ids are asked for. An id without a spec raises ConfigError; an id whose
@@ -2371,6 +2444,11 @@ def make_examples(calculator_ids: Iterable[int] | None = None, n: int = 10, seed
     out: list[Example] = []
     for cid in ids:
         rng = random.Random(f"ehrmind-medcalc-notes:{seed}:{cid}")
-        out.extend(make_example(cid, rng, f"synthetic-{cid}-s{seed}-{i}") for i in range(n))
+        out.extend(
+            make_example(
+                cid, rng, f"synthetic-{cid}-s{seed}-{i}", max_distractors=max_distractors, reasoning=reasoning
+            )
+            for i in range(n)
+        )
     log.info("generated %d synthetic notes for %d calculator(s)", len(out), len(ids))
     return out

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -312,6 +313,29 @@ class Tally:
     def result(self, conclusion: str, value: float | int) -> CalcResult:
         self.lines.append(conclusion)
         return CalcResult(value, "\n".join(self.lines))
+
+
+_ZERO_LINE = re.compile(r"^- (?P<what>.*) → 0 points \(total stays [^()]*\)\.$")
+_POINTS_LINE = re.compile(r"^- (?P<what>.*) → (?P<points>[+−]\S+) \(total .* = (?P<total>[^()=]*)\)\.$")
+
+
+def compact_explanation(text: str) -> str:
+    """A `Tally` explanation in about half the tokens, same steps: one line per item with its points and, when
+    they change, the running total ("Purulence: absent → 0", "Fever in the past 24 hours: present → +1 = 1");
+    the "Unit conversions:" and "Points:" headings go, every other line (intro, conversions, conclusion) stays.
+    Small models learn it as SFT reasoning within a CPU budget; text that is not a Tally explanation comes
+    back unchanged apart from those headings."""
+    out = []
+    for line in text.splitlines():
+        if line in ("Unit conversions:", "Points:"):
+            continue
+        if m := _ZERO_LINE.match(line):
+            out.append(f"{m['what']} → 0")
+        elif m := _POINTS_LINE.match(line):
+            out.append(f"{m['what']} → {m['points']} = {m['total']}")
+        else:
+            out.append(line[2:] if line.startswith("- ") else line)
+    return "\n".join(out)
 
 
 def band(value: float, bands: Iterable[tuple[float, float, int, str]]) -> tuple[int, str]:

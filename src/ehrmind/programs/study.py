@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ehrmind.io import atomic_write_json, atomic_write_jsonl, atomic_write_text, read_jsonl
+from ehrmind.io import atomic_write_json, atomic_write_jsonl, atomic_write_text
 from ehrmind.registry import get_task
 
 log = logging.getLogger(__name__)
@@ -95,9 +95,8 @@ def rewrite_report(out_dir: str | Path) -> Path:
 
 def run_study(out_dir: str | Path, settings: StudySettings | None = None) -> Path:
     from ehrmind.eval.diagnose import DiagnosisSettings, diagnose_rows
-    from ehrmind.eval.runner import run_eval, run_info
-    from ehrmind.generate.hf import GenerationSettings, HFGenerator
-    from ehrmind.recipes import DEMO
+    from ehrmind.programs.experiment import evaluate as evaluate_split
+    from ehrmind.recipes import STUDY
     from ehrmind.train.recipe import load_recipe
     from ehrmind.train.rl import run_rl
     from ehrmind.train.sft import run_sft
@@ -116,22 +115,18 @@ def run_study(out_dir: str | Path, settings: StudySettings | None = None) -> Pat
     log.info("[study] data: pretrain on A (%d rows), held-out A+B (%d rows)", s.n_pretrain, len(heldout))
 
     def evaluate(model: Path, name: str, samples: int = 1, temperature: float = 0.0) -> list[dict[str, Any]]:
-        info = run_info(
+        _, rows = evaluate_split(
             task,
             heldout,
-            str(heldout_path),
-            model=str(model),
+            heldout_path,
+            model,
+            out / "eval" / name,
+            max_new_tokens=s.max_new_tokens,
             samples=samples,
             temperature=temperature,
-            top_p=1.0,
-            max_new_tokens=s.max_new_tokens,
-            seed=0,
+            batch_size=16,
         )
-        gen = HFGenerator(
-            str(model), GenerationSettings(max_new_tokens=s.max_new_tokens, temperature=temperature)
-        )
-        run_eval(task, heldout, gen, out / "eval" / name, samples=samples, batch_size=16, info=info)
-        return read_jsonl(out / "eval" / name / "predictions.jsonl")
+        return rows
 
     # 1. the "general model": plain SFT on A only
     tiny = out / "tiny"
@@ -140,7 +135,7 @@ def run_study(out_dir: str | Path, settings: StudySettings | None = None) -> Pat
     general = out / "general"
     run_sft(
         load_recipe(
-            DEMO,
+            STUDY,
             [
                 f"data={pretrain}",
                 f"model={tiny}",
@@ -168,7 +163,7 @@ def run_study(out_dir: str | Path, settings: StudySettings | None = None) -> Pat
         sft_dir, rl_dir, sft_rl_dir = (out / "arms" / f"{arm}-seed{seed}" for arm in ("sft", "rl", "sft_rl"))
         run_sft(
             load_recipe(
-                DEMO,
+                STUDY,
                 [
                     f"data={warmup}",
                     f"model={general}",
@@ -181,8 +176,8 @@ def run_study(out_dir: str | Path, settings: StudySettings | None = None) -> Pat
             cards,
         )
         rl_over = [f"data={rl_data}", f"seed={seed}", *_trl(steps=s.rl_steps)]
-        run_rl(load_recipe(DEMO, [*rl_over, f"model={general}", f"output_dir={rl_dir}"], stage="rl"))
-        run_rl(load_recipe(DEMO, [*rl_over, f"model={sft_dir}", f"output_dir={sft_rl_dir}"], stage="rl"))
+        run_rl(load_recipe(STUDY, [*rl_over, f"model={general}", f"output_dir={rl_dir}"], stage="rl"))
+        run_rl(load_recipe(STUDY, [*rl_over, f"model={sft_dir}", f"output_dir={sft_rl_dir}"], stage="rl"))
         for arm, model in (("sft", sft_dir), ("rl", rl_dir), ("sft_rl", sft_rl_dir)):
             preds = evaluate(model, f"{arm}-seed{seed}")
             correct[arm][seed] = {r["id"]: float(bool(r["correct"])) for r in preds}
@@ -311,7 +306,9 @@ def write_study_report(
         "model, a few hundred notes, tens of RL steps) a claim that is not shown may still hold for real "
         "models: this is a demonstration of the mechanism and of the measurement, not evidence about 3B models.",
         "",
-        "Settings: " + ", ".join(f"{k}={v}" for k, v in asdict(s).items()) + ". Recipe: `recipes/demo.yaml` "
+        "Settings: "
+        + ", ".join(f"{k}={v}" for k, v in asdict(s).items())
+        + ". Recipe: `src/ehrmind/recipes/study.yaml` "
         "(general model: its SFT settings; warm-up: lr 1e-3; RL: its GRPO settings). Per-run reports: "
         "`eval/*/report.md`; diagnosis: `diagnosis.json`.",
         "",

@@ -1,0 +1,1 @@
+"""Programs built on the public API: the CPU demo and the laptop-scale study."""

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.ehrmind-installed
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test lint demo clean
+.PHONY: install test test-slow lint demo clean
 
 install: $(STAMP)
 
@@ -25,6 +25,10 @@ lint: install
 
 test: lint
 	$(VENV)/bin/pytest -q
+
+# The slow-marked tests (miniature demo and study end to end, about 1 min); .ci/run runs them too.
+test-slow: install
+	$(VENV)/bin/pytest -q -m slow
 
 demo: install
 	$(VENV)/bin/ehrmind demo --out runs/demo

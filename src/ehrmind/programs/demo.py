@@ -2,7 +2,8 @@
 
 Synthetic MedCalc notes for a point-sum score (FeverPAIN: five findings read from the note, added up; the
 answers and the step-by-step reasoning come from the calculator knowledge base) → a small model built
-locally → held-out evaluation → light SFT warm-up → evaluation and a pass@k diagnosis (how much RL can
+locally → held-out evaluation → light SFT warm-up on an imperfect teacher's worked examples (it misapplies
+one criterion, so the warmed model is inconsistent) → evaluation and a pass@k diagnosis (how much RL can
 sharpen) → GRPO, with a checkpoint every few steps → evaluation and a learning curve → `report.md`,
 `metrics.json` and plots. Stages are compared on the same held-out items with paired 95% intervals.
 

@@ -735,6 +735,8 @@ def test_parse_prediction(value, labeler, expected):
         (-0.1, None),
         ("high", None),
         (True, None),
+        (10**400, None),  # too large for a float: no OverflowError (issue #16, cause 2)
+        ("9" * 400, None),
     ],
 )
 def test_parse_probability(value, expected):
@@ -758,6 +760,10 @@ def test_verify_reads_prediction_and_probability():
     )
     bad = task.verify(ex, "<answer>perhaps</answer>")
     assert (bad.format_ok, bad.correct, bad.parsed, bad.reward) == (False, False, None, -2.0)
+    huge = task.verify(
+        ex, '<think>x</think><answer>{"prediction": "yes", "probability": ' + "9" * 400 + "}</answer>"
+    )
+    assert huge.correct is True and huge.parsed["probability"] is None  # a reward never raises
     assert task.verify(ex, task.gold_completion(ex)).correct is True
     direct = get_task("ehrshot", mode="direct")
     assert direct.verify(ex, '<answer>{"prediction": "yes"}</answer>').format_ok is True

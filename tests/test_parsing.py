@@ -727,3 +727,15 @@ def test_no_eval_or_exec_anywhere_in_src():
     # The two modules that read model text, as loaded (not just as found on disk).
     for module in (ehrmind.parsing, medcalc_task):
         assert _eval_exec_calls(inspect.getsource(module)) == [], module.__name__
+
+
+@pytest.mark.parametrize("text", ["1" * 100_000, "4 weeks " * 20_000, "(" + "9" * 5000 + ", 3)"])
+def test_parse_weeks_days_bounds_its_work_on_long_text(text):
+    """Issue #16, cause 1: the weeks/days patterns were quadratic (a 100,000-digit answer did not finish
+    in 120 s) and a 5,000-digit number overflowed int(); a long answer is simply not a gestational age."""
+    import time
+
+    started = time.perf_counter()
+    got, problem = parse_weeks_days(text)
+    assert (got, problem) == (None, "answer too long for a gestational age")
+    assert time.perf_counter() - started < 1.0  # generous: it returns before parsing

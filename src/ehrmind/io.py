@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ehrmind.errors import DataError
+from ehrmind.errors import ConfigError, DataError
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".jsonl", ".json")
 
@@ -165,3 +165,85 @@ def sha256_rows(rows: Iterable[dict[str, Any]]) -> str:
         h.update(json.dumps(r, sort_keys=True, ensure_ascii=False, default=str).encode())
         h.update(b"\n")
     return h.hexdigest()
+
+
+MAX_YAML_BYTES = 1_000_000
+MAX_YAML_ALIASES = 100
+MAX_YAML_NODES = 100_000
+
+
+def read_yaml(path: str | Path, what: str = "YAML file") -> Any:
+    """A YAML file read with the safe loader and bounds: at most MAX_YAML_BYTES, UTF-8, and at most
+    MAX_YAML_ALIASES alias references, expanding to at most MAX_YAML_NODES values (a few hundred bytes of
+    nested aliases otherwise expand to gigabytes once merged or validated). Problems raise ConfigError
+    naming the file, never echoing its content."""
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} not found: {path}")
+    size = path.stat().st_size
+    if size > MAX_YAML_BYTES:
+        raise ConfigError(f"{path}: {size:,} bytes; a {what} is at most {MAX_YAML_BYTES:,}")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    return parse_yaml(text, str(path))
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """YAML text with `read_yaml`'s bounds; `where` names the source in errors (a file, `--set a.b`)."""
+    import yaml
+
+    try:
+        data = yaml.load(text, Loader=_BoundedSafeLoader)  # noqa: S506 - a SafeLoader subclass
+        expanded = _expanded_size(data, {})
+    except _TooManyAliases:
+        raise ConfigError(
+            f"{where}: more than {MAX_YAML_ALIASES} YAML aliases (*name); write the values out"
+        ) from None
+    except RecursionError:
+        raise ConfigError(f"{where}: nested too deeply") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(
+            f"{where}: not valid YAML{at} ({getattr(e, 'problem', None) or type(e).__name__})"
+        ) from None
+    if expanded > MAX_YAML_NODES:
+        raise ConfigError(
+            f"{where}: its aliases expand to more than {MAX_YAML_NODES:,} values; write the values out"
+        )
+    return data
+
+
+def _expanded_size(obj: Any, memo: dict[int, int]) -> int:
+    """Values in `obj` with every shared (aliased) list or mapping counted each time it is referenced."""
+    if not isinstance(obj, (list, dict)):
+        return 1
+    key = id(obj)
+    if key not in memo:
+        memo[key] = 0  # a self-referencing alias counts once instead of looping
+        items = obj.values() if isinstance(obj, dict) else obj
+        memo[key] = 1 + sum(min(_expanded_size(v, memo), MAX_YAML_NODES + 1) for v in items)
+    return memo[key]
+
+
+def _bounded_loader() -> type:
+    import yaml
+
+    class TooManyAliases(yaml.YAMLError):
+        pass
+
+    class Loader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                self._aliases = getattr(self, "_aliases", 0) + 1
+                if self._aliases > MAX_YAML_ALIASES:
+                    raise TooManyAliases()
+            return super().compose_node(parent, index)
+
+    return Loader, TooManyAliases
+
+
+_BoundedSafeLoader, _TooManyAliases = _bounded_loader()

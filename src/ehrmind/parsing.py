@@ -294,6 +294,10 @@ def _int_field(v: Any) -> int | None:
     return None
 
 
+_MAX_WEEKS_DAYS_CHARS = 200
+"""Longer than any written gestational age ("(40 weeks, 6 days)" is 18 characters): not parsed."""
+
+
 def parse_weeks_days(value: Any) -> tuple[tuple[int, int] | None, str]:
     """Read a gestational age as (weeks, days).
 
@@ -312,6 +316,8 @@ def parse_weeks_days(value: Any) -> tuple[tuple[int, int] | None, str]:
         return None, "expected [weeks, days]"
     if not isinstance(value, str):
         return None, "gestational age is not text or a pair"
+    if len(value) > _MAX_WEEKS_DAYS_CHARS:  # the patterns below search every start: bound the work
+        return None, "answer too long for a gestational age"
     s = normalize_text(value).strip().replace("'", "").replace('"', "").replace("[", "(").replace("]", ")")
     for pattern in (_WD_LABELLED, _WD_PAIR):
         m = pattern.search(s)

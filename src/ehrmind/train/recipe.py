@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ehrmind.errors import ConfigError
+from ehrmind.io import parse_yaml, read_yaml
 
 Stage = Literal["sft", "rl"]
 
@@ -107,12 +107,7 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     path = path.resolve()
     if path in seen:
         raise ConfigError(f"{path}: include cycle ({' -> '.join(str(p) for p in (*seen, path))})")
-    if not path.is_file():
-        raise ConfigError(f"recipe not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    raw = read_yaml(path, "recipe") or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a recipe is a mapping of keys to values")
     includes = raw.pop("include", None) or []
@@ -135,10 +130,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {key}: {p} is not a section")
-        try:
-            node[parts[-1]] = yaml.safe_load(value)
-        except yaml.YAMLError as e:
-            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({e})") from None
+        node[parts[-1]] = parse_yaml(value, f"--set {key.strip()}")
     return data
 
 

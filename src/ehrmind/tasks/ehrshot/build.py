@@ -382,14 +382,9 @@ def _labeler_fields() -> set[str]:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    import yaml
+    from ehrmind.io import read_yaml
 
-    if not path.is_file():
-        raise ConfigError(f"labeler config not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    data = read_yaml(path, "labeler config") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of labeler settings")
     return data

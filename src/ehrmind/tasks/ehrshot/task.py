@@ -84,7 +84,10 @@ def parse_probability(value: Any) -> float | None:
             return None
         v = v / 100 if pct else v
     elif isinstance(value, (int, float)):
-        v = float(value)
+        try:
+            v = float(value)
+        except OverflowError:  # a huge JSON integer: not a probability, and a reward must not raise
+            return None
     else:
         return None
     return v if math.isfinite(v) and 0.0 <= v <= 1.0 else None

@@ -147,3 +147,30 @@ def test_snapshot_round_trip(tmp_path, synthetic_csv):
     wrong.write_text(json.dumps({**line, "task": "trec_ct"}) + "\n")
     with pytest.raises(DataError, match="row 1.*trec_ct"):
         task.load(wrong)
+
+
+def test_score_refuses_to_replace_other_results(tmp_path, synthetic_csv):
+    """Issue #16, cause 5: `score --out` into a folder with other results replaced them silently."""
+    import pandas as pd
+
+    ids = pd.read_csv(synthetic_csv, dtype=str)["Row Number"].tolist()[:3]
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    for path, text in ((first, "x"), (second, "y")):
+        path.write_text("".join(json.dumps({"id": i, "completion": text}) + "\n" for i in ids))
+    out = tmp_path / "out"
+
+    def score(preds: Path, *extra: str):
+        args = ["score", "--task", "medcalc", "--data", str(synthetic_csv), "--predictions", str(preds)]
+        return runner.invoke(app, [*args, "--out", str(out), *extra])
+
+    assert score(first).exit_code == 0
+    kept = (out / "predictions.jsonl").read_text()
+    assert score(first).exit_code == 0  # the same command again: same results
+    refused = score(second)
+    assert refused.exit_code == 2 and "--overwrite" in refused.output and "Traceback" not in refused.output
+    assert (out / "predictions.jsonl").read_text() == kept  # nothing lost
+    assert score(second, "--overwrite").exit_code == 0
+    assert '"y"' in (out / "predictions.jsonl").read_text()
+    # an eval folder is refused too
+    (out / "run.json").write_text(json.dumps({"task": "medcalc", "model": "some/model"}))
+    assert "holds an eval run" in score(first).output

@@ -167,6 +167,9 @@ def score_cmd(
     mode: ModeOpt = "reasoning",
     prefill: PrefillOpt = False,
     task_option: TaskOptionOpt = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace the results an existing --out folder holds.")
+    ] = False,
 ) -> None:
     """Score completions produced elsewhere (an API model, another framework)."""
     _setup_logging()
@@ -177,7 +180,9 @@ def score_cmd(
     try:
         t = get_task(task, mode=mode, prefill=prefill, **_key_values(task_option or []))
         examples = t.load(data, split)
-        metrics = run_score(t, examples, predictions, out, info=run_info(t, examples, data))
+        metrics = run_score(
+            t, examples, predictions, out, info=run_info(t, examples, data), overwrite=overwrite
+        )
     except (ConfigError, DataError, KeyError, TypeError) as e:
         _fail(e)
     _summary(metrics, out)

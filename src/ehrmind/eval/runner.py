@@ -74,6 +74,25 @@ def _check_resume(out: Path, info: dict[str, Any]) -> None:
         )
 
 
+def _check_score_target(out: Path, info: dict[str, Any], overwrite: bool) -> None:
+    path = out / RUN_INFO
+    if overwrite or not path.exists():
+        return
+    import json
+
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        old = {}
+    keys = (*RESUME_KEYS, "predictions")
+    if not isinstance(old, dict) or [k for k in keys if old.get(k) != info.get(k)]:
+        what = "an eval run" if isinstance(old, dict) and old.get("model") else "other results"
+        raise ConfigError(
+            f"{out} holds {what}; scoring would replace its predictions and metrics. "
+            "Use another --out, or --overwrite to replace them"
+        )
+
+
 def run_eval(
     task: Task,
     examples: Sequence[Example],
@@ -146,9 +165,14 @@ def run_score(
     out_dir: str | Path,
     *,
     info: dict[str, Any],
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Score completions produced elsewhere: lines `{"id": …, "completion": …}` (ids may repeat)."""
+    """Score completions produced elsewhere: lines `{"id": …, "completion": …}` (ids may repeat).
+
+    An `out_dir` holding other results (an eval run, or the scores of another file or data) is refused
+    unless `overwrite`: scoring rewrites its predictions, run.json and metrics."""
     predictions = Path(predictions)
+    _check_score_target(Path(out_dir), {**info, "predictions": str(predictions)}, overwrite)
     lines = read_jsonl(predictions)
     if not lines:
         raise DataError("file has no predictions", file=predictions)

@@ -161,3 +161,23 @@ def test_paired_difference_refuses_unpaired_items():
         paired_difference({"0": {"a": 1.0}, "1": {"a": 1.0}}, {"0": {"a": 0.0}, "2": {"a": 0.0}})
     with pytest.raises(ValueError, match="no items"):
         paired_difference({}, {})
+
+
+def test_several_samples_interval_does_not_collapse():
+    """Issue #16, cause 7: with several samples per item, 16 items all wrong gave the interval [0, 0]."""
+    rows = [
+        {"id": str(i), "sample": s, "correct": False, "format_ok": True} for i in range(16) for s in range(4)
+    ]
+    block = accuracy_block(rows)
+    assert block["accuracy"] == 0.0
+    lo, hi = block["ci95"]
+    assert lo == 0.0 and hi == pytest.approx(wilson_ci(0, 16)[1]) and hi > 0.15
+    one = accuracy_block([{"id": str(i), "correct": False, "format_ok": True} for i in range(16)])
+    assert one["ci95"] == pytest.approx([lo, hi])  # the same as one sample per item
+    mixed = [
+        {"id": str(i), "sample": s, "correct": (i + s) % 2 == 0, "format_ok": True}
+        for i in range(40)
+        for s in range(2)
+    ]
+    lo, hi = accuracy_block(mixed)["ci95"]
+    assert lo < 0.5 < hi  # not a point where items vary

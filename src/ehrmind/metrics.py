@@ -37,6 +37,17 @@ def bootstrap_ci(
     return [float(lo), float(hi)]
 
 
+def _several_samples_ci(means: Sequence[float]) -> list[float] | None:
+    """Interval of the mean per-item accuracy with several samples per item: the percentile bootstrap over
+    items, widened to the Wilson interval over items when that is wider — the bootstrap alone collapses to
+    a point when every item scores the same (0 of 16 right gave [0, 0], one sample per item [0, 19.4])."""
+    boot = bootstrap_ci(means)
+    wilson = wilson_ci(round(sum(means)), len(means))
+    if boot is None or wilson is None:
+        return boot or wilson
+    return [min(boot[0], wilson[0]), max(boot[1], wilson[1])]
+
+
 def accuracy_block(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """n, accuracy, ci95, strict_accuracy, format_error_rate for one group of prediction rows."""
     per_example: dict[str, list[float]] = defaultdict(list)
@@ -59,7 +70,7 @@ def accuracy_block(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
     if one_sample:
         ci = wilson_ci(int(sum(means)), n)
     else:
-        ci = bootstrap_ci(means)
+        ci = _several_samples_ci(means)
     return {
         "n": n,
         "n_samples": n_rows,

@@ -107,6 +107,14 @@ def test_score_bad_prediction_lines(tmp_path, synthetic_csv):
         ('{"id": "1", "completion": 5}\n', "row 1", "'completion'"),
         ('{"id": "999", "completion": "x"}\n', "row 1", "'id'"),
         ('{"id": "1", "completion": "x"}\n[1, 2]\n', "row 2", "JSON object"),
+        # issue #16, cause 6: a repeated (id, sample) was counted as one more sample; a bad sample was ignored
+        (
+            '{"id": "1", "completion": "x"}\n{"id": "1", "sample": 0, "completion": "y"}\n',
+            "row 2",
+            "first at row 1",
+        ),
+        ('{"id": "1", "sample": -1, "completion": "x"}\n', "row 1", "'sample'"),
+        ('{"id": "1", "sample": "0", "completion": "x"}\n', "row 1", "'sample'"),
     ]
     for text, where, what in cases:
         preds.write_text(text)
@@ -174,3 +182,18 @@ def test_score_refuses_to_replace_other_results(tmp_path, synthetic_csv):
     # an eval folder is refused too
     (out / "run.json").write_text(json.dumps({"task": "medcalc", "model": "some/model"}))
     assert "holds an eval run" in score(first).output
+
+
+def test_score_refuses_a_snapshot_with_a_repeated_id(tmp_path, synthetic_csv):
+    """Issue #16, cause 6: with a repeated id in a snapshot, predictions were scored against whichever row
+    came last (CSV sources already refuse repeated Row Numbers)."""
+    a, b = get_task("medcalc").load(synthetic_csv)[:2]
+    snapshot = tmp_path / "examples.jsonl"
+    snapshot.write_text("".join(json.dumps(ex) + "\n" for ex in (a.to_dict(), {**b.to_dict(), "id": a.id})))
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text(json.dumps({"id": a.id, "completion": "x"}) + "\n")
+    args = ["score", "--task", "medcalc", "--data", str(snapshot), "--predictions", str(preds)]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert "appears more than once" in result.output or "duplicate" in result.output, result.output
+    assert str(snapshot) in result.output and not (tmp_path / "out").exists()

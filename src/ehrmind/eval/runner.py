@@ -177,7 +177,13 @@ def run_score(
     if not lines:
         raise DataError("file has no predictions", file=predictions)
     by_id = {ex.id: ex for ex in examples}
+    if len(by_id) < len(examples):  # predictions would be scored against whichever row came last
+        repeated = next(i for i, k in Counter(ex.id for ex in examples).items() if k > 1)
+        raise DataError(
+            f"id {repeated!r} appears more than once; ids must be unique", file=info.get("data"), field="id"
+        )
     counts: Counter[str] = Counter()
+    first_row: dict[tuple[str, int], int] = {}
     rows = []
     for lineno, line in enumerate(lines, start=1):
         if "id" not in line:
@@ -187,7 +193,17 @@ def run_score(
         ex_id = str(line["id"])
         if ex_id not in by_id:
             raise DataError(f"id {ex_id!r} is not in the data", file=predictions, row=lineno, field="id")
-        sample = int(line["sample"]) if isinstance(line.get("sample"), int) else counts[ex_id]
+        sample = counts[ex_id] if line.get("sample") is None else line["sample"]
+        if isinstance(sample, bool) or not isinstance(sample, int) or sample < 0:
+            raise DataError("not a non-negative integer", file=predictions, row=lineno, field="sample")
+        if (ex_id, sample) in first_row:
+            raise DataError(
+                f"repeats id {ex_id!r} sample {sample} (first at row {first_row[ex_id, sample]})",
+                file=predictions,
+                row=lineno,
+                field="sample",
+            )
+        first_row[ex_id, sample] = lineno
         counts[ex_id] += 1
         rows.append(prediction_row(task, by_id[ex_id], sample, line["completion"]))
     out = Path(out_dir)

@@ -93,9 +93,8 @@ def _recipe(path: Path, **body: Any) -> Path:
     return path
 
 
-def _evaluate(model: Path, data: Path, out: Path) -> tuple[float, dict[str, list[int]]]:
-    """Greedy strict accuracy through `ehrmind eval`'s runner, and the token ids that runner's generator
-    feeds the model for each prompt text."""
+def _evaluate(model: Path, data: Path, out: Path) -> float:
+    """Greedy strict accuracy through `ehrmind eval`'s runner."""
     from ehrmind import get_task
     from ehrmind.eval.runner import run_eval, run_info
     from ehrmind.generate.hf import GenerationSettings, HFGenerator
@@ -104,12 +103,22 @@ def _evaluate(model: Path, data: Path, out: Path) -> tuple[float, dict[str, list
     examples = task.load(data)
     info = run_info(task, examples, str(data), model=str(model), samples=1, temperature=0.0, top_p=1.0)
     gen = HFGenerator(str(model), GenerationSettings(max_new_tokens=MAX_COMPLETION))
-    metrics = run_eval(task, examples, gen, out, batch_size=64, info=info, progress=False)
-    ids = {}
-    for ex in examples:
-        text = gen.prompt_text(task.render(ex))
-        ids[task.user_prompt(ex)] = gen.tokenizer(text, add_special_tokens=False)["input_ids"]
-    return metrics["strict_accuracy"], ids
+    return run_eval(task, examples, gen, out, batch_size=64, info=info, progress=False)["strict_accuracy"]
+
+
+def _eval_prompt_ids(model: Path, data: Path) -> dict[str, list[int]]:
+    """For each RL row's prompt text, the token ids evaluation's generator feeds the model for that example."""
+    from ehrmind.generate.hf import HFGenerator
+    from ehrmind.train.data import prompt_text
+
+    task = SignalCodeTask()
+    gen = HFGenerator(str(model))
+    return {
+        prompt_text(gen.tokenizer, task, ex): gen.tokenizer(
+            gen.prompt_text(task.render(ex)), add_special_tokens=False
+        )["input_ids"]
+        for ex in task.load(data)
+    }
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +178,7 @@ def test_grpo_learns_the_preferred_answer_and_the_plumbing_is_sound(warmed, monk
     monkeypatch.setattr(trl.GRPOTrainer, "_calculate_rewards", record_rewards)
     monkeypatch.setattr(trl.GRPOTrainer, "_generate_and_score_completions", record_step)
 
-    before, eval_ids = _evaluate(warmed["sft"], warmed["heldout"], root / "eval-sft")
+    before = _evaluate(warmed["sft"], warmed["heldout"], root / "eval-sft")
     recipe = _recipe(
         root / "rl.yaml",
         stage="rl",
@@ -183,7 +192,7 @@ def test_grpo_learns_the_preferred_answer_and_the_plumbing_is_sound(warmed, monk
     )  # fmt: skip
     result = runner.invoke(app, ["rl", "--recipe", str(recipe)])
     assert result.exit_code == 0, result.output
-    after, _ = _evaluate(root / "rl", warmed["heldout"], root / "eval-rl")
+    after = _evaluate(root / "rl", warmed["heldout"], root / "eval-rl")
 
     # learning: mean reward and greedy held-out accuracy rise
     history = [h for h in json.loads((root / "rl" / "log_history.json").read_text()) if "reward" in h]
@@ -195,24 +204,10 @@ def test_grpo_learns_the_preferred_answer_and_the_plumbing_is_sound(warmed, monk
     assert after >= before + 0.3, (before, after)
 
     # rollout prompts are token for token what evaluation feeds the model (same template, no second BOS)
-    train_ids = {}
-    for ex in SignalCodeTask().load(warmed["train"]):
-        train_ids[SignalCodeTask().user_prompt(ex)] = ex
-    checked = 0
+    expected = _eval_prompt_ids(warmed["sft"], warmed["train"])
     for prompt, ids in seen["prompts"][:64]:
-        user = next(u for u in train_ids if prompt.rstrip().endswith(u) or u in prompt)
-        from ehrmind.generate.hf import (
-            HFGenerator,
-        )  # the eval path's tokenization, on the RL model's tokenizer
-
-        gen = HFGenerator.__new__(HFGenerator)
-        gen.tokenizer = _tokenizer(warmed["sft"])
-        expected = gen.tokenizer(
-            gen.prompt_text(SignalCodeTask().render(train_ids[user])), add_special_tokens=False
-        )
-        assert ids == expected["input_ids"], (prompt, ids, expected["input_ids"])
-        checked += 1
-    assert checked and eval_ids, "no prompts recorded"
+        assert ids == expected[prompt], (prompt, ids, expected[prompt])
+    assert seen["prompts"], "no prompts recorded"
 
     # EOS stops generation: nothing but padding follows the first EOS, and short completions end in EOS
     for step in seen["steps"]:
@@ -238,9 +233,3 @@ def test_grpo_learns_the_preferred_answer_and_the_plumbing_is_sound(warmed, monk
             else:
                 assert torch.allclose(ag, torch.zeros_like(ag))
     assert groups_with_signal > 0
-
-
-def _tokenizer(model: Path) -> Any:
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(model)

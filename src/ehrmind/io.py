@@ -11,6 +11,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from ehrmind.errors import ConfigError, DataError
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".jsonl", ".json")
@@ -177,7 +179,6 @@ def read_yaml(path: str | Path, what: str = "YAML file") -> Any:
     MAX_YAML_ALIASES alias references, expanding to at most MAX_YAML_NODES values (a few hundred bytes of
     nested aliases otherwise expand to gigabytes once merged or validated). Problems raise ConfigError
     naming the file, never echoing its content."""
-
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{what} not found: {path}")
@@ -193,8 +194,6 @@ def read_yaml(path: str | Path, what: str = "YAML file") -> Any:
 
 def parse_yaml(text: str, where: str) -> Any:
     """YAML text with `read_yaml`'s bounds; `where` names the source in errors (a file, `--set a.b`)."""
-    import yaml
-
     try:
         data = yaml.load(text, Loader=_BoundedSafeLoader)  # noqa: S506 - a SafeLoader subclass
         expanded = _expanded_size(data, {})
@@ -229,21 +228,16 @@ def _expanded_size(obj: Any, memo: dict[int, int]) -> int:
     return memo[key]
 
 
-def _bounded_loader() -> type:
-    import yaml
-
-    class TooManyAliases(yaml.YAMLError):
-        pass
-
-    class Loader(yaml.SafeLoader):
-        def compose_node(self, parent: Any, index: Any) -> Any:
-            if self.check_event(yaml.AliasEvent):
-                self._aliases = getattr(self, "_aliases", 0) + 1
-                if self._aliases > MAX_YAML_ALIASES:
-                    raise TooManyAliases()
-            return super().compose_node(parent, index)
-
-    return Loader, TooManyAliases
+class _TooManyAliases(yaml.YAMLError):
+    pass
 
 
-_BoundedSafeLoader, _TooManyAliases = _bounded_loader()
+class _BoundedSafeLoader(yaml.SafeLoader):
+    """The safe loader, refusing a document with more than MAX_YAML_ALIASES alias references."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self._aliases = getattr(self, "_aliases", 0) + 1
+            if self._aliases > MAX_YAML_ALIASES:
+                raise _TooManyAliases()
+        return super().compose_node(parent, index)

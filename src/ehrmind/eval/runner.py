@@ -59,13 +59,18 @@ def prediction_row(task: Task, example: Example, sample: int, completion: str) -
     return row
 
 
-def _check_resume(out: Path, info: dict[str, Any]) -> None:
-    path = out / RUN_INFO
-    if not path.exists():
-        return
+def _stored_info(out: Path) -> dict[str, Any] | None:
+    """The run.json an output folder already holds, if any."""
     import json
 
-    old = json.loads(path.read_text(encoding="utf-8"))
+    path = out / RUN_INFO
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def _check_resume(out: Path, info: dict[str, Any]) -> None:
+    old = _stored_info(out)
+    if old is None:
+        return
     changed = [k for k in RESUME_KEYS if old.get(k) != info.get(k)]
     if changed:
         raise ConfigError(
@@ -75,13 +80,10 @@ def _check_resume(out: Path, info: dict[str, Any]) -> None:
 
 
 def _check_score_target(out: Path, info: dict[str, Any], overwrite: bool) -> None:
-    path = out / RUN_INFO
-    if overwrite or not path.exists():
+    if overwrite or not (out / RUN_INFO).exists():
         return
-    import json
-
     try:
-        old = json.loads(path.read_text(encoding="utf-8"))
+        old = _stored_info(out)
     except (OSError, ValueError):
         old = {}
     keys = (*RESUME_KEYS, "predictions")

@@ -197,3 +197,64 @@ def test_score_refuses_a_snapshot_with_a_repeated_id(tmp_path, synthetic_csv):
     assert result.exit_code == 2, result.output
     assert "appears more than once" in result.output or "duplicate" in result.output, result.output
     assert str(snapshot) in result.output and not (tmp_path / "out").exists()
+
+
+class _Answers:
+    """A scripted generator (the model is not what is tested): answers every prompt with `text`, or raises."""
+
+    name = "scripted"
+
+    def __init__(self, text: str | None):
+        self.text = text
+
+    def generate(self, prompts, n=1):
+        if self.text is None:
+            raise RuntimeError("generation failed")
+        return [[self.text] * n for _ in prompts]
+
+
+def _eval_setup(tmp_path, synthetic_csv):
+    from ehrmind.eval.runner import run_info
+
+    task = get_task("medcalc")
+    examples = task.load(synthetic_csv)[:3]
+    info = lambda **kw: run_info(task, examples, str(synthetic_csv), model="m", **kw)  # noqa: E731
+    return task, examples, info
+
+
+def test_failed_eval_leaves_no_state_that_blocks_the_next_run(tmp_path, synthetic_csv):
+    """Issue #16, cause 14: an eval that failed before its first prediction left run.json and an empty
+    predictions.jsonl, so the next run with other settings was refused as a different run."""
+    from ehrmind.eval.runner import PREDICTIONS, RUN_INFO, run_eval
+
+    task, examples, info = _eval_setup(tmp_path, synthetic_csv)
+    out = tmp_path / "eval"
+    with pytest.raises(RuntimeError, match="generation failed"):
+        run_eval(task, examples, _Answers(None), out, info=info(max_new_tokens=8), progress=False)
+    assert not (out / RUN_INFO).exists() and not (out / PREDICTIONS).exists()
+    metrics = run_eval(
+        task, examples, _Answers("no answer"), out, info=info(max_new_tokens=16), progress=False
+    )
+    assert metrics["n"] == 3
+
+
+def test_resume_with_other_generation_settings_is_refused(tmp_path, synthetic_csv):
+    """Issue #16, cause 3: a rerun with a different --seed or --max-new-tokens was accepted and mixed
+    settings in one folder while run.json reported only the new ones."""
+    from ehrmind.errors import ConfigError
+    from ehrmind.eval.runner import run_eval
+
+    task, examples, info = _eval_setup(tmp_path, synthetic_csv)
+    out = tmp_path / "eval"
+    run_eval(task, examples, _Answers("x"), out, info=info(max_new_tokens=8, seed=0), progress=False)
+    for changed, setting in (
+        (info(max_new_tokens=9, seed=0), "max_new_tokens"),
+        (info(max_new_tokens=8, seed=1), "seed"),
+    ):
+        with pytest.raises(ConfigError, match=setting):
+            run_eval(task, examples, _Answers("x"), out, info=changed, progress=False)
+    # the same settings resume (nothing left to generate)
+    assert (
+        run_eval(task, examples, _Answers("x"), out, info=info(max_new_tokens=8, seed=0), progress=False)["n"]
+        == 3
+    )

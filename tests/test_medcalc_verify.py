@@ -209,6 +209,9 @@ INT4 = make_example("integer", "4")
         # Well-formed but wrong: zero, not a penalty.
         pytest.param(contract(5), True, False, 0.0, False, id="well-formed-wrong"),
         pytest.param(contract("n/a"), True, False, 0.0, False, id="well-formed-unparseable"),
+        # Issue #16, cause 4: an expression whose first number is the gold was rewarded 1.1.
+        pytest.param(contract("4*10"), True, False, 0.0, False, id="expression-not-its-first-number"),
+        pytest.param(contract("round(4.4)"), True, False, 0.0, False, id="call-not-its-argument"),
         # Right answer, broken contract: accuracy still counts it, the reward penalises the format.
         pytest.param('<answer>{"answer": 4}</answer>', False, True, -2.0, False, id="no-think-correct"),
         # MedCalc-Bench's own output style, no tags at all: found by the lenient fallback.

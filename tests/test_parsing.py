@@ -91,6 +91,12 @@ SRC_ROOT = Path(ehrmind.__file__).resolve().parent
         pytest.param("6.1 ± 0.2", 6.1, id="plus-minus-commentary"),
         # A range inside parentheses after the value is commentary, not the answer being a range.
         pytest.param("4 (3-5)", 4.0, id="value-then-parenthesised-range"),
+        # Not expressions: a label before the value, a unit with a slash, a parenthesised value.
+        pytest.param("score = 4", 4.0, id="label-equals-value"),
+        pytest.param("4 = low risk", 4.0, id="value-equals-words"),
+        pytest.param("140 mg/dL", 140.0, id="unit-with-slash"),
+        pytest.param("(4)", 4.0, id="parenthesised-value"),
+        pytest.param("4 (low risk)", 4.0, id="value-then-words-in-parentheses"),
     ],
 )
 def test_parse_number_accepts(value, expected):
@@ -131,6 +137,17 @@ def test_parse_number_accepts(value, expected):
         pytest.param("1,2345", "ambiguous comma", id="bad-group-size"),
         # An enormous exponent must be refused without computing 10**99999999.
         pytest.param("1 x 10^99999999", "out of range", id="huge-exponent"),
+        # Issue #16, cause 4: an expression was read as its first number, so for gold 4 "4*10" scored 1.1.
+        pytest.param("4*10", "arithmetic expression", id="expr-times"),
+        pytest.param("4**3", "arithmetic expression", id="expr-power"),
+        pytest.param("4/2", "arithmetic expression", id="expr-divide"),
+        pytest.param("4 + 0", "arithmetic expression", id="expr-plus"),
+        pytest.param("2 + 1 + 1 = 4", "arithmetic expression", id="expr-equation"),
+        pytest.param("4 × 3", "arithmetic expression", id="expr-unicode-times"),
+        pytest.param("round(4.4*100)", "arithmetic expression", id="expr-call"),
+        pytest.param("round(4.4)", "arithmetic expression", id="expr-call-one-argument"),
+        pytest.param("str(4)", "arithmetic expression", id="expr-str-call"),
+        pytest.param("(3+1)", "arithmetic expression", id="expr-parenthesised"),
     ],
 )
 def test_parse_number_rejects(value, reason_part):

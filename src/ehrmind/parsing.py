@@ -137,6 +137,10 @@ _NUMBER = re.compile(
 )
 _RANGE_AFTER = re.compile(r"^\s*(?:-|to|–|—)\s*[-+]?\d")
 _LIST_AFTER = re.compile(r"^\s*,\s*[-+]?\d")
+# An arithmetic expression is not a value ("4*10", "4/2", "1 + 1 = 2", "round(4.4)"): reading its first
+# number would score "4*10" as 4. Never evaluated, so it is wrong (docs/verifier.md).
+_OPERATOR_AFTER = re.compile(r"^\s*(?:\*\*|[*/+×÷^=])\s*[-+(]?\s*\.?\d")
+_CALL_BEFORE = re.compile(r"(?:[A-Za-z_]\w*\s*|[-+*/=(]\s*)\(\s*[-+]?$")
 
 
 def normalize_text(s: str) -> str:
@@ -159,7 +163,8 @@ def parse_number(value: Any) -> tuple[float | None, str]:
     Accepts JSON numbers, and strings with units after the number ("8.1 mL/min/1.73 m²"), thousands
     separators ("1,200"), percent signs ("53.1%" → 53.1: the label's own unit), scientific notation
     ("1.2e3", "1.2 × 10³", "10^3"), unicode minus. The *first* standalone number is the answer. Rejected:
-    booleans, NaN/inf, ranges ("10-12", "10 to 12"), lists and ambiguous commas ("3, 4, 5", "1,20").
+    booleans, NaN/inf, ranges ("10-12", "10 to 12"), lists and ambiguous commas ("3, 4, 5", "1,20"), and
+    arithmetic expressions ("4*10", "4/2", "1 + 1 = 2", "round(4.4)"), which are never evaluated.
     """
     if isinstance(value, bool) or value is None:
         return None, "answer is not a number"
@@ -177,7 +182,7 @@ def parse_number(value: Any) -> tuple[float | None, str]:
     if num is None and sci is None:
         return None, "no number in answer"
     if sci is not None and (num is None or sci.start() <= num.start()):
-        end = sci.end()
+        start, end = sci.span()
         try:
             e = int(sci.group(2))
             if abs(e) > 308:  # beyond float range; also keeps 10**huge from eating memory
@@ -187,12 +192,14 @@ def parse_number(value: Any) -> tuple[float | None, str]:
             return None, "scientific notation out of range"
     else:
         assert num is not None
-        end = num.end()
+        start, end = num.span()
         try:
             v = float(num.group(1).replace(",", ""))
         except (ValueError, OverflowError):
             return None, "number out of range"
     rest = s[end:]
+    if _OPERATOR_AFTER.match(rest) or _CALL_BEFORE.search(s[max(0, start - 40) : start]):
+        return None, "answer is an arithmetic expression, not a value"
     if _LIST_AFTER.match(rest):
         return None, "answer is a list of numbers or has an ambiguous comma ('1,20')"
     if _RANGE_AFTER.match(rest):

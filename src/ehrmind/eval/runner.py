@@ -27,7 +27,10 @@ PREDICTIONS = "predictions.jsonl"
 METRICS = "metrics.json"
 RUN_INFO = "run.json"
 # Settings that must match for a rerun into the same folder to count as a resume.
-RESUME_KEYS = ("task", "data_sha256", "model", "prompt_mode", "prefill", "samples", "temperature", "top_p")
+RESUME_KEYS = (
+    "task", "data_sha256", "model", "prompt_mode", "prefill", "samples", "temperature", "top_p",
+    "max_new_tokens", "seed",
+)  # fmt: skip
 
 
 class Generator(Protocol):
@@ -116,8 +119,30 @@ def run_eval(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     _check_resume(out, info)
+    pred_path = out / PREDICTIONS
+    fresh = not (out / RUN_INFO).exists() and not pred_path.exists()
     atomic_write_json(out / RUN_INFO, info)
+    try:
+        return _generate_and_finalize(task, examples, generator, out, samples, batch_size, info, progress)
+    except BaseException:
+        # A run that failed before writing any prediction leaves the folder as it found it, so the next run
+        # (perhaps with other settings) is not refused as a "different run" (issue #16, cause 14).
+        if fresh and (not pred_path.exists() or pred_path.stat().st_size == 0):
+            pred_path.unlink(missing_ok=True)
+            (out / RUN_INFO).unlink(missing_ok=True)
+        raise
 
+
+def _generate_and_finalize(
+    task: Task,
+    examples: Sequence[Example],
+    generator: Generator,
+    out: Path,
+    samples: int,
+    batch_size: int,
+    info: dict[str, Any],
+    progress: bool,
+) -> dict[str, Any]:
     by_id = {ex.id: ex for ex in examples}
     pred_path = out / PREDICTIONS
     done: set[tuple[str, int]] = set()

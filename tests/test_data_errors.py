@@ -258,3 +258,38 @@ def test_resume_with_other_generation_settings_is_refused(tmp_path, synthetic_cs
         run_eval(task, examples, _Answers("x"), out, info=info(max_new_tokens=8, seed=0), progress=False)["n"]
         == 3
     )
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        pytest.param("{tmp}/no-such-model", "model folder not found", id="missing-absolute"),
+        pytest.param("./no-such-model", "model folder not found", id="missing-relative"),
+        pytest.param("{tmp}", "is not a model folder (no config.json)", id="folder-without-model"),
+    ],
+)
+def test_unusable_local_model_is_named_not_a_traceback(tmp_path, synthetic_csv, model, message):
+    """Issue #16, cause 9: a missing local model path was reported as a Hub repo-id error, with a traceback."""
+    args = ["eval", "--task", "medcalc", "--data", str(synthetic_csv), "--limit", "1"]
+    result = runner.invoke(app, [*args, "--model", model.format(tmp=tmp_path), "--out", str(tmp_path / "e")])
+    assert result.exit_code == 2 and message in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "e" / "run.json").exists()
+
+
+def test_data_folder_is_a_snapshot_or_named(tmp_path, synthetic_csv):
+    """Issue #16, cause 9: a folder given as --data was passed to the Hub loader; an `ehrmind data` snapshot
+    folder now loads its examples, any other folder is an error that says what to give."""
+    task = get_task("medcalc")
+    snap = tmp_path / "snap"
+    assert (
+        runner.invoke(
+            app, ["data", "--task", "medcalc", "--source", str(synthetic_csv), "--out", str(snap)]
+        ).exit_code
+        == 0
+    )
+    assert [ex.id for ex in task.load(snap)] == [ex.id for ex in task.load(synthetic_csv)]
+    (tmp_path / "other").mkdir()
+    with pytest.raises(
+        DataError, match="neither an `ehrmind data` snapshot nor in a Hugging Face dataset layout"
+    ):
+        task.load(tmp_path / "other")

@@ -409,3 +409,29 @@ def test_sft_and_rl_take_other_tasks(task, tmp_path, tiny_model):
         assert result.exit_code == 0, result.output
         record = json.loads((out / "ehrmind_run.json").read_text())
         assert record["recipe"]["task"] == task and record["data_counts"]["kept"] > 0
+
+
+def test_half_written_checkpoint_is_skipped_on_resume(tmp_path, tiny_model, train_jsonl, caplog):
+    """Issue #16, cause 3: a run killed while writing a checkpoint left a folder without trainer_state.json
+    (the Trainer writes it last); every rerun picked it and died with "Can't find a valid checkpoint"."""
+    from ehrmind.train.run import last_checkpoint
+    from ehrmind.train.sft import run_sft
+
+    out = tmp_path / "sft"
+    path = _recipe(
+        tmp_path, "sft", train_jsonl, tiny_model, out,
+        learning_rate=1e-3, max_steps=4, per_device_train_batch_size=2, save_steps=2, max_length=512,
+    )  # fmt: skip
+    run_sft(load_recipe(path))
+    # what a kill during the step-4 save leaves: the model written, the trainer state cut short
+    (out / "checkpoint-4" / "trainer_state.json").write_text('{"global_step": 4, "log_hi')
+    for name in ("log_history.json", "config.json"):
+        (out / name).unlink()
+    with caplog.at_level("WARNING", logger="ehrmind.train.run"):
+        assert last_checkpoint(out) == str(out / "checkpoint-2")
+    assert "checkpoint-4 is incomplete" in caplog.text
+    run_sft(load_recipe(path))  # resumes from step 2 and saves step 4 again
+    state = json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())
+    assert state["global_step"] == 4 and (out / "config.json").exists()
+    steps = [h["step"] for h in json.loads((out / "log_history.json").read_text()) if "loss" in h]
+    assert steps == [1, 2, 3, 4]

@@ -29,22 +29,45 @@ class GenerationSettings:
             raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
 
 
+def load_pretrained(model: str, dtype: Any) -> tuple[Any, Any]:
+    """(tokenizer, model) from a local folder or a Hub id, the tokenizer with a pad token. A local path that
+    is missing or holds no model is a ConfigError naming it: transformers would take it for a Hub repo id
+    and fail with a traceback about repo-id syntax (issue #16, cause 9)."""
+    from pathlib import Path
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(model).expanduser()
+    if path.exists() or model.startswith((".", "/", "~")) or model.count("/") > 1 or "\\" in model:
+        if not path.exists():
+            raise ConfigError(f"model folder not found: {model}")
+        if not (path / "config.json").is_file():
+            raise ConfigError(
+                f"{model} is not a model folder (no config.json): give a folder written by save_pretrained, "
+                "or a Hugging Face Hub id"
+            )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model)
+        loaded = AutoModelForCausalLM.from_pretrained(model, dtype=dtype)
+    except OSError as e:  # not found on the Hub, offline, gated, a folder missing its weights …
+        raise ConfigError(f"cannot load model {model!r}: {e}") from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer, loaded
+
+
 class HFGenerator:
     """Loads a model once; generates completions for batches of chat prompts."""
 
     def __init__(self, model: str, settings: GenerationSettings | None = None, *, device: str = "cpu"):
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.settings = settings or GenerationSettings()
         self.name = model
         self.device = device
-        self.tokenizer = AutoTokenizer.from_pretrained(model)
+        self.tokenizer, loaded = load_pretrained(model, torch.float32 if device == "cpu" else "auto")
         self.tokenizer.padding_side = "left"  # decoder-only models continue from the right edge
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        dtype = torch.float32 if device == "cpu" else "auto"
-        self.model = AutoModelForCausalLM.from_pretrained(model, dtype=dtype).to(device)
+        self.model = loaded.to(device)
         self.model.eval()
         self._calls = 0
 

@@ -66,6 +66,10 @@ class Task(ABC):
             not path.exists() and path.suffix.lower() in (".csv", ".parquet", ".jsonl", ".json")
         ):
             return self.load_file(path)
+        from ehrmind.snapshot import EXAMPLES
+
+        if path.is_dir() and (path / EXAMPLES).is_file():  # an `ehrmind data` snapshot folder
+            return self.load_file(path / EXAMPLES)
         # A Hub id, or a local folder in a Hub dataset layout (e.g. a downloaded snapshot).
         return self.load_hub(str(source), split)
 
@@ -94,10 +98,13 @@ class Task(ABC):
         try:
             ds = datasets.load_dataset(dataset_id, split=split)
         except Exception as e:  # the Hub client raises many types; say what was tried
-            raise DataError(
-                f"not a local file and could not be loaded from the Hugging Face Hub ({type(e).__name__}: {e})",
-                file=dataset_id,
-            ) from None
+            what = (
+                "a folder that is neither an `ehrmind data` snapshot nor in a Hugging Face dataset layout; "
+                "give a CSV, Parquet or JSONL file"
+                if Path(dataset_id).is_dir()
+                else "not a local file and could not be loaded from the Hugging Face Hub"
+            )
+            raise DataError(f"{what} ({type(e).__name__}: {e})", file=dataset_id) from None
         return list(self.records_to_examples(enumerate(ds, start=1), source=f"hf:{dataset_id}:{split}"))
 
     @abstractmethod

@@ -47,7 +47,8 @@ def prepare(recipe: Recipe) -> Prepared:
     import warnings
 
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ehrmind.generate.hf import load_pretrained
 
     # transformers 5 renames gradient_checkpointing; TRL still sets it, so the warning is noise here.
     warnings.filterwarnings("ignore", message=r".*gradient_checkpointing.*deprecated", category=FutureWarning)
@@ -61,11 +62,9 @@ def prepare(recipe: Recipe) -> Prepared:
     )
     split = recipe.split or ("train" if not Path(recipe.data).exists() else None)
     examples = task.load(recipe.data, split)[: recipe.limit]
-    tokenizer = AutoTokenizer.from_pretrained(recipe.model)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    dtype = torch.float32 if not torch.cuda.is_available() else "auto"
-    model = AutoModelForCausalLM.from_pretrained(recipe.model, dtype=dtype)
+    tokenizer, model = load_pretrained(
+        recipe.model, torch.float32 if not torch.cuda.is_available() else "auto"
+    )
     # Generation (GRPO rollouts, later evaluation) must stop at the end of the assistant turn.
     if tokenizer.eos_token_id is not None:
         model.generation_config.eos_token_id = tokenizer.eos_token_id
@@ -86,10 +85,29 @@ def prepare(recipe: Recipe) -> Prepared:
 
 
 def last_checkpoint(output_dir: str | Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
+    """The newest *complete* `checkpoint-N` in output_dir. The Trainer writes `trainer_state.json` last, so a
+    run killed while saving leaves a folder without it (or with it cut short); transformers'
+    `get_last_checkpoint` would pick that folder on every rerun and fail. It is skipped with a warning
+    (issue #16, cause 3) and overwritten when training reaches that step again."""
+    import json
+
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
     path = Path(output_dir)
-    return get_last_checkpoint(str(path)) if path.is_dir() else None
+    if not path.is_dir():
+        return None
+    found = []
+    for p in path.glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
+        step = p.name[len(PREFIX_CHECKPOINT_DIR) + 1 :]
+        if step.isdigit() and p.is_dir():
+            found.append((int(step), p))
+    for _, p in sorted(found, reverse=True):
+        try:
+            json.loads((p / "trainer_state.json").read_text(encoding="utf-8"))
+            return str(p)
+        except (OSError, ValueError):
+            log.warning("%s is incomplete (killed while saving?): resuming from an earlier checkpoint", p)
+    return None
 
 
 def write_run_record(

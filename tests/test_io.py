@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -106,3 +107,40 @@ def test_yaml_errors_name_the_file_not_its_content(tmp_path):
         parse_yaml(deep, "--set a")
     with pytest.raises(ConfigError, match="not found"):
         read_yaml(tmp_path / "missing.yaml", "recipe")
+
+
+@pytest.mark.parametrize(
+    ("content", "message", "row"),
+    [
+        # issue #16, cause 9: each of these was a Python traceback (UnicodeDecodeError, RecursionError)
+        pytest.param(b'{"id": 1}\n\xff\xfe{"id": 2}\n', "not UTF-8 text (byte 0xff)", 2, id="not-utf8"),
+        pytest.param(b'{"id": 1}\n' + b"[" * 100_000 + b"\n", "nested too deeply", 2, id="deep-nesting"),
+    ],
+)
+def test_read_jsonl_bad_bytes_name_the_line(tmp_path, content, message, row):
+    path = tmp_path / "p.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=re.escape(message)) as e:
+        read_jsonl(path)
+    assert e.value.row == row and str(path) in str(e.value)
+
+
+def test_read_jsonl_on_a_folder_is_a_named_error(tmp_path):
+    with pytest.raises(DataError, match="is a folder, not a JSONL file"):
+        read_jsonl(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        pytest.param(b"[" * 100_000, "nested too deeply", id="deep-nesting"),
+        pytest.param(b'[{"note": "caf\xe9"}]', "not UTF-8 text (byte 0xe9)", id="latin-1"),
+    ],
+)
+def test_read_table_json_bad_bytes_are_named(tmp_path, content, message):
+    from ehrmind.io import read_table
+
+    path = tmp_path / "d.json"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=re.escape(message)):
+        list(read_table(path))

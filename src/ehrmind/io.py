@@ -54,7 +54,14 @@ def read_jsonl(path: str | Path, *, repair_tail: bool = False) -> list[dict[str,
     path = Path(path)
     if not path.exists():
         raise DataError("file not found", file=path)
-    raw = path.read_text(encoding="utf-8")
+    if path.is_dir():
+        raise DataError("is a folder, not a JSONL file", file=path)
+    data = path.read_bytes()
+    try:
+        raw = data.decode("utf-8")
+    except UnicodeDecodeError as e:  # issue #16, cause 9: was a traceback
+        line = data.count(b"\n", 0, e.start) + 1
+        raise DataError(f"not UTF-8 text (byte 0x{data[e.start]:02x})", file=path, row=line) from None
     lines = raw.split("\n")
     tail = lines.pop()  # text after the last newline: '' when the file ends cleanly
     rows: list[dict[str, Any]] = []
@@ -75,6 +82,8 @@ def _json_line(line: str, path: Path, lineno: int) -> dict[str, Any]:
         obj = json.loads(line)
     except json.JSONDecodeError as e:
         raise DataError(f"invalid JSON ({e.msg})", file=path, row=lineno) from None
+    except RecursionError:  # e.g. 100,000 nested '[': json's decoder recurses per level
+        raise DataError("JSON nested too deeply", file=path, row=lineno) from None
     if not isinstance(obj, dict):
         raise DataError("each line must be a JSON object", file=path, row=lineno)
     return obj
@@ -142,6 +151,10 @@ def read_table(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
             data = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as e:
             raise DataError(f"invalid JSON ({e.msg}, line {e.lineno})", file=path) from None
+        except UnicodeDecodeError as e:
+            raise DataError(f"not UTF-8 text (byte 0x{e.object[e.start]:02x})", file=path) from None
+        except RecursionError:
+            raise DataError("JSON nested too deeply", file=path) from None
         if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
             raise DataError("a .json data file must hold a list of objects", file=path)
         records = data

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ehrmind.errors import ConfigError
@@ -33,8 +34,6 @@ def load_pretrained(model: str, dtype: Any) -> tuple[Any, Any]:
     """(tokenizer, model) from a local folder or a Hub id, the tokenizer with a pad token. A local path that
     is missing or holds no model is a ConfigError naming it: transformers would take it for a Hub repo id
     and fail with a traceback about repo-id syntax (issue #16, cause 9)."""
-    from pathlib import Path
-
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = Path(model).expanduser()

@@ -140,13 +140,10 @@ def compare(after: Any, before: Any, *, seed: int = 0) -> dict[str, Any]:
 
 
 def checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
-    """The `checkpoint-N` folders of a training run, by step."""
-    found = []
-    for p in run_dir.glob("checkpoint-*"):
-        step = p.name.rpartition("-")[2]
-        if step.isdigit() and (p / "config.json").exists():
-            found.append((int(step), p))
-    return sorted(found)
+    """The `checkpoint-N` folders of a training run that hold a model, by step."""
+    from ehrmind.train.run import checkpoint_dirs
+
+    return [(step, p) for step, p in checkpoint_dirs(run_dir) if (p / "config.json").exists()]
 
 
 def learning_curve(

@@ -84,24 +84,22 @@ def prepare(recipe: Recipe) -> Prepared:
     return Prepared(task, examples, tokenizer, model, peft_config)
 
 
+def checkpoint_dirs(output_dir: str | Path) -> list[tuple[int, Path]]:
+    """The `checkpoint-N` folders of a training run, by step, complete or not."""
+    found = []
+    for p in Path(output_dir).glob("checkpoint-*"):
+        step = p.name.rpartition("-")[2]
+        if step.isdigit() and p.is_dir():
+            found.append((int(step), p))
+    return sorted(found)
+
+
 def last_checkpoint(output_dir: str | Path) -> str | None:
     """The newest *complete* `checkpoint-N` in output_dir. The Trainer writes `trainer_state.json` last, so a
     run killed while saving leaves a folder without it (or with it cut short); transformers'
     `get_last_checkpoint` would pick that folder on every rerun and fail. It is skipped with a warning
     (issue #16, cause 3) and overwritten when training reaches that step again."""
-    import json
-
-    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
-
-    path = Path(output_dir)
-    if not path.is_dir():
-        return None
-    found = []
-    for p in path.glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
-        step = p.name[len(PREFIX_CHECKPOINT_DIR) + 1 :]
-        if step.isdigit() and p.is_dir():
-            found.append((int(step), p))
-    for _, p in sorted(found, reverse=True):
+    for _, p in reversed(checkpoint_dirs(output_dir)):
         try:
             json.loads((p / "trainer_state.json").read_text(encoding="utf-8"))
             return str(p)

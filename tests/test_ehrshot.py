@@ -96,12 +96,8 @@ HTN = "DIAGNOSIS//ICD//10//I10"
         ([ev(PT + timedelta(days=365, minutes=1), HTN)], [(PT, False)], None),
         # no diagnosis, record goes on past the window: negative
         ([ev(D(2021, 3, 1), "LAB//50983//mEq/L", 140)], [(PT, False)], None),
-        # no diagnosis and the record ends inside the window: censored (EHRSHOT drops these)
-        (
-            [ev(D(2020, 3, 1), "LAB//50983//mEq/L", 140)],
-            [],
-            "excluded: censored (follow-up ends inside the window)",
-        ),
+        # no diagnosis and the record ends inside the window: a negative (EHRSHOT: is_apply_censoring False)
+        ([ev(D(2020, 3, 1), "LAB//50983//mEq/L", 140)], [(PT, False)], None),
         # diagnosed during the stay (MIMIC writes diagnoses at discharge): already diagnosed, excluded
         ([ev(DIS, HTN), ev(D(2021, 6, 1), "LAB//50983//mEq/L", 140)], [], "excluded: already diagnosed"),
         # diagnosed the evening after discharge, before 11:59pm: already diagnosed at the prediction time
@@ -134,10 +130,50 @@ def test_new_diagnosis_keeps_only_stays_before_the_first_diagnosis():
     assert stats["excluded: already diagnosed"] == 1
 
 
-def test_censoring_can_be_turned_off():
-    tl = timeline(*stay(D(2020, 1, 1), DIS), ev(D(2020, 2, 1), "X"))
-    assert labels("new_hypertension", tl)[0] == []
-    assert labels("new_hypertension", tl, censor=False)[0] == [(PT, False)]
+CENSORED = "excluded: censored (follow-up ends inside the window)"
+AFTER = ev(D(2021, 6, 1), "X")  # the record goes on past the 365-day window
+
+
+@pytest.mark.parametrize(
+    ("extra", "options", "expected", "censored"),
+    [
+        # window opening: EHRSHOT's TimeHorizon(timedelta(days=1), timedelta(days=365))
+        # diagnosed 12 hours after the prediction time, never again: before the window opens -> negative
+        ([ev(PT + timedelta(hours=12), HTN), AFTER], {}, [(PT, False)], 0),
+        # ... but a positive with ehrmind's window from 1 minute
+        ([ev(PT + timedelta(hours=12), HTN), AFTER], {"rules": "ehrmind"}, [(PT, True)], 0),
+        ([ev(PT + timedelta(hours=12), HTN), AFTER], {"horizon_start_minutes": 1}, [(PT, True)], 0),
+        # exactly 1 day after: the window's first instant (inclusive) -> positive
+        ([ev(PT + timedelta(days=1), HTN), AFTER], {}, [(PT, True)], 0),
+        # a minute short of 1 day: outside
+        ([ev(PT + timedelta(days=1, minutes=-1), HTN), AFTER], {}, [(PT, False)], 0),
+        # censoring: the record ends 27 days after the prediction time, no diagnosis
+        # EHRSHOT (is_apply_censoring -> False): a negative
+        ([ev(D(2020, 2, 1), "X")], {}, [(PT, False)], 0),
+        # ehrmind's earlier rule: dropped as censored, by the rule set or the one option
+        ([ev(D(2020, 2, 1), "X")], {"rules": "ehrmind"}, [], 1),
+        ([ev(D(2020, 2, 1), "X")], {"censor": True}, [], 1),
+        # an explicit option wins over the rule set
+        ([ev(D(2020, 2, 1), "X")], {"rules": "ehrmind", "censor": False}, [(PT, False)], 0),
+    ],
+)
+def test_new_diagnosis_window_start_and_censoring(extra, options, expected, censored):
+    tl = timeline(*stay(D(2020, 1, 1), DIS), *extra)
+    got, stats = labels("new_hypertension", tl, **options)
+    assert got == expected
+    assert stats.get(CENSORED, 0) == censored
+
+
+def test_new_diagnosis_question_states_the_window():
+    q = get_labeler("new_hypertension").question(PT, {})
+    assert "between 1 day and 365 days after the prediction time (2020-01-05 23:59)" in q
+    assert "within 365 days after" in get_labeler("new_hypertension", rules="ehrmind").question(PT, {})
+    with pytest.raises(ConfigError, match="unknown rules 'benchmark'"):
+        get_labeler("new_hypertension", rules="benchmark")
+    with pytest.raises(ConfigError, match="horizon_start_minutes must be between 0 and"):
+        get_labeler("new_hypertension", horizon_start_minutes=-1)
+    with pytest.raises(ConfigError, match="censor must be true or false"):
+        get_labeler("new_hypertension", censor="sometimes")
 
 
 def test_new_diagnosis_on_ehrshot_omop_visits_and_snomed():
@@ -397,6 +433,18 @@ def test_truncation_keeps_the_most_recent_events():
         timeline(*events), pt
     )
     assert not full.truncated and full.n_events_used == full.n_events_before == days + len(pool)
+
+
+def test_reused_serializer_never_mixes_up_subjects():
+    # the serializer caches one timeline's categories and demographics; it was keyed by id(), which a
+    # new timeline can reuse once the previous one is freed: another patient's sex, or an IndexError
+    ser = TimelineSerializer()
+    for n in range(1, 40):
+        sex = "F" if n % 2 else "M"
+        events = [ev(None, f"GENDER//{sex}"), ev(D(1960, 1, 1), "MEDS_BIRTH")]
+        events += [ev(D(2020, 1, 1, h), "LAB//50983//mEq/L", 140) for h in range(n % 5)]
+        text = ser.serialize(timeline(*events, subject=n), D(2020, 1, 2)).text  # freed after the call
+        assert ("female" in text) is (sex == "F"), n
 
 
 def test_tables_option_selects_sections():
@@ -869,6 +917,97 @@ def test_lab_task_prompt_stops_before_the_result(tmp_path):
     text = exs[1].input["timeline"]
     assert "141 mEq/L" in text and "128" not in text and "7.7" not in text
     assert "sodium <= 135 mmol/L" in exs[1].input["question"]
+
+
+# EHRSHOT's ETL (femr transforms/stanford.py move_to_day_end): a date-only event, stamped 00:00, happened
+# some time that day, so it is moved to 23:59 and a prediction earlier that day does not see it.
+def _same_day_events(tmp_path: Path) -> Path:
+    rows = [
+        (1, D(1960, 1, 1), "MEDS_BIRTH"),
+        (1, D(2020, 1, 2, 8), "LAB//50983//mEq/L", 141.0),
+        (1, D(2020, 1, 3), "DIAGNOSIS//ICD//10//E871"),  # date-only diagnosis (hypo-osmolality)
+        (1, D(2020, 1, 3, 12, 1), "LAB//50983//mEq/L", 128.0),  # the result to predict: at 12:00
+    ]
+    return write_meds(tmp_path / "events.parquet", rows)
+
+
+@pytest.mark.parametrize(
+    ("options", "visible"),
+    [
+        ({}, False),  # default: the diagnosis sits at 23:59, after the noon prediction time
+        ({"rules": "ehrmind"}, True),  # ehrmind's earlier reading: 00:00, so in the noon prompt
+        ({"move_to_day_end": False}, True),
+        ({"rules": "ehrmind", "move_to_day_end": True}, False),  # the explicit option wins
+    ],
+)
+def test_midnight_event_is_not_visible_to_an_earlier_prediction_that_day(tmp_path, options, visible):
+    exs = get_task("ehrshot", labeler="lab_hyponatremia", **options).load(_same_day_events(tmp_path))
+    noon = next(e for e in exs if e.metadata["prediction_time"] == "2020-01-03T12:00:00")
+    assert ("E87.1" in noon.input["timeline"]) is visible
+    assert "60-year-old" in noon.input["timeline"]  # the birth is never moved: the age is unchanged
+
+
+def test_move_to_day_end_in_the_reader(tmp_path):
+    from ehrmind.tasks.ehrshot.readers import ReadStats, move_to_day_end
+
+    assert move_to_day_end(D(2020, 1, 3)) == D(2020, 1, 3, 23, 59)
+    assert move_to_day_end(D(2020, 1, 3, 0, 0, 1)) == D(2020, 1, 3, 0, 0, 1)  # not exactly midnight: kept
+    path = _ehrshot_csv(
+        tmp_path / "ehrshot.csv",
+        [
+            ["7", "1960-05-01 00:00:00", "", "SNOMED/3950001", "", "", "", "person"],  # birth: kept
+            # a visit stamped by date on both ends: both moved, the end kept at or after the start
+            ["7", "2020-01-01 00:00:00", "2020-01-01 00:00:00", "Visit/IP", "", "", "1", "visit_occurrence"],
+            ["7", "2020-01-01 10:00:00", "", "LOINC/2951-2", "129", "mmol/L", "1", "measurement"],
+        ],
+    )
+    stats = ReadStats()
+    (tl,) = iter_timelines(path, stats=stats)
+    birth, na, visit = tl.timed  # re-sorted: the visit now comes after the 10:00 result
+    assert birth.time == D(1960, 5, 1) and na.time == D(2020, 1, 1, 10)
+    assert (visit.code, visit.time, visit.end) == ("Visit/IP", D(2020, 1, 1, 23, 59), D(2020, 1, 1, 23, 59))
+    assert stats.moved_to_day_end == 1 and stats.to_dict()["moved_to_day_end"] == 1
+    (old,) = iter_timelines(path, day_end=False)
+    assert [e.time for e in old.timed] == [D(1960, 5, 1), D(2020, 1, 1), D(2020, 1, 1, 10)]
+    with pytest.raises(ConfigError, match="move_to_day_end must be true or false"):
+        get_task("ehrshot", labeler="lab_hyponatremia", move_to_day_end="yes").load(path)
+
+
+def test_time_zone_offsets_are_converted_to_utc(tmp_path):
+    from ehrmind.tasks.ehrshot.readers import parse_time
+
+    assert parse_time("2020-01-01T10:00:00+02:00") == D(2020, 1, 1, 8)
+    assert parse_time("2020-01-01T10:00:00Z") == D(2020, 1, 1, 10)
+    assert parse_time("2020-01-01 10:00:00") == D(2020, 1, 1, 10)  # naive: its zone is unknown, kept
+    # two results written with different offsets: on one clock, the +02:00 one (08:00 UTC) comes first,
+    # although its wall-clock time (10:00) is later; dropping the offsets would swap them
+    path = _ehrshot_csv(
+        tmp_path / "ehrshot.csv",
+        [
+            ["7", "2020-01-01T09:00:00+00:00", "", "LOINC/2951-2", "140", "mmol/L", "", "measurement"],
+            ["7", "2020-01-01T10:00:00+02:00", "", "LOINC/2951-2", "129", "mmol/L", "", "measurement"],
+        ],
+    )
+    (tl,) = iter_timelines(path)
+    assert [(e.time, e.numeric_value) for e in tl.timed] == [
+        (D(2020, 1, 1, 8), 129.0),
+        (D(2020, 1, 1, 9), 140.0),
+    ]
+    # a Parquet column with a time zone: start and end converted to UTC
+    from zoneinfo import ZoneInfo
+
+    ny = ZoneInfo("America/New_York")
+    table = pa.table(
+        {
+            "subject_id": pa.array([1], pa.int64()),
+            "time": pa.array([D(2020, 1, 1, 10, tzinfo=ny)], pa.timestamp("us", tz="America/New_York")),
+            "code": pa.array(["Visit/IP"]),
+            "end": pa.array([D(2020, 1, 3, 10, tzinfo=ny)], pa.timestamp("us", tz="America/New_York")),
+        }
+    )
+    pq.write_table(table, tmp_path / "tz.parquet")
+    (tl,) = iter_timelines(tmp_path / "tz.parquet")
+    assert (tl.timed[0].time, tl.timed[0].end) == (D(2020, 1, 1, 15), D(2020, 1, 3, 15))  # EST = UTC-5
 
 
 def test_max_examples_per_subject_is_a_seeded_sample(tmp_path):

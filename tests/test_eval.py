@@ -50,8 +50,10 @@ def test_eval_writes_three_files(tmp_path, synthetic_csv, tiny_model):
     preds = _lines(out / "predictions.jsonl")
     assert [(p["id"], p["sample"]) for p in preds] == [(str(i), 0) for i in range(1, 7)]
     assert set(preds[0]) >= {"id", "sample", "completion", "parsed", "format_ok", "correct", "reward"}
+    assert all(isinstance(p["official_correct"], bool) for p in preds)  # MedCalc-Bench's own extraction
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n"] == 6 and set(metrics) >= {"accuracy", "ci95", "format_error_rate", "by_category"}
+    assert {"official_accuracy", "official_accuracy_ci95"} <= set(metrics)
     assert sum(b["n"] for b in metrics["by_category"].values()) == 6
     assert metrics["run"]["model"] == str(tiny_model) and metrics["run"]["data_sha256"]
     report = (out / "report.md").read_text()

@@ -110,6 +110,9 @@ def test_miniature_demo_end_to_end(tmp_path):
     assert c["n"] == 8 and len(c["ci95"]) == 2 and "mcnemar_p" in c and "lenient" in c
     assert [p["step"] for p in metrics["learning_curve"]] == [0, 1, 2]
     assert set(metrics["teacher"]["slipped"]) == {NO_COUGH}
+    # the teacher's worked examples are where recipes/demo.yaml says they are
+    record = json.loads((tmp_path / "sft" / "ehrmind_run.json").read_text())
+    assert record["recipe"]["data"] == str(tmp_path / "data" / "sft_teacher" / "examples.jsonl")
     assert (tmp_path / "training.png").exists() and (tmp_path / "accuracy_by_stage.png").exists()
     # a second run resumes: nothing is retrained, the report is the same
     before = (tmp_path / "sft" / "ehrmind_run.json").stat().st_mtime

@@ -48,50 +48,74 @@ def _several_samples_ci(means: Sequence[float]) -> list[float] | None:
     return [min(boot[0], wilson[0]), max(boot[1], wilson[1])]
 
 
-def accuracy_block(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """n, accuracy, ci95, strict_accuracy, format_error_rate for one group of prediction rows."""
+def _mean_and_ci(per_example: Mapping[str, list[float]]) -> tuple[float | None, list[float] | None]:
+    """Mean per-item accuracy and its 95% interval: Wilson with one sample per item, else the bootstrap."""
+    means = [sum(v) / len(v) for v in per_example.values()]
+    if not means:
+        return None, None
+    if all(len(v) == 1 for v in per_example.values()):
+        return sum(means) / len(means), wilson_ci(int(sum(means)), len(means))
+    return sum(means) / len(means), _several_samples_ci(means)
+
+
+def accuracy_block(records: Iterable[dict[str, Any]], verdicts: Sequence[str] = ()) -> dict[str, Any]:
+    """n, accuracy, ci95, strict_accuracy, format_error_rate for one group of prediction rows.
+
+    For each name in `verdicts` (a further verdict `<name>_correct` on each row, e.g. `official`):
+    `<name>_accuracy`, `<name>_accuracy_ci95` (same method as `ci95`) and `n_<name>_disagree`, the rows whose
+    two verdicts differ. Rows where that verdict is None (or absent) are left out of it."""
     per_example: dict[str, list[float]] = defaultdict(list)
     per_example_strict: dict[str, list[float]] = defaultdict(list)
+    per_verdict: dict[str, dict[str, list[float]]] = {v: defaultdict(list) for v in verdicts}
+    disagree = dict.fromkeys(verdicts, 0)
     n_rows = format_errors = unscorable = 0
     for r in records:
         n_rows += 1
         if not r.get("format_ok"):
             format_errors += 1
+        for v in verdicts:
+            other = r.get(f"{v}_correct")
+            if other is not None:
+                per_verdict[v][str(r["id"])].append(float(bool(other)))
+                if r.get("correct") is not None and bool(other) != bool(r["correct"]):
+                    disagree[v] += 1
         if r.get("correct") is None:
             unscorable += 1
             continue
         key = str(r["id"])
         per_example[key].append(float(bool(r["correct"])))
         per_example_strict[key].append(float(bool(r["correct"]) and bool(r.get("format_ok"))))
-    means = [sum(v) / len(v) for v in per_example.values()]
+    accuracy, ci = _mean_and_ci(per_example)
     strict = [sum(v) / len(v) for v in per_example_strict.values()]
-    one_sample = all(len(v) == 1 for v in per_example.values())
-    n = len(means)
-    if one_sample:
-        ci = wilson_ci(int(sum(means)), n)
-    else:
-        ci = _several_samples_ci(means)
-    return {
+    n = len(per_example)
+    out = {
         "n": n,
         "n_samples": n_rows,
-        "accuracy": (sum(means) / n) if n else None,
+        "accuracy": accuracy,
         "ci95": ci,
         "strict_accuracy": (sum(strict) / n) if n else None,
         "format_error_rate": (format_errors / n_rows) if n_rows else None,
         "n_unscorable": unscorable,
     }
+    for v in verdicts:
+        out[f"{v}_accuracy"], out[f"{v}_accuracy_ci95"] = _mean_and_ci(per_verdict[v])
+        out[f"n_{v}_disagree"] = disagree[v]
+    return out
 
 
 def summarize(
-    records: Sequence[dict[str, Any]], group_fields: Sequence[str] = ("category",)
+    records: Sequence[dict[str, Any]],
+    group_fields: Sequence[str] = ("category",),
+    verdicts: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Overall block plus `by_<field>` blocks (the first field is reported as `by_category`)."""
-    out = accuracy_block(records)
+    """Overall block plus `by_<field>` blocks (the first field is reported as `by_category`); `verdicts` as in
+    `accuracy_block`."""
+    out = accuracy_block(records, verdicts)
     for field in group_fields:
         groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for r in records:
             groups[str(r.get(field, ""))].append(r)
-        out[f"by_{field}"] = {g: accuracy_block(rows) for g, rows in sorted(groups.items())}
+        out[f"by_{field}"] = {g: accuracy_block(rows, verdicts) for g, rows in sorted(groups.items())}
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,16 +20,57 @@ def _ci(ci: list[float] | None) -> str:
     return "—" if not ci else f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
 
 
-def _table(blocks: dict[str, dict[str, Any]], label: str) -> list[str]:
-    lines = [
-        f"| {label} | n | accuracy | 95% CI | strict accuracy | format errors |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
+def _table(blocks: dict[str, dict[str, Any]], label: str, verdicts: Sequence[str] = ()) -> list[str]:
+    head = f"| {label} | n | accuracy | 95% CI | strict accuracy | format errors |"
+    rule = "|---|---:|---:|---:|---:|---:|"
+    for v in verdicts:
+        head += f" {v} accuracy | {v} 95% CI |"
+        rule += "---:|---:|"
+    lines = [head, rule]
     for name, b in blocks.items():
-        lines.append(
+        line = (
             f"| {name or '(none)'} | {b['n']} | {_pct(b['accuracy'])} | {_ci(b['ci95'])} | "
             f"{_pct(b['strict_accuracy'])} | {_pct(b['format_error_rate'])} |"
         )
+        for v in verdicts:
+            line += f" {_pct(b.get(f'{v}_accuracy'))} | {_ci(b.get(f'{v}_accuracy_ci95'))} |"
+        lines.append(line)
+    return lines
+
+
+EXAMPLE_CHARS = 300
+"""How much of a completion (its end, where the answer is) a disagreement example shows."""
+
+
+def _fenced(text: str) -> list[str]:
+    """A code block whose fence is longer than any backtick run in `text`."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [fence, text, fence]
+
+
+def disagreement_lines(rows: Sequence[dict[str, Any]], verdict: str, limit: int = 3) -> list[str]:
+    """How many rows `<verdict>_correct` and `correct` judge differently, with up to `limit` examples (the
+    end of the completion only: never the prompt, so no patient note)."""
+    key = f"{verdict}_correct"
+    both = [r for r in rows if r.get(key) is not None and r.get("correct") is not None]
+    differ = [r for r in both if bool(r[key]) != bool(r["correct"])]
+    lines = [
+        f"## `{verdict}` verdict beside `correct`",
+        "",
+        f"{len(differ)} of {len(both)} rows are judged differently (`correct` vs `{key}`).",
+    ]
+    for r in differ[:limit]:
+        text = str(r.get("completion") or "")
+        shown = text if len(text) <= EXAMPLE_CHARS else "…" + text[-EXAMPLE_CHARS:]
+        lines += [
+            "",
+            f"- id `{r.get('id')}` sample {r.get('sample', 0)}: correct={r['correct']}, {key}={r[key]}; "
+            f"parsed `{r.get('parsed')}`, {verdict}_parsed `{r.get(f'{verdict}_parsed')}` "
+            f"(completion: {len(text)} characters{', last ' + str(EXAMPLE_CHARS) if shown != text else ''})",
+            "",
+            *_fenced(shown),
+        ]
     return lines
 
 
@@ -62,8 +104,15 @@ def plot_accuracy(blocks: dict[str, dict[str, Any]], path: Path, title: str) -> 
 
 
 def write_report(
-    out: Path, metrics: dict[str, Any], group_fields: Sequence[str], extra: Sequence[str] = ()
+    out: Path,
+    metrics: dict[str, Any],
+    group_fields: Sequence[str],
+    extra: Sequence[str] = (),
+    verdicts: Sequence[str] = (),
+    rows: Sequence[dict[str, Any]] = (),
 ) -> Path:
+    """report.md (and the plot); `verdicts` (the task's `extra_verdicts`) add columns beside accuracy and,
+    with the prediction `rows`, a section on the rows where they disagree with `correct`."""
     run = metrics.get("run", {})
     lines = [f"# Evaluation: {run.get('task', '?')} — {run.get('model', run.get('predictions', '?'))}", ""]
     lines += ["| | |", "|---|---|"]
@@ -88,7 +137,7 @@ def write_report(
             value = str(run[key]).replace("\n", "\\n")
             lines.append(f"| {key} | `{value}` |")
     lines += ["", "## Overall", ""]
-    lines += _table({"all": metrics}, "")
+    lines += _table({"all": metrics}, "", verdicts)
     lines += [
         "",
         "*accuracy*: the benchmark's correctness rule applied to the extracted answer; *strict accuracy*: "
@@ -97,16 +146,19 @@ def write_report(
     ]
     if extra:
         lines += ["", *extra]
+    for v in verdicts:
+        if rows:
+            lines += ["", *disagreement_lines(rows, v)]
     first = f"by_{group_fields[0]}" if group_fields else None
     if first and metrics.get(first):
         plot_accuracy(metrics[first], out / PLOT, f"accuracy by {group_fields[0]}")
         lines += ["", f"## By {group_fields[0]}", "", f"![accuracy by {group_fields[0]}]({PLOT})", ""]
-        lines += _table(metrics[first], group_fields[0])
+        lines += _table(metrics[first], group_fields[0], verdicts)
     for field in group_fields[1:]:
         blocks = metrics.get(f"by_{field}")
         if blocks:
             lines += ["", f"## By {field.replace('_', ' ')}", ""]
-            lines += _table(blocks, field.replace("_", " "))
+            lines += _table(blocks, field.replace("_", " "), verdicts)
     path = out / "report.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path

@@ -57,6 +57,7 @@ def run_info(task: Task, examples: Sequence[Example], data: str, **extra: Any) -
 def prediction_row(task: Task, example: Example, sample: int, completion: str) -> dict[str, Any]:
     score = task.verify(example, completion)
     row = {"id": example.id, "sample": sample, "completion": completion, **score.to_dict()}
+    row.update(task.verify_extra(example, completion))  # e.g. the benchmark's own extraction beside `correct`
     for field in (*task.group_fields, *task.row_fields):
         row[field] = example.metadata.get(field)
     return row
@@ -181,6 +182,9 @@ def _generate_and_finalize(
         (r["id"], int(r["sample"])): r for r in rows
     }  # a crash between write and fsync cannot duplicate,
     rows = sorted(unique.values(), key=lambda r: (order[r["id"]], int(r["sample"])))  # but be safe
+    for r in rows:  # rows written before the task reported an extra verdict get it now (resume)
+        if any(f"{v}_correct" not in r for v in task.extra_verdicts):
+            r.update(task.verify_extra(by_id[r["id"]], r.get("completion") or ""))
     atomic_write_jsonl(pred_path, rows)
     return finalize(task, rows, out, info, examples)
 
@@ -259,7 +263,7 @@ def finalize(
     atomic_write_json(out / METRICS, metrics)
     sections, check_lines = task.report_sections(metrics), report_lines(checks)
     extra = [*sections, *([""] if sections and check_lines else []), *check_lines]
-    write_report(out, metrics, task.group_fields, extra=extra)
+    write_report(out, metrics, task.group_fields, extra=extra, verdicts=task.extra_verdicts, rows=rows)
     return metrics
 
 

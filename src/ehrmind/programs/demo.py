@@ -291,10 +291,11 @@ def teacher_rationales(
     *,
     seed: int,
     reasoning: str,
+    name: str = "sft_teacher",
 ) -> tuple[Path, list[Any], dict[str, int]]:
     """The warm-up split as an imperfect teacher writes it: for each (finding, rate), that share of the
     worked examples whose note has the finding give it no points (`notes.withhold_points`). Writes
-    `out_dir/sft_teacher`; returns its path, the examples and how many slipped per finding."""
+    `out_dir/name`; returns its path, the examples and how many slipped per finding."""
     import dataclasses
     import random
 
@@ -302,18 +303,18 @@ def teacher_rationales(
     from ehrmind.tasks.medcalc.notes import withhold_points
 
     rng = random.Random(seed)
-    counts = {name: 0 for name, _ in slips}
+    counts = {finding: 0 for finding, _ in slips}
     out = []
     for ex in examples:
-        for name, rate in slips:
-            if ex.metadata["relevant_entities"].get(name) is True and rng.random() < rate:
-                ex = withhold_points(ex, name, reasoning)
-                slipped = [*ex.metadata.get("teacher_slips", []), name]
+        for finding, rate in slips:
+            if ex.metadata["relevant_entities"].get(finding) is True and rng.random() < rate:
+                ex = withhold_points(ex, finding, reasoning)
+                slipped = [*ex.metadata.get("teacher_slips", []), finding]
                 ex = dataclasses.replace(ex, metadata={**ex.metadata, "teacher_slips": slipped})
-                counts[name] += 1
+                counts[finding] += 1
         out.append(ex)
-    write_snapshot(task, out, "teacher", out_dir / "sft_teacher", slips=[list(x) for x in slips])
-    return out_dir / "sft_teacher" / EXAMPLES, out, counts
+    write_snapshot(task, out, "teacher", out_dir / name, slips=[list(x) for x in slips])
+    return out_dir / name / EXAMPLES, out, counts
 
 
 def completions_per_step(trl: dict[str, Any]) -> int:

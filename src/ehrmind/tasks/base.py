@@ -33,6 +33,11 @@ class Task(ABC):
     """Metadata fields copied into each prediction row and used to break metrics down."""
     row_fields: ClassVar[tuple[str, ...]] = ()
     """Further metadata fields copied into each prediction row (e.g. patient and trial ids for ranking)."""
+    extra_verdicts: ClassVar[tuple[str, ...]] = ()
+    """Names of further correctness verdicts reported beside `correct`, e.g. `official` (the benchmark's own
+    answer extraction), as lm-evaluation-harness reports "strict" and "flexible" side by side. Each name adds
+    `<name>_correct` (and `<name>_parsed`) to prediction rows, from `verify_extra`, and `<name>_accuracy` with
+    its 95% interval to the metrics. Rewards never see them: `verify` stays the one scoring path."""
     modes: ClassVar[tuple[str, ...]] = ("reasoning", "direct")
     """Prompt modes the task supports. `one-shot` (a worked exemplar as a previous turn, then the reasoning
     contract) needs exemplars, so only tasks that have them list it."""
@@ -176,6 +181,11 @@ class Task(ABC):
             reason=reason,
         )
 
+    def verify_extra(self, example: Example, completion: str) -> dict[str, Any]:
+        """The fields of `extra_verdicts` for one prediction row: `{"<name>_correct": bool | None,
+        "<name>_parsed": …}` per name (None where the gold cannot be scored); none by default."""
+        return {}
+
     def gold_completion(self, example: Example, reasoning: str = "") -> str:
         """A completion that states the gold answer in the output contract (for tests and SFT targets),
         without the part a prefill already supplied."""
@@ -198,10 +208,11 @@ class Task(ABC):
 
     # ------------------------------------------------------------------ metrics
     def metrics(self, records: list[dict[str, Any]]) -> dict[str, Any]:
-        """Accuracy with a 95% interval, format errors, broken down by `group_fields`."""
+        """Accuracy with a 95% interval, format errors, broken down by `group_fields`; the same for each of
+        `extra_verdicts`."""
         from ehrmind.metrics import summarize
 
-        return summarize(records, self.group_fields)
+        return summarize(records, self.group_fields, verdicts=self.extra_verdicts)
 
     def report_sections(self, metrics: dict[str, Any]) -> list[str]:
         """Extra Markdown lines for report.md (task-specific metrics); none by default."""

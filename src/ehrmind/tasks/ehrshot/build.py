@@ -32,8 +32,10 @@ from ehrmind.tasks.ehrshot.labelers import (
     NewDiagnosisConfig,
     default_config,
     make_labeler,
+    rule_overrides,
 )
 from ehrmind.tasks.ehrshot.readers import (
+    BIRTH_CODES,
     FileLabel,
     ReadStats,
     Timeline,
@@ -57,6 +59,11 @@ LABEL_NAMES = {True: "yes", False: "no"}
 
 BUILD_OPTIONS: dict[str, str] = {
     "labeler": "labeler name (required), e.g. new_hypertension",
+    "rules": "ehrshot (default): the benchmark's definitions; ehrmind: ehrmind's earlier rules (new diagnoses "
+    "drop censored prediction times and open the window 1 minute after; dates read at 00:00). Explicit "
+    "options win",
+    "move_to_day_end": "events stamped exactly at midnight (date-only) are moved to 23:59 of their day, as "
+    "EHRSHOT's ETL does (default true; rules=ehrmind: false)",
     "labels": "an existing label file used as is (EHRSHOT labeled_patients.csv or MEDS labels parquet)",
     "config": "YAML file of labeler settings (code sets, windows, thresholds)",
     "vocabulary": "code descriptions: OMOP CONCEPT.csv, MEDS codes.parquet or a code,description table",
@@ -120,7 +127,12 @@ class ExampleBuilder:
         self.source = resolve_source(source)
         self.options = options
         config = default_config(str(name))
-        overrides: dict[str, Any] = {}
+        self.rules = str(options.get("rules") or "ehrshot")
+        overrides: dict[str, Any] = rule_overrides(config, self.rules)
+        day_end = options.get("move_to_day_end")
+        if day_end is not None and not isinstance(day_end, bool):
+            raise ConfigError(f"move_to_day_end must be true or false, got {day_end!r}")
+        self.move_to_day_end: bool = (self.rules != "ehrmind") if day_end is None else day_end
         if options.get("config"):
             overrides.update(_read_yaml(Path(options["config"])))
         overrides.update({k: v for k, v in options.items() if k in _labeler_fields()})
@@ -170,6 +182,7 @@ class ExampleBuilder:
             sort=bool(opts.get("sort")),
             batch_rows=int(opts.get("batch_rows") or 65_536),
             stats=self.read_stats,
+            day_end=self.move_to_day_end,
         )
         finished = False
         try:
@@ -218,7 +231,7 @@ class ExampleBuilder:
     def _subject_examples(self, tl: Timeline, split: str | None) -> Iterator[Example]:
         results = self._labels(tl)
         if self.min_age is not None and results:
-            birth = next((e.time for e in tl.timed if e.code in ("MEDS_BIRTH", "SNOMED/3950001")), None)
+            birth = next((e.time for e in tl.timed if e.code in BIRTH_CODES), None)
             kept = [
                 r for r in results if birth is None or _age(birth, r.prediction_time) >= float(self.min_age)
             ]
@@ -256,6 +269,8 @@ class ExampleBuilder:
             "source_sha256": sha256_file(src) if src.is_file() else None,
             "source_files": [str(f) for f in self.source.files],
             "labeler": self.labeler.name,
+            "rules": self.rules,
+            "move_to_day_end": self.move_to_day_end,
             "labeler_config": _jsonable(dataclasses.asdict(self.labeler_config)),
             "labels_file": str(self.options["labels"]) if self.options.get("labels") else None,
             "label_file_subjects_without_events": self.unmatched_label_subjects

@@ -4,14 +4,16 @@ Every labeler turns one Timeline into (prediction time, boolean label) pairs. De
 
 * **New diagnosis** (`new_hypertension`, `new_hyperlipidemia`, `new_pancan`, `new_celiac`, `new_lupus`,
   `new_acutemi`): prediction at 11:59pm on the day of discharge of each inpatient stay; positive when a
-  code of the disease's set occurs in (prediction time + 1 minute, prediction time + 365 days].
-  Excluded: prediction times at or after the first diagnosis ("already diagnosed"). Censored (no label):
-  no diagnosis in the window and the record ends before the window does (EHRSHOT's TimeHorizonEventLabeler
-  with censored labels discarded). A death inside the window without the diagnosis is therefore censored,
-  as in EHRSHOT.
+  code of the disease's set occurs in [prediction time + 1 day, prediction time + 365 days] (EHRSHOT's
+  `TimeHorizon(timedelta(days=1), timedelta(days=365))`). Excluded: prediction times at or after the first
+  diagnosis ("already diagnosed"). No diagnosis in the window is a negative even when the record ends
+  before the window does (EHRSHOT's `is_apply_censoring() -> False`), so a death inside the window without
+  the diagnosis is a negative. ehrmind's earlier rule is an option: `censor=True` drops those censored
+  prediction times, `horizon_start_minutes=1` opens the window a minute after (both: `RULES["ehrmind"]`).
 * **30-day readmission** (`guo_readmission`): prediction at 11:59pm on the discharge day; positive when a
-  new inpatient admission starts in (prediction time + 1 minute, + 30 days]. Excluded: stays followed by a
-  new admission on the discharge day itself (it would be in the prompt). Censored as above.
+  new inpatient admission starts in [prediction time + 1 minute, + 30 days]. Excluded: stays followed by a
+  new admission on the discharge day itself (it would be in the prompt). Censored (no label): no
+  readmission and the record ends inside the window (EHRSHOT's TimeHorizonEventLabeler default).
 * **Long length of stay** (`guo_los`): prediction at 11:59pm on the admission day; positive when
   discharge − admission >= 7 days. Excluded: stays discharged on the day of admission.
 * **Lab results** (`lab_thrombocytopenia`, `lab_hyperkalemia`, `lab_hypoglycemia`, `lab_hyponatremia`,
@@ -128,7 +130,7 @@ def _time_horizon_labels(
     stats: Counter[str],
 ) -> list[LabelResult]:
     """EHRSHOT's TimeHorizonEventLabeler: positive if an outcome falls in [t + start, t + end]; negative if
-    not and the record goes on to t + end; otherwise censored (dropped, unless `censor` is off)."""
+    not and the record goes on to t + end; otherwise censored: dropped with `censor`, else a negative."""
     out = []
     for t in prediction_times:
         i = bisect_left(outcomes, t + start)
@@ -154,6 +156,10 @@ class LabelerConfig:
     title: str = ""
     """What is predicted, in words (used in the question)."""
     visits: VisitConfig = field(default_factory=VisitConfig)
+
+    RULES: ClassVar[dict[str, dict[str, Any]]] = {"ehrshot": {}, "ehrmind": {}}
+    """Field values of each rule set (`rules=NAME` build option): "ehrshot", the benchmark's definitions
+    (the dataclass defaults), and "ehrmind", ehrmind's earlier departures from them."""
 
     def with_overrides(self, overrides: dict[str, Any]) -> LabelerConfig:
         """A copy with fields replaced; unknown keys raise ConfigError listing the valid ones."""
@@ -200,27 +206,49 @@ class NewDiagnosisConfig(LabelerConfig):
     codes: tuple[str, ...] = ()
     """Codes of the disease (`VOCAB/CODE`, a trailing `*` for a prefix)."""
     horizon_days: int = 365
-    horizon_start_minutes: int = 1
-    censor: bool = True
-    """Drop negatives whose record ends inside the window (EHRSHOT); off: count them as negatives."""
+    """The window ends this many days after the prediction time (inclusive)."""
+    horizon_start_minutes: int = 24 * 60
+    """The window opens this many minutes after the prediction time (inclusive). EHRSHOT: 1 day (1440);
+    ehrmind's earlier rule: 1 minute, so a diagnosis within the first day counts too."""
+    censor: bool = False
+    """False (EHRSHOT): no diagnosis in the window is a negative even when the record ends inside the window.
+    True (ehrmind's earlier rule): such censored prediction times are dropped."""
+
+    RULES: ClassVar[dict[str, dict[str, Any]]] = {
+        "ehrshot": {},
+        "ehrmind": {"horizon_start_minutes": 1, "censor": True},
+    }
 
     def validate(self) -> None:
         if not self.codes:
             raise ConfigError(f"labeler {self.name}: 'codes' is empty; give at least one code")
-        if self.horizon_days <= 0:
-            raise ConfigError(f"labeler {self.name}: horizon_days must be > 0")
+        _check_window(self)
         _check_codes(self.name, self.codes)
 
 
 @dataclass
 class ReadmissionConfig(LabelerConfig):
     horizon_days: int = 30
+    """The window ends this many days after the prediction time (inclusive)."""
     horizon_start_minutes: int = 1
+    """The window opens this many minutes after the prediction time (EHRSHOT: 1 minute)."""
     censor: bool = True
+    """True (EHRSHOT): no readmission and the record ends inside the window: dropped. False: a negative."""
 
     def validate(self) -> None:
-        if self.horizon_days <= 0:
-            raise ConfigError(f"labeler {self.name}: horizon_days must be > 0")
+        _check_window(self)
+
+
+def _check_window(cfg: NewDiagnosisConfig | ReadmissionConfig) -> None:
+    if cfg.horizon_days <= 0:
+        raise ConfigError(f"labeler {cfg.name}: horizon_days must be > 0")
+    if cfg.horizon_start_minutes < 0 or cfg.horizon_start_minutes > cfg.horizon_days * 24 * 60:
+        raise ConfigError(
+            f"labeler {cfg.name}: horizon_start_minutes must be between 0 and horizon_days in minutes "
+            f"({cfg.horizon_days * 24 * 60}); got {cfg.horizon_start_minutes}"
+        )
+    if not isinstance(cfg.censor, bool):
+        raise ConfigError(f"labeler {cfg.name}: censor must be true or false, got {cfg.censor!r}")
 
 
 @dataclass
@@ -365,11 +393,23 @@ class NewDiagnosisLabeler(Labeler):
         )
 
     def question(self, prediction_time: datetime, detail: dict[str, Any]) -> str:
+        c = self.config
+        if c.horizon_start_minutes <= 1:
+            window = f"within {c.horizon_days} days after"
+        else:
+            window = f"between {_duration(c.horizon_start_minutes)} and {c.horizon_days} days after"
         return (
-            f"Will this patient receive a first diagnosis of {self.config.title} within "
-            f"{self.config.horizon_days} days after the prediction time ({prediction_time:%Y-%m-%d %H:%M})? "
+            f"Will this patient receive a first diagnosis of {c.title} {window} the prediction time "
+            f"({prediction_time:%Y-%m-%d %H:%M})? "
             "The prediction is made at the end of the day of a hospital discharge."
         )
+
+
+def _duration(minutes: int) -> str:
+    """1440 -> '1 day', 120 -> '2 hours', 90 -> '90 minutes'."""
+    size, unit = next((k, u) for k, u in ((24 * 60, "day"), (60, "hour"), (1, "minute")) if minutes % k == 0)
+    n = minutes // size
+    return f"{n} {unit}{'' if n == 1 else 's'}"
 
 
 class ReadmissionLabeler(Labeler):
@@ -615,7 +655,21 @@ def make_labeler(config: LabelerConfig, codes: CodeSet | None = None) -> Labeler
     raise ConfigError(f"no labeler for configuration {type(config).__name__}")
 
 
-def get_labeler(name: str, **overrides: Any) -> Labeler:
-    """`get_labeler("new_hypertension", horizon_days=180)`."""
+RULE_SETS = ("ehrshot", "ehrmind")
+"""`rules=` values: "ehrshot" (default) is the benchmark's definitions; "ehrmind" restores ehrmind's earlier
+rules (new diagnoses: censored prediction times dropped, window from 1 minute; dates read at 00:00)."""
+
+
+def rule_overrides(config: LabelerConfig, rules: str) -> dict[str, Any]:
+    """The field values a rule set gives this labeler; ConfigError for an unknown rule set."""
+    if rules not in RULE_SETS:
+        raise ConfigError(f"unknown rules {rules!r}; choose one of {', '.join(RULE_SETS)}")
+    return dict(config.RULES.get(rules, {}))
+
+
+def get_labeler(name: str, rules: str = "ehrshot", **overrides: Any) -> Labeler:
+    """`get_labeler("new_hypertension", horizon_days=180)`; `rules="ehrmind"` for ehrmind's earlier rules
+    (explicit overrides win)."""
     cfg = default_config(name)
+    overrides = {**rule_overrides(cfg, rules), **overrides}
     return make_labeler(cfg.with_overrides(overrides) if overrides else cfg)

@@ -18,6 +18,12 @@ the rows of each subject to be contiguous, as in MEDS shards (sorted by subject_
 EHRSHOT CSV (sorted by patient_id). A subject that shows up again after other subjects is an error naming
 the row; `sort=True` sorts in memory instead (only for data that fits). Within a subject, events are
 sorted by time here (stable), static events first.
+
+Times, as EHRSHOT's ETL reads them: a timestamp with a time-zone offset is converted to UTC (then kept
+naive); a timestamp exactly at midnight is taken as date-only and moved to 23:59 of its day, birth excepted
+(`move_to_day_end`, femr 0.0.20 `transforms/stanford.py` `move_to_day_end`, applied by its Stanford ETL),
+so a same-day event is not visible to an intraday prediction time. `move_to_day_end=False` reads such
+events at 00:00.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +72,9 @@ OMOP_TABLES = frozenset(
         "image_occurrence",
     }
 )
+BIRTH_CODES = frozenset({"MEDS_BIRTH", "SNOMED/3950001"})
+"""Birth events (MEDS, EHRSHOT/OMOP): never moved to the end of the day (femr skips OMOP_BIRTH too)."""
+_TO_DAY_END = timedelta(hours=23, minutes=59)
 _EXPECTED = (
     "expected MEDS columns subject_id, time, code[, numeric_value, text_value] or EHRSHOT CSV columns "
     "patient_id, start, end, code, value, unit, visit_id, omop_table"
@@ -191,20 +200,34 @@ def resolve_columns(path: Path) -> dict[str, str]:
 
 
 def parse_time(value: Any) -> datetime | None:
-    """A naive datetime (timezones dropped), or None for an empty cell; ValueError if unreadable."""
+    """A naive datetime, or None for an empty cell; ValueError if unreadable. A time with a time-zone offset
+    is converted to UTC, so that times written with different offsets are on one clock; a naive time is
+    kept as it is (its zone is unknown)."""
     if value is None:
         return None
     if isinstance(value, datetime):
-        return value.replace(tzinfo=None) if value.tzinfo else value
+        return _naive_utc(value)
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day)
     if isinstance(value, str):
         s = value.strip()
         if not s:
             return None
-        t = datetime.fromisoformat(s.replace("Z", "+00:00") if s.endswith("Z") else s)
-        return t.replace(tzinfo=None) if t.tzinfo else t
+        return _naive_utc(datetime.fromisoformat(s.replace("Z", "+00:00") if s.endswith("Z") else s))
     raise ValueError(f"expected a date-time, got {type(value).__name__}")
+
+
+def _naive_utc(t: datetime) -> datetime:
+    return t.astimezone(UTC).replace(tzinfo=None) if t.tzinfo is not None else t
+
+
+def move_to_day_end(t: datetime) -> datetime:
+    """A time exactly at midnight (a date without a time) moved to 23:59 of that day; others unchanged.
+    femr 0.0.20 `transforms/stanford.py` `_move_date_to_end`: `d + 1 day - 1 minute` when `d.time()` is
+    midnight."""
+    if t.hour or t.minute or t.second or t.microsecond:
+        return t
+    return t + _TO_DAY_END
 
 
 def parse_subject(value: Any) -> Any:
@@ -245,6 +268,8 @@ class ReadStats:
 
     rows: int = 0
     subjects: int = 0
+    moved_to_day_end: int = 0
+    """Events stamped exactly at midnight moved to 23:59 (`move_to_day_end`)."""
     unknown_codes: Counter[str] = field(default_factory=Counter)
     unknown_examples: list[str] = field(default_factory=list)
 
@@ -252,6 +277,7 @@ class ReadStats:
         return {
             "rows": self.rows,
             "subjects": self.subjects,
+            "moved_to_day_end": self.moved_to_day_end,
             "n_unknown_codes": len(self.unknown_codes),
             "n_rows_with_unknown_codes": sum(self.unknown_codes.values()),
             "unknown_code_examples": self.unknown_examples,
@@ -266,8 +292,13 @@ def iter_timelines(
     sort: bool = False,
     batch_rows: int = BATCH_ROWS,
     stats: ReadStats | None = None,
+    day_end: bool = True,
 ) -> Iterator[Timeline]:
     """Yield one Timeline per subject, streaming. Bad rows raise DataError naming file, row and field.
+
+    Times: offsets are converted to UTC (`parse_time`); with `day_end` (EHRSHOT's ETL), start and end
+    times exactly at midnight are moved to 23:59 of their day (`move_to_day_end`), except births, and an end
+    is kept at or after its start.
 
     Codes: an empty code, or one with a line break or control character, is an error. A code of a
     vocabulary that can be checked (ICD-9-CM, ICD-10-CM, ICD-10-PCS, or one covered by a user vocabulary)
@@ -346,13 +377,20 @@ def iter_timelines(
                         if key.__class__ is str and len(parsed_times) < 1_000_000:
                             parsed_times[key] = t
                 end = end_col[k]
-                if end is not None and end.__class__ is not datetime:
+                if end is not None and (end.__class__ is not datetime or end.tzinfo is not None):
                     try:
                         end = parse_time(end)
                     except (ValueError, TypeError) as e:
                         raise DataError(
                             f"unparseable end time ({e})", file=path, row=rows[k], field=colmap["end"]
                         ) from None
+                if day_end and t is not None and canonical not in BIRTH_CODES:
+                    moved = move_to_day_end(t)
+                    if moved is not t:
+                        stats.moved_to_day_end += 1
+                        t = moved
+                    if end is not None:
+                        end = max(move_to_day_end(end), t)
                 v = num_col[k]
                 if v is None:
                     num, text = None, None

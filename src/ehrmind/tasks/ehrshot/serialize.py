@@ -359,7 +359,9 @@ class TimelineSerializer:
         self.config = config or SerializerConfig()
         self.vocab = vocab or Vocabulary()
         self._count: Callable[[str], int] = _make_counter(self.config.tokenizer)
-        self._cache_key: int | None = None
+        self._cached: Timeline | None = None
+        """The timeline the caches below belong to; held (not its id) so that a later timeline cannot
+        reuse a freed one's id and get its categories and demographics."""
         self._cats: list[str] = []
         self._demo = _Demo()
         self._desc: dict[str, str | None] = {}
@@ -369,9 +371,9 @@ class TimelineSerializer:
         return self._count(text)
 
     def _prepare(self, tl: Timeline) -> None:
-        if self._cache_key == id(tl):
+        if self._cached is tl:
             return
-        self._cache_key = id(tl)
+        self._cached = tl
         self._cats = [categorize(e) for e in tl.events]
         demo = _Demo()
         for e, cat in zip(tl.events, self._cats, strict=True):

@@ -97,7 +97,8 @@ def parse_probability(value: Any) -> float | None:
 class EhrshotTask(Task):
     """EHRSHOT (Wornow et al., NeurIPS 2023) tasks over MEDS / EHRSHOT timelines, answered as yes/no."""
 
-    version = "1"
+    version = "2"
+    """2: the benchmark's label rules by default (window from 1 day, censored kept, dates at 23:59)."""
     answer_key = "prediction"
     group_fields = ("category",)
     row_fields = ("subject_id", "prediction_time", "label")

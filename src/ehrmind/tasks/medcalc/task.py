@@ -11,6 +11,7 @@ from ehrmind.errors import ConfigError, DataError
 from ehrmind.parsing import format_mdy, parse_date, parse_number, parse_weeks_days, strict_mdy
 from ehrmind.registry import register_task
 from ehrmind.tasks.base import PromptMode, Task
+from ehrmind.tasks.medcalc.official import official_verdict
 from ehrmind.tasks.medcalc.prompts import (
     DIRECT_SYSTEM,
     REASONING_SYSTEM,
@@ -21,6 +22,8 @@ from ehrmind.tasks.medcalc.prompts import (
 from ehrmind.tasks.medcalc.schema import CATEGORY_ALIASES, REQUIRED_COLUMNS, output_type_for
 from ehrmind.types import Example, RewardWeights
 
+OFFICIAL_PARSED_CHARS = 100
+"""`official_parsed` in a prediction row is cut to this length (a hostile answer can be megabytes)."""
 HUB_DATASETS = ("ncbi/MedCalc-Bench-v1.0", "ncbi/MedCalc-Bench-v1.2", "nsk7153/MedCalc-Bench-Verified")
 
 
@@ -76,6 +79,8 @@ class MedCalcTask(Task):
     answer_key = "answer"
     group_fields = ("category", "calculator_name")
     modes = ("reasoning", "direct", "one-shot")
+    extra_verdicts = ("official",)
+    """`official_correct`: MedCalc-Bench's own extraction and check (`official.py`), beside `correct`."""
 
     def __init__(
         self,
@@ -267,3 +272,20 @@ class MedCalcTask(Task):
             return ok, number, "correct" if ok else f"expected {t['value']}"
         ok = t["lower"] <= number <= t["upper"]
         return ok, number, "correct" if ok else f"expected {t['lower']:g}..{t['upper']:g}"
+
+    def verify_extra(self, example: Example, completion: str) -> dict[str, Any]:
+        """`official_correct`: the verdict of MedCalc-Bench's own `extract_answer` + `check_correctness`
+        (re-implemented without eval, `official.py`); `official_parsed`: what that extraction read (at most
+        `OFFICIAL_PARSED_CHARS` characters). Both None when the gold cannot be scored."""
+        if not self.can_score(example):
+            return {"official_correct": None, "official_parsed": None}
+        v = official_verdict(completion or "", example.target, example.metadata.get("calculator_id"))
+        parsed = v.answer if v.answer is None else v.answer[:OFFICIAL_PARSED_CHARS]
+        return {"official_correct": v.correct, "official_parsed": parsed}
+
+    def report_sections(self, metrics: dict[str, Any]) -> list[str]:
+        return [
+            "*official accuracy*: MedCalc-Bench's own answer extraction and check (`evaluation/run.py` "
+            "`extract_answer`, `evaluation/evaluate.py` `check_correctness`), re-implemented without executing "
+            "text; *accuracy* is ehrmind's extraction with the same tolerance rules (docs/verifier.md)."
+        ]

@@ -21,14 +21,14 @@ import json
 import logging
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
 from ehrmind.io import atomic_write_json, atomic_write_text
-from ehrmind.programs.demo import finished, teacher_rationales
+from ehrmind.programs.demo import _pct, finished, teacher_rationales
 from ehrmind.programs.experiment import compare, evaluate, fmt_diff, item_scores, synthetic_split, verdict
 from ehrmind.registry import get_task
 
@@ -72,7 +72,7 @@ class StudySettings:
     evaluate_on: Literal["heldout", "dev"] = "heldout"
     """Where the arms are compared: the held-out split (reported numbers) or the development split (while
     choosing settings, which must never look at the held-out split)."""
-    reasoning: str = field(default="compact", repr=False)
+    reasoning: str = "compact"
 
     def __post_init__(self) -> None:
         if self.evaluate_on not in ("heldout", "dev"):
@@ -404,10 +404,6 @@ def rewrite_report(out_dir: str | Path) -> Path:
         timings=m["timings_seconds"],
         wall_seconds=m["wall_seconds"],
     )
-
-
-def _pct(x: float | None) -> str:
-    return "—" if x is None else f"{100 * x:.1f}%"
 
 
 def guess_floor(out: Path, split: str, seeds: tuple[int, ...]) -> dict[str, Any] | None:

@@ -158,33 +158,47 @@ def test_hand_worked(fn, kwargs, expected):
 
 
 DATE_CASES = [
-    # Naegele: 01/01/2020 + 280 days = 10/07/2020 (leap year), 28-day cycle: no adjustment
+    # Naegele (published, the default): 01/01/2020 + 9 months + 7 days = 10/08/2020, 28-day cycle: no adjustment
     pytest.param(
-        estimated_due_date, {"lmp": date(2020, 1, 1), "cycle_length": 28}, "10/07/2020", id="edd-28"
+        estimated_due_date, {"lmp": date(2020, 1, 1), "cycle_length": 28}, "10/08/2020", id="edd-28"
     ),
-    # 35-day cycle: + 7 days (both conventions agree)
+    # v1.0: + 280 days = 10/07/2020 (leap year)
     pytest.param(
-        estimated_due_date, {"lmp": date(2020, 1, 1), "cycle_length": 35}, "10/14/2020", id="edd-35"
+        estimated_due_date,
+        {"lmp": date(2020, 1, 1), "cycle_length": 28, "convention": "medcalc"},
+        "10/07/2020",
+        id="edd-28-medcalc",
+    ),
+    # 35-day cycle: + 7 days (both conventions add)
+    pytest.param(
+        estimated_due_date, {"lmp": date(2020, 1, 1), "cycle_length": 35}, "10/15/2020", id="edd-35"
+    ),
+    # 9 months after 05/31/2023 is clipped to the end of February: 02/29/2024 + 7 days
+    pytest.param(
+        estimated_due_date, {"lmp": date(2023, 5, 31), "cycle_length": 28}, "03/07/2024", id="edd-month-end"
     ),
     # 22-day cycle, MedCalc-Bench: + |22 − 28| = 6 days (row 928: 12/11/2013 → 09/17/2014 + 6)
     pytest.param(
-        estimated_due_date, {"lmp": "12/11/2013", "cycle_length": 22}, "09/23/2014", id="edd-22-medcalc"
-    ),
-    # 22-day cycle, published (signed) adjustment: − 6 days
-    pytest.param(
         estimated_due_date,
-        {"lmp": "12/11/2013", "cycle_length": 22, "convention": "published"},
-        "09/11/2014",
-        id="edd-22-published",
+        {"lmp": "12/11/2013", "cycle_length": 22, "convention": "medcalc"},
+        "09/23/2014",
+        id="edd-22-medcalc",
+    ),
+    # 22-day cycle, published (signed) adjustment, the default: 09/18/2014 − 6 days (row 928's corrected label)
+    pytest.param(
+        estimated_due_date, {"lmp": "12/11/2013", "cycle_length": 22}, "09/12/2014", id="edd-22-published"
     ),
     # conception, MedCalc-Bench: LMP + 14 days whatever the cycle (row 1008)
     pytest.param(
-        estimated_conception_date, {"lmp": "12/17/2009", "cycle_length": 21}, "12/31/2009", id="conc-medcalc"
+        estimated_conception_date,
+        {"lmp": "12/17/2009", "cycle_length": 21, "convention": "medcalc"},
+        "12/31/2009",
+        id="conc-medcalc",
     ),
-    # conception, published: LMP + (21 − 14) = 7 days
+    # conception, published, the default: LMP + (21 − 14) = 7 days
     pytest.param(
         estimated_conception_date,
-        {"lmp": "12/17/2009", "cycle_length": 21, "convention": "published"},
+        {"lmp": "12/17/2009", "cycle_length": 21},
         "12/24/2009",
         id="conc-published",
     ),
@@ -299,9 +313,14 @@ ENTITY_CASES = [
 ]
 
 
+def v1_rules(cid: int) -> dict:
+    """The cases and labels below are MedCalc-Bench v1.0 rows: date calculators follow v1.0's own rule."""
+    return {"convention": "medcalc"} if "convention" in CALCS[cid].inputs else {}
+
+
 @pytest.mark.parametrize("cid, entities, expected", ENTITY_CASES)
 def test_from_entities(cid, entities, expected):
-    res = CALCS[cid].from_row_entities(entities)
+    res = CALCS[cid].from_row_entities(entities, **v1_rules(cid))
     if isinstance(expected, float):
         assert res.value == pytest.approx(expected, abs=1e-3)
     else:
@@ -379,7 +398,7 @@ def _agreement(examples, corrected: dict[str, str]):
         if cid not in MY_IDS:
             continue
         try:
-            value = CALCS[cid].from_row_entities(ex.metadata["relevant_entities"]).value
+            value = CALCS[cid].from_row_entities(ex.metadata["relevant_entities"], **v1_rules(cid)).value
             if isinstance(value, tuple):
                 value = list(value)
             ok, _, why = TASK.judge(ex, value)
@@ -428,3 +447,49 @@ def test_agreement_train_sample():
     for cid, s in stats.items():
         ok, n = s["all"]
         assert ok / n >= 0.95, f"calculator {cid}: {ok}/{n}; {[b for b in bad if b[0] == cid]}"
+
+
+def test_corrected_labels_follow_the_published_date_rules():
+    """#12 item 6: physicians reversed v1.0's date rules. On the v1.0 test rows of the due date (13) and the
+    conception date (68), the corrected labels agree with the published rule (the default) far more often
+    than with v1.0's own rule, which v1.0's labels follow."""
+    from conftest import MEDCALC_TEST, SHARED_DATA, shared_file
+    from ehrmind.tasks.medcalc.audit import corrected_target, load_corrected
+
+    corrected_path = shared_file(SHARED_DATA / "medcalc_bench" / "junzeye_v1.0_test_corrected_labels_887.csv")
+    corrected = load_corrected(corrected_path)
+    rows = [ex for ex in TASK.load(shared_file(MEDCALC_TEST)) if ex.metadata["calculator_id"] in (13, 68)]
+    agree = {(cid, rule): 0 for cid in (13, 68) for rule in ("published", "medcalc")}
+    n = {13: 0, 68: 0}
+    for ex in rows:
+        label = corrected.get(ex.id)
+        if label is None or label.missing:
+            continue
+        cid = ex.metadata["calculator_id"]
+        gold = corrected_target(label, "date", corrected_path)["answer"]
+        n[cid] += 1
+        for rule in ("published", "medcalc"):
+            agree[cid, rule] += (
+                CALCS[cid].from_row_entities(ex.metadata["relevant_entities"], convention=rule).value == gold
+            )
+    assert n[13] >= 15 and n[68] >= 15
+    for cid in (13, 68):
+        assert agree[cid, "medcalc"] <= 0.2 * n[cid] < 0.9 * n[cid] <= agree[cid, "published"], (
+            cid,
+            agree,
+            n,
+        )
+    assert (
+        CALCS[13].from_row_entities({"Last menstrual date": "12/11/2013", "cycle length": 22}).value
+        == "09/12/2014"
+    )
+
+
+def test_synthetic_date_notes_follow_the_default_rule_and_audit_agrees():
+    from ehrmind.tasks.medcalc.audit import recompute
+    from ehrmind.tasks.medcalc.notes import make_examples
+
+    for ex in make_examples([13, 68], n=20, seed=3):
+        assert ex.metadata["convention"] == "published"
+        r = recompute(ex)
+        assert TASK.judge(ex, r.value)[0], (ex.id, r)

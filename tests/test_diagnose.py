@@ -13,7 +13,7 @@ import yaml
 from typer.testing import CliRunner
 
 from conftest import SHARED_DATA, shared_file
-from ehrmind import get_task
+from ehrmind import Example, get_task
 from ehrmind.cli import app
 from ehrmind.errors import ConfigError
 from ehrmind.eval.diagnose import (
@@ -103,8 +103,37 @@ def test_normalize_answer(parsed, integer, expected):
     assert normalize_answer(parsed, integer=integer) == expected
 
 
+def test_paper_reliable_rule():
+    # cal_analysis.py:95-98: k // m + 2 correct samples and entropy < 0.8 ln m nats; m = 7 (diagnosis, severity)
+    s = DiagnosisSettings(k=12)
+    assert s.reliable_rule == "paper"
+    assert is_reliable(3, 0.0, s, paper_m=7) and not is_reliable(2, 0.0, s, paper_m=7)  # 12 // 7 + 2 = 3
+    assert is_reliable(2, 0.0, s, paper_m=21)  # 12 // 21 + 2 = 2
+    bound = 0.8 * math.log(7) / math.log(2)  # 2.246 bits
+    assert is_reliable(3, bound - 1e-6, s, paper_m=7) and not is_reliable(3, bound + 1e-9, s, paper_m=7)
+    assert is_reliable(0, 3.0, s)  # an item the paper scores by plain pass@k always counts
+    # the groups: only the paper's categories use it; a MedCalc risk item needs 2 correct samples at k = 8
+    flat = _item(8, 1, [1] * 8, 1, True) | {"paper_m": None}
+    risk = _item(8, 1, [1] + [2] * 7, 1, True) | {"paper_m": 21}
+    b = group_block([flat], DiagnosisSettings(k=8))
+    assert not b["guessable"] and b["score"] == b["pass_at_k"] == 1.0
+    b = group_block([risk], DiagnosisSettings(k=8))
+    assert b["guessable"] and b["pass_at_k"] == 1.0 and b["score"] == 0.0 and b["verdict"] == "missing"
+
+
+def test_paper_categories_by_task():
+    med = get_task("medcalc")
+
+    def ex(category):
+        return Example(id="x", task="medcalc", input={}, target={}, metadata={"category": category})
+
+    assert [med.paper_reliable_m(ex(c)) for c in ("diagnosis", "severity", "risk", "lab")] == [7, 7, 21, None]
+    assert get_task("trec_ct").paper_reliable_m(ex("eligible")) == 3
+    assert get_task("ehrshot").paper_reliable_m(ex("new_hypertension")) is None
+
+
 def test_reliable_rule():
-    s = DiagnosisSettings(k=4)  # min_correct 2, max_entropy 0.9 bits
+    s = DiagnosisSettings(k=4, reliable_rule="ehrmind")  # min_correct 2, max_entropy 0.9 bits
     assert is_reliable(3, 0.811, s)  # 3 of 4 right, 3/1 split
     assert not is_reliable(1, 0.0, s)  # a single right sample is not enough
     assert not is_reliable(2, 1.0, s)  # a 2/2 split is a coin flip
@@ -123,7 +152,7 @@ def _item(n: int, c: int, answers: list, gold, discrete: bool) -> dict:
 
 
 def test_guessable_group_needs_reliable_pass_at_k():
-    s = DiagnosisSettings(k=2)
+    s = DiagnosisSettings(k=2, reliable_rule="ehrmind")
     guesser = _item(4, 2, ["yes", "no", "yes", "no"], "yes", True)  # pass@2 = 1 - C(2,2)/C(4,2) = 5/6
     knower = _item(4, 4, ["no"] * 4, "no", True)  # pass@2 = 1, entropy 0
     b = group_block([guesser, guesser], s)
@@ -138,7 +167,7 @@ def test_guessable_group_needs_reliable_pass_at_k():
     b = group_block([decimal], s)
     assert not b["guessable"] and b["pass_at_k"] == pytest.approx(0.5) and b["verdict"] == "misapplied"
     # naming the guessable groups overrides the rule
-    forced = DiagnosisSettings(k=2, guessable=["lab"])
+    forced = DiagnosisSettings(k=2, guessable=["lab"], reliable_rule="ehrmind")
     assert group_block([decimal], forced, name="lab")["verdict"] == "missing"
     # more distinct gold answers than max_distinct: not guessable
     many = [_item(2, 2, [i, i], i, True) for i in range(11)]
@@ -148,7 +177,8 @@ def test_guessable_group_needs_reliable_pass_at_k():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"k": 1}, "min_correct must be between 1 and k"),
+        ({"k": 1, "reliable_rule": "ehrmind"}, "min_correct must be between 1 and k"),
+        ({"reliable_rule": "nats"}, "reliable_rule must be 'paper' or 'ehrmind'"),
         ({"k": 4, "threshold": 0}, "threshold"),
         ({"plan_by": "cohort"}, "plan_by must be one of"),
         ({"plan_examples": 0}, "plan_examples"),
@@ -347,6 +377,24 @@ def test_published_one_shot_sets_cover_every_test_calculator(name, medcalc_test_
         assert task.verify(ex, shot).format_ok  # every exemplar is in the output contract
 
 
+def test_official_one_shot_keeps_calculator_24s_own_question(medcalc_test_csv):
+    # run.py:202-205: every exemplar is shown with the row's question except calculator 24's, whose rows ask
+    # about different steroids (15 questions); its exemplar keeps the Hydrocortisone → Dexamethasone question.
+    from ehrmind.tasks.medcalc.prompts import OFFICIAL_ONE_SHOT_QUESTIONS
+
+    task = get_task("medcalc", mode="one-shot", one_shot_file=str(shared_file(ONE_SHOT_JSON)))
+    rows = [ex for ex in task.load(medcalc_test_csv) if ex.metadata["calculator_id"] in (24, 5)]
+    steroid = [ex for ex in rows if ex.metadata["calculator_id"] == 24]
+    assert len({ex.input["question"] for ex in steroid}) > 1
+    for ex in steroid:
+        shown = task.render(ex)[1]["content"]
+        assert OFFICIAL_ONE_SHOT_QUESTIONS[24] in shown
+        if ex.input["question"] != OFFICIAL_ONE_SHOT_QUESTIONS[24]:
+            assert ex.input["question"] not in shown
+    other = next(ex for ex in rows if ex.metadata["calculator_id"] == 5)
+    assert other.input["question"] in task.render(other)[1]["content"]
+
+
 # ------------------------------------------------------------------ end to end on a tiny model
 
 
@@ -411,6 +459,7 @@ def test_diagnose_cli_then_sft_with_the_plan(tmp_path, tiny_model, shared_rows):
     assert {k: v for k, v in record["recipe"]["sft_data"].items() if v is not None} == {
         "builder": "explanation",
         "seed": 0,
+        "fraction_rule": "paper",
         **plan["sft_data"],
     }
     # the selected rows are the plan's: min(planned, available) per group (2 rows per calculator here)

@@ -3,6 +3,7 @@ malformed files, label files, the verifier and the metrics against hand-computed
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from datetime import datetime, timedelta
@@ -14,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ehrmind import get_task
+from ehrmind import Example, get_task
 from ehrmind.errors import ConfigError, DataError
 from ehrmind.snapshot import examples_hash
 from ehrmind.tasks.ehrshot import (
@@ -246,6 +247,61 @@ def test_long_length_of_stay(adm, dis, expected):
     assert labels("guo_los", timeline(*stay(adm, dis)))[0] == expected
 
 
+def icu(t: datetime, unit: str = "Medical Intensive Care Unit (MICU)") -> Event:
+    return ev(t, f"ICU_ADMISSION//{unit}")
+
+
+def omop_icu(t: datetime, end: datetime | None, code: str = "CARE_SITE/7928450") -> Event:
+    return dataclasses.replace(ev(t, code, end=end), table="visit_detail")
+
+
+I_ADM, I_DIS = D(2020, 1, 1, 10), D(2020, 1, 6, 12)
+
+
+@pytest.mark.parametrize(
+    ("events", "expected", "excluded"),
+    [
+        # an ICU admission after the prediction time (11:59pm on the admission day), before discharge: positive
+        ([*stay(I_ADM, I_DIS), icu(D(2020, 1, 3, 4))], [(D(2020, 1, 1, 23, 59), True)], None),
+        # at the discharge time itself: still within the stay (WithinVisitLabeler's <= end)
+        ([*stay(I_ADM, I_DIS), icu(I_DIS)], [(D(2020, 1, 1, 23, 59), True)], None),
+        # after discharge, or none: negative (no censoring within a visit)
+        ([*stay(I_ADM, I_DIS), icu(D(2020, 1, 7))], [(D(2020, 1, 1, 23, 59), False)], None),
+        (stay(I_ADM, I_DIS), [(D(2020, 1, 1, 23, 59), False)], None),
+        # ICU on the day of admission: the stay is excluded (it would be in the prompt)
+        (
+            [*stay(I_ADM, I_DIS), icu(D(2020, 1, 1, 22))],
+            [],
+            "excluded: ICU admission on the day of admission",
+        ),
+        # discharged on the day of admission: excluded
+        (stay(I_ADM, D(2020, 1, 1, 20)), [], "excluded: discharged on the day of admission"),
+        # OMOP (EHRSHOT): visit_detail at an ICU care site with an end after its start
+        (
+            [*stay(I_ADM, I_DIS), omop_icu(D(2020, 1, 2), D(2020, 1, 4))],
+            [(D(2020, 1, 1, 23, 59), True)],
+            None,
+        ),
+        # a single-point ICU visit_detail, or another care site, is not an ICU stay
+        (
+            [*stay(I_ADM, I_DIS), omop_icu(D(2020, 1, 2), D(2020, 1, 2))],
+            [(D(2020, 1, 1, 23, 59), False)],
+            None,
+        ),
+        (
+            [*stay(I_ADM, I_DIS), omop_icu(D(2020, 1, 2), D(2020, 1, 4), "CARE_SITE/1")],
+            [(D(2020, 1, 1, 23, 59), False)],
+            None,
+        ),
+    ],
+)
+def test_icu_transfer(events, expected, excluded):
+    got, stats = labels("guo_icu", timeline(*events))
+    assert got == expected
+    if excluded:
+        assert stats[excluded] == 1
+
+
 @pytest.mark.parametrize(
     ("labeler", "code", "value", "expected_class"),
     [
@@ -298,6 +354,7 @@ def test_lab_exclusions():
 def test_labeler_names_and_config_errors():
     assert set(LABELER_NAMES) == {
         "guo_los",
+        "guo_icu",
         "guo_readmission",
         "new_hypertension",
         "new_hyperlipidemia",
@@ -875,12 +932,56 @@ def test_metrics_against_hand_computed_values():
     b = m["by_labeler"]["t"]
     # predictions: a yes (2/3), b invalid, c no (1/3), d no -> sensitivity 1/2, specificity 1 -> 0.75
     assert b["balanced_accuracy"] == pytest.approx(0.75) and b["invalid_rate"] == pytest.approx(0.25)
-    # scores a 2/3, b 0.5 (no readable answer), c 1/3, d 0: positives above negatives in all 4 pairs
-    assert b["auroc"] == pytest.approx(1.0) and b["score_source"] == "share of yes"
-    assert m["balanced_accuracy"] == pytest.approx(0.75) and m["auroc"] == pytest.approx(1.0) and m["n"] == 4
+    # scores a 2/3, b 0 (no readable answer: counted wrong, never 0.5), c 1/3, d 0: of the 4 positive-negative
+    # pairs a > c, a > d, b < c, b = d (a tie counts 1/2): AUROC 2.5 / 4
+    assert (
+        b["auroc"] == pytest.approx(0.625) and b["score_source"] == "share of yes" and b["n_unreadable"] == 1
+    )
+    assert (
+        m["balanced_accuracy"] == pytest.approx(0.75) and m["auroc"] == pytest.approx(0.625) and m["n"] == 4
+    )
     assert any("| t | 4 | 2 | 0.750 |" in line for line in task.report_sections(m))
     # one class only: AUROC undefined (None), never a made-up number
     assert binary_block([_row("a", True, "yes"), _row("b", True, "no")])["auroc"] is None
+
+
+def test_model_probability_is_the_score_and_differs_from_balanced_accuracy():
+    # one sample per example, yes/no answers only: the share of yes is 0/1, so AUROC = balanced accuracy
+    answers = [
+        ("a", True, "yes"),
+        ("b", True, "no"),
+        ("c", False, "no"),
+        ("d", False, "yes"),
+        ("e", True, "no"),
+    ]
+    votes = binary_block([_row(i, g, p) for i, g, p in answers])
+    assert (
+        votes["auroc"] == pytest.approx(votes["balanced_accuracy"])
+        and votes["score_source"] == "share of yes"
+    )
+    # the model's own P(yes) at its answer ranks the positives above the negatives although two answers are wrong
+    p_yes = {"a": 0.8, "b": 0.45, "c": 0.1, "d": 0.4, "e": 0.42}
+    rows = [_row(i, g, p) | {"yes_probability": p_yes[i]} for i, g, p in answers]
+    b = binary_block(rows)
+    assert b["balanced_accuracy"] == pytest.approx(votes["balanced_accuracy"])  # the labels did not change
+    assert b["auroc"] == pytest.approx(1.0) != pytest.approx(b["balanced_accuracy"])
+    assert b["score_source"] == "model probability"
+    # it wins over a stated probability; rows without it keep theirs, and the source says so
+    mixed = [rows[0] | {"parsed": {"prediction": "yes", "probability": 0.1}}, _row("f", False, "no", 0.3)]
+    assert binary_block(mixed)["score_source"] == "mixed: model probability, stated probability"
+
+
+def test_choice_point_is_where_the_answer_value_starts():
+    task = get_task("ehrshot")
+    ex = None  # the completion alone decides
+    done = '<think>BP high.</think>\n<answer>{"prediction": "yes", "probability": 0.7}</answer>'
+    prefix, choices = task.choice_point(ex, done)
+    assert prefix == '<think>BP high.</think>\n<answer>{"prediction": ' and choices == {
+        "yes": '"yes"',
+        "no": '"no"',
+    }
+    assert task.choice_point(ex, "I cannot tell.") is None
+    assert get_task("medcalc").choice_point(ex, done) is None  # not a binary task
 
 
 def test_records_to_examples_from_flat_rows(tmp_path):
@@ -1054,3 +1155,29 @@ def test_vocabulary_and_ontology_files(tmp_path):
     with pytest.raises(DataError, match="a vocabulary needs columns"):
         (tmp_path / "v.csv").write_text("a,b\n1,2\n")
         Vocabulary.load([tmp_path / "v.csv"])
+
+
+def test_hf_model_probability_from_the_logits(tiny_model, tmp_path):
+    """The HF backend scores P("yes") vs P("no") after the model's own reasoning; eval writes it per row and the
+    metrics use it (#12 item 8)."""
+    import math as _math
+
+    from ehrmind.eval.runner import model_probability
+    from ehrmind.generate.hf import GenerationSettings, HFGenerator
+
+    gen = HFGenerator(str(tiny_model), GenerationSettings(max_new_tokens=4))
+    task = get_task("ehrshot")
+    ex = Example(
+        id="1@2020-01-01T23:59:00",
+        task="ehrshot",
+        input={"timeline": "Prediction time: 2020-01-01 23:59", "question": "Will it happen?"},
+        target={"label": True, "label_name": "yes"},
+        metadata={"category": "t", "labeler": "new_hypertension"},
+    )
+    done = '<think>r</think>\n<answer>{"prediction": "no"}</answer>'
+    prefix, choices = task.choice_point(ex, done)
+    yes, no = gen.choice_logprobs(task.render(ex), prefix, [choices["yes"], choices["no"]])
+    assert yes < 0 and no < 0 and yes != no
+    p = model_probability(task, gen, ex, done)
+    assert p == pytest.approx(1 / (1 + _math.exp(no - yes)))
+    assert model_probability(task, gen, ex, "no answer") is None

@@ -71,6 +71,22 @@ def test_new_hyperlipidemia_on_mimic_demo(mimic_demo):
     assert (len(examples), sum(ex.target["label"] for ex in examples)) == (119, 2)
 
 
+def test_icu_transfer_on_mimic_demo(mimic_demo):
+    task = get_task("ehrshot", labeler="guo_icu")
+    examples = task.load(mimic_demo)
+    _check_examples(examples, "guo_icu")
+    assert (len(examples), sum(ex.target["label"] for ex in examples)) == (174, 42)
+    # a prompt shows ICU stays of earlier admissions only: one on the admission day excludes the stay
+    shown = 0
+    for ex in examples:
+        day = ex.metadata["prediction_time"][:10]
+        for line in ex.input["timeline"].splitlines():
+            if "Icu admission:" in line:
+                shown += 1
+                assert re.search(r"\d{4}-\d{2}-\d{2}", line).group() < day, (ex.id, line)
+    assert shown > 0
+
+
 @pytest.mark.parametrize(
     ("labeler", "n", "positives"),
     [

@@ -23,9 +23,11 @@ TEST_CSV = DATA_DIR / "medcalc_bench_v1.0_test.csv"
 TRAIN_CSV = DATA_DIR / "medcalc_bench_v1.0_train_sample_1006.csv"
 VERIFIED_CSV = DATA_DIR / "medcalc_bench_verified_one_shot_55.csv"
 
-TASK = get_task("medcalc")
-PREFILL_TASK = get_task("medcalc", prefill=True)
-DIRECT_TASK = get_task("medcalc", mode="direct")
+# ehrmind's own rules, reward included (`strict`): the paper's reward rules are pinned in test_reward_format.py
+STRICT = {"format": "strict"}
+TASK = get_task("medcalc", reward_weights=STRICT)
+PREFILL_TASK = get_task("medcalc", prefill=True, reward_weights=STRICT)
+DIRECT_TASK = get_task("medcalc", mode="direct", reward_weights=STRICT)
 
 
 def make_example(
@@ -360,7 +362,7 @@ def test_gold_completion_scores_correct(task, example):
     ],
 )
 def test_custom_reward_weights(weights):
-    task = get_task("medcalc", reward_weights=weights)
+    task = get_task("medcalc", reward_weights=weights | STRICT)
     assert task.verify(INT4, contract(4)).reward == weights["correct"]
     assert task.verify(INT4, contract(5)).reward == weights["wrong"]
     assert task.verify(INT4, '{"answer": 4}').reward == weights["bad_format"]

@@ -238,8 +238,16 @@ def diagnose_cmd(
     threshold: Annotated[
         float, typer.Option("--threshold", help="Verdict: misapplied when (reliable) pass@k >= this.")
     ] = 0.5,
+    reliable_rule: Annotated[
+        str,
+        typer.Option(
+            "--reliable-rule",
+            help="Reliable pass@k: 'paper' (the EHRMind paper's categories and thresholds) or 'ehrmind' "
+            "(--min-correct, --max-entropy, --max-distinct, --guessable).",
+        ),
+    ] = "paper",
     min_correct: Annotated[
-        int, typer.Option("--min-correct", help="Reliable pass@k: correct samples needed per item.")
+        int, typer.Option("--min-correct", help="Reliable pass@k (ehrmind rule): correct samples per item.")
     ] = 2,
     max_entropy: Annotated[
         float, typer.Option("--max-entropy", help="Reliable pass@k: highest answer entropy (bits) per item.")
@@ -269,6 +277,7 @@ def diagnose_cmd(
         settings = DiagnosisSettings(
             k=k,
             threshold=threshold,
+            reliable_rule=reliable_rule,
             min_correct=min_correct,
             max_entropy=max_entropy,
             max_distinct=max_distinct,
@@ -693,6 +702,13 @@ def demo_cmd(
             help="Compare stages on the development split, not the held-out one (for choosing settings).",
         ),
     ] = False,
+    data_seed: Annotated[
+        int,
+        typer.Option(
+            "--data-seed",
+            help="Seed of the synthetic notes of every split: a fresh value gives fresh held-out items. Default 0.",
+        ),
+    ] = 0,
 ) -> None:
     """The main job on the embedded default: CPU, a small local model, no network."""
     _setup_logging()
@@ -705,13 +721,17 @@ def demo_cmd(
             chosen = tuple(int(x) for x in seeds.split(",")) if seeds else (0, 1, 2)
         except ValueError:
             _fail(ConfigError(f"--seeds expects comma-separated integers, got {seeds!r}"))
-        settings = StudySettings(seeds=chosen, general_seed=0 if seed is None else seed, evaluate_on=split)
+        settings = StudySettings(
+            seeds=chosen, general_seed=0 if seed is None else seed, evaluate_on=split, data_seed=data_seed
+        )
         report = run_study(out or Path("runs/study"), settings)
     else:
         from ehrmind.programs.demo import DemoSettings, run_demo
 
         report = run_demo(
-            out or Path("runs/demo"), DemoSettings(evaluate_on=split), seed=0 if seed is None else seed
+            out or Path("runs/demo"),
+            DemoSettings(evaluate_on=split, data_seed=data_seed),
+            seed=0 if seed is None else seed,
         )
     typer.echo(f"finished; report: {report}")
 

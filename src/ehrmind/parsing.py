@@ -13,7 +13,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
@@ -32,14 +32,24 @@ class ContractParts:
     problem: str = ""
 
 
-def check_contract(text: str, key: str, *, require_think: bool = True) -> ContractParts:
-    """Check the output contract strictly, as the paper's format reward does.
+def check_contract(
+    text: str, key: str, *, require_think: bool = True, rules: Literal["strict", "paper"] = "strict"
+) -> ContractParts:
+    """Check the output contract.
 
-    Rules: only whitespace before `<think>`; exactly one think block; only whitespace between
-    `</think>` and `<answer>`; exactly one answer block; only whitespace after `</answer>`; the answer
-    block holds one JSON object (optionally in a ```json fence) with `key`. With `require_think=False`
-    (the `direct` prompt mode) the think block must be absent and the answer block comes first.
+    `strict` (ehrmind's contract, what strict accuracy counts): only whitespace before `<think>`; exactly
+    one think block; only whitespace between `</think>` and `<answer>`; exactly one answer block; only
+    whitespace after `</answer>`; the answer block holds one JSON object (optionally in a ```json fence)
+    with `key`. With `require_think=False` (the `direct` prompt mode) the think block must be absent and
+    the answer block comes first.
+
+    `paper` (the EHRMind paper's format reward, `verl/utils/reward_score/medcalc.py`
+    `validate_response_structure` + `check_json_format`): each tag exactly once and in order; any text
+    before, between and after the blocks; the stripped answer block is plain JSON (no fence) — an object
+    with `key`.
     """
+    if rules == "paper":
+        return _check_contract_paper(text, key, require_think=require_think)
     counts = {t: text.count(t) for t in (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)}
     answer_text = _last_between(text, ANSWER_OPEN, ANSWER_CLOSE)
     obj, obj_problem = parse_json_object(answer_text, key) if answer_text is not None else (None, "")
@@ -74,6 +84,29 @@ def check_contract(text: str, key: str, *, require_think: bool = True) -> Contra
     if obj is None:
         return bad(obj_problem)
     return ContractParts(True, think, answer_text, obj, "")
+
+
+def _check_contract_paper(text: str, key: str, *, require_think: bool) -> ContractParts:
+    tags = (
+        (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE) if require_think else (ANSWER_OPEN, ANSWER_CLOSE)
+    )
+    think = _last_between(text, THINK_OPEN, THINK_CLOSE)
+    answer_text = _last_between(text, ANSWER_OPEN, ANSWER_CLOSE)
+    for tag in tags:  # medcalc.py:55-76: each tag exactly once
+        if text.count(tag) != 1:
+            return ContractParts(False, think, answer_text, None, f"{tag} appears {text.count(tag)} times")
+    if not require_think and (THINK_OPEN in text or THINK_CLOSE in text):
+        return ContractParts(False, think, answer_text, None, "a think block is not expected in direct mode")
+    positions = [text.find(t) for t in tags]
+    if positions != sorted(positions):  # medcalc.py:78-82: tags in order
+        return ContractParts(False, think, answer_text, None, "tags out of order")
+    try:  # medcalc.py:91-117: json.loads of the stripped block, an object with the key
+        obj = json.loads((answer_text or "").strip())
+    except (ValueError, RecursionError):
+        return ContractParts(False, think, answer_text, None, "answer block is not valid JSON")
+    if not isinstance(obj, dict) or key not in obj:
+        return ContractParts(False, think, answer_text, None, f"answer JSON is not an object with {key!r}")
+    return ContractParts(True, think if require_think else None, answer_text, obj, "")
 
 
 def _last_between(text: str, open_tag: str, close_tag: str) -> str | None:

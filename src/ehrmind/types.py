@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,9 @@ class Score:
     """The RL reward from the task's weights (paper defaults: 1.1 correct, 0 wrong, -2 bad format)."""
     reason: str = ""
     """Short human-readable explanation for reports."""
+    reward_format_ok: bool | None = None
+    """The format verdict `reward` used, when its rules differ from `format_ok`'s (`RewardWeights.format`
+    "paper", the default); None: the reward used `format_ok`."""
 
     @property
     def strict_correct(self) -> bool | None:
@@ -84,6 +87,14 @@ class RewardWeights:
     correct: float = 1.1
     wrong: float = 0.0
     bad_format: float = -2.0
+    format: Literal["paper", "strict"] = "paper"
+    """Which rules decide the reward's format and answer: `paper` (the EHRMind paper's
+    `reward_score/medcalc.py`: any text around the tags, plain-JSON answer, the task's `reward_judge`) or
+    `strict` (ehrmind's contract, `format_ok`, and `judge`: the verdict strict accuracy counts)."""
+
+    def __post_init__(self) -> None:
+        if self.format not in ("paper", "strict"):
+            raise ValueError(f"reward format must be 'paper' or 'strict', got {self.format!r}")
 
     def reward(self, format_ok: bool, correct: bool | None) -> float | None:
         if not format_ok:

@@ -12,12 +12,17 @@ merges into the recipe. The rules (docs/diagnosis.md; every threshold is a `Diag
   integer answers (integer gold) rounded as the official rule rounds them, other numbers to 3 significant
   digits (MedCalc's 5% tolerance is about that), text lower-cased with spaces collapsed, [weeks, days] as a
   pair; samples without a readable answer form one more outcome.
-- **reliable pass@k** — an item counts (with its pass@k) only when at least `min_correct` samples are right
-  *and* its answer entropy is at most `max_entropy` bits; otherwise 0. Guessing a few-valued answer makes
-  plain pass@k high (1 - (1 - 1/m)^k for m equally likely answers), consistency does not come by chance.
-- **guessable groups** — where guessing is easy: every gold answer is discrete (an integer, or a label such
-  as "yes" or "eligible"; not a decimal, a date or a gestational age) and the group has at most
-  `max_distinct` distinct gold answers. Or name them yourself (`guessable`).
+- **reliable pass@k** (`reliable_rule`) — guessing a few-valued answer makes plain pass@k high
+  (1 - (1 - 1/m)^k for m equally likely answers), consistency does not come by chance. `paper` (default, the
+  EHRMind paper's `src/eval/medcalc/analysis/cal_analysis.py:62-98` and `src/eval/matching/analysis/
+  cal_analysis.py:62-77, 115-116`): on the items the task names with m possible answers (`Task.paper_reliable_m`:
+  MedCalc diagnosis and severity m = 7, risk m = 21; TREC every item, m = 3) an item counts only with at least
+  k // m + 2 correct samples and an answer entropy below 0.8 · ln m nats; every other item counts with its
+  plain pass@k. `ehrmind` (option): on *guessable groups* an item counts (with its pass@k) only when at least
+  `min_correct` samples are right and its answer entropy is at most `max_entropy` bits. Guessable groups:
+  every gold answer is discrete (an integer, or a label such as "yes" or "eligible"; not a decimal, a date or
+  a gestational age) and the group has at most `max_distinct` distinct gold answers, or as named
+  (`guessable`).
 - **verdict** — the group's score is reliable pass@k if it is guessable, else pass@k: `misapplied` when the
   score is >= `threshold`, else `missing`.
 - **plan** — `sft_data.per_group`: `plan_examples` rows for every group (by `plan_by`: calculator or
@@ -68,6 +73,9 @@ class DiagnosisSettings:
     """Auto guessable groups: discrete gold answers with at most this many distinct values."""
     guessable: list[str] | None = None
     """Group names to treat as guessable; None = decide from the gold answers (see the module docstring)."""
+    reliable_rule: str = "paper"
+    """Reliable pass@k by the EHRMind paper's rule (`paper`) or ehrmind's (`ehrmind`: `min_correct`,
+    `max_entropy`, `max_distinct`, `guessable`); see the module docstring."""
     plan_by: str | None = None
     """category or calculator_name; None = calculator_name when the task has it, else category."""
     plan_examples: int = 20
@@ -82,7 +90,9 @@ class DiagnosisSettings:
             raise ConfigError(f"k must be >= 1, got {self.k}")
         if not 0 < self.threshold <= 1:
             raise ConfigError(f"threshold must be in (0, 1], got {self.threshold}")
-        if not 1 <= self.min_correct <= self.k:
+        if self.reliable_rule not in ("paper", "ehrmind"):
+            raise ConfigError(f"reliable_rule must be 'paper' or 'ehrmind', got {self.reliable_rule!r}")
+        if self.reliable_rule == "ehrmind" and not 1 <= self.min_correct <= self.k:
             raise ConfigError(
                 f"min_correct must be between 1 and k ({self.k}), got {self.min_correct}; "
                 "with k=1 set min_correct=1"
@@ -149,8 +159,14 @@ def answer_entropy(answers: Sequence[Hashable | None]) -> float:
     return max(h, 0.0)
 
 
-def is_reliable(c: int, entropy: float, settings: DiagnosisSettings) -> bool:
-    """The reliable-pass@k rule for one item: enough correct samples and a consistent answer."""
+def is_reliable(c: int, entropy: float, settings: DiagnosisSettings, paper_m: int | None = None) -> bool:
+    """The reliable-pass@k rule for one item (c correct samples, answer entropy in bits): enough correct samples
+    and a consistent answer. Under the paper's rule `paper_m` is the item's number of possible answers
+    (`Task.paper_reliable_m`); an item without one always counts (its plain pass@k)."""
+    if settings.reliable_rule == "paper":
+        if paper_m is None:
+            return True
+        return c >= settings.k // paper_m + 2 and entropy * math.log(2) < 0.8 * math.log(paper_m)
     return c >= settings.min_correct and entropy <= settings.max_entropy + 1e-12
 
 
@@ -192,6 +208,7 @@ def item_stats(
                 "distinct_answers": len(set(answers)),
                 "gold": normalize_answer(gold, integer=integer),
                 "discrete": _discrete(gold),
+                "paper_m": task.paper_reliable_m(ex),
                 **{f: str(ex.metadata.get(f, "")) for f in task.group_fields},
             }
         )
@@ -216,9 +233,12 @@ def group_block(
         return {"n": 0}
     pk = [pass_at_k(it["n"], it["c"], k) for it in items]
     reliable = [
-        p if is_reliable(it["c"], it["entropy"], settings) else 0.0 for p, it in zip(pk, items, strict=True)
+        p if is_reliable(it["c"], it["entropy"], settings, it.get("paper_m")) else 0.0
+        for p, it in zip(pk, items, strict=True)
     ]
-    if settings.guessable is not None:
+    if settings.reliable_rule == "paper":
+        guessable = any(it.get("paper_m") is not None for it in items)
+    elif settings.guessable is not None:
         guessable = name in settings.guessable
     else:
         golds = {it["gold"] for it in items}
@@ -267,7 +287,7 @@ def diagnose_rows(
         out[f"by_{f}"] = {g: group_block(its, settings, name=g) for g, its in sorted(groups.items())}
     for it in items:
         it["pass_at_k"] = pass_at_k(it["n"], it["c"], settings.k)
-        it["reliable"] = is_reliable(it["c"], it["entropy"], settings)
+        it["reliable"] = is_reliable(it["c"], it["entropy"], settings, it.get("paper_m"))
     return out, items
 
 
@@ -536,6 +556,23 @@ def _pct(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.1f}%"
 
 
+def _rule_text(s: dict[str, Any], k: int) -> str:
+    """The reliable-pass@k rule of a diagnosis, in a sentence of its report."""
+    if s.get("reliable_rule", "paper") == "paper":
+        return (
+            f"*Reliable pass@{k}* by the EHRMind paper's rule: on items with m possible answers by the paper "
+            f"(MedCalc diagnosis and severity m = 7, risk m = 21; TREC m = 3) an item counts only with at least "
+            f"{k} // m + 2 correct samples and an answer entropy below 0.8 · ln m nats; other items count with "
+            "their pass@k; groups with such items are marked *guessable*."
+        )
+    listed = f", or as listed: {', '.join(s['guessable'])}" if s["guessable"] is not None else ""
+    return (
+        f"In *guessable* groups (discrete gold answers with at most {s['max_distinct']} distinct values{listed}) "
+        f"an item counts only if it has at least {s['min_correct']} correct samples and an answer entropy of at "
+        f"most {s['max_entropy']} bits (*reliable pass@{k}*, ehrmind's rule)."
+    )
+
+
 def _table(blocks: dict[str, dict[str, Any]], label: str, k: int) -> list[str]:
     lines = [
         f"| {label} | n | pass@1 | pass@{k} | reliable pass@{k} | guessable | entropy (bits) | verdict |",
@@ -582,11 +619,9 @@ def write_diagnosis_report(
         "## Verdict rule",
         "",
         f"Per item, pass@{k} is the unbiased estimator 1 − C(n−c, {k})/C(n, {k}) (Chen et al. 2021) from n samples "
-        f"with c correct; a group's value is the mean over its items. In *guessable* groups (discrete gold "
-        f"answers with at most {s['max_distinct']} distinct values"
-        + (f", or as listed: {', '.join(s['guessable'])}" if s["guessable"] is not None else "")
-        + f") an item counts only if it has at least {s['min_correct']} correct samples and an answer entropy "
-        f"of at most {s['max_entropy']} bits (*reliable pass@{k}*). Verdict: **misapplied** (the model has the "
+        f"with c correct; a group's value is the mean over its items. "
+        + _rule_text(s, k)
+        + " Verdict: **misapplied** (the model has the "
         f"knowledge; RL alone can fix it) when that value is ≥ {s['threshold']}, else **missing** (the SFT "
         "warm-up must inject it). See docs/diagnosis.md.",
         "",

@@ -8,6 +8,7 @@ rewritten in dataset order (atomically) and the metrics and report are computed 
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -61,6 +62,18 @@ def prediction_row(task: Task, example: Example, sample: int, completion: str) -
     for field in (*task.group_fields, *task.row_fields):
         row[field] = example.metadata.get(field)
     return row
+
+
+def model_probability(task: Task, generator: Any, example: Example, completion: str) -> float | None:
+    """P(yes) / (P(yes) + P(no)) at the point where the completion states its binary answer, from the model
+    itself (`Task.choice_point`, a generator with `choice_logprobs`, e.g. the HF backend); None otherwise."""
+    scorer = getattr(generator, "choice_logprobs", None)
+    point = task.choice_point(example, completion) if scorer is not None else None
+    if point is None:
+        return None
+    prefix, choices = point
+    yes, no = scorer(task.render(example), prefix, [choices["yes"], choices["no"]])
+    return 1.0 / (1.0 + math.exp(min(no - yes, 700.0)))
 
 
 def _stored_info(out: Path) -> dict[str, Any] | None:
@@ -171,9 +184,14 @@ def _generate_and_finalize(
         for start in range(0, len(todo), batch_size):
             batch = todo[start : start + batch_size]
             completions = generator.generate([task.render(ex) for ex, _ in batch], n=1)
-            sink.write(
+            rows = [
                 prediction_row(task, ex, s, outs[0]) for (ex, s), outs in zip(batch, completions, strict=True)
-            )
+            ]
+            for row, (ex, _) in zip(rows, batch, strict=True):
+                p = model_probability(task, generator, ex, row["completion"])
+                if p is not None:
+                    row["yes_probability"] = p
+            sink.write(rows)
             advance(len(batch))
 
     rows = read_jsonl(pred_path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,24 @@ class HFGenerator:
         new_tokens = out[:, enc["input_ids"].shape[1] :]
         decoded = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
         return [decoded[i * n : (i + 1) * n] for i in range(len(prompts))]
+
+    def choice_logprobs(
+        self, prompt: list[dict[str, str]], prefix: str, choices: Sequence[str]
+    ) -> list[float]:
+        """log P(choice | prompt + prefix) for each choice, summed over its tokens (teacher forcing): the
+        model's own probability of each answer after its own reasoning."""
+        import torch
+
+        context = self.tokenizer(self.prompt_text(prompt) + prefix, add_special_tokens=False)["input_ids"]
+        out = []
+        for choice in choices:
+            tail = self.tokenizer(choice, add_special_tokens=False)["input_ids"]
+            ids = torch.tensor([context + tail], device=self.device)
+            with torch.inference_mode():
+                logits = self.model(input_ids=ids).logits[0, len(context) - 1 : -1].float()
+            logp = torch.log_softmax(logits, dim=-1)
+            out.append(float(logp[torch.arange(len(tail)), torch.tensor(tail, device=self.device)].sum()))
+        return out
 
     def _check_context(self, longest_prompt: int) -> None:
         """Refuse, rather than silently truncate, a prompt the model cannot hold with its answer."""

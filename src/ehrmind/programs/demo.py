@@ -207,7 +207,9 @@ def run_demo(
         "medcalc",
         str(paths["dev"]),
         out / "diagnosis",
-        DiagnosisSettings(k=s.k),
+        DiagnosisSettings(
+            k=s.k, reliable_rule="ehrmind"
+        ),  # the rule this program was chosen and reported with
         model=str(out / "sft"),
         limit=s.diagnose_items,
         generation=GenerationOptions(

@@ -210,7 +210,9 @@ def run_study(
         "medcalc",
         str(paths["dev"]),
         out / "diagnosis",
-        DiagnosisSettings(k=s.k),
+        DiagnosisSettings(
+            k=s.k, reliable_rule="ehrmind"
+        ),  # the rule this program was chosen and reported with
         model=str(general),
         limit=s.diagnose_items,
         generation=GenerationOptions(
@@ -578,16 +580,27 @@ def _floor_lines(floor: dict[str, Any] | None) -> list[str]:
 
 def _diagnosis_lines(diagnosis: dict[str, Any]) -> list[str]:
     k = diagnosis["k"]
+    s = diagnosis.get("settings") or {}
+    blocks = diagnosis.get("by_calculator_name") or {}
+    guessable = [name for name, b in blocks.items() if b.get("guessable")]
+    rule = (
+        f"{' and '.join(guessable)} {'is' if len(guessable) == 1 else 'are'} guessable (few distinct answers), so "
+        f"{'its verdict uses' if len(guessable) == 1 else 'their verdicts use'} *reliable* pass@k: an item counts "
+        f"only with at least {s.get('min_correct')} correct samples and an answer entropy of at most "
+        f"{s.get('max_entropy')} bits (ehrmind's rule, `reliable_rule: ehrmind`, the rule this study was chosen "
+        "with). "
+        if guessable
+        else ""
+    )
     lines = [
         f"`ehrmind diagnose` on {diagnosis['overall']['n']} development notes, {diagnosis['samples']} samples "
-        f"each at GRPO's temperature ({diagnosis['run'].get('temperature')}). Wells' score is guessable (few "
-        "distinct answers), so its verdict uses *reliable* pass@k (enough correct samples, a consistent answer); "
-        "guessing its most frequent value is right on about a quarter of the notes.",
+        f"each at GRPO's temperature ({diagnosis['run'].get('temperature')}). {rule}Guessing Wells' most frequent "
+        "value is right on about a quarter of the notes.",
         "",
         f"| calculator | group | n | pass@1 | pass@{k} | reliable pass@{k} | verdict | expected |",
         "|---|---|---:|---:|---:|---:|---|---|",
     ]
-    for name, b in (diagnosis.get("by_calculator_name") or {}).items():
+    for name, b in blocks.items():
         group = GROUP_OF.get(name, "?")
         lines.append(
             f"| {name} | {group} | {b['n']} | {_pct(b['pass_at_1'])} | {_pct(b['pass_at_k'])} | "

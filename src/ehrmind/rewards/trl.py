@@ -2,7 +2,8 @@
 
 Two named components, logged by TRL under their `__name__`, whose sum is exactly `Score.reward`:
 `format_reward` (0, or the bad-format penalty) and `correctness_reward` (the correct/wrong weight when
-the format is kept, 0 otherwise; None when the gold answer cannot be scored). Each completion is verified
+the format is kept, 0 otherwise; None when the gold answer cannot be scored), the format judged by the
+rules `RewardWeights.format` names. Each completion is verified
 once; both components read the cached Score.
 """
 
@@ -42,22 +43,17 @@ def reward_functions(task: Task, examples: Sequence[Example]) -> list[RewardFunc
     verdicts = _Verdicts(task, examples)
     w = task.weights
 
+    def ok(s: Score) -> bool:
+        return s.format_ok if s.reward_format_ok is None else s.reward_format_ok
+
     def format_reward(
         completions: Sequence[Any], example_id: Sequence[str], **kwargs: Any
     ) -> list[float | None]:
-        return [0.0 if s.format_ok else w.bad_format for s in verdicts.scores(completions, example_id)]
+        return [0.0 if ok(s) else w.bad_format for s in verdicts.scores(completions, example_id)]
 
     def correctness_reward(
         completions: Sequence[Any], example_id: Sequence[str], **kwargs: Any
     ) -> list[float | None]:
-        out: list[float | None] = []
-        for s in verdicts.scores(completions, example_id):
-            if not s.format_ok:
-                out.append(0.0)
-            elif s.correct is None:
-                out.append(None)
-            else:
-                out.append(w.correct if s.correct else w.wrong)
-        return out
+        return [s.reward if ok(s) else 0.0 for s in verdicts.scores(completions, example_id)]
 
     return [format_reward, correctness_reward]

@@ -173,13 +173,25 @@ class Task(ABC):
             correct, parsed, reason = self.judge(example, obj[self.answer_key])
             if not parts.format_ok:
                 reason = f"format: {parts.problem}; {reason}"
+        reward_ok, reward_correct = parts.format_ok, correct
+        if self.weights.format == "paper":
+            paper = check_contract(text, self.answer_key, require_think=self.mode != "direct", rules="paper")
+            reward_ok = paper.format_ok
+            if paper.answer_obj is not None and correct is not None:
+                reward_correct = self.reward_judge(example, paper.answer_obj[self.answer_key])
         return Score(
             format_ok=parts.format_ok,
             correct=correct,
             parsed=parsed,
-            reward=self.weights.reward(parts.format_ok, correct),
+            reward=self.weights.reward(reward_ok, reward_correct),
             reason=reason,
+            reward_format_ok=None if self.weights.format == "strict" else reward_ok,
         )
+
+    def reward_judge(self, example: Example, value: Any) -> bool:
+        """The answer rule of the paper's reward (`RewardWeights.format` "paper") for a scorable example; the
+        benchmark's `judge` unless the paper's reward reads answers differently (MedCalc)."""
+        return bool(self.judge(example, value)[0])
 
     def verify_extra(self, example: Example, completion: str) -> dict[str, Any]:
         """The fields of `extra_verdicts` for one prediction row: `{"<name>_correct": bool | None,
@@ -197,6 +209,24 @@ class Task(ABC):
         text = answer if self.mode == "direct" else f"<think>{reasoning}</think>\n{answer}"
         prefix = self.contract_prefix
         return text[len(prefix) :] if prefix and text.startswith(prefix) else text
+
+    def choice_point(self, example: Example, completion: str) -> tuple[str, dict[str, str]] | None:
+        """Where a completion states a binary answer, for a probability from the model itself: (the completion
+        up to the answer's value, {"yes": continuation, "no": continuation}); None when the task has no
+        binary answer or the completion states none (the default)."""
+        return None
+
+    def paper_reliable_m(self, example: Example) -> int | None:
+        """For the EHRMind paper's reliable pass@k (`ehrmind diagnose`): the number m of possible answers the
+        paper assumes for this item, whose thresholds are k // m + 2 correct samples and entropy < 0.8 · ln m
+        nats; None: the paper scores the item by plain pass@k (the default)."""
+        return None
+
+    def paper_sft_counts(self, category_sizes: dict[str, int], fraction: float) -> dict[str, int] | None:
+        """Rows per category for an SFT warm-up of `fraction` of the training rows, by the EHRMind paper's
+        rule for this task (`sft_data.fraction_rule: paper`); None: the paper has none for this task, so the
+        share of each category is used."""
+        return None
 
     def can_score(self, example: Example) -> bool:
         """Whether the example's gold answer is usable; if not, its verdicts are None, never a silent 0."""

@@ -34,10 +34,16 @@ def select_examples(
     calculators: Sequence[str] | None = None,
     per_group: dict[str, int] | None = None,
     seed: int = 0,
+    fraction_rule: str = "paper",
+    task: Task | None = None,
 ) -> list[Example]:
-    """Subset sampling by category: filter, then keep `fraction` of each category (at least one row),
-    at most `per_category_cap`, or exactly `per_group[name]` rows for a category or calculator name/id.
-    Deterministic for a seed; the original order is kept."""
+    """Subset sampling by category: filter, then keep `fraction` of the rows — by the task's paper rule
+    (`fraction_rule="paper"`, `Task.paper_sft_counts`, e.g. MedCalc's category caps) or as that share of each
+    category (`"per_category"`, at least one row; also for tasks without a paper rule) — at most
+    `per_category_cap`, or exactly `per_group[name]` rows for a category or calculator name/id. Deterministic
+    for a seed; the original order is kept."""
+    if fraction_rule not in ("paper", "per_category"):
+        raise ConfigError(f"sft_data.fraction_rule must be 'paper' or 'per_category', got {fraction_rule!r}")
     wanted_cats = set(categories) if categories else None
     wanted_calcs = {str(c) for c in calculators} if calculators else None
     pool = []
@@ -65,10 +71,15 @@ def select_examples(
     groups: dict[str, list[Example]] = defaultdict(list)
     for ex in pool:
         groups[_group_key(ex)].append(ex)
+    paper = None
+    if fraction is not None and fraction_rule == "paper" and task is not None:
+        paper = task.paper_sft_counts({g: len(m) for g, m in groups.items()}, fraction)
     keep: set[str] = set()
-    for _, members in sorted(groups.items()):
+    for group, members in sorted(groups.items()):
         n = len(members)
-        if fraction is not None:
+        if paper is not None:
+            n = paper[group]
+        elif fraction is not None:
             n = max(1, math.ceil(fraction * n))
         if per_category_cap is not None:
             n = min(n, per_category_cap)

@@ -39,6 +39,12 @@ class RewardWeightsOptions(_Strict):
     correct: float = 1.1
     wrong: float = 0.0
     bad_format: float = Field(-2.0, description="A penalty: keep it <= wrong.")
+    format: Literal["paper", "strict"] = Field(
+        "paper",
+        description="paper: the EHRMind paper's format and answer rules (text around the tags tolerated, "
+        "plain-JSON answer, MedCalc answers read as its eval would: '120 mmHg' earns 0); strict: ehrmind's "
+        "contract, the verdict strict accuracy counts.",
+    )
 
 
 class LoraOptions(_Strict):
@@ -55,7 +61,12 @@ class SFTDataOptions(_Strict):
         description="explanation: the row's reference explanation inside <think>, gold answer in JSON.",
     )
     fraction: float | None = Field(
-        None, gt=0, le=1, description="Share of rows kept per category (paper: 0.2)."
+        None, gt=0, le=1, description="Share of the training rows kept (paper: 0.2), by `fraction_rule`."
+    )
+    fraction_rule: Literal["paper", "per_category"] = Field(
+        "paper",
+        description="paper: the EHRMind paper's mix for the task (MedCalc: every category capped at total/7, "
+        "small categories first, risk fills the rest); per_category: that share of each category.",
     )
     per_category_cap: int | None = Field(None, ge=1, description="At most this many rows per category.")
     categories: list[str] | None = Field(

@@ -31,6 +31,8 @@ def build_sft_trainer(recipe: Recipe, extra_rows: list[dict[str, str]] | None = 
         calculators=sd.calculators,
         per_group=sd.per_group,
         seed=sd.seed,
+        fraction_rule=sd.fraction_rule,
+        task=prepared.task,
     )
     rows, counts = sft_rows(
         prepared.task, selected, prepared.tokenizer, max_prompt_tokens=recipe.max_prompt_tokens

@@ -16,6 +16,12 @@ Every labeler turns one Timeline into (prediction time, boolean label) pairs. De
   readmission and the record ends inside the window (EHRSHOT's TimeHorizonEventLabeler default).
 * **Long length of stay** (`guo_los`): prediction at 11:59pm on the admission day; positive when
   discharge − admission >= 7 days. Excluded: stays discharged on the day of admission.
+* **ICU transfer** (`guo_icu`): prediction at 11:59pm on the admission day of each inpatient stay; positive
+  when an ICU admission starts between the prediction time and the discharge (EHRSHOT's `WithinVisitLabeler`,
+  no censoring). Excluded: stays discharged on the day of admission, and stays with an ICU admission on the
+  day of admission (any ICU start on that date: it would be in the prompt). ICU admissions: OMOP
+  `visit_detail` events at one of EHRSHOT's ICU care sites with an end after their start (EHRSHOT's
+  `get_icu_events`), or, for MIMIC-IV MEDS, `ICU_ADMISSION//…` events.
 * **Lab results** (`lab_thrombocytopenia`, `lab_hyperkalemia`, `lab_hypoglycemia`, `lab_hyponatremia`,
   `lab_anemia`): prediction one minute before each result of the lab; EHRSHOT's four classes (normal,
   mild, moderate, severe) from its thresholds, binarized as in EHRSHOT's evaluation: abnormal (mild or
@@ -118,6 +124,25 @@ def inpatient_stays(
     if open_at is not None:
         stats["visit: admission without discharge (dropped)"] += 1
     return sorted(stays)
+
+
+def admission_day_stays(
+    tl: Timeline, cfg: VisitConfig, stats: Counter[str]
+) -> list[tuple[datetime, datetime, datetime]]:
+    """(11:59pm on the admission day, admission, discharge) of each stay predicted at its admission day
+    (`guo_los`, `guo_icu`): stays discharged that same day are excluded, and a second stay with the same
+    prediction time (one example per time here; the benchmark would label it twice)."""
+    out: dict[datetime, tuple[datetime, datetime, datetime]] = {}
+    for adm, dis in inpatient_stays(tl, cfg, stats):
+        if adm.date() == dis.date():
+            stats["excluded: discharged on the day of admission"] += 1
+            continue
+        t = end_of_day(adm)
+        if t in out:
+            stats["excluded: second stay with the same prediction time"] += 1
+            continue
+        out[t] = (t, adm, dis)
+    return [out[t] for t in sorted(out)]
 
 
 def _time_horizon_labels(
@@ -249,6 +274,52 @@ def _check_window(cfg: NewDiagnosisConfig | ReadmissionConfig) -> None:
         )
     if not isinstance(cfg.censor, bool):
         raise ConfigError(f"labeler {cfg.name}: censor must be true or false, got {cfg.censor!r}")
+
+
+ICU_CARE_SITES = tuple(
+    f"CARE_SITE/{n}"
+    for n in (
+        7928450,
+        7930385,
+        7930600,
+        7928852,
+        7928619,
+        7929727,
+        7928675,
+        7930225,
+        7928759,
+        7928227,
+        7928810,
+        7929179,
+        7928650,
+        7929351,
+        7928457,
+        7928195,
+        7930681,
+        7930670,
+        7930176,
+        7931420,
+        7929149,
+        7930857,
+        7931186,
+        7930934,
+        7930924,
+    )
+)
+"""EHRSHOT's ICU care sites (every STARR care site with "ICU" in its name): ehrshot-benchmark@a7cfb52
+`ehrshot/labelers/omop.py:31-59` `get_icu_visit_detail_concepts`."""
+
+
+@dataclass
+class IcuTransferConfig(LabelerConfig):
+    icu_codes: tuple[str, ...] = ICU_CARE_SITES
+    """OMOP codes of ICU stays, counted on `visit_detail` events with an end after their start (EHRSHOT)."""
+    icu_prefixes: tuple[str, ...] = ("ICU_ADMISSION",)
+    """MEDS codes starting an ICU stay (MIMIC-IV MEDS: ICU_ADMISSION//<care unit>)."""
+
+    def validate(self) -> None:
+        if not self.icu_codes and not self.icu_prefixes:
+            raise ConfigError(f"labeler {self.name}: give icu_codes or icu_prefixes")
 
 
 @dataclass
@@ -463,23 +534,60 @@ class LongStayLabeler(Labeler):
         self.config: LongStayConfig = config
 
     def label(self, tl: Timeline, stats: Counter[str]) -> list[LabelResult]:
-        out: dict[datetime, LabelResult] = {}
-        for adm, dis in inpatient_stays(tl, self.config.visits, stats):
-            if adm.date() == dis.date():
-                stats["excluded: discharged on the day of admission"] += 1
-                continue
-            t = end_of_day(adm)
-            if t in out:
-                stats["excluded: second stay with the same prediction time"] += 1
-                continue
-            out[t] = LabelResult(t, (dis - adm) >= timedelta(days=self.config.min_days))
-        return sorted(out.values(), key=lambda r: r.prediction_time)
+        return [
+            LabelResult(t, (dis - adm) >= timedelta(days=self.config.min_days))
+            for t, adm, dis in admission_day_stays(tl, self.config.visits, stats)
+        ]
 
     def question(self, prediction_time: datetime, detail: dict[str, Any]) -> str:
         return (
             "The patient was admitted to the hospital on the day of the prediction time "
             f"({prediction_time:%Y-%m-%d %H:%M}) and is still in hospital. Will this hospital stay last "
             f"{self.config.min_days:g} days or longer (from admission to discharge)?"
+        )
+
+
+class IcuTransferLabeler(Labeler):
+    kind = "icu_transfer"
+    positive_names = ("icu", "icu transfer", "transferred")
+    negative_names = ("no icu", "no icu transfer", "not transferred")
+
+    def __init__(self, config: IcuTransferConfig):
+        super().__init__(config)
+        self.config: IcuTransferConfig = config
+
+    def icu_starts(self, tl: Timeline) -> list[datetime]:
+        """Start times of the ICU stays (ehrshot-benchmark `omop.py:129-154` `get_icu_events`, or MEDS codes)."""
+        codes, prefixes = set(self.config.icu_codes), self.config.icu_prefixes
+        out = []
+        for e in tl.timed:
+            assert e.time is not None
+            if e.code in codes and e.table == "visit_detail":
+                if e.end is not None and e.end > e.time:  # single-point ICU events are dropped
+                    out.append(e.time)
+            elif prefixes and e.code.startswith(prefixes):
+                out.append(e.time)
+        return sorted(out)
+
+    def label(self, tl: Timeline, stats: Counter[str]) -> list[LabelResult]:
+        """ehrshot-benchmark `ehrshot/labelers/ehrshot.py:112-153` (`Guo_ICUAdmissionLabeler`) and
+        `omop.py:233-345` (`WithinVisitLabeler.label`)."""
+        starts = self.icu_starts(tl)
+        icu_days = {t.date() for t in starts}
+        out = []
+        for t, adm, dis in admission_day_stays(tl, self.config.visits, stats):
+            if adm.date() in icu_days:
+                stats["excluded: ICU admission on the day of admission"] += 1
+                continue
+            i = bisect_left(starts, t)
+            out.append(LabelResult(t, i < len(starts) and starts[i] <= dis))
+        return out
+
+    def question(self, prediction_time: datetime, detail: dict[str, Any]) -> str:
+        return (
+            "The patient was admitted to the hospital on the day of the prediction time "
+            f"({prediction_time:%Y-%m-%d %H:%M}) and is still in hospital, not in an intensive care unit. Will "
+            "the patient be transferred to an intensive care unit (ICU) before discharge from this stay?"
         )
 
 
@@ -619,13 +727,15 @@ LAB_DEFAULTS: dict[str, dict[str, Any]] = {
 
 READMISSION = "guo_readmission"
 LONG_LOS = "guo_los"
+ICU_TRANSFER = "guo_icu"
 LABELER_NAMES: tuple[str, ...] = (
     LONG_LOS,
     READMISSION,
+    ICU_TRANSFER,
     *NEW_DIAGNOSIS_DEFAULTS,
     *LAB_DEFAULTS,
 )
-ALIASES = {"readmission": READMISSION, "long_los": LONG_LOS, "los": LONG_LOS}
+ALIASES = {"readmission": READMISSION, "long_los": LONG_LOS, "los": LONG_LOS, "icu_transfer": ICU_TRANSFER}
 
 
 def default_config(name: str) -> LabelerConfig:
@@ -640,6 +750,8 @@ def default_config(name: str) -> LabelerConfig:
         return ReadmissionConfig(name=name, title="30-day readmission")
     if name == LONG_LOS:
         return LongStayConfig(name=name, title="long length of stay")
+    if name == ICU_TRANSFER:
+        return IcuTransferConfig(name=name, title="ICU transfer")
     raise ConfigError(f"unknown labeler {name!r}; known: {', '.join(LABELER_NAMES)}")
 
 
@@ -652,6 +764,8 @@ def make_labeler(config: LabelerConfig, codes: CodeSet | None = None) -> Labeler
         return ReadmissionLabeler(config)
     if isinstance(config, LongStayConfig):
         return LongStayLabeler(config)
+    if isinstance(config, IcuTransferConfig):
+        return IcuTransferLabeler(config)
     raise ConfigError(f"no labeler for configuration {type(config).__name__}")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -48,6 +49,10 @@ def labeler_answer_names(labeler: str) -> tuple[frozenset[str], frozenset[str]]:
         pos.add(title)
         neg |= {f"no {title}", f"not {title}"}
     return frozenset(pos), frozenset(neg)
+
+
+_VALUE_START = re.compile(r"\s*:\s*")
+"""After the answer key: the colon and spaces before its value."""
 
 
 def parse_prediction(value: Any, labeler: str = "") -> tuple[bool | None, str]:
@@ -198,6 +203,18 @@ class EhrshotTask(Task):
     def can_score(self, example: Example) -> bool:
         return isinstance(example.target.get("label"), bool)
 
+    def choice_point(self, example: Example, completion: str) -> tuple[str, dict[str, str]] | None:
+        """The completion up to the value of its last `"prediction":` key, and the two JSON values the model
+        could write there: P("yes") / (P("yes") + P("no")) is the example's score for AUROC."""
+        text = completion or ""
+        at = text.rfind(f'"{self.answer_key}"')
+        if at < 0:
+            return None
+        m = _VALUE_START.match(text, at + len(self.answer_key) + 2)
+        if m is None:
+            return None
+        return text[: m.end()], {"yes": '"yes"', "no": '"no"'}
+
     def judge(self, example: Example, value: Any) -> tuple[bool | None, Any, str]:
         label, problem = parse_prediction(value, str(example.metadata.get("labeler", "")))
         if label is None:
@@ -277,15 +294,18 @@ def binary_block(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Balanced accuracy, AUROC, AUPRC (with intervals) for prediction rows of one group.
 
     Per example: the predicted label is the majority of its samples' readable answers (a tie goes to the
-    mean score >= 0.5), -1 when none is readable; the score is the mean over readable samples of the stated
-    probability, or 1/0 for a yes/no without one (0.5 when no sample is readable)."""
+    mean score >= 0.5), -1 when none is readable. The score for AUROC/AUPRC is, in this order, the mean over
+    readable samples of the model's own P(yes) at its answer (`yes_probability`, from the HF backend), of the
+    probability the answer states, or of the yes/no vote (the share of "yes"; with one sample this AUROC is
+    the balanced accuracy). An example without a readable answer is counted wrong — score 0 when the gold is
+    yes, 1 when it is no — never a neutral 0.5. `score_source` says which score was used."""
     from ehrmind.metrics import binary_score_metrics, classification_metrics
 
     per: dict[str, dict[str, Any]] = {}
     for r in records:
         if r.get("correct") is None or not isinstance(r.get("label"), bool):
             continue
-        ex = per.setdefault(str(r["id"]), {"gold": r["label"], "votes": [], "scores": [], "stated": 0})
+        ex = per.setdefault(str(r["id"]), {"gold": r["label"], "votes": [], "scores": [], "sources": []})
         parsed = r.get("parsed")
         pred, prob = (
             (parsed.get("prediction"), parsed.get("probability"))
@@ -296,30 +316,45 @@ def binary_block(records: list[dict[str, Any]]) -> dict[str, Any]:
         if vote is None:
             continue
         ex["votes"].append(vote)
-        ex["scores"].append(float(prob) if prob is not None else float(vote))
-        ex["stated"] += prob is not None
+        model = r.get("yes_probability")
+        if isinstance(model, (int, float)) and not isinstance(model, bool) and 0 <= model <= 1:
+            ex["scores"].append(float(model))
+            ex["sources"].append("model probability")
+        elif prob is not None:
+            ex["scores"].append(float(prob))
+            ex["sources"].append("stated probability")
+        else:
+            ex["scores"].append(float(vote))
+            ex["sources"].append("share of yes")
     if not per:
         return {"n": 0}
     y_true, y_pred, y_score = [], [], []
-    stated = total = 0
+    sources: set[str] = set()
+    unreadable = 0
     for ex in per.values():
         y_true.append(int(ex["gold"]))
         votes, scores = ex["votes"], ex["scores"]
-        score = sum(scores) / len(scores) if scores else 0.5
         if not votes:
-            pred = -1
+            pred, score = -1, 1.0 - float(ex["gold"])  # no readable answer: wrong, whatever the gold
+            unreadable += 1
         else:
+            score = sum(scores) / len(scores)
             share = sum(votes) / len(votes)
             pred = 1 if share > 0.5 else 0 if share < 0.5 else int(score >= 0.5)
+            sources.update(ex["sources"])
         y_pred.append(pred)
         y_score.append(score)
-        stated += ex["stated"]
-        total += len(votes)
     with warnings.catch_warnings():  # one class only, or invalid answers: expected, reported as such
         warnings.simplefilter("ignore")
         cls = classification_metrics(y_true, y_pred, labels=[0, 1], names=["no", "yes"])
         sc = binary_score_metrics(y_true, y_score)
-    source = "share of yes" if stated == 0 else "stated probability" if stated == total else "mixed"
+    source = (
+        next(iter(sources))
+        if len(sources) == 1
+        else "mixed: " + ", ".join(sorted(sources))
+        if sources
+        else "none"
+    )
     return {
         "n": len(y_true),
         "n_positive": sum(y_true),
@@ -335,6 +370,7 @@ def binary_block(records: list[dict[str, Any]]) -> dict[str, Any]:
         "auprc": sc["auprc"],
         "auprc_ci95": sc["auprc_ci95"],
         "score_source": source,
+        "n_unreadable": unreadable,
         "confusion_matrix": cls["confusion_matrix"],
     }
 

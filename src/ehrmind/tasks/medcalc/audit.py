@@ -92,6 +92,8 @@ def recompute(example: Example, calculators: dict[int, Any] | None = None) -> Re
         return Recomputed(note=f"missing input {name}", detail=_short(str(e)))
     except Exception as e:  # a calculator bug must not stop the audit; its cause is recorded
         return Recomputed(note=_error_note(e, "from_entities"), detail=_short(f"{type(e).__name__}: {e}"))
+    if "convention" in calc.inputs:  # v1.0's labels follow v1.0's date rules; synthetic rows say theirs
+        inputs["convention"] = example.metadata.get("convention") or "medcalc"
     try:
         result = calc.compute(**inputs)
     except MissingInput as e:

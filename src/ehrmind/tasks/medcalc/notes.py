@@ -2381,6 +2381,12 @@ def make_example(
             "source": "synthetic",
             "mentions": mentions,
             "distractors": d.distractors,
+            # the date rule the label follows (the calculators' default), for `ehrmind audit`
+            **(
+                {"convention": calc.compute.__kwdefaults__["convention"]}
+                if "convention" in calc.inputs
+                else {}
+            ),
         },
     )
 

@@ -366,3 +366,18 @@ def official_correct(completion: str, target: dict[str, Any], calculator_id: Any
     """MedCalc-Bench's own verdict (run.py `extract_answer` + evaluate.py `check_correctness`) on a completion;
     `calculator_id` selects the output type as the official code does (without it: `target["output_type"]`)."""
     return official_verdict(completion, target, calculator_id).correct
+
+
+def check_answer(answer: str, target: dict[str, Any], calculator_id: Any = None) -> bool:
+    """evaluate.py `check_correctness` alone on an answer string, any exception counted as wrong: the EHRMind
+    paper's reward does exactly this with `str(json["answer"])` (its `reward_score/medcalc.py:153-163` and
+    `src/eval/utils.py`, a copy of evaluate.py), so "120 mmHg" or "N/A" earns no correctness reward. A
+    calculator id outside the official lists (synthetic or new calculators) is checked by the target's output
+    type, where the paper's code would raise."""
+    kind = official_kind(target, calculator_id) or official_kind(target)
+    if kind is None:
+        return False
+    try:
+        return bool(check_correctness(answer, target, kind))
+    except (_Raised, KeyError, TypeError):
+        return False

@@ -44,13 +44,20 @@ class OneShotExemplar:
     thinking: str
     answer: Any
     question: str | None = None
-    """The exemplar's own question; None (the official JSON has none): the current row's question is used,
-    which is the same for every row of a calculator."""
+    """The exemplar's own question; None: the current row's question is used, as MedCalc-Bench's
+    `evaluation/run.py:202-205` does for every calculator but 24 (whose rows ask 15 different questions)."""
 
     def assistant_turn(self, answer_key: str = "answer") -> str:
         """The exemplar's answer in OUR output contract, so the model is shown the format it is scored on."""
         answer = json.dumps({answer_key: self.answer}, ensure_ascii=False)
         return f"<think>{self.thinking}</think>\n<answer>{answer}</answer>"
+
+
+OFFICIAL_ONE_SHOT_QUESTIONS = {
+    24: "Based on the patient's dose of Hydrocortisone IV, what is the equivalent dosage in mg of Dexamethasone PO?"
+}
+"""The exemplar questions the official `run.py:202-203` fixes (MedCalc-Bench@20b10f9); the official JSON has no
+question field, so every other exemplar is shown with the current row's question (run.py:204-205)."""
 
 
 def load_official_one_shot(path: str | Path) -> dict[int, OneShotExemplar]:
@@ -81,5 +88,11 @@ def load_official_one_shot(path: str | Path) -> dict[int, OneShotExemplar]:
         note = item["Patient Note"]
         if not isinstance(note, str) or not note.strip():
             raise DataError("empty", file=path, row=key, field="Patient Note")
-        out[calc_id] = OneShotExemplar(calc_id, note.strip(), thinking.strip(), response["answer"])
+        out[calc_id] = OneShotExemplar(
+            calc_id,
+            note.strip(),
+            thinking.strip(),
+            response["answer"],
+            OFFICIAL_ONE_SHOT_QUESTIONS.get(calc_id),
+        )
     return out

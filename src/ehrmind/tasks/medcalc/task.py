@@ -11,7 +11,7 @@ from ehrmind.errors import ConfigError, DataError
 from ehrmind.parsing import format_mdy, parse_date, parse_number, parse_weeks_days, strict_mdy
 from ehrmind.registry import register_task
 from ehrmind.tasks.base import PromptMode, Task
-from ehrmind.tasks.medcalc.official import official_verdict
+from ehrmind.tasks.medcalc.official import check_answer, official_verdict
 from ehrmind.tasks.medcalc.prompts import (
     DIRECT_SYSTEM,
     REASONING_SYSTEM,
@@ -20,6 +20,7 @@ from ehrmind.tasks.medcalc.prompts import (
     load_official_one_shot,
 )
 from ehrmind.tasks.medcalc.schema import CATEGORY_ALIASES, REQUIRED_COLUMNS, output_type_for
+from ehrmind.tasks.medcalc.sft_mix import paper_sft_counts
 from ehrmind.types import Example, RewardWeights
 
 OFFICIAL_PARSED_CHARS = 100
@@ -272,6 +273,18 @@ class MedCalcTask(Task):
             return ok, number, "correct" if ok else f"expected {t['value']}"
         ok = t["lower"] <= number <= t["upper"]
         return ok, number, "correct" if ok else f"expected {t['lower']:g}..{t['upper']:g}"
+
+    def paper_reliable_m(self, example: Example) -> int | None:
+        """`src/eval/medcalc/analysis/cal_analysis.py:62, 95-98` (linjc16/EHRMind@3bdde9f): diagnosis and severity m = 7, risk m = 21."""
+        return {"diagnosis": 7, "severity": 7, "risk": 21}.get(str(example.metadata.get("category")))
+
+    def paper_sft_counts(self, category_sizes: dict[str, int], fraction: float) -> dict[str, int]:
+        return paper_sft_counts(category_sizes, fraction)
+
+    def reward_judge(self, example: Example, value: Any) -> bool:
+        """The paper's reward reads `str(answer)` with MedCalc-Bench's `check_correctness` (`eval`, here a safe
+        arithmetic reader): a number with a unit, or any text around it, is wrong."""
+        return check_answer(str(value), example.target, example.metadata.get("calculator_id"))
 
     def verify_extra(self, example: Example, completion: str) -> dict[str, Any]:
         """`official_correct`: the verdict of MedCalc-Bench's own `extract_answer` + `check_correctness`

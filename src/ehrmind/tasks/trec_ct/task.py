@@ -228,6 +228,11 @@ class TrecCtTask(Task):
         t = example.target
         return t.get("scale", "trec") == "trec" and t.get("label") in LABELS
 
+    def paper_reliable_m(self, example: Example) -> int | None:
+        """`src/eval/matching/analysis/cal_analysis.py:115-116` (linjc16/EHRMind@3bdde9f): every pair, three
+        labels (k // 3 + 2 correct samples, entropy < 0.8 · ln 3 nats)."""
+        return 3
+
     def gold_value(self, example: Example) -> Any:
         if not self.can_score(example):
             raise ValueError(

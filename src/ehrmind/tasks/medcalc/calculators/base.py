@@ -43,8 +43,9 @@ class Calculator:
     inputs: dict[str, str] = field(default_factory=dict)
     """Input name -> description with its canonical unit, e.g. {"weight": "body weight, kg"}."""
 
-    def from_row_entities(self, entities: dict[str, Any]) -> CalcResult:
-        return self.compute(**self.from_entities(entities))
+    def from_row_entities(self, entities: dict[str, Any], **options: Any) -> CalcResult:
+        """Compute from a row's entities; `options` are further inputs (e.g. a date calculator's `convention`)."""
+        return self.compute(**self.from_entities(entities), **options)
 
 
 class MissingInput(KeyError):

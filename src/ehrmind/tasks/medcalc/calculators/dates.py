@@ -4,12 +4,15 @@
 Dates are `datetime.date` inputs; the entities give them as MM/DD/YYYY strings. Due date and conception date
 are returned as MM/DD/YYYY strings, the gestational age as a (weeks, days) tuple.
 
-MedCalc-Bench's conventions differ from the published cycle-length adjustments, and its labels follow its
-own conventions, so both date calculators take `convention="medcalc"` (the default, for agreement with the
-benchmark) or `convention="published"`:
+MedCalc-Bench's conventions differ from the published cycle-length adjustments, and its v1.0 labels follow
+its own conventions (physicians reversed them: the corrected labels agree with v1.0's rule on 2 of 18 due-date
+and 2 of 20 conception rows), so both date calculators take `convention="published"` (the default: the
+clinical rule, for synthetic notes and knowledge cards) or `convention="medcalc"` (v1.0's rule: `ehrmind
+audit` recomputes v1.0 labels with it):
 
-- due date: published (Naegele's rule with the cycle adjustment) = LMP + 280 days + (cycle length − 28) days,
-  so a 22-day cycle moves the date 6 days *earlier*; MedCalc-Bench adds |cycle length − 28| days, i.e. a
+- due date: published (Naegele's calendar rule with Parikh's cycle adjustment, as the physicians who
+  corrected the labels computed it) = LMP + 9 months + 7 days + (cycle length − 28) days, so a 22-day cycle
+  moves the date 6 days *earlier*; MedCalc-Bench v1.0 = LMP + 280 days + |cycle length − 28| days, i.e. a
   short cycle also moves the date later.
 - conception: published = LMP + (cycle length − 14) days (ovulation about 14 days before the next menses);
   MedCalc-Bench = LMP + 14 days whatever the cycle length.
@@ -17,6 +20,7 @@ benchmark) or `convention="published"`:
 
 from __future__ import annotations
 
+import calendar
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -53,6 +57,13 @@ def _cycle_length(value: Any) -> int:
     return int(n)
 
 
+def add_months(d: date, months: int) -> date:
+    """The same day `months` later, clipped to the month's last day (05/31 + 9 months = 02/28 or 02/29)."""
+    y, m = divmod(d.month - 1 + months, 12)
+    year, month = d.year + y, m + 1
+    return date(year, month, min(d.day, calendar.monthrange(year, month)[1]))
+
+
 def _check_convention(convention: str) -> str:
     if convention not in CONVENTIONS:
         raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
@@ -68,7 +79,7 @@ def _lmp_cycle_entities(e: dict[str, Any]) -> dict[str, Any]:
 _INPUTS = {
     "lmp": "first day of the last menstrual period, date",
     "cycle_length": "menstrual cycle length, days",
-    "convention": "'medcalc' (default, MedCalc-Bench's cycle rule) or 'published'",
+    "convention": "'published' (default, the clinical cycle rule) or 'medcalc' (MedCalc-Bench v1.0's rule)",
 }
 
 
@@ -84,27 +95,36 @@ _INPUTS = {
         "Naegele's rule: a reappraisal. BJOG 2000;107(11):1433-1435."
     ),
     formula=(
-        "EDD = LMP + 280 days (40 weeks), then adjusted for the cycle length; MedCalc-Bench adds "
-        "|cycle length − 28| days (published: + (cycle length − 28) days)"
+        "EDD = LMP + 9 months + 7 days + (cycle length − 28) days (MedCalc-Bench v1.0: LMP + 280 days + "
+        "|cycle length − 28| days)"
     ),
     inputs=_INPUTS,
     from_entities=_lmp_cycle_entities,
 )
-def estimated_due_date(*, lmp: date, cycle_length: int = 28, convention: str = "medcalc") -> CalcResult:
-    """Naegele's rule with a cycle-length adjustment. With the default `convention="medcalc"` the absolute
-    difference between the cycle length and 28 days is added, as MedCalc-Bench computes its labels (its own
-    explanation says "subtract" for short cycles, but its date adds); the published rule adds the signed
-    difference (`convention="published"`)."""
+def estimated_due_date(*, lmp: date, cycle_length: int = 28, convention: str = "published") -> CalcResult:
+    """Naegele's rule with a cycle-length adjustment: the published rule (default) adds the signed difference
+    between the cycle length and 28 days; `convention="medcalc"` adds the absolute difference, as MedCalc-Bench
+    v1.0 computes its labels (its own explanation says "subtract" for short cycles, but its date adds)."""
     lmp = parse_mdy(lmp, "last menstrual date")
     _check_convention(convention)
-    base = lmp + timedelta(days=280)
     diff = cycle_length - 28
-    lines = [
-        "Naegele's rule: the estimated due date is the first day of the last menstrual period (LMP) plus "
-        "40 weeks (280 days), adjusted by the difference between the cycle length and the standard 28 days.",
-        f"LMP = {mdy(lmp)}; cycle length = {cycle_length} days.",
-        f"LMP + 40 weeks = {mdy(lmp)} + 280 days = {mdy(base)}.",
-    ]
+    if convention == "medcalc":
+        base = lmp + timedelta(days=280)
+        lines = [
+            "Naegele's rule: the estimated due date is the first day of the last menstrual period (LMP) plus "
+            "40 weeks (280 days), adjusted by the difference between the cycle length and the standard 28 days.",
+            f"LMP = {mdy(lmp)}; cycle length = {cycle_length} days.",
+            f"LMP + 40 weeks = {mdy(lmp)} + 280 days = {mdy(base)}.",
+        ]
+    else:
+        nine = add_months(lmp, 9)
+        base = nine + timedelta(days=7)
+        lines = [
+            "Naegele's rule: the estimated due date is the first day of the last menstrual period (LMP) plus "
+            "9 months and 7 days, adjusted by the difference between the cycle length and the standard 28 days.",
+            f"LMP = {mdy(lmp)}; cycle length = {cycle_length} days.",
+            f"LMP + 9 months = {mdy(nine)}; + 7 days = {mdy(base)}.",
+        ]
     if diff == 0:
         adjust = 0
         lines.append("The cycle length is 28 days, so no adjustment is needed.")
@@ -138,18 +158,18 @@ def estimated_due_date(*, lmp: date, cycle_length: int = 28, convention: str = "
         "N Engl J Med 1995;333(23):1517-1521; gestational dating per ACOG Committee Opinion No. 700, 2017."
     ),
     formula=(
-        "conception date = LMP + 14 days (MedCalc-Bench, whatever the cycle length); "
-        "published: LMP + (cycle length − 14) days"
+        "conception date = LMP + (cycle length − 14) days (MedCalc-Bench v1.0: LMP + 14 days whatever the "
+        "cycle length)"
     ),
     inputs=_INPUTS,
     from_entities=_lmp_cycle_entities,
 )
 def estimated_conception_date(
-    *, lmp: date, cycle_length: int = 28, convention: str = "medcalc"
+    *, lmp: date, cycle_length: int = 28, convention: str = "published"
 ) -> CalcResult:
-    """Estimated date of conception. MedCalc-Bench adds 2 weeks to the LMP and ignores the cycle length
-    (`convention="medcalc"`, the default); with `convention="published"` ovulation is placed 14 days before
-    the next expected menses, LMP + (cycle length − 14) days."""
+    """Estimated date of conception: ovulation 14 days before the next expected menses, LMP + (cycle length −
+    14) days (the default, `convention="published"`); MedCalc-Bench v1.0 adds 2 weeks to the LMP whatever the
+    cycle length (`convention="medcalc"`)."""
     lmp = parse_mdy(lmp, "last menstrual date")
     _check_convention(convention)
     lines = [f"LMP = {mdy(lmp)}; cycle length = {cycle_length} days."]

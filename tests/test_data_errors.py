@@ -240,7 +240,7 @@ def test_failed_eval_leaves_no_state_that_blocks_the_next_run(tmp_path, syntheti
 
 def test_resume_with_other_generation_settings_is_refused(tmp_path, synthetic_csv):
     """Issue #16, cause 3: a rerun with a different --seed or --max-new-tokens was accepted and mixed
-    settings in one folder while run.json reported only the new ones."""
+    settings in one folder while run.json reported only the new ones (now also --batch-size)."""
     from ehrmind.errors import ConfigError
     from ehrmind.eval.runner import run_eval
 
@@ -253,6 +253,17 @@ def test_resume_with_other_generation_settings_is_refused(tmp_path, synthetic_cs
     ):
         with pytest.raises(ConfigError, match=setting):
             run_eval(task, examples, _Answers("x"), out, info=changed, progress=False)
+    # batches are seeded by position and padded together: another --batch-size would sample other text
+    with pytest.raises(ConfigError, match="batch_size"):
+        run_eval(
+            task,
+            examples,
+            _Answers("x"),
+            out,
+            info=info(max_new_tokens=8, seed=0),
+            batch_size=2,
+            progress=False,
+        )
     # the same settings resume (nothing left to generate)
     assert (
         run_eval(task, examples, _Answers("x"), out, info=info(max_new_tokens=8, seed=0), progress=False)["n"]
@@ -293,3 +304,45 @@ def test_data_folder_is_a_snapshot_or_named(tmp_path, synthetic_csv):
         DataError, match="neither an `ehrmind data` snapshot nor in a Hugging Face dataset layout"
     ):
         task.load(tmp_path / "other")
+
+
+def test_killed_and_resumed_sampled_eval_is_byte_identical(tmp_path, synthetic_csv, tiny_model):
+    """Issue #16, cause 3: a resumed eval did not reproduce an uninterrupted one (the per-call seed restarted).
+    Batches now sit at fixed positions and are seeded by position: kill after two batches, rerun, compare."""
+    from ehrmind.eval.runner import PREDICTIONS, run_eval, run_info
+    from ehrmind.generate.hf import GenerationSettings, HFGenerator
+
+    task = get_task("medcalc")
+    examples = task.load(synthetic_csv)[:5]
+    gen = HFGenerator(
+        str(tiny_model), GenerationSettings(temperature=1.0, top_p=1.0, max_new_tokens=12, seed=3)
+    )
+    info = run_info(task, examples, str(synthetic_csv), model="tiny", temperature=1.0, seed=3, samples=2)
+
+    class Killed(Exception):
+        pass
+
+    class KilledAfter:
+        """The same model, killed (an exception) when a third batch starts."""
+
+        name, seeds_calls = gen.name, True
+
+        def __init__(self):
+            self.calls = 0
+
+        def generate(self, prompts, n=1, *, call_seed=None):
+            self.calls += 1
+            if self.calls == 3:
+                raise Killed
+            return gen.generate(prompts, n, call_seed=call_seed)
+
+    whole = tmp_path / "whole"
+    run_eval(task, examples, gen, whole, samples=2, batch_size=3, info=info, progress=False)
+    resumed = tmp_path / "resumed"
+    with pytest.raises(Killed):
+        run_eval(task, examples, KilledAfter(), resumed, samples=2, batch_size=3, info=info, progress=False)
+    assert len((resumed / PREDICTIONS).read_text().splitlines()) == 6  # two batches of three written
+    run_eval(task, examples, gen, resumed, samples=2, batch_size=3, info=info, progress=False)
+    assert (resumed / PREDICTIONS).read_bytes() == (whole / PREDICTIONS).read_bytes()
+    # the samples do differ from each other: the comparison is not trivially of identical greedy text
+    assert len({r["completion"] for r in map(json.loads, (whole / PREDICTIONS).read_text().splitlines())}) > 1

@@ -30,8 +30,8 @@ RUN_INFO = "run.json"
 # Settings that must match for a rerun into the same folder to count as a resume.
 RESUME_KEYS = (
     "task", "data_sha256", "model", "prompt_mode", "prefill", "samples", "temperature", "top_p",
-    "max_new_tokens", "seed",
-)  # fmt: skip
+    "max_new_tokens", "seed", "batch_size",
+)  # fmt: skip  # batch_size: batches are seeded by position and padded together, so it shapes the completions
 
 
 class Generator(Protocol):
@@ -130,6 +130,7 @@ def run_eval(
         raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
     if samples > 1 and not info.get("temperature"):
         raise ConfigError("several samples with greedy decoding are identical; set --temperature > 0")
+    info = {**info, "batch_size": batch_size}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     _check_resume(out, info)
@@ -171,7 +172,16 @@ def _generate_and_finalize(
                     field="id",
                 )
             done.add(key)
-    todo = [(ex, s) for ex in examples for s in range(samples) if (ex.id, s) not in done]
+    # Batches sit at fixed positions over (example, sample) in dataset order, and a generator that takes a
+    # `call_seed` gets the batch's position: a resumed run regenerates exactly the batches that are missing,
+    # with the seeds an uninterrupted run used, and writes only the rows it lacks (byte-identical output).
+    pairs = [(ex, s) for ex in examples for s in range(samples)]
+    batches = [
+        (i // batch_size, pairs[i : i + batch_size])
+        for i in range(0, len(pairs), batch_size)
+        if any((ex.id, s) not in done for ex, s in pairs[i : i + batch_size])
+    ]
+    seeded = getattr(generator, "seeds_calls", False)
     if done:
         log.info(
             "resuming: %d of %d predictions already in %s", len(done), len(examples) * samples, pred_path
@@ -181,18 +191,24 @@ def _generate_and_finalize(
         JsonlAppender(pred_path) as sink,
         ProgressBar(progress, len(examples) * samples, len(done)) as advance,
     ):
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start : start + batch_size]
-            completions = generator.generate([task.render(ex) for ex, _ in batch], n=1)
-            rows = [
-                prediction_row(task, ex, s, outs[0]) for (ex, s), outs in zip(batch, completions, strict=True)
-            ]
-            for row, (ex, _) in zip(rows, batch, strict=True):
+        for position, batch in batches:
+            prompts = [task.render(ex) for ex, _ in batch]
+            completions = (
+                generator.generate(prompts, n=1, call_seed=position)
+                if seeded
+                else generator.generate(prompts, n=1)
+            )
+            rows = []
+            for (ex, s), outs in zip(batch, completions, strict=True):
+                if (ex.id, s) in done:
+                    continue
+                row = prediction_row(task, ex, s, outs[0])
                 p = model_probability(task, generator, ex, row["completion"])
                 if p is not None:
                     row["yes_probability"] = p
+                rows.append(row)
             sink.write(rows)
-            advance(len(batch))
+            advance(len(rows))
 
     rows = read_jsonl(pred_path)
     order = {ex.id: i for i, ex in enumerate(examples)}

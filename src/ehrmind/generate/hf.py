@@ -70,12 +70,18 @@ class HFGenerator:
         self.model = loaded.to(device)
         self.model.eval()
         self._calls = 0
+        self.seeds_calls = True
+        """`generate` takes `call_seed` (evaluation seeds each batch by its position)."""
 
     def prompt_text(self, messages: list[dict[str, str]]) -> str:
         return render_prompt(self.tokenizer, messages)
 
-    def generate(self, prompts: list[list[dict[str, str]]], n: int = 1) -> list[list[str]]:
-        """`n` completions for each prompt (special tokens stripped)."""
+    def generate(
+        self, prompts: list[list[dict[str, str]]], n: int = 1, *, call_seed: int | None = None
+    ) -> list[list[str]]:
+        """`n` completions for each prompt (special tokens stripped). `call_seed` fixes this call's sampling
+        (evaluation passes the batch's position, so a resumed run samples what an uninterrupted one did);
+        without it each call takes the next seed of a counter."""
         import torch
 
         s = self.settings
@@ -85,7 +91,7 @@ class HFGenerator:
         )
         self._check_context(int(enc["attention_mask"].sum(dim=1).max()))
         # Seed per call so a run is reproducible and a resumed run continues deterministically.
-        torch.manual_seed(s.seed + self._calls)
+        torch.manual_seed(s.seed + (self._calls if call_seed is None else call_seed))
         self._calls += 1
         sampling: dict[str, Any] = (
             {"do_sample": True, "temperature": s.temperature, "top_p": s.top_p}

@@ -247,6 +247,38 @@ def test_long_length_of_stay(adm, dis, expected):
     assert labels("guo_los", timeline(*stay(adm, dis)))[0] == expected
 
 
+def test_same_time_events_give_the_same_labels_in_any_file_order():
+    """Issue #16, cause 8: labels depended on the file order of same-minute events (on the MIMIC demo 74 vs
+    76 `new_hypertension` examples for the rows of each subject reversed). A transfer discharges and admits
+    in one minute; with two labs at that minute too, every file order gives one timeline and one set of
+    labels, the transfer read as two stays."""
+    import itertools
+
+    t = D(2020, 1, 5, 12)
+    same_minute = [
+        ev(t, "HOSPITAL_DISCHARGE//HOME"),
+        ev(t, "HOSPITAL_ADMISSION//EW EMER.//EMERGENCY ROOM"),
+        ev(t, "LAB//50983//mEq/L", 131.0),
+        ev(t, "LAB//50983//mEq/L", 128.0),
+    ]
+    before = [
+        ev(D(1960, 1, 1), "MEDS_BIRTH"),
+        ev(D(2020, 1, 1, 10), "HOSPITAL_ADMISSION//EW EMER.//EMERGENCY ROOM"),
+    ]
+    after = [ev(D(2020, 1, 9, 12), "HOSPITAL_DISCHARGE//HOME")]
+    seen_events, seen_labels = set(), set()
+    for order in itertools.permutations(same_minute):
+        tl = timeline(*after, *order, *before)  # the file order is also shuffled across times
+        seen_events.add(tuple((e.time, e.code, e.numeric_value) for e in tl.events))
+        seen_labels.add(
+            tuple(tuple(labels(name, tl)[0]) for name in ("new_hypertension", "guo_los", "lab_hyponatremia"))
+        )
+    assert len(seen_events) == 1 and len(seen_labels) == 1
+    htn, los, _ = seen_labels.pop()
+    assert [pt for pt, _ in htn] == [D(2020, 1, 5, 23, 59), D(2020, 1, 9, 23, 59)]  # two stays, not none
+    assert [pt for pt, _ in los] == [D(2020, 1, 1, 23, 59), D(2020, 1, 5, 23, 59)]
+
+
 def icu(t: datetime, unit: str = "Medical Intensive Care Unit (MICU)") -> Event:
     return ev(t, f"ICU_ADMISSION//{unit}")
 

@@ -50,7 +50,7 @@ from typing import Any, ClassVar
 
 from ehrmind.errors import ConfigError
 from ehrmind.tasks.ehrshot.codes import CodeSet
-from ehrmind.tasks.ehrshot.readers import Timeline
+from ehrmind.tasks.ehrshot.readers import Event, Timeline
 
 LAB_CLASSES = ("normal", "mild", "moderate", "severe")
 
@@ -91,13 +91,19 @@ class VisitConfig:
 def inpatient_stays(
     tl: Timeline, cfg: VisitConfig, stats: Counter[str] | None = None
 ) -> list[tuple[datetime, datetime]]:
-    """(admission, discharge) pairs, sorted and de-duplicated."""
+    """(admission, discharge) pairs, sorted and de-duplicated. At one time, discharges come before
+    admissions (a transfer closes one stay and opens the next in the same minute), whatever the file order
+    (issue #16, cause 8)."""
     stats = stats if stats is not None else Counter()
     stays: set[tuple[datetime, datetime]] = set()
     inpatient = set(cfg.inpatient_codes)
     open_at: datetime | None = None
     skipping = False
-    for e in tl.timed:
+
+    def discharge_first(e: Event) -> tuple[datetime, int]:
+        return e.time, 0 if e.code.startswith(cfg.discharge_prefixes) else 1
+
+    for e in sorted(tl.timed, key=discharge_first):  # stable: the timeline's own order otherwise
         t = e.time
         assert t is not None
         if e.code in inpatient and e.end is not None and e.table in (None, "visit_occurrence"):

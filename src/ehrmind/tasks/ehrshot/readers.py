@@ -17,7 +17,7 @@ Streaming: events are read in batches (pyarrow), and one subject's events are he
 the rows of each subject to be contiguous, as in MEDS shards (sorted by subject_id, then time) and the
 EHRSHOT CSV (sorted by patient_id). A subject that shows up again after other subjects is an error naming
 the row; `sort=True` sorts in memory instead (only for data that fits). Within a subject, events are
-sorted by time here (stable), static events first.
+sorted by time, then by content (the file order of same-time events never matters), static events first.
 
 Times, as EHRSHOT's ETL reads them: a timestamp with a time-zone offset is converted to UTC (then kept
 naive); a timestamp exactly at midnight is taken as date-only and moved to 23:59 of its day, birth excepted
@@ -95,6 +95,23 @@ class Event:
     table: str | None = None
 
 
+def _event_order(e: Event) -> tuple[Any, ...]:
+    """Time, then the event's own content: events at the same time are ordered the same whatever the file
+    order, so labels and prompts do not depend on it (issue #16, cause 8)."""
+    return (
+        e.time,
+        e.canonical,
+        e.code,
+        e.numeric_value is not None,
+        e.numeric_value or 0.0,
+        e.text_value or "",
+        e.unit or "",
+        e.end is not None,
+        e.end or e.time,
+        e.table or "",
+    )
+
+
 @dataclass
 class Timeline:
     """All events of one subject: static events (no time) first, then timed events in time order."""
@@ -106,8 +123,8 @@ class Timeline:
 
     @classmethod
     def build(cls, subject_id: Any, events: list[Event]) -> Timeline:
-        static = [e for e in events if e.time is None]
-        timed = sorted((e for e in events if e.time is not None), key=lambda e: e.time)  # type: ignore[arg-type,return-value]
+        static = sorted((e for e in events if e.time is None), key=lambda e: _event_order(e)[1:])
+        timed = sorted((e for e in events if e.time is not None), key=_event_order)
         return cls(subject_id, static + timed, [e.time for e in timed], len(static))  # type: ignore[misc]
 
     @property

@@ -346,3 +346,231 @@ def test_killed_and_resumed_sampled_eval_is_byte_identical(tmp_path, synthetic_c
     assert (resumed / PREDICTIONS).read_bytes() == (whole / PREDICTIONS).read_bytes()
     # the samples do differ from each other: the comparison is not trivially of identical greedy text
     assert len({r["completion"] for r in map(json.loads, (whole / PREDICTIONS).read_text().splitlines())}) > 1
+
+
+# ---------------------------------------------------------------- issue #16, causes 9 and 10: the rest
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        pytest.param(["eval", "--task", "medcalc", "--data", "{csv}", "--model", "no-model"], id="eval"),
+        pytest.param(
+            ["score", "--task", "medcalc", "--data", "{csv}", "--predictions", "{preds}"], id="score"
+        ),
+        pytest.param(["data", "--task", "medcalc", "--source", "{csv}"], id="data"),
+        pytest.param(["audit", "--data", "{csv}"], id="audit"),
+        pytest.param(["tiny-model"], id="tiny-model"),
+        pytest.param(["demo"], id="demo"),
+    ],
+)
+def test_out_that_is_a_file_is_named_not_a_traceback(tmp_path, synthetic_csv, command):
+    """Issue #16, cause 9: `--out` naming an existing file raised FileExistsError with a traceback (eval only
+    after loading the model). The file is left as it was."""
+    target = tmp_path / "notes.txt"
+    target.write_text("keep me")
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text('{"id": "1", "completion": "x"}\n')
+    args = [a.format(csv=synthetic_csv, preds=preds) for a in command]
+    for out in (target, target / "sub"):
+        result = runner.invoke(app, [*args, "--out", str(out)])
+        assert result.exit_code == 2, result.output
+        assert f"{target} is a file" in result.output and result.exception.__class__ is SystemExit
+    assert target.read_text() == "keep me"
+
+
+def test_export_verl_onto_a_folder_is_refused_and_leaves_nothing(tmp_path, synthetic_csv):
+    """Issue #16, cause 9: `export-verl --out FOLDER` raised IsADirectoryError and left a `.tmp.parquet`."""
+    folder = tmp_path / "verl"
+    folder.mkdir()
+    result = runner.invoke(
+        app, ["export-verl", "--task", "medcalc", "--data", str(synthetic_csv), "--out", str(folder)]
+    )
+    assert result.exit_code == 2 and "is a folder; the output is a file" in result.output
+    assert list(tmp_path.iterdir()) == [folder] and list(folder.iterdir()) == []
+    ok = runner.invoke(
+        app,
+        [
+            "export-verl",
+            "--task",
+            "medcalc",
+            "--data",
+            str(synthetic_csv),
+            "--out",
+            str(folder / "t.parquet"),
+        ],
+    )
+    assert ok.exit_code == 0, ok.output
+    assert sorted(p.name for p in folder.iterdir()) == ["t.parquet"]  # no temporary left beside it
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        pytest.param('"zero"', "not a non-negative integer", id="text"),
+        pytest.param("1.5", "not a non-negative integer", id="float"),
+        pytest.param("true", "not a non-negative integer", id="bool"),
+        pytest.param("-1", "not a non-negative integer", id="negative"),
+        pytest.param("3", "sample 3 is outside --samples 1", id="out-of-range"),
+    ],
+)
+def test_resumed_folder_with_a_bad_sample_names_the_row(tmp_path, synthetic_csv, value, message):
+    """Issue #16, cause 9: a non-integer `sample` in a resumed folder raised ValueError from int()."""
+    from ehrmind.eval.runner import PREDICTIONS, run_eval
+
+    task, examples, info = _eval_setup(tmp_path, synthetic_csv)
+    out = tmp_path / "eval"
+    run_eval(task, examples, _Answers("x"), out, info=info(max_new_tokens=8), progress=False)
+    lines = (out / PREDICTIONS).read_text().splitlines()
+    row = json.loads(lines[1])
+    lines[1] = json.dumps(row).replace('"sample": 0', f'"sample": {value}')
+    (out / PREDICTIONS).write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=message) as err:
+        run_eval(task, examples, _Answers("x"), out, info=info(max_new_tokens=8), progress=False)
+    assert f"{out / PREDICTIONS}, row 2, field 'sample'" in str(err.value)
+
+
+def test_meds_time_past_year_9999_names_the_row(tmp_path):
+    """Issue #16, cause 9: a MEDS timestamp past 9999 raised OverflowError from pyarrow with a traceback."""
+    from datetime import datetime
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def us(*d):
+        return int((datetime(*d) - datetime(1970, 1, 1)).total_seconds() * 1e6)
+
+    table = pa.table(
+        {
+            "subject_id": pa.array([1, 1, 1], pa.int64()),
+            "time": pa.array(
+                [us(1960, 1, 1), us(2020, 1, 1, 10), us(9999, 12, 31) + 10**14], pa.timestamp("us")
+            ),
+            "code": [
+                "MEDS_BIRTH",
+                "HOSPITAL_ADMISSION//EW EMER.//EMERGENCY ROOM",
+                "HOSPITAL_DISCHARGE//HOME",
+            ],
+        }
+    )
+    path = tmp_path / "events.parquet"
+    pq.write_table(table, path)
+    args = [
+        "data",
+        "--task",
+        "ehrshot",
+        "--source",
+        str(path),
+        "--labeler",
+        "guo_los",
+        "--out",
+        str(tmp_path / "d"),
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert f"{path}, row 3, field 'time': time outside the years 1-9999" in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        pytest.param(
+            "Ground Truth Answer", "(" * 100_000, "expected ('W weeks', 'D days')", id="ga-deep-nesting"
+        ),
+        pytest.param(
+            "Ground Truth Answer",
+            "[" + "1," * 500_000 + "]",
+            "expected ('W weeks', 'D days')",
+            id="ga-huge-list",
+        ),
+        pytest.param("Relevant Entities", "[" * 100_000, "not a Python literal", id="entities-deep"),
+        pytest.param(
+            "Relevant Entities",
+            "{'a': " + "9" * 2_000_000 + "}",
+            "longer than 1,000,000 characters",
+            id="entities-huge",
+        ),
+    ],
+)
+def test_python_literals_in_data_are_bounded(tmp_path, rows, field, value, message):
+    """Issue #16, cause 9: `literal_eval` of a gestational-age label or entity text ran out of memory or
+    recursion. Literals are now size-capped and every failure is a DataError with a short message."""
+    import time
+
+    rows = [dict(r) for r in rows[:2]]
+    ga = {
+        "Calculator ID": "69",
+        "Calculator Name": "Estimated Gestational Age",
+        "Category": "date",
+        "Output Type": "integer",
+        "Lower Limit": "",
+        "Upper Limit": "",
+    }
+    rows[1].update(ga if field == "Ground Truth Answer" else {})
+    rows[1][field] = value
+    path = _write(tmp_path, rows)
+    started = time.perf_counter()
+    with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)")) as err:
+        get_task("medcalc").load(path)
+    assert time.perf_counter() - started < 30 and len(str(err.value)) < 300
+    assert f"row 2, field '{field}'" in str(err.value)
+
+
+def test_errors_never_echo_long_values_or_patient_text(tmp_path, rows):
+    """Issue #16, cause 10: a shifted CSV printed a patient note in the error, a 200 KB label was echoed
+    whole. A value longer than a label is described by its length, and no message grows with the input."""
+    from ehrmind.errors import ConfigError
+
+    shifted = dict(rows[0])
+    columns = list(shifted)
+    values = list(shifted.values())
+    values.insert(columns.index("Ground Truth Explanation"), "x")  # one stray cell shifts the rest right
+    shifted = dict(zip(columns, values, strict=False))
+    big = dict(rows[1], **{"Ground Truth Answer": "9" * 200_000 + "x"})
+    for bad, hidden in ((shifted, rows[0]["Ground Truth Explanation"]), (big, big["Ground Truth Answer"])):
+        result = runner.invoke(
+            app,
+            [
+                "data",
+                "--task",
+                "medcalc",
+                "--source",
+                str(_write(tmp_path, [bad])),
+                "--out",
+                str(tmp_path / "d"),
+            ],
+        )
+        assert result.exit_code == 2 and "field 'Ground Truth Answer'" in result.output
+        assert "-character text (not shown)" in result.output
+        assert hidden[:30] not in result.output and len(result.output) < 400
+    assert len(str(ConfigError("x" * 10**6))) <= 500 and len(str(DataError("y" * 10**6, file="f"))) <= 500
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        pytest.param(lambda t: t.update(lower=float("nan")), "target.lower", id="nan-limit"),
+        pytest.param(lambda t: t.update(upper="12"), "target.upper", id="text-limit"),
+        pytest.param(lambda t: t.update(lower=t["upper"] + 1), "target.lower", id="limits-reversed"),
+        pytest.param(lambda t: t.update(output_type="fraction"), "target.output_type", id="unknown-type"),
+    ],
+)
+def test_snapshot_with_unusable_tolerance_limits_is_refused(tmp_path, synthetic_csv, mutate, field):
+    """Issue #16, cause 12: NaN or text tolerance limits in a snapshot made every answer wrong, exit 0."""
+    task = get_task("medcalc")
+    decimal = next(ex for ex in task.load(synthetic_csv) if ex.target["output_type"] == "decimal")
+    row = decimal.to_dict()
+    mutate(row["target"])
+    path = tmp_path / "snap.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    with pytest.raises(DataError, match=rf"row 1, field '{field}'"):
+        task.load(path)
+
+
+def test_list_typed_note_is_refused_not_turned_into_text(tmp_path, rows):
+    """Issue #16, cause 12: a JSONL source whose note is a list became the text "[1, 2]"."""
+    row = dict(rows[0], **{"Patient Note": [1, 2]})
+    path = tmp_path / "rows.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    with pytest.raises(DataError, match="row 1, field 'Patient Note': expected text or a number, got a list"):
+        get_task("medcalc").load(path)

@@ -1213,3 +1213,65 @@ def test_hf_model_probability_from_the_logits(tiny_model, tmp_path):
     p = model_probability(task, gen, ex, done)
     assert p == pytest.approx(1 / (1 + _math.exp(no - yes)))
     assert model_probability(task, gen, ex, "no answer") is None
+
+
+# ---------------------------------------------------------------------------------------------- issue #16, cause 12
+
+
+def test_rows_without_time_are_counted_and_an_empty_source_is_an_error(tmp_path, caplog):
+    """Issue #16, cause 12: MEDS rows with a null time became static facts and the subject's examples
+    vanished uncounted; a 0-row source exited 0 with an empty snapshot. Now the rows are counted in the
+    manifest (a sex code without a time is expected; a discharge is not) and no examples is an error that
+    leaves no folder behind."""
+    import logging
+
+    rows = [
+        (1, None, "GENDER//F"),
+        (1, D(1960, 1, 1), "MEDS_BIRTH"),
+        (1, D(2020, 1, 1, 10), "HOSPITAL_ADMISSION//EW EMER.//EMERGENCY ROOM"),
+        (1, D(2020, 1, 9, 12), "HOSPITAL_DISCHARGE//HOME"),
+        (2, None, "GENDER//M"),
+        (2, D(1950, 1, 1), "MEDS_BIRTH"),
+        (2, D(2020, 3, 1, 10), "HOSPITAL_ADMISSION//EW EMER.//EMERGENCY ROOM"),
+        (2, None, "HOSPITAL_DISCHARGE//HOME"),  # its time was lost: subject 2 has no stay
+    ]
+    task = get_task("ehrshot")
+    with caplog.at_level(logging.WARNING):
+        manifest = task.build_data(
+            write_meds(tmp_path / "e.parquet", rows), tmp_path / "out", labeler="guo_los"
+        )
+    read = manifest["read"]
+    assert (read["rows_without_time"], read["rows_without_time_not_static"]) == (3, 1)
+    assert read["rows_without_time_examples"] == ["HOSPITAL_DISCHARGE//HOME (e.parquet row 8)"]
+    assert any("have no time and were read as static facts" in r.getMessage() for r in caplog.records)
+    assert manifest["n"] == 1
+
+    empty = write_meds(tmp_path / "empty.parquet", [])
+    with pytest.raises(DataError, match="no events: the source has no rows"):
+        task.build_data(empty, tmp_path / "empty-out", labeler="guo_los")
+    assert not (tmp_path / "empty-out").exists()
+    births_only = write_meds(tmp_path / "births.parquet", [(1, D(1960, 1, 1), "MEDS_BIRTH")])
+    with pytest.raises(DataError, match="no examples from 1 rows of 1 subjects"):
+        task.build_data(births_only, tmp_path / "b-out", labeler="guo_los")
+
+
+def test_snapshot_and_flat_rows_with_wrong_types_are_refused(tmp_path):
+    """Issue #16, cause 12: a snapshot label that is not a boolean, or a timeline given as a list, was
+    accepted (the list became the text "[1, 2]")."""
+    task = get_task("ehrshot")
+    good = _example(True).to_dict()
+    for mutate, field in (
+        (lambda d: d["target"].update(label="yes"), "target.label"),
+        (lambda d: d["target"].update(label_name="no"), "target.label_name"),
+        (lambda d: d["input"].update(timeline=[1, 2]), "input.timeline"),
+    ):
+        row = json.loads(json.dumps(good))
+        mutate(row)
+        path = tmp_path / "snap.jsonl"
+        path.write_text(json.dumps(row) + "\n")
+        with pytest.raises(DataError, match=f"row 1, field '{field}'"):
+            task.load(path)
+    flat = tmp_path / "flat.jsonl"
+    flat.write_text(json.dumps({"timeline": [1, 2], "question": "?", "label": "yes"}) + "\n")
+    with pytest.raises(DataError, match="field 'timeline': expected text, got a list"):
+        task.load(flat)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import socket
 import subprocess
@@ -24,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from ehrmind import Example, get_task
 from ehrmind.errors import ConfigError
 from ehrmind.generate.hf import GenerationSettings
 from ehrmind.generate.openai_compat import (
@@ -285,17 +287,20 @@ def test_server_over_tiny_model(tiny_generator):
     assert tiny_generator.settings.max_new_tokens == 8 and tiny_generator.settings.temperature == 0.0
 
 
-def _post(url: str, body: Any) -> tuple[int, dict[str, Any]]:
+def _raw(url: str, data: bytes) -> tuple[int, dict[str, Any]]:
+    """POST raw bytes (json.dumps would refuse some of the hostile bodies)."""
     req = urllib.request.Request(
-        f"{url}/chat/completions",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
+        f"{url}/chat/completions", data=data, headers={"Content-Type": "application/json"}
     )
     try:
         with urllib.request.urlopen(req, timeout=30) as r:  # noqa: S310 - loopback
             return r.status, json.loads(r.read())
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read())
+
+
+def _post(url: str, body: Any) -> tuple[int, dict[str, Any]]:
+    return _raw(url, json.dumps(body).encode())
 
 
 def test_server_reply_and_request_validation(tiny_generator):
@@ -314,6 +319,61 @@ def test_server_reply_and_request_validation(tiny_generator):
         ]:
             status, obj = _post(url, body)
             assert status == 400 and problem in obj["error"]["message"], (body, obj)
+
+
+def test_server_refuses_hostile_requests_with_a_4xx(tiny_generator):
+    """Issue #16, cause 11: a 10 MB prompt was tokenized for 39 s before being refused; deep JSON closed the
+    connection without a reply; seed 10^30 and non-string content parts gave 500; NaN temperature was
+    accepted. Each is now a 4xx naming the problem, returned at once."""
+    with serving(tiny_generator) as url:
+        started = time.perf_counter()
+        status, obj = _post(url, {"messages": [{"role": "user", "content": "word " * 800_000}]})
+        assert status == 400 and "cannot fit the model's context" in obj["error"]["message"]
+        assert time.perf_counter() - started < 5  # refused before tokenizing (it took 39 s)
+        deep = b'{"messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+        assert _raw(url, deep)[0] == 400 and "nests deeper" in _raw(url, deep)[1]["error"]["message"]
+        for body, problem in [
+            (b'{"messages": [{"role": "user", "content": "hi"}], "temperature": NaN}', "'temperature'"),
+            (b'{"messages": [{"role": "user", "content": "hi"}], "temperature": 1e999}', "'temperature'"),
+            (b'{"messages": [{"role": "user", "content": "hi"}], "top_p": 0}', "'top_p'"),
+            (
+                b'{"messages": [{"role": "user", "content": "hi"}], "seed": 1000000000000000000000000000000}',
+                "'seed'",
+            ),
+            (b'{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2.5}', "'max_tokens'"),
+            (b'{"messages": [{"role": "user", "content": [{"type": "text", "text": 7}]}]}', "string 'text'"),
+            (b'{"messages": [{"role": "user", "content": "hi"}', "not JSON"),
+        ]:
+            status, obj = _raw(url, body)
+            assert status == 400 and problem in obj["error"]["message"], (body, obj)
+        # text parts are still read; other parts (an image) are skipped
+        parts = [{"type": "text", "text": "Hi"}, {"type": "image_url", "image_url": {"url": "x"}}]
+        assert _post(url, {"messages": [{"role": "user", "content": parts}], "max_tokens": 2})[0] == 200
+
+
+def test_server_bounds_connections_and_drops_stalled_clients(tiny_generator, monkeypatch):
+    """Issue #16, cause 11: 20 concurrent clients were all accepted (2.9 GB, 4 timed out at 600 s) and a
+    client that stopped sending held its thread forever. Now a connection beyond the bound gets 503 at once
+    and a stalled one is dropped after the read timeout, freeing its slot."""
+    from ehrmind.generate import server as srv
+
+    monkeypatch.setattr(srv, "MAX_CONNECTIONS", 2)
+    monkeypatch.setattr(srv, "READ_TIMEOUT_S", 1.0)
+    with serving(tiny_generator) as url:
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        stalled = []
+        for _ in range(2):  # two clients that announce a body and never send it
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+            stalled.append(sock)
+        time.sleep(0.2)
+        started = time.perf_counter()
+        status, obj = _post(url, {"messages": PROMPT, "max_tokens": 2, "temperature": 0})
+        assert status == 503 and obj["error"]["type"] == "server_busy" and time.perf_counter() - started < 1
+        time.sleep(1.5)  # the read timeout drops both stalled clients
+        assert _post(url, {"messages": PROMPT, "max_tokens": 2, "temperature": 0})[0] == 200
+        for sock in stalled:
+            sock.close()
 
 
 def test_serve_command(tiny_model):
@@ -373,3 +433,81 @@ def test_eval_against_an_endpoint(tiny_generator, synthetic_csv, tmp_path):
     lines = (out / "predictions.jsonl").read_text().splitlines()
     assert [json.loads(x)["id"] for x in lines] == ["1", "2", "3"]
     assert json.loads((out / "metrics.json").read_text())["run"]["model"] == "tiny"
+
+
+# ---------------------------------------------------------------- the model's own P(yes) from an endpoint (#12)
+
+
+def test_first_token_logprobs_rules():
+    from ehrmind.generate.openai_compat import first_token_logprobs
+
+    top = [("yes", -0.2), ("y", -1.5), ("no", -2.0), ("maybe", -3.0)]
+    assert first_token_logprobs(top, ['yes"', 'no"']) == [-0.2, -2.0]
+    assert first_token_logprobs([("y", -0.5), ("n", -1.0)], ['yes"', 'no"']) == [-0.5, -1.0]  # shorter tokens
+    # a choice not listed gets the lowest listed log-probability (an upper bound on its own)
+    assert first_token_logprobs([("yes", -0.1), ("maybe", -4.0)], ['yes"', 'no"']) == [-0.1, -4.0]
+    assert first_token_logprobs([("maybe", -0.1)], ['yes"', 'no"']) is None  # neither: no probability
+    assert first_token_logprobs([("yes", float("nan"))], ['yes"', 'no"']) is None
+
+
+def _ehrshot_case():
+    task = get_task("ehrshot")
+    ex = Example(
+        id="1@t",
+        task="ehrshot",
+        input={
+            "timeline": "Prediction time: 2020-01-01\n- Hypertension, 2019-05-01",
+            "question": "New hypertension?",
+        },
+        target={"label": True, "label_name": "yes"},
+        metadata={"labeler": "new_hypertension", "category": "new_hypertension", "label": True},
+    )
+    completion = '<think>BP high</think>\n<answer>{"prediction": "yes"}</answer>'
+    return task, ex, completion
+
+
+def test_endpoint_logprobs_give_the_models_own_p_yes(tiny_generator):
+    """Issue #12, item 8 for endpoints: with `logprobs=True` the client continues the completion up to its
+    answer and reads the first answer token's top log-probabilities; through `ehrmind serve` on loopback
+    they equal the tiny model's own next-token distribution, and P(yes) follows from them."""
+    from ehrmind.eval.runner import model_probability
+    from ehrmind.generate.openai_compat import first_token_logprobs
+
+    task, ex, completion = _ehrshot_case()
+    prefix, choices = task.choice_point(ex, completion)
+    continued = [*task.render(ex), {"role": "assistant", "content": prefix + '"'}]
+    top = tiny_generator.next_token_logprobs(continued, 20)
+    # a random model rarely ranks "yes" or "no" in its top 20: choices built from its own list test the
+    # plumbing exactly (the shared opening quote is moved into the continuation, as for "yes" / "no")
+    listed = ['"' + top[0][0] + "…", '"' + top[7][0]]
+    with serving(tiny_generator) as url:
+        off, _ = client(url)
+        assert model_probability(task, off, ex, completion) is None and off.requests_sent == 0
+        on, _ = client(url, logprobs=True)
+        assert on.choice_logprobs(task.render(ex), prefix, listed) == pytest.approx(
+            [top[0][1], top[7][1]], abs=1e-5
+        )
+        p = model_probability(task, on, ex, completion)
+        assert on.requests_sent == 2
+    direct = first_token_logprobs(top, ['yes"', 'no"'])
+    if direct is None:
+        assert p is None  # neither answer in the top 20: no probability, the row falls back to its vote
+    else:
+        assert p == pytest.approx(1 / (1 + math.exp(direct[1] - direct[0])), abs=1e-5)
+
+
+def test_endpoint_without_logprobs_is_a_clear_error_and_serve_bounds_them(tiny_generator):
+    task, ex, text = _ehrshot_case()
+    prefix, choices = task.choice_point(ex, text)
+    with Scripted(lambda body, headers: (200, {}, completion("yes"))) as server:
+        gen, _ = client(server.url, logprobs=True)
+        with pytest.raises(EndpointError, match="does not return log-probabilities"):
+            gen.choice_logprobs(task.render(ex), prefix, [choices["yes"], choices["no"]])
+        body = server.requests[0][0]
+        assert body["logprobs"] is True and body["max_tokens"] == 1 and body["continue_final_message"] is True
+        assert body["messages"][-1] == {"role": "assistant", "content": prefix + '"'}
+    with serving(tiny_generator) as url:
+        status, obj = _post(url, {"messages": PROMPT, "logprobs": True, "max_tokens": 4})
+        assert status == 400 and "one token only" in obj["error"]["message"]
+        status, obj = _post(url, {"messages": PROMPT, "logprobs": True, "top_logprobs": 50, "max_tokens": 1})
+        assert status == 400 and "'top_logprobs'" in obj["error"]["message"]

@@ -433,6 +433,33 @@ def test_no_judgments_or_no_usable_pair(task, tmp_path):
         task.load(tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("name", "text", "why"),
+    [
+        pytest.param(
+            "topics2021.xml", '<topic number="1">x</topic>', "XML root <topic>", id="topics-wrong-root"
+        ),
+        pytest.param(
+            "queries.jsonl",
+            '{"qid": "trec-20211", "text": "x"}\n',
+            "JSONL lines are not",
+            id="queries-wrong-key",
+        ),
+    ],
+)
+def test_unusable_patient_file_is_blamed_not_the_pairs(task, source, caplog, name, text, why):
+    """Issue #16, cause 13: an unusable topics or queries file was skipped with one INFO line and the run
+    failed later with "no judged pair has both patient and trial text". The error now names the file."""
+    import logging
+
+    (source / "topics2021.xml").unlink()
+    (source / name).write_text(text)
+    with caplog.at_level(logging.WARNING), pytest.raises(DataError, match="no judged pair") as e:
+        task.load(source)
+    assert f"{source / name} ({why}" in str(e.value)
+    assert any(name in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
+
+
 # ---------------------------------------------------------------- splits
 
 

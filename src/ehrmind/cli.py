@@ -7,9 +7,30 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from typer.core import TyperCommand
+from typer.core import TyperCommand, TyperGroup
+
+
+class _Commands(TyperGroup):
+    """Every command's user errors (bad data, bad settings, an endpoint that refuses) end as one `error:` line
+    and exit code 2, wherever they are raised; anything else is a bug and keeps its traceback."""
+
+    def invoke(self, ctx):  # type: ignore[no-untyped-def]
+        from ehrmind.errors import ConfigError, DataError
+
+        try:
+            return super().invoke(ctx)
+        except (ConfigError, DataError) as e:
+            _fail(e)
+        except RuntimeError as e:
+            from ehrmind.generate.openai_compat import EndpointError
+
+            if isinstance(e, EndpointError):
+                _fail(e)
+            raise
+
 
 app = typer.Typer(
+    cls=_Commands,
     name="ehrmind",
     help="Adapt LLMs to clinical reasoning over EHRs: SFT warm-up, then RL with verifiable rewards.",
     no_args_is_help=True,
@@ -116,6 +137,14 @@ def eval_cmd(
     api_key_env: Annotated[
         str | None, typer.Option("--api-key-env", help="Environment variable holding the endpoint's API key.")
     ] = None,
+    logprobs: Annotated[
+        bool,
+        typer.Option(
+            "--logprobs",
+            help="With --url: ask the endpoint for the answer token's top log-probabilities, so a yes/no "
+            "task's AUROC ranks by the model's P(yes) (vLLM or ehrmind serve; one more request per answer).",
+        ),
+    ] = False,
 ) -> None:
     """Generate with a Hugging Face model (or an endpoint) and score with the task's verifier (resumable)."""
     _setup_logging()
@@ -123,9 +152,11 @@ def eval_cmd(
     from ehrmind.eval.runner import run_eval, run_info
     from ehrmind.generate.hf import GenerationSettings, HFGenerator
     from ehrmind.generate.openai_compat import EndpointError
+    from ehrmind.io import output_folder
     from ehrmind.registry import get_task
 
     try:
+        output_folder(out, create=False)  # before the model loads
         t = get_task(task, mode=mode, prefill=prefill, **_key_values(task_option or []))
         settings = GenerationSettings(
             max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed
@@ -142,6 +173,7 @@ def eval_cmd(
             max_new_tokens=max_new_tokens,
             seed=seed,
             limit=limit,
+            **({"logprobs": True} if logprobs else {}),
         )
         if samples > 1 and temperature == 0:
             raise ConfigError("several samples with greedy decoding are identical; set --temperature > 0")
@@ -151,7 +183,11 @@ def eval_cmd(
             from ehrmind.generate.openai_compat import OpenAICompatGenerator
 
             key = os.environ.get(api_key_env) if api_key_env else None
-            generator = OpenAICompatGenerator(url, model, api_key=key, settings=settings)
+            generator = OpenAICompatGenerator(url, model, api_key=key, settings=settings, logprobs=logprobs)
+        elif logprobs:
+            raise ConfigError(
+                "--logprobs applies to an endpoint (--url); the local model gives P(yes) itself"
+            )
         else:
             generator = HFGenerator(model, settings, device=device)
         metrics = run_eval(t, examples, generator, out, samples=samples, batch_size=batch_size, info=info)
@@ -712,7 +748,10 @@ def demo_cmd(
 ) -> None:
     """The main job on the embedded default: CPU, a small local model, no network."""
     _setup_logging()
+    from ehrmind.io import output_folder
+
     split = "dev" if dev else "heldout"
+    output_folder(out or Path("runs/study" if study else "runs/demo"), create=False)
     if study:
         from ehrmind.errors import ConfigError
         from ehrmind.programs.study import StudySettings, run_study

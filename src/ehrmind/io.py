@@ -18,21 +18,56 @@ from ehrmind.errors import ConfigError, DataError
 TABLE_SUFFIXES = (".csv", ".parquet", ".jsonl", ".json")
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write `text` so that `path` holds either the old content or the new, never half of it."""
+def output_folder(path: str | Path, *, create: bool = True) -> Path:
+    """Create an output folder (and its parents); a path that is a file, or a folder that cannot be made,
+    is a ConfigError naming it (never a traceback, never a file replaced). `create=False` only checks (a
+    command checks its --out before the slow part, e.g. loading a model)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    for p in (path, *path.parents):
+        if p.exists() and not p.is_dir():
+            raise ConfigError(f"{p} is a file; the output needs a folder there (use another --out)")
+        if p.exists():
+            break
+    if not create:
+        return path
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot create output folder {path}: {e.strerror or e}") from None
+    return path
+
+
+def output_file(path: str | Path) -> Path:
+    """The parent folder of an output file, created; a path that is a folder is a ConfigError naming it."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder; the output is a file (give a file name)")
+    output_folder(path.parent)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside `path` to write to; on success it replaces `path` in one step, on any
+    failure it is removed (a writer killed or failing never leaves half a file or a stray temporary)."""
+    path = output_file(path)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write `text` so that `path` holds either the old content or the new, never half of it."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
@@ -89,12 +124,21 @@ def _json_line(line: str, path: Path, lineno: int) -> dict[str, Any]:
     return obj
 
 
+def sample_index(value: Any, *, file: str | Path, row: int, samples: int | None = None) -> int:
+    """A prediction row's `sample`: a non-negative integer (below `samples` when given), else a DataError
+    naming the file, row and field (a resumed folder edited by hand, or another tool's rows)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise DataError("not a non-negative integer", file=file, row=row, field="sample")
+    if samples is not None and value >= samples:
+        raise DataError(f"sample {value} is outside --samples {samples}", file=file, row=row, field="sample")
+    return value
+
+
 class JsonlAppender:
     """Append JSON lines durably: each batch is one write, flushed and fsynced."""
 
     def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = output_file(path)
         self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
 
     def write(self, rows: Iterable[dict[str, Any]]) -> None:

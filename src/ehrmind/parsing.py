@@ -186,6 +186,11 @@ def normalize_text(s: str) -> str:
     return unicodedata.normalize("NFKC", s)
 
 
+MAX_ANSWER_CHARS = 1000
+"""An answer value longer than this is wrong ("answer too long"), never parsed: no number or date needs it,
+and it bounds the work a hostile completion can cause (a 1 MB completion verifies in well under a second)."""
+
+
 def _finite(v: float) -> tuple[float | None, str]:
     return (v, "") if math.isfinite(v) else (None, "answer is not finite")
 
@@ -210,6 +215,8 @@ def parse_number(value: Any) -> tuple[float | None, str]:
         return parse_number(value[0])
     if not isinstance(value, str):
         return None, "answer is not a number or a string"
+    if len(value) > MAX_ANSWER_CHARS:
+        return None, "answer too long for a number"
     s = normalize_text(value)
     num, sci = _NUMBER.search(s), _SCI.search(s)
     if num is None and sci is None:
@@ -287,6 +294,8 @@ def parse_date(value: Any) -> tuple[date | None, str]:
     month. An impossible date (13/45/2020) is rejected, never guessed as DD/MM."""
     if not isinstance(value, str):
         return None, "date answer is not a string"
+    if len(value) > MAX_ANSWER_CHARS:
+        return None, "answer too long for a date"
     s = normalize_text(value)
     for pattern, order in _DATE_PATTERNS:
         m = pattern.search(s)
@@ -371,3 +380,23 @@ def parse_weeks_days(value: Any) -> tuple[tuple[int, int] | None, str]:
         total = int(m.group(1))
         return (total // 7, total % 7), ""
     return None, "no weeks/days in answer"
+
+
+# ---------------------------------------------------------------- Python literals in data files
+
+MAX_LITERAL_CHARS = 1_000_000
+"""Longest text `python_literal` parses (MedCalc-Bench's largest `Relevant Entities` is a few KB)."""
+
+
+def python_literal(text: str, max_chars: int = MAX_LITERAL_CHARS) -> Any:
+    """A Python literal written in a data file ("('4 weeks', '3 days')", "{'age': [60, 'years']}"): parsed
+    with `ast.literal_eval` (nothing is executed) only when at most `max_chars` long; any failure, including
+    memory and recursion exhaustion on hostile text, is a ValueError."""
+    import ast
+
+    if len(text) > max_chars:
+        raise ValueError(f"longer than {max_chars:,} characters")
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as e:
+        raise ValueError(f"not a Python literal ({type(e).__name__})") from None

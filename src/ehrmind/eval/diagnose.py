@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from ehrmind.errors import ConfigError
-from ehrmind.io import atomic_write_json, atomic_write_jsonl, atomic_write_text, read_jsonl
+from ehrmind.io import atomic_write_json, atomic_write_jsonl, atomic_write_text, output_folder, read_jsonl
 from ehrmind.parsing import parse_date
 from ehrmind.tasks.base import Task
 from ehrmind.types import Example
@@ -440,8 +440,7 @@ def run_diagnose(
     if not examples:
         raise ConfigError(f"no examples in {data}")
     check_renders(tasks, examples)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(out_dir)
 
     generator = None
     results: dict[str, dict[str, Any]] = {}

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ehrmind.errors import ConfigError
-from ehrmind.io import atomic_write_json, atomic_write_text
+from ehrmind.io import atomic_write_json, atomic_write_text, output_folder
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ def run_matrix(
         },
         "cells": rows,
     }
-    out.mkdir(parents=True, exist_ok=True)
+    output_folder(out)
     atomic_write_json(out / MATRIX_JSON, matrix)
     write_matrix_report(out, matrix)
     plot_matrix(matrix, out / MATRIX_PNG)

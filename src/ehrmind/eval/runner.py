@@ -16,8 +16,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ehrmind import __version__
-from ehrmind.errors import ConfigError, DataError
-from ehrmind.io import JsonlAppender, atomic_write_json, atomic_write_jsonl, read_jsonl
+from ehrmind.errors import ConfigError, DataError, excerpt
+from ehrmind.io import (
+    JsonlAppender,
+    atomic_write_json,
+    atomic_write_jsonl,
+    output_folder,
+    read_jsonl,
+    sample_index,
+)
 from ehrmind.snapshot import examples_hash
 from ehrmind.tasks.base import Task
 from ehrmind.types import Example
@@ -30,7 +37,7 @@ RUN_INFO = "run.json"
 # Settings that must match for a rerun into the same folder to count as a resume.
 RESUME_KEYS = (
     "task", "data_sha256", "model", "prompt_mode", "prefill", "samples", "temperature", "top_p",
-    "max_new_tokens", "seed", "batch_size",
+    "max_new_tokens", "seed", "batch_size", "logprobs",
 )  # fmt: skip  # batch_size: batches are seeded by position and padded together, so it shapes the completions
 
 
@@ -66,14 +73,18 @@ def prediction_row(task: Task, example: Example, sample: int, completion: str) -
 
 def model_probability(task: Task, generator: Any, example: Example, completion: str) -> float | None:
     """P(yes) / (P(yes) + P(no)) at the point where the completion states its binary answer, from the model
-    itself (`Task.choice_point`, a generator with `choice_logprobs`, e.g. the HF backend); None otherwise."""
+    itself (`Task.choice_point`, a generator with `choice_logprobs`: the HF backend, or an endpoint asked for
+    log-probabilities); None otherwise."""
     scorer = getattr(generator, "choice_logprobs", None)
     point = task.choice_point(example, completion) if scorer is not None else None
     if point is None:
         return None
     prefix, choices = point
-    yes, no = scorer(task.render(example), prefix, [choices["yes"], choices["no"]])
-    return 1.0 / (1.0 + math.exp(min(no - yes, 700.0)))
+    got = scorer(task.render(example), prefix, [choices["yes"], choices["no"]])
+    if got is None:
+        return None
+    yes, no = got
+    return 1.0 / (1.0 + math.exp(max(-700.0, min(no - yes, 700.0))))
 
 
 def _stored_info(out: Path) -> dict[str, Any] | None:
@@ -131,8 +142,7 @@ def run_eval(
     if samples > 1 and not info.get("temperature"):
         raise ConfigError("several samples with greedy decoding are identical; set --temperature > 0")
     info = {**info, "batch_size": batch_size}
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(out_dir)
     _check_resume(out, info)
     pred_path = out / PREDICTIONS
     fresh = not (out / RUN_INFO).exists() and not pred_path.exists()
@@ -163,7 +173,8 @@ def _generate_and_finalize(
     done: set[tuple[str, int]] = set()
     if pred_path.exists():
         for lineno, row in enumerate(read_jsonl(pred_path, repair_tail=True), start=1):
-            key = (str(row.get("id")), int(row.get("sample", 0)))
+            sample = sample_index(row.get("sample", 0), file=pred_path, row=lineno, samples=samples)
+            key = (str(row.get("id")), sample)
             if key[0] not in by_id:
                 raise DataError(
                     "id not in the evaluation data: predictions from another dataset?",
@@ -257,10 +268,11 @@ def run_score(
             raise DataError("missing or not a string", file=predictions, row=lineno, field="completion")
         ex_id = str(line["id"])
         if ex_id not in by_id:
-            raise DataError(f"id {ex_id!r} is not in the data", file=predictions, row=lineno, field="id")
+            raise DataError(
+                f"id {excerpt(ex_id)} is not in the data", file=predictions, row=lineno, field="id"
+            )
         sample = counts[ex_id] if line.get("sample") is None else line["sample"]
-        if isinstance(sample, bool) or not isinstance(sample, int) or sample < 0:
-            raise DataError("not a non-negative integer", file=predictions, row=lineno, field="sample")
+        sample_index(sample, file=predictions, row=lineno)
         if (ex_id, sample) in first_row:
             raise DataError(
                 f"repeats id {ex_id!r} sample {sample} (first at row {first_row[ex_id, sample]})",
@@ -271,8 +283,7 @@ def run_score(
         first_row[ex_id, sample] = lineno
         counts[ex_id] += 1
         rows.append(prediction_row(task, by_id[ex_id], sample, line["completion"]))
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(out_dir)
     atomic_write_jsonl(out / PREDICTIONS, rows)
     info = {**info, "predictions": str(predictions), "n_examples_scored": len(counts)}
     atomic_write_json(out / RUN_INFO, info)

@@ -129,6 +129,21 @@ class HFGenerator:
             out.append(float(logp[torch.arange(len(tail)), torch.tensor(tail, device=self.device)].sum()))
         return out
 
+    def next_token_logprobs(self, messages: list[dict[str, str]], k: int) -> list[tuple[str, float]]:
+        """The `k` likeliest next tokens after the prompt (a final assistant message continued), as (text,
+        log-probability), likeliest first: what an OpenAI-style `top_logprobs` reply lists (`ehrmind serve`)."""
+        import torch
+
+        ids = self.tokenizer(self.prompt_text(messages), add_special_tokens=False)["input_ids"]
+        self._check_context(len(ids))
+        with torch.inference_mode():
+            logits = self.model(input_ids=torch.tensor([ids], device=self.device)).logits[0, -1].float()
+        top = torch.topk(torch.log_softmax(logits, dim=-1), k=min(k, logits.shape[-1]))
+        return [
+            (self.tokenizer.decode([int(i)]), float(lp))
+            for lp, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)
+        ]
+
     def _check_context(self, longest_prompt: int) -> None:
         """Refuse, rather than silently truncate, a prompt the model cannot hold with its answer."""
         limit = getattr(self.model.config, "max_position_embeddings", None)

@@ -21,19 +21,23 @@ import email.utils
 import http.client
 import json
 import logging
+import math
+import os
 import re
 import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from ehrmind.errors import ConfigError
 from ehrmind.generate.hf import GenerationSettings
 
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
@@ -82,6 +86,8 @@ class OpenAICompatGenerator:
         max_backoff: float = 60.0,
         concurrency: int = 1,
         extra_body: dict[str, Any] | None = None,
+        logprobs: bool = False,
+        top_logprobs: int = 20,
     ):
         parts = urllib.parse.urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -101,6 +107,9 @@ class OpenAICompatGenerator:
         self.max_backoff = max_backoff
         self.concurrency = concurrency
         self.extra_body = dict(extra_body or {})
+        if not 1 <= top_logprobs <= 20:
+            raise ConfigError(f"top_logprobs must be from 1 to 20 (OpenAI's limit), got {top_logprobs}")
+        self.logprobs, self.top_logprobs = logprobs, top_logprobs
         self._api_key = api_key
         self._sleep = time.sleep  # replaced in tests
         self.requests_sent = 0
@@ -143,16 +152,56 @@ class OpenAICompatGenerator:
             **self.extra_body,
         }
 
+    def choice_logprobs(
+        self, prompt: list[dict[str, str]], prefix: str, choices: Sequence[str]
+    ) -> list[float] | None:
+        """log P(choice) at the point where a completion states its answer, from the endpoint's top
+        log-probabilities (`logprobs=True`; None otherwise, so nothing extra is sent).
+
+        One request continues the prompt with the completion up to the answer (`prefix`, plus what all the
+        choices share, e.g. the opening quote of `"yes"` / `"no"`) and asks for one token with its
+        `top_logprobs`; a choice's log-probability is that of the likeliest listed token it starts with (its
+        first token: enough to rank, and what an endpoint can give). A choice with no listed token gets the
+        lowest listed log-probability (an upper bound on its own); None when no choice is listed. Needs a
+        server that continues a final assistant message: vLLM (`continue_final_message`, sent here) or
+        `ehrmind serve`; OpenAI's own API does not continue one."""
+        if not self.logprobs:
+            return None
+        shared = os.path.commonprefix(list(choices))
+        text = prefix + shared
+        messages = (
+            [*prompt[:-1], {"role": "assistant", "content": prompt[-1]["content"] + text}]
+            if prompt and prompt[-1]["role"] == "assistant"
+            else [*prompt, {"role": "assistant", "content": text}]
+        )
+        body = {
+            "model": self.model,
+            "messages": messages,
+            "max_tokens": 1,
+            "temperature": 0.0,
+            "n": 1,
+            "logprobs": True,
+            "top_logprobs": self.top_logprobs,
+            "continue_final_message": True,
+            "add_generation_prompt": False,
+            **self.extra_body,
+        }
+        top = self._send(body, messages, _top_logprobs)
+        return first_token_logprobs(top, [c[len(shared) :] for c in choices])
+
     # ------------------------------------------------------------------ HTTP
     def _request(self, messages: list[dict[str, str]], n: int) -> list[str]:
-        data = json.dumps(self.body(messages, n), ensure_ascii=False).encode("utf-8")
+        return self._send(self.body(messages, n), messages, self._choices)
+
+    def _send(self, body: dict[str, Any], messages: list[dict[str, str]], parse: Callable[[bytes], T]) -> T:
+        data = json.dumps(body, ensure_ascii=False).encode("utf-8")
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
         attempt = 0
         while True:
             try:
-                return self._post_once(data, headers, messages)
+                return parse(self._post_once(data, headers, messages))
             except _Retryable as e:
                 if attempt >= self.max_retries:
                     raise EndpointError(
@@ -174,7 +223,7 @@ class OpenAICompatGenerator:
                 )
                 self._sleep(delay)
 
-    def _post_once(self, data: bytes, headers: dict[str, str], messages: list[dict[str, str]]) -> list[str]:
+    def _post_once(self, data: bytes, headers: dict[str, str], messages: list[dict[str, str]]) -> bytes:
         req = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
         with self._count_lock:
             self.requests_sent += 1
@@ -200,7 +249,7 @@ class OpenAICompatGenerator:
         except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
             reason = getattr(e, "reason", e)
             raise _Retryable(f"no reply ({type(reason).__name__}: {reason})") from None
-        return self._choices(raw)
+        return raw
 
     def _choices(self, raw: bytes) -> list[str]:
         try:
@@ -212,6 +261,33 @@ class OpenAICompatGenerator:
         if not texts:
             raise _Retryable("reply has no choices")
         return [str(t) for t in texts]
+
+
+def _top_logprobs(raw: bytes) -> list[tuple[str, float]]:
+    """(token, logprob) pairs listed for the first generated token of a chat completion."""
+    try:
+        first = json.loads(raw)["choices"][0]["logprobs"]["content"][0]
+        pairs = [(str(t["token"]), float(t["logprob"])) for t in first.get("top_logprobs") or []]
+        pairs = pairs or [(str(first["token"]), float(first["logprob"]))]
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise EndpointError(
+            "the reply has no choices[0].logprobs.content[0].top_logprobs: the server does not return "
+            "log-probabilities (drop --logprobs)"
+        ) from None
+    return pairs
+
+
+def first_token_logprobs(top: Sequence[tuple[str, float]], choices: Sequence[str]) -> list[float] | None:
+    """Each choice's log-probability from one token's top list (see `choice_logprobs`)."""
+    top = [(t, lp) for t, lp in top if math.isfinite(lp)]
+    listed = [lp for _, lp in top]
+    if not listed:
+        return None
+    got = [max((lp for t, lp in top if t and choice.startswith(t)), default=None) for choice in choices]
+    if all(g is None for g in got):
+        return None
+    floor = min(listed)
+    return [floor if g is None else g for g in got]
 
 
 def parse_retry_after(headers: Any) -> float | None:

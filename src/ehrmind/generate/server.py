@@ -1,17 +1,24 @@
 """`ehrmind serve`: a minimal OpenAI-compatible server over `HFGenerator`, for local teachers and tests.
 
 Endpoints: `POST /v1/chat/completions` (messages, temperature, top_p, max_tokens / max_completion_tokens,
-n, seed; no streaming), `GET /v1/models`, `GET /health`. Prompts are rendered with the model's own chat
-template; a final assistant message is continued (prefill). Requests are served by a
+n, seed, and logprobs / top_logprobs for one token; no streaming), `GET /v1/models`, `GET /health`. Prompts
+are rendered with the model's own chat template; a final assistant message is continued (prefill). Requests
+are served by a
 `ThreadingHTTPServer` but generate one at a time (a lock), so a slow request only queues the others.
 Binds to 127.0.0.1 by default; there is no authentication, so only bind elsewhere on a trusted network.
 Request bodies and completions are never logged.
+
+One client cannot tie it up: bodies over `MAX_BODY_BYTES`, JSON deeper than `MAX_JSON_DEPTH` and prompts
+that cannot fit the model's context are refused before parsing or tokenizing; a stalled client is dropped
+after `READ_TIMEOUT_S`; at most `MAX_CONNECTIONS` connections are served at once (more get 503); every
+client mistake is a 4xx naming the parameter, never a 500.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 import uuid
@@ -24,8 +31,18 @@ from ehrmind.generate.hf import GenerationSettings
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 16 * 1024 * 1024
+MAX_BODY_BYTES = 4 * 1024 * 1024
 MAX_N = 64
+MAX_JSON_DEPTH = 64
+"""Deeper request JSON is refused before parsing (json recurses per level)."""
+CHARS_PER_TOKEN_LIMIT = 8
+"""A prompt longer than this many characters per token of the model's context cannot fit (tokens are at
+least one character, usually 3-4): refused before tokenizing, which for 10 MB took 39 s and 1.2 GB."""
+MAX_SEED = 2**32 - 1
+MAX_CONNECTIONS = 8
+"""Connections served at once (one generates, the rest wait for the lock); more are answered 503."""
+READ_TIMEOUT_S = 30.0
+"""A client that stops sending mid-request is dropped after this long."""
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
@@ -50,6 +67,8 @@ class ChatBackend:
 
     def complete(self, body: Any) -> dict[str, Any]:
         messages, n, settings = self._parse(body)
+        if body.get("logprobs"):
+            return self._logprobs(body, messages, n, settings)
         with self.lock:
             old = self.generator.settings
             self.generator.settings = settings
@@ -87,10 +106,20 @@ class ChatBackend:
                 raise BadRequest(f"messages[{i}] needs a role of system, user or assistant")
             content = m.get("content")
             if isinstance(content, list):  # content parts: keep the text ones
-                content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+                texts = [
+                    p.get("text") for p in content if isinstance(p, dict) and p.get("type", "text") == "text"
+                ]
+                if not all(isinstance(t, str) for t in texts):
+                    raise BadRequest(f"messages[{i}].content: a text part needs a string 'text'")
+                content = "".join(texts)
             if not isinstance(content, str):
                 raise BadRequest(f"messages[{i}].content must be a string")
             clean.append({"role": m["role"], "content": content})
+        limit = self.max_prompt_chars()
+        if limit is not None and sum(len(m["content"]) for m in clean) > limit:
+            raise BadRequest(
+                f"the messages are longer than {limit:,} characters: they cannot fit the model's context"
+            )
         n = body.get("n", 1)
         if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_N:
             raise BadRequest(f"'n' must be an integer from 1 to {MAX_N}")
@@ -99,19 +128,69 @@ class ChatBackend:
         def get(key: str, default: Any) -> Any:  # absent or null: OpenAI's default
             return default if body.get(key) is None else body[key]
 
+        max_tokens = get("max_completion_tokens", get("max_tokens", base.max_new_tokens))
+        temperature, top_p, seed = get("temperature", 1.0), get("top_p", 1.0), get("seed", base.seed)
+        if not _integer(max_tokens) or max_tokens < 1:
+            raise BadRequest("bad sampling parameter: 'max_tokens' must be a positive integer")
+        if not _number(temperature) or not 0 <= temperature <= 2:
+            raise BadRequest("bad sampling parameter: 'temperature' must be a number from 0 to 2")
+        if not _number(top_p) or not 0 < top_p <= 1:
+            raise BadRequest("bad sampling parameter: 'top_p' must be a number in (0, 1]")
+        if not _integer(seed) or not 0 <= seed <= MAX_SEED:
+            raise BadRequest(f"bad sampling parameter: 'seed' must be an integer from 0 to {MAX_SEED}")
         try:
             settings = replace(
-                base,
-                max_new_tokens=int(get("max_completion_tokens", get("max_tokens", base.max_new_tokens))),
-                temperature=float(get("temperature", 1.0)),
-                top_p=float(get("top_p", 1.0)),
-                seed=int(get("seed", base.seed)),
+                base, max_new_tokens=max_tokens, temperature=float(temperature), top_p=float(top_p), seed=seed
             )
         except (TypeError, ValueError) as e:  # ConfigError is a ValueError
             raise BadRequest(f"bad sampling parameter: {e}") from None
         if n > 1 and settings.temperature == 0:
             raise BadRequest("n > 1 with temperature 0 gives identical completions; set temperature > 0")
         return clean, n, settings
+
+    def _logprobs(
+        self, body: dict[str, Any], messages: list[dict[str, str]], n: int, settings: GenerationSettings
+    ) -> dict[str, Any]:
+        """`logprobs: true`: one token, the likeliest, with its `top_logprobs` (the model's own distribution,
+        before temperature) — what `OpenAICompatGenerator.choice_logprobs` asks for. Longer completions with
+        log-probabilities are not served."""
+        k = body.get("top_logprobs") or 1
+        if not _integer(k) or not 1 <= k <= 20:
+            raise BadRequest("'top_logprobs' must be an integer from 1 to 20")
+        if settings.max_new_tokens != 1 or n != 1:
+            raise BadRequest(
+                "ehrmind serve returns log-probabilities for one token only: send max_tokens=1, n=1"
+            )
+        scorer = getattr(self.generator, "next_token_logprobs", None)
+        if scorer is None:
+            raise BadRequest("this backend gives no log-probabilities")
+        with self.lock:
+            try:
+                top = scorer(messages, k)
+            except ConfigError as e:
+                raise BadRequest(str(e)) from None
+            self.requests_served += 1
+        listed = [{"token": t, "logprob": lp, "bytes": list(t.encode("utf-8"))} for t, lp in top]
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": self.model_name,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": top[0][0]},
+                    "logprobs": {"content": [{**listed[0], "top_logprobs": listed}]},
+                    "finish_reason": "length",
+                }
+            ],
+        }
+
+    def max_prompt_chars(self) -> int | None:
+        """The longest prompt worth tokenizing: `CHARS_PER_TOKEN_LIMIT` per token of the model's context."""
+        config = getattr(getattr(self.generator, "model", None), "config", None)
+        context = getattr(config, "max_position_embeddings", None)
+        return int(context) * CHARS_PER_TOKEN_LIMIT if isinstance(context, int) and context > 0 else None
 
     def _usage(self, messages: list[dict[str, str]], texts: list[str]) -> dict[str, int]:
         tok = getattr(self.generator, "tokenizer", None)
@@ -122,10 +201,75 @@ class ChatBackend:
         return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
+def _integer(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _too_deep(data: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether JSON text nests deeper than `limit` (brackets outside strings), in one linear pass."""
+    depth, in_string, escaped = 0, False, False
+    for byte in data:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > limit:
+                return True
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return False
+
+
+class _BoundedServer(ThreadingHTTPServer):
+    """A thread per connection, at most `MAX_CONNECTIONS` at once: one more is answered 503 and closed
+    instead of queueing without bound (20 clients sending 10 MB each held 2.9 GB)."""
+
+    daemon_threads = True
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.slots.acquire(blocking=False):
+            body = json.dumps(
+                {"error": {"message": "server busy; retry later", "type": "server_busy", "code": 503}}
+            ).encode()
+            try:
+                request.sendall(
+                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+                    + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                    + body
+                )
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+
 def _handler(backend: ChatBackend) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "ehrmind-serve"
         protocol_version = "HTTP/1.1"
+        timeout = READ_TIMEOUT_S  # socket timeout: a stalled client does not hold its thread forever
 
         def log_message(self, format: str, *args: Any) -> None:  # request line only, at debug level
             log.debug("%s %s", self.address_string(), format % args)
@@ -166,8 +310,20 @@ def _handler(backend: ChatBackend) -> type[BaseHTTPRequestHandler]:
                 )
                 return
             try:
-                body = json.loads(self.rfile.read(length))
-            except ValueError:
+                data = self.rfile.read(length)
+            except TimeoutError:
+                self.close_connection = True
+                return
+            if len(data) < length:
+                self.close_connection = True
+                self._error(400, "the request body is shorter than its Content-Length")
+                return
+            if _too_deep(data):
+                self._error(400, f"the request JSON nests deeper than {MAX_JSON_DEPTH} levels")
+                return
+            try:
+                body = json.loads(data)
+            except (ValueError, RecursionError):
                 self._error(400, "the request body is not JSON")
                 return
             try:
@@ -188,9 +344,7 @@ def make_server(generator: Any, host: str = "127.0.0.1", port: int = 8000, model
         log.warning(
             "serving on %s: anyone who can reach this address can use the model (no authentication)", host
         )
-    server = ThreadingHTTPServer((host, port), _handler(ChatBackend(generator, model_name)))
-    server.daemon_threads = True
-    return server
+    return _BoundedServer((host, port), _handler(ChatBackend(generator, model_name)))
 
 
 def serve(

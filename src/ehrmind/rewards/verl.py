@@ -49,12 +49,11 @@ def write_verl_parquet(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.parquet")
-    pq.write_table(pa.Table.from_pylist(verl_rows(task, examples, split)), tmp)
-    tmp.replace(path)
-    return path
+    from ehrmind.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        pq.write_table(pa.Table.from_pylist(verl_rows(task, examples, split)), tmp)
+    return Path(path)
 
 
 @lru_cache(maxsize=16)

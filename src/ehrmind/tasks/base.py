@@ -93,7 +93,16 @@ class Task(ABC):
                 raise DataError(str(e), file=path, row=row_no) from None
             if ex.task != self.name:
                 raise DataError(f"snapshot is for task {ex.task!r}, not {self.name!r}", file=path, row=row_no)
+            problem = self.snapshot_problem(ex)
+            if problem is not None:
+                raise DataError(problem[1], file=path, row=row_no, field=problem[0])
             yield ex
+
+    def snapshot_problem(self, example: Example) -> tuple[str, str] | None:
+        """(field, problem) when a snapshot row's input or target is not what this task writes (a NaN or text
+        tolerance limit, a list where a note belongs), so a hand-edited snapshot fails at load instead of
+        making every answer wrong; None when it is usable. Tasks override this; the default checks nothing."""
+        return None
 
     def load_hub(self, dataset_id: str, split: str | None) -> list[Example]:
         """Load a Hugging Face Hub dataset (needs network access to the Hub)."""

@@ -39,7 +39,14 @@ from typing import Any, Literal
 
 from ehrmind import __version__
 from ehrmind.errors import ConfigError, DataError
-from ehrmind.io import JsonlAppender, atomic_write_json, atomic_write_jsonl, read_jsonl
+from ehrmind.io import (
+    JsonlAppender,
+    atomic_write_json,
+    atomic_write_jsonl,
+    output_folder,
+    read_jsonl,
+    sample_index,
+)
 from ehrmind.parsing import check_contract
 from ehrmind.snapshot import examples_hash
 from ehrmind.tasks.base import Task
@@ -231,8 +238,7 @@ def run_rationales(
     if samples > 1 and temperature == 0:
         raise ConfigError("several samples with greedy decoding are identical; set --temperature > 0")
     source = str(getattr(generator, "name", "model"))
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(out_dir)
     run = {
         "task": task.name,
         "task_version": task.version,
@@ -324,7 +330,7 @@ def _recover(out: Path, by_id: dict[str, Example], samples: int) -> set[str]:
                 row=lineno,
                 field="id",
             )
-        by_example[ex_id].add(int(row.get("sample", 0)))
+        by_example[ex_id].add(sample_index(row.get("sample", 0), file=attempts_path, row=lineno))
     done = {i for i, s in by_example.items() if s >= set(range(samples))}
     good_attempts = [r for r in attempts if str(r.get("id")) in done]
     good_kept = [r for r in kept if str((r.get("metadata") or {}).get("source_id")) in done]

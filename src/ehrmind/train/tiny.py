@@ -29,6 +29,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ehrmind.io import output_folder
+
 BOS_TOKEN = "<|begin|>"
 EOS_TOKEN = "<|end|>"
 PAD_TOKEN = "<|pad|>"
@@ -473,8 +475,7 @@ def build_tiny_model(
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
     spec = SIZES[size]
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(out_dir)
 
     tokenizer = build_tokenizer(spec["vocab_size"], corpus)
     tokenizer.model_max_length = spec["max_position_embeddings"]

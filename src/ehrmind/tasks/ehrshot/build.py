@@ -22,7 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ehrmind.errors import ConfigError
+from ehrmind.errors import ConfigError, DataError
+from ehrmind.io import output_folder
 from ehrmind.tasks.ehrshot.codes import CodeSet, Vocabulary
 from ehrmind.tasks.ehrshot.labelers import (
     LabConfig,
@@ -214,6 +215,14 @@ class ExampleBuilder:
                     len(self.labels),
                     self.source.path,
                 )
+        if self.read_stats.untimed_events:
+            log.warning(
+                "%d rows of %d codes have no time and were read as static facts (MEDS's rule), so they are never "
+                "a prediction time or an outcome, e.g. %s",
+                sum(self.read_stats.untimed_events.values()),
+                len(self.read_stats.untimed_events),
+                ", ".join(self.read_stats.untimed_examples[:3]),
+            )
         if self.read_stats.unknown_codes:
             log.warning(
                 "%d distinct codes (%d rows) are not in their vocabulary, e.g. %s; shown as they are",
@@ -332,8 +341,8 @@ def build_snapshot(task: Task, source: str | Path, out_dir: str | Path, **option
     from ehrmind.io import atomic_write_json
 
     builder = ExampleBuilder(task.name, source, **options)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    created = not Path(out_dir).exists()
+    out = output_folder(out_dir)
     h = hashlib.sha256()
     counts: dict[str, Counter[str]] = {"category": Counter(), "label": Counter(), "split": Counter()}
     n = 0
@@ -357,10 +366,15 @@ def build_snapshot(task: Task, source: str | Path, out_dir: str | Path, **option
                 counts["split"][str(ex.metadata.get("split", ""))] += 1
             fh.flush()
             os.fsync(fh.fileno())
+        if n == 0:
+            raise DataError(_no_examples(builder), file=source)
         os.replace(tmp, out / EXAMPLES)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if created:  # a failed run leaves no empty folder behind (issue #16, cause 14)
+            with contextlib.suppress(OSError):
+                out.rmdir()
         raise
     manifest = {
         "task": task.name,
@@ -368,9 +382,18 @@ def build_snapshot(task: Task, source: str | Path, out_dir: str | Path, **option
         **builder.manifest(n, h.hexdigest(), {k: dict(sorted(v.items())) for k, v in counts.items()}),
     }
     atomic_write_json(out / MANIFEST, manifest)
-    if n == 0:
-        log.warning("no examples: check the labeler's code set and the data (see manifest stats)")
     return manifest
+
+
+def _no_examples(builder: ExampleBuilder) -> str:
+    """Why a source gave no example at all: an empty source, or every prediction time excluded."""
+    if builder.read_stats.rows == 0:
+        return "no events: the source has no rows"
+    excluded = dict(builder.stats.exclusions.most_common(4))
+    return (
+        f"no examples from {builder.read_stats.rows:,} rows of {builder.read_stats.subjects:,} subjects: "
+        f"the labeler's events never occur or every prediction time was excluded ({excluded or 'none'})"
+    )
 
 
 def build_examples(task_name: str, source: str | Path, **options: Any) -> list[Example]:

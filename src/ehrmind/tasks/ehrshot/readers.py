@@ -74,6 +74,9 @@ OMOP_TABLES = frozenset(
 )
 BIRTH_CODES = frozenset({"MEDS_BIRTH", "SNOMED/3950001"})
 """Birth events (MEDS, EHRSHOT/OMOP): never moved to the end of the day (femr skips OMOP_BIRTH too)."""
+STATIC_PREFIXES = ("GENDER", "SEX", "RACE", "ETHNICITY", "LANGUAGE", "MARITAL", "INSURANCE", "PAYER")
+"""Codes that are facts about a person rather than events (MEDS's static measurements, OMOP's person
+table): a row of these without a time is expected; any other code without a time is counted as odd."""
 _TO_DAY_END = timedelta(hours=23, minutes=59)
 _EXPECTED = (
     "expected MEDS columns subject_id, time, code[, numeric_value, text_value] or EHRSHOT CSV columns "
@@ -289,11 +292,20 @@ class ReadStats:
     """Events stamped exactly at midnight moved to 23:59 (`move_to_day_end`)."""
     unknown_codes: Counter[str] = field(default_factory=Counter)
     unknown_examples: list[str] = field(default_factory=list)
+    untimed: int = 0
+    """Rows with no time, read as static facts (MEDS's rule)."""
+    untimed_events: Counter[str] = field(default_factory=Counter)
+    """Of those, rows whose code names something that happens at a time (a visit, diagnosis, lab …): as
+    static facts they are never a prediction time or an outcome, so they are counted and warned about."""
+    untimed_examples: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "rows": self.rows,
             "subjects": self.subjects,
+            "rows_without_time": self.untimed,
+            "rows_without_time_not_static": sum(self.untimed_events.values()),
+            "rows_without_time_examples": self.untimed_examples,
             "moved_to_day_end": self.moved_to_day_end,
             "n_unknown_codes": len(self.unknown_codes),
             "n_rows_with_unknown_codes": sum(self.unknown_codes.values()),
@@ -401,6 +413,12 @@ def iter_timelines(
                         raise DataError(
                             f"unparseable end time ({e})", file=path, row=rows[k], field=colmap["end"]
                         ) from None
+                if t is None:
+                    stats.untimed += 1
+                    if not canonical.upper().startswith(STATIC_PREFIXES):
+                        if canonical not in stats.untimed_events and len(stats.untimed_examples) < 10:
+                            stats.untimed_examples.append(f"{code} ({path.name} row {rows[k]})")
+                        stats.untimed_events[canonical] += 1
                 if day_end and t is not None and canonical not in BIRTH_CODES:
                     moved = move_to_day_end(t)
                     if moved is not t:

@@ -67,6 +67,16 @@ def _to_list(col: Any, dedupe: bool) -> list[Any]:
     return [None if i is None else values[i] for i in enc.indices.to_pylist()]
 
 
+def _first_out_of_range(col: Any) -> int:
+    """Index of the first value of `col` that has no Python value (0 when it cannot be told)."""
+    for i in range(len(col)):
+        try:
+            col[i].as_py()
+        except (OverflowError, ValueError):
+            return i
+    return 0
+
+
 def iter_table_batches(
     path: Path, columns: Sequence[str], *, batch_rows: int = BATCH_ROWS, dedupe: Sequence[str] = ()
 ) -> Iterator[tuple[list[Any], ...]]:
@@ -79,8 +89,19 @@ def iter_table_batches(
 
         try:
             pf = pq.ParquetFile(path)
+            start = 0
             for batch in pf.iter_batches(batch_size=batch_rows, columns=list(columns)):
-                yield tuple(_to_list(batch.column(i), c in dedupe) for i, c in enumerate(columns))
+                out = []
+                for i, c in enumerate(columns):
+                    try:
+                        out.append(_to_list(batch.column(i), c in dedupe))
+                    except (OverflowError, ValueError):  # a timestamp past year 9999 has no Python datetime
+                        row = start + _first_out_of_range(batch.column(i)) + 1
+                        raise DataError(
+                            "time outside the years 1-9999 (not a usable date)", file=path, row=row, field=c
+                        ) from None
+                start += batch.num_rows
+                yield tuple(out)
         except (OSError, pa.ArrowException) as e:
             raise DataError(f"cannot read Parquet ({e})", file=path) from None
         return

@@ -18,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ehrmind.errors import ConfigError, DataError
+from ehrmind.errors import ConfigError, DataError, excerpt
 from ehrmind.parsing import check_contract, find_json_with_key, normalize_text
 from ehrmind.registry import register_task
 from ehrmind.tasks.base import PromptMode, Task
@@ -166,6 +166,10 @@ class EhrshotTask(Task):
             for col in ("timeline", "question", "label"):
                 if col not in row or row[col] in (None, ""):
                     raise DataError("missing or empty", file=source, row=row_no, field=col)
+                if col != "label" and not isinstance(row[col], str):
+                    raise DataError(
+                        f"expected text, got a {type(row[col]).__name__}", file=source, row=row_no, field=col
+                    )
             label, problem = parse_prediction(row["label"])
             if label is None:
                 raise DataError(f"label: {problem}", file=source, row=row_no, field="label")
@@ -188,6 +192,20 @@ class EhrshotTask(Task):
                     "category": labeler,
                 },
             )
+
+    def snapshot_problem(self, example: Example) -> tuple[str, str] | None:
+        for key in ("timeline", "question"):
+            if not isinstance(example.input.get(key), str):
+                return f"input.{key}", "expected text"
+        label = example.target.get("label")
+        if not isinstance(label, bool):
+            return "target.label", "expected true or false"
+        if example.target.get("label_name") != LABEL_NAMES[label]:
+            return (
+                "target.label_name",
+                f"label {label} is named {LABEL_NAMES[label]!r}, not {excerpt(example.target.get('label_name'))}",
+            )
+        return None
 
     # ------------------------------------------------------------------ prompting
     def instructions(self) -> str:

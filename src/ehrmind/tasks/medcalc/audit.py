@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ehrmind.errors import DataError
-from ehrmind.io import atomic_write_json, atomic_write_text, read_table
+from ehrmind.errors import DataError, excerpt
+from ehrmind.io import atomic_write_json, atomic_write_text, output_file, output_folder, read_table
 from ehrmind.tasks.medcalc.calculators import load_all
 from ehrmind.tasks.medcalc.calculators.base import MissingInput
 from ehrmind.tasks.medcalc.task import parse_gold
@@ -215,7 +215,9 @@ def corrected_target(label: CorrectedLabel, output_type: str, path: str | Path) 
         return parse_gold(output_type, answer, label.lower, label.upper)
     except ValueError as e:
         fld, _, msg = str(e).partition(": ")
-        raise DataError(f"{msg} (got {answer!r})", file=path, row=label.row, field=fld or None) from None
+        raise DataError(
+            f"{msg} (got {excerpt(answer)})", file=path, row=label.row, field=fld or None
+        ) from None
 
 
 def _decimals(text: str) -> int:
@@ -446,7 +448,7 @@ def _plot(summary: dict[str, Any], path: Path, with_corrected: bool) -> None:
     ax.set_title("MedCalc label audit: agreement per calculator")
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    output_file(path)
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=110)
     plt.close(fig)
@@ -541,8 +543,7 @@ def run_audit(data: str | Path, out_dir: str | Path, corrected: str | Path | Non
     rows = audit_rows(examples, task, corrected_labels, corrected or "")
     with_c = corrected_labels is not None
     summary = summarize_rows(rows, with_c)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(out_dir)
     columns = AUDIT_COLUMNS + (CORRECTED_COLUMNS if with_c else ())
     atomic_write_text(out / "audit.csv", _csv_text(rows, columns))
     _plot(summary, out / "agreement.png", with_c)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import ast
+import math
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ehrmind.errors import ConfigError, DataError
-from ehrmind.parsing import format_mdy, parse_date, parse_number, parse_weeks_days, strict_mdy
+from ehrmind.errors import ConfigError, DataError, excerpt
+from ehrmind.parsing import format_mdy, parse_date, parse_number, parse_weeks_days, python_literal, strict_mdy
 from ehrmind.registry import register_task
 from ehrmind.tasks.base import PromptMode, Task
 from ehrmind.tasks.medcalc.official import check_answer, official_verdict
@@ -19,7 +19,7 @@ from ehrmind.tasks.medcalc.prompts import (
     OneShotExemplar,
     load_official_one_shot,
 )
-from ehrmind.tasks.medcalc.schema import CATEGORY_ALIASES, REQUIRED_COLUMNS, output_type_for
+from ehrmind.tasks.medcalc.schema import CATEGORY_ALIASES, OUTPUT_TYPES, REQUIRED_COLUMNS, output_type_for
 from ehrmind.tasks.medcalc.sft_mix import paper_sft_counts
 from ehrmind.types import Example, RewardWeights
 
@@ -31,6 +31,14 @@ HUB_DATASETS = ("ncbi/MedCalc-Bench-v1.0", "ncbi/MedCalc-Bench-v1.2", "nsk7153/M
 def _text(row: dict[str, Any], col: str) -> str:
     v = row.get(col)
     return "" if v is None else str(v).strip()
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def _float(s: str) -> float:
@@ -49,8 +57,8 @@ def parse_gold(output_type: str, answer: str, lower: str, upper: str) -> dict[st
             raise ValueError("Ground Truth Answer: expected a date MM/DD/YYYY") from None
     if output_type == "gestational_age":
         try:
-            literal = ast.literal_eval(answer)  # "('0 weeks', '6 days')": a Python literal only
-        except (ValueError, SyntaxError):
+            literal = python_literal(answer, 200)  # "('0 weeks', '6 days')": a Python literal only
+        except ValueError:
             literal = answer
         wd, _ = parse_weeks_days(literal)
         if wd is None:
@@ -145,6 +153,9 @@ class MedCalcTask(Task):
         def fail(field: str, msg: str) -> DataError:
             return DataError(msg, file=source, row=row_no, field=field)
 
+        for col, value in row.items():  # JSONL/Parquet can hold lists where text belongs: never str() them
+            if isinstance(value, (list, dict, tuple)):
+                raise fail(str(col), f"expected text or a number, got a {type(value).__name__}")
         row_id = _text(row, "Row Number")
         if not row_id:
             raise fail("Row Number", "empty")
@@ -152,15 +163,18 @@ class MedCalcTask(Task):
         try:
             calc_id = int(float(_text(row, "Calculator ID")))
         except ValueError:
-            raise fail("Calculator ID", f"expected an integer, got {_text(row, 'Calculator ID')!r}") from None
+            raise fail(
+                "Calculator ID", f"expected an integer, got {excerpt(_text(row, 'Calculator ID'))}"
+            ) from None
         raw_category = _text(row, "Category").lower()
         if raw_category not in CATEGORY_ALIASES:
             raise fail(
-                "Category", f"unknown category {raw_category!r}; known: {', '.join(sorted(CATEGORY_ALIASES))}"
+                "Category",
+                f"unknown category {excerpt(raw_category)}; known: {', '.join(sorted(CATEGORY_ALIASES))}",
             )
         output_type = output_type_for(calc_id, _text(row, "Output Type"))
         if output_type is None:
-            raise fail("Output Type", f"unknown output type {_text(row, 'Output Type')!r}")
+            raise fail("Output Type", f"unknown output type {excerpt(_text(row, 'Output Type'))}")
         note, question = _text(row, "Patient Note"), _text(row, "Question")
         if not note:
             raise fail("Patient Note", "empty")
@@ -175,14 +189,14 @@ class MedCalcTask(Task):
             )
         except ValueError as e:
             field, _, msg = str(e).partition(": ")
-            raise fail(field, f"{msg} (got {_text(row, 'Ground Truth Answer')!r})") from None
+            raise fail(field, f"{msg} (got {excerpt(_text(row, 'Ground Truth Answer'))})") from None
         entities_text = _text(row, "Relevant Entities")
         entities: Any = {}
         if entities_text:
             try:
-                entities = ast.literal_eval(entities_text)  # a Python literal (single quotes, True/False)
-            except (ValueError, SyntaxError, MemoryError, RecursionError):
-                raise fail("Relevant Entities", "not a Python literal") from None
+                entities = python_literal(entities_text)  # a Python literal (single quotes, True/False)
+            except ValueError as e:
+                raise fail("Relevant Entities", str(e)) from None
         return Example(
             id=row_id,
             task=self.name,
@@ -273,6 +287,34 @@ class MedCalcTask(Task):
             return ok, number, "correct" if ok else f"expected {t['value']}"
         ok = t["lower"] <= number <= t["upper"]
         return ok, number, "correct" if ok else f"expected {t['lower']:g}..{t['upper']:g}"
+
+    def snapshot_problem(self, example: Example) -> tuple[str, str] | None:
+        for key in ("note", "question"):
+            if not isinstance(example.input.get(key), str):
+                return f"input.{key}", "expected text"
+        t = example.target
+        kind = t.get("output_type")
+        if kind not in OUTPUT_TYPES:
+            return "target.output_type", f"unknown output type {excerpt(kind)}"
+        if kind == "date":
+            try:
+                strict_mdy(str(t.get("answer")))
+            except ValueError:
+                return "target.answer", "expected a date MM/DD/YYYY"
+        elif kind == "gestational_age":
+            v = t.get("value")
+            if not (isinstance(v, list) and len(v) == 2 and all(_is_int(x) for x in v)):
+                return "target.value", "expected [weeks, days]"
+        elif kind == "integer":
+            if not _is_int(t.get("value")):
+                return "target.value", "expected a whole number"
+        else:
+            for key in ("value", "lower", "upper"):
+                if not _is_number(t.get(key)):
+                    return f"target.{key}", "expected a finite number"
+            if t["lower"] > t["upper"]:
+                return "target.lower", "lower limit above the upper limit"
+        return None
 
     def paper_reliable_m(self, example: Example) -> int | None:
         """`src/eval/medcalc/analysis/cal_analysis.py:62, 95-98` (linjc16/EHRMind@3bdde9f): diagnosis and severity m = 7, risk m = 21."""

@@ -304,7 +304,16 @@ class LoadReport:
                 f"; and {len(trials) - 5} more trials" if len(trials) > 5 else "",
             )
         for f, why in self.ignored_files:
-            log.info("trec_ct: ignored %s: %s", f, why)
+            log.warning("trec_ct: ignored %s: %s", f, why)
+
+    def blame(self) -> str:
+        """Files that were not used, for an error saying nothing could be kept: usually the culprit (a
+        topics or queries file in an unrecognised shape), otherwise the error would blame the pairs."""
+        if not self.ignored_files:
+            return ""
+        shown = "; ".join(f"{f} ({why})" for f, why in self.ignored_files[:3])
+        more = f"; and {len(self.ignored_files) - 3} more" if len(self.ignored_files) > 3 else ""
+        return f". Not used, so possibly where the patients or trials were meant to come from: {shown}{more}"
 
 
 # ---------------------------------------------------------------- trials

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ehrmind.errors import ConfigError, DataError
+from ehrmind.errors import ConfigError, DataError, excerpt
 from ehrmind.parsing import check_contract, find_json_with_key
 from ehrmind.registry import register_task
 from ehrmind.tasks.base import PromptMode, Task
@@ -154,7 +154,8 @@ class TrecCtTask(Task):
         report.log(len(examples), f"; `ehrmind data --source {where}` lists them in {SKIPPED}")
         if not examples:
             raise DataError(
-                f"no judged pair has both patient and trial text ({report.summary()['skipped_by_reason']})",
+                f"no judged pair has both patient and trial text ({report.summary()['skipped_by_reason']})"
+                + report.blame(),
                 file=where,
             )
         return examples, report
@@ -290,10 +291,12 @@ def check_target(ex: Example, path: str | Path, row: int) -> None:
     t = ex.target
     scale = t.get("scale", "trec")
     if scale not in SCALES:
-        raise DataError(f"unknown label scale {scale!r}", file=path, row=row, field="target.scale")
+        raise DataError(f"unknown label scale {excerpt(scale)}", file=path, row=row, field="target.scale")
     label = t.get("label")
     if label not in SCALES[scale] or isinstance(label, bool):
-        raise DataError(f"label must be 0, 1 or 2, got {label!r}", file=path, row=row, field="target.label")
+        raise DataError(
+            f"label must be 0, 1 or 2, got {excerpt(label)}", file=path, row=row, field="target.label"
+        )
     if t.get("label_name") != SCALES[scale][label]:
         raise DataError(
             f"label {label} is {SCALES[scale][label]!r} on the {scale} scale, but the row says "

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ehrmind.errors import DataError
+from ehrmind.errors import DataError, excerpt
 from ehrmind.tasks.trec_ct.trials import parse_xml_bytes
 
 _TREC_ID = re.compile(r"^trec-(20\d\d)\d+$")
@@ -130,7 +130,9 @@ class Judgment:
 def parse_label(raw: str, path: Path, line: int) -> int:
     s = raw.strip()
     if s not in ("0", "1", "2"):
-        raise DataError(f"label must be 0, 1 or 2, got {raw.strip()!r}", file=path, row=line, field="label")
+        raise DataError(
+            f"label must be 0, 1 or 2, got {excerpt(raw.strip())}", file=path, row=line, field="label"
+        )
     return int(s)
 
 

@@ -130,11 +130,11 @@ def _str_list(value: Any) -> list[str]:
     if isinstance(value, str) and value.strip():
         s = value.strip()
         if s.startswith("[") and s.endswith("]"):  # TrialGPT's stringified lists: "['A', 'B']"
-            import ast
+            from ehrmind.parsing import python_literal
 
             try:
-                parsed = ast.literal_eval(s)  # a Python literal only: nothing is executed
-            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                parsed = python_literal(s)  # a Python literal only: nothing is executed
+            except ValueError:
                 return [s]
             return _str_list(parsed) if isinstance(parsed, list) else [s]
         return [s]

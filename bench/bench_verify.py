@@ -1,0 +1,66 @@
+"""Verification time on hostile 1 MB completions (issue #16: "`ehrmind score` verifies a 1 MB completion of
+any shape in under one second on one core").
+
+Each shape of `tests/test_hostile_text.py` is verified against each task's example kinds (MedCalc decimal,
+integer, date, gestational age; TREC CT; EHRSHOT), through `Task.verify` and the benchmark's own extraction
+(`verify_extra`), which is what `ehrmind score` does per row. The shapes are timed interleaved, round after
+round, and the median of the rounds is reported per (shape, case), so a burst of load on the shared machine
+moves one round, not one shape.
+
+    .venv/bin/python bench/bench_verify.py [--rounds 5] [--out bench/verify.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+
+    from ehrmind import get_task
+    from test_hostile_text import CASES, SHAPES
+
+    times: dict[tuple[str, str], list[float]] = {}
+    for _ in range(args.rounds):
+        for shape, text in SHAPES.items():
+            for task_name, example in CASES:
+                task = get_task(task_name)
+                started = time.perf_counter()
+                task.verify(example, text)
+                task.verify_extra(example, text)
+                times.setdefault((shape, f"{task_name}/{example.id}"), []).append(
+                    time.perf_counter() - started
+                )
+    medians = {k: statistics.median(v) for k, v in times.items()}
+    worst = max(medians, key=medians.__getitem__)
+    by_shape = {s: max(v for (sh, _), v in medians.items() if sh == s) for s in SHAPES}
+    print(f"{'shape':<20} {'worst case (s)':>14}")
+    for shape, t in sorted(by_shape.items(), key=lambda kv: -kv[1]):
+        print(f"{shape:<20} {t:>14.3f}")
+    print(f"worst: {worst[0]} on {worst[1]}: {medians[worst]:.3f} s (median of {args.rounds} rounds)")
+    print(f"load average at the end: {os.getloadavg()[0]:.2f}")
+    if args.out:
+        result = {
+            "rounds": args.rounds,
+            "median_seconds": {f"{s} | {c}": round(t, 4) for (s, c), t in medians.items()},
+            "worst": {"shape": worst[0], "case": worst[1], "seconds": round(medians[worst], 4)},
+            "load_average": os.getloadavg()[0],
+        }
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

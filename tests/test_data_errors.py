@@ -336,6 +336,10 @@ def test_killed_and_resumed_sampled_eval_is_byte_identical(tmp_path, synthetic_c
                 raise Killed
             return gen.generate(prompts, n, call_seed=call_seed)
 
+        @property
+        def last_finish_reasons(self):
+            return gen.last_finish_reasons
+
     whole = tmp_path / "whole"
     run_eval(task, examples, gen, whole, samples=2, batch_size=3, info=info, progress=False)
     resumed = tmp_path / "resumed"

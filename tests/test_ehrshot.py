@@ -799,6 +799,37 @@ def test_build_with_existing_label_file_uses_it_as_is(tmp_path):
     assert "131 mEq/L" in examples[0].input["timeline"]  # 2020-01-02 lab: before the label's time
 
 
+def test_label_file_is_asked_its_own_question(tmp_path):
+    """Issue #15, item 4: an ACES-style label file (hypertension-free, say) was asked the question of the
+    labeler it had to be given (hypertension). Now a label file brings its question; a labeler is asked only
+    when named."""
+    labels_csv = tmp_path / "htn_free.csv"
+    labels_csv.write_text("patient_id,prediction_time,value,label_type\n1,2020-01-03 12:00:00,True,boolean\n")
+    question = "Will this patient stay free of hypertension for a year after {prediction_time}?"
+    manifest = build_snapshot(
+        get_task("ehrshot"),
+        _demo_events(tmp_path),
+        tmp_path / "out",
+        labels=str(labels_csv),
+        question=question,
+    )
+    (ex,) = get_task("ehrshot").load(tmp_path / "out")
+    assert (
+        ex.input["question"]
+        == "Will this patient stay free of hypertension for a year after 2020-01-03 12:00?"
+    )
+    assert (
+        ex.metadata["category"] == ex.metadata["labeler"] == "htn_free" and manifest["labeler"] == "htn_free"
+    )
+    assert manifest["question"] == question and manifest["labeler_config"] is None
+    with pytest.raises(ConfigError, match="a label file needs the question its labels answer"):
+        build_snapshot(get_task("ehrshot"), _demo_events(tmp_path), tmp_path / "o2", labels=str(labels_csv))
+    with pytest.raises(ConfigError, match="question applies to a label file"):
+        build_snapshot(
+            get_task("ehrshot"), _demo_events(tmp_path), tmp_path / "o3", labeler="guo_los", question="x?"
+        )
+
+
 def test_build_options_and_config(tmp_path):
     events = _demo_events(tmp_path)
     task = get_task("ehrshot")

@@ -262,6 +262,34 @@ def test_grpo_steps_rewards_equal_verify(tmp_path, tiny_model, train_jsonl):
     assert len(set(rewards)) == 2  # both verdicts occurred, so the update had a signal
     history = json.loads((out / "log_history.json").read_text())
     assert all("rewards/format_reward/mean" in h and "kl" in h for h in history if "reward" in h)
+    # issue #15, item 3: the training report shows what TRL logged, per step
+    report = (out / "training.md").read_text()
+    logged = [h for h in history if "reward" in h]
+    for key in ("kl", "completions/mean_length", "completions/clipped_ratio", "frac_reward_zero_std",
+                "rewards/format_reward/mean", "rewards/correctness_reward/mean"):  # fmt: skip
+        row = next(line for line in report.splitlines() if line.startswith(f"| {key} |"))
+        assert row.split(" | ")[2] == f"{logged[-1][key]:.4g}", (key, row)  # the last logged value
+    assert report.startswith("# Training: rl\n") and f"Model `{tiny_model}`" in report
+    assert (out / "training.png").stat().st_size > 5000
+
+
+def test_training_report_from_a_hand_written_history(tmp_path):
+    from ehrmind.train.report import write_training_report
+
+    history = [
+        {"step": 1, "loss": 0.5, "reward": -2.0, "rewards/format_reward/mean": -2.0, "kl": 0.0, "frac_reward_zero_std": 1.0},
+        {"step": 2, "loss": 0.4, "reward": -1.0, "rewards/format_reward/mean": -1.5, "kl": 0.02, "frac_reward_zero_std": 0.5},
+        {"step": 2, "train_runtime": 3.0, "train_loss": 0.45},  # the final summary: not a step
+    ]  # fmt: skip
+    path = write_training_report(tmp_path, history, stage="rl", model="runs/sft", data="data/train.jsonl")
+    text = path.read_text()
+    assert "| kl | 0 | 0.02 | 0 | 0.02 | 2 |" in text and "| reward | -2 | -1 | -2 | -1 | 2 |" in text
+    assert "train_runtime" not in text and "On average **75%** of GRPO groups" in text
+    assert "Model `runs/sft`, data `data/train.jsonl`, 2 steps" in text
+    assert (
+        write_training_report(tmp_path / "none", [{"train_runtime": 1.0}], stage="sft", model="m", data="d")
+        is None
+    )
 
 
 def test_medcalc_reward_components_sum_to_score_reward(train_jsonl):

@@ -303,6 +303,17 @@ def diagnose_cmd(
     misapplied_examples: Annotated[
         int, typer.Option("--misapplied-examples", help="SFT rows per group with misapplied knowledge.")
     ] = 0,
+    min_items: Annotated[
+        int, typer.Option("--min-items", help="Groups with fewer items get 'too few items' and no plan rows.")
+    ] = 5,
+    format_threshold: Annotated[
+        float,
+        typer.Option(
+            "--format-threshold",
+            help="Below --threshold, a group with at least this share of unreadable samples gets the verdict "
+            "'format' (cannot follow the output format), planned as format rows; 0 turns it off.",
+        ),
+    ] = 0.5,
 ) -> None:
     """pass@k per category (and calculator): missing vs misapplied knowledge, a report and an SFT plan."""
     _setup_logging()
@@ -321,6 +332,8 @@ def diagnose_cmd(
             plan_by=plan_by,
             plan_examples=plan_examples,
             misapplied_examples=misapplied_examples,
+            min_items=min_items,
+            format_threshold=format_threshold or None,
         )
         generation = GenerationOptions(
             samples=samples,
@@ -349,10 +362,17 @@ def diagnose_cmd(
     except (ConfigError, DataError, KeyError, TypeError) as e:
         _fail(e)
     overall, by = diagnosis["overall"], diagnosis["plan_by"]
-    n_missing = sum(b["verdict"] == "missing" for b in diagnosis[f"by_{by}"].values())
+    from collections import Counter
+
+    verdicts = Counter(b["verdict"] for b in diagnosis[f"by_{by}"].values())
+    extra = "".join(
+        f"; {what} in {verdicts[v]}"
+        for v, what in (("format", "cannot follow the output format"), ("too few items", "too few items"))
+        if verdicts[v]
+    )
     typer.echo(
         f"pass@1 {100 * overall['pass_at_1']:.1f}%, pass@{k} {100 * overall['pass_at_k']:.1f}% over "
-        f"n={overall['n']}; knowledge missing in {n_missing} group(s) by {by}"
+        f"n={overall['n']}; knowledge missing in {verdicts['missing']} group(s) by {by}{extra}"
     )
     typer.echo(f"wrote {out / 'diagnosis.json'}, {out / 'report.md'}, {out / 'sft_plan.yaml'}")
 
@@ -669,6 +689,46 @@ def audit_cmd(
     except (DataError, KeyError) as e:
         _fail(e)
     typer.echo(f"wrote {out / 'audit.csv'} and {out / 'summary.md'}")
+
+
+@app.command("export-predictions")
+def export_predictions_cmd(
+    task: TaskOpt,
+    predictions: Annotated[
+        Path,
+        typer.Option(
+            "--predictions", help="An eval or score folder, or its predictions.jsonl (scored rows)."
+        ),
+    ],
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format", help="meds (ehrshot: meds-evaluation parquet) or trec (trec_ct: a run file)."
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Output file.")],
+    run_name: Annotated[
+        str, typer.Option("--run-name", help="The run's name in a TREC run file.")
+    ] = "ehrmind",
+) -> None:
+    """Write scored predictions in a format other tools read: MEDS-DEV / meds-evaluation, trec_eval."""
+    _setup_logging()
+    from ehrmind.errors import DataError
+    from ehrmind.io import read_jsonl
+    from ehrmind.registry import get_task
+
+    t = get_task(task)
+    if fmt not in t.export_formats:
+        _fail(ValueError(f"task {task} exports {', '.join(t.export_formats) or 'no format'}, not {fmt!r}"))
+    path = predictions / "predictions.jsonl" if predictions.is_dir() else predictions
+    rows = read_jsonl(path)
+    unscored = next((i for i, r in enumerate(rows, 1) if "correct" not in r), None)
+    if unscored is not None:
+        raise DataError(
+            "not a scored prediction row: score completions first (ehrmind score)", file=path, row=unscored
+        )
+    counts = t.export_predictions(fmt, rows, out, run_name=run_name)
+    typer.echo(f"wrote {out} ({', '.join(f'{k} {v}' for k, v in counts.items())})")
 
 
 @app.command("export-verl")

@@ -37,7 +37,7 @@ def bootstrap_ci(
     return [float(lo), float(hi)]
 
 
-def _several_samples_ci(means: Sequence[float]) -> list[float] | None:
+def item_mean_ci(means: Sequence[float]) -> list[float] | None:
     """Interval of the mean per-item accuracy with several samples per item: the percentile bootstrap over
     items, widened to the Wilson interval over items when that is wider — the bootstrap alone collapses to
     a point when every item scores the same (0 of 16 right gave [0, 0], one sample per item [0, 19.4])."""
@@ -55,7 +55,7 @@ def _mean_and_ci(per_example: Mapping[str, list[float]]) -> tuple[float | None, 
         return None, None
     if all(len(v) == 1 for v in per_example.values()):
         return sum(means) / len(means), wilson_ci(int(sum(means)), len(means))
-    return sum(means) / len(means), _several_samples_ci(means)
+    return sum(means) / len(means), item_mean_ci(means)
 
 
 def accuracy_block(records: Iterable[dict[str, Any]], verdicts: Sequence[str] = ()) -> dict[str, Any]:

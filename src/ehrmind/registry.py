@@ -6,6 +6,8 @@ import importlib
 import pkgutil
 from typing import TYPE_CHECKING, Any
 
+from ehrmind.errors import ConfigError
+
 if TYPE_CHECKING:
     from ehrmind.tasks.base import Task
 
@@ -35,11 +37,18 @@ def _load_builtins() -> None:
             importlib.import_module(f"ehrmind.tasks.{info.name}")
 
 
+class UnknownTask(ConfigError, KeyError):
+    """No task is registered under that name: a user error (ConfigError), and a KeyError for lookups."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 def get_task(name: str, **options: Any) -> Task:
     """An instance of the task registered as `name`, configured with `options` (prompt mode, prefill, …)."""
     _load_builtins()
     if name not in _TASKS:
-        raise KeyError(f"unknown task {name!r}; known tasks: {', '.join(sorted(_TASKS))}")
+        raise UnknownTask(f"unknown task {name!r}; known tasks: {', '.join(sorted(_TASKS))}")
     return _TASKS[name](**options)
 
 

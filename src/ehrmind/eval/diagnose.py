@@ -24,10 +24,14 @@ merges into the recipe. The rules (docs/diagnosis.md; every threshold is a `Diag
   a gestational age) and the group has at most `max_distinct` distinct gold answers, or as named
   (`guessable`).
 - **verdict** — the group's score is reliable pass@k if it is guessable, else pass@k: `misapplied` when the
-  score is >= `threshold`, else `missing`.
+  score is >= `threshold`; below it, `format` when at least `format_threshold` of the group's samples give no
+  readable answer (the model cannot follow the output format: what it knows is unmeasured), else `missing`.
+  A group of fewer than `min_items` items is `too few items` whatever its score. pass@1 and pass@k carry a
+  95% interval over items (the percentile bootstrap, widened to Wilson where it would collapse).
 - **plan** — `sft_data.per_group`: `plan_examples` rows for every group (by `plan_by`: calculator or
-  category) whose verdict is missing, `misapplied_examples` for the others (0: RL handles them). When no
-  group lacks knowledge the plan is a format-only warm-up: `per_category_cap: format_examples`.
+  category) whose verdict is missing, `format_examples` for a `format` group (format-teaching rows),
+  `misapplied_examples` for a misapplied one (0: RL handles them), none for `too few items`. When no group
+  gets rows the plan is a format-only warm-up: `per_category_cap: format_examples`.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from typing import Any
 
 from ehrmind.errors import ConfigError
 from ehrmind.io import atomic_write_json, atomic_write_jsonl, atomic_write_text, output_folder, read_jsonl
+from ehrmind.metrics import item_mean_ci
 from ehrmind.parsing import parse_date
 from ehrmind.tasks.base import Task
 from ehrmind.types import Example
@@ -53,6 +58,8 @@ REPORT = "report.md"
 PLOT = "diagnosis.png"
 PLAN = "sft_plan.yaml"
 ITEMS = "items.jsonl"
+TOO_FEW = "too few items"
+"""The verdict of a group with fewer than `min_items` items."""
 PLAN_FIELDS = ("category", "calculator_name")
 """Groups the SFT data builder can select by (`ehrmind.train.data.select_examples`)."""
 
@@ -83,7 +90,14 @@ class DiagnosisSettings:
     misapplied_examples: int = 0
     """SFT rows per group whose knowledge is misapplied (0: left to RL)."""
     format_examples: int = 2
-    """When no group lacks knowledge: rows per category of a format-only warm-up."""
+    """Rows per group that cannot follow the output format, and, when no group gets rows, per category of a
+    format-only warm-up."""
+    min_items: int = 5
+    """A group with fewer scorable items gets the verdict `too few items` and no plan rows (two items cannot
+    tell missing from misapplied knowledge)."""
+    format_threshold: float | None = 0.5
+    """Below the threshold, a group whose share of samples without a readable answer is at least this gets
+    the verdict `format`, not `missing`; None: never (the verdicts before issue #15)."""
 
     def __post_init__(self) -> None:
         if self.k < 1:
@@ -103,6 +117,10 @@ class DiagnosisSettings:
             raise ConfigError(f"max_distinct must be >= 1, got {self.max_distinct}")
         if self.plan_by is not None and self.plan_by not in PLAN_FIELDS:
             raise ConfigError(f"plan_by must be one of {', '.join(PLAN_FIELDS)}, got {self.plan_by!r}")
+        if self.min_items < 1:
+            raise ConfigError(f"min_items must be >= 1, got {self.min_items}")
+        if self.format_threshold is not None and not 0 < self.format_threshold <= 1:
+            raise ConfigError(f"format_threshold must be in (0, 1] (or None), got {self.format_threshold}")
         if self.plan_examples < 1 or self.misapplied_examples < 0 or self.format_examples < 1:
             raise ConfigError("plan_examples and format_examples must be >= 1, misapplied_examples >= 0")
 
@@ -204,6 +222,7 @@ def item_stats(
                 "id": ex_id,
                 "n": len(rs),
                 "c": sum(bool(r["correct"]) for r in rs),
+                "unread": sum(r.get("parsed") is None for r in rs),
                 "entropy": answer_entropy(answers),
                 "distinct_answers": len(set(answers)),
                 "gold": normalize_answer(gold, integer=integer),
@@ -243,19 +262,31 @@ def group_block(
     else:
         golds = {it["gold"] for it in items}
         guessable = all(it["discrete"] for it in items) and len(golds) <= settings.max_distinct
+    p1 = [it["c"] / it["n"] for it in items]
+    n_samples = sum(it["n"] for it in items)
     block = {
         "n": n,
-        "n_samples": sum(it["n"] for it in items),
-        "pass_at_1": sum(it["c"] / it["n"] for it in items) / n,
+        "n_samples": n_samples,
+        "pass_at_1": sum(p1) / n,
+        "pass_at_1_ci95": item_mean_ci(p1),
         "pass_at_k": sum(pk) / n,
+        "pass_at_k_ci95": item_mean_ci(pk),
         "reliable_pass_at_k": sum(reliable) / n,
+        "unread_rate": sum(it.get("unread", 0) for it in items) / n_samples if n_samples else 0.0,
         "guessable": guessable,
         "mean_entropy": sum(it["entropy"] for it in items) / n,
         "mean_distinct_answers": sum(it["distinct_answers"] for it in items) / n,
         "n_solved_by_any_sample": sum(it["c"] > 0 for it in items),
     }
     block["score"] = block["reliable_pass_at_k"] if guessable else block["pass_at_k"]
-    block["verdict"] = "misapplied" if block["score"] >= settings.threshold else "missing"
+    if n < settings.min_items:
+        block["verdict"] = TOO_FEW
+    elif block["score"] >= settings.threshold:
+        block["verdict"] = "misapplied"
+    elif settings.format_threshold is not None and block["unread_rate"] >= settings.format_threshold:
+        block["verdict"] = "format"
+    else:
+        block["verdict"] = "missing"
     return block
 
 
@@ -309,8 +340,14 @@ def build_plan(diagnosis: dict[str, Any], by: str, settings: DiagnosisSettings) 
     """The recipe fragment: `sft_data.per_group` from the verdicts (see the module docstring)."""
     blocks = diagnosis.get(f"by_{by}") or {}
     per_group: dict[str, int] = {}
+    rows_for = {
+        "missing": settings.plan_examples,
+        "format": settings.format_examples,
+        "misapplied": settings.misapplied_examples,
+        TOO_FEW: 0,
+    }
     for name, b in blocks.items():
-        count = settings.plan_examples if b.get("verdict") == "missing" else settings.misapplied_examples
+        count = rows_for.get(str(b.get("verdict")), 0)
         if name and count > 0:
             per_group[name] = count
     if per_group:
@@ -333,15 +370,21 @@ def plan_yaml(plan: dict[str, Any], diagnosis: dict[str, Any], by: str, out: Pat
         f"# groups by {by}; verdict: (reliable) pass@{s['k']} >= {s['threshold']} -> misapplied (RL can fix it), "
         "else missing (warm up)",
     ]
+    count = Counter(str(b.get("verdict")) for b in blocks.values())
     if "per_group" in plan["sft_data"]:
         header.append(
-            f"# {sum(1 for b in blocks.values() if b.get('verdict') == 'missing')} group(s) with missing "
-            f"knowledge get {s['plan_examples']} rows each"
+            f"# {count['missing']} group(s) with missing knowledge get {s['plan_examples']} rows each; "
+            f"{count['format']} that cannot follow the output format get {s['format_examples']}"
         )
     else:
         header.append("# no group lacks knowledge: a format-only warm-up (or skip SFT)")
     if left:
         header.append(f"# misapplied (left to RL): {'; '.join(left)[:2000]}")
+    few = sorted(n for n, b in blocks.items() if b.get("verdict") == TOO_FEW)
+    if few:
+        header.append(
+            f"# too few items to judge (min_items {s.get('min_items')}; no rows): {'; '.join(few)[:2000]}"
+        )
     body = yaml.safe_dump(plan, sort_keys=False, allow_unicode=True, width=1000)
     return "\n".join(header) + "\n" + body
 
@@ -572,17 +615,23 @@ def _rule_text(s: dict[str, Any], k: int) -> str:
     )
 
 
+def _with_ci(x: float | None, ci: list[float] | None) -> str:
+    return _pct(x) + (f" [{100 * ci[0]:.0f}, {100 * ci[1]:.0f}]" if ci else "")
+
+
 def _table(blocks: dict[str, dict[str, Any]], label: str, k: int) -> list[str]:
     lines = [
-        f"| {label} | n | pass@1 | pass@{k} | reliable pass@{k} | guessable | entropy (bits) | verdict |",
-        "|---|---:|---:|---:|---:|:---:|---:|---|",
+        f"| {label} | n | pass@1 [95% CI] | pass@{k} [95% CI] | reliable pass@{k} | guessable | no answer read "
+        "| entropy (bits) | verdict |",
+        "|---|---:|---:|---:|---:|:---:|---:|---:|---|",
     ]
     for name, b in blocks.items():
         if not b.get("n"):
             continue
         lines.append(
-            f"| {name or '(none)'} | {b['n']} | {_pct(b['pass_at_1'])} | {_pct(b['pass_at_k'])} | "
-            f"{_pct(b['reliable_pass_at_k'])} | {'yes' if b['guessable'] else ''} | {b['mean_entropy']:.2f} | "
+            f"| {name or '(none)'} | {b['n']} | {_with_ci(b['pass_at_1'], b.get('pass_at_1_ci95'))} | "
+            f"{_with_ci(b['pass_at_k'], b.get('pass_at_k_ci95'))} | {_pct(b['reliable_pass_at_k'])} | "
+            f"{'yes' if b['guessable'] else ''} | {_pct(b.get('unread_rate'))} | {b['mean_entropy']:.2f} | "
             f"**{b['verdict']}** |"
         )
     return lines
@@ -622,7 +671,17 @@ def write_diagnosis_report(
         + _rule_text(s, k)
         + " Verdict: **misapplied** (the model has the "
         f"knowledge; RL alone can fix it) when that value is ≥ {s['threshold']}, else **missing** (the SFT "
-        "warm-up must inject it). See docs/diagnosis.md.",
+        "warm-up must inject it)"
+        + (
+            f" — or **format** when at least {_pct(s['format_threshold'])} of the samples give no readable answer "
+            "(the model cannot follow the output format, so what it knows is unmeasured; planned as "
+            "format-teaching rows)"
+            if s.get("format_threshold") is not None
+            else ""
+        )
+        + f". A group of fewer than {s.get('min_items', 1)} items is **too few items** (no plan rows). "
+        "Intervals are 95% over items (bootstrap, widened to Wilson where it would collapse). "
+        "See docs/diagnosis.md.",
         "",
         "## Overall",
         "",

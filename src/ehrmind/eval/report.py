@@ -80,21 +80,22 @@ def plot_accuracy(blocks: dict[str, dict[str, Any]], path: Path, title: str) -> 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = list(blocks)
-    acc = [100 * (blocks[n]["accuracy"] or 0.0) for n in names]
+    keys = list(blocks)
+    names = [f"{k} (n={blocks[k].get('n', '?')})" for k in keys]  # every bar says how many rows it holds
+    acc = [100 * (blocks[k]["accuracy"] or 0.0) for k in keys]
     lo = [
-        a - 100 * (blocks[n]["ci95"] or [0, 0])[0] if blocks[n]["ci95"] else 0
-        for a, n in zip(acc, names, strict=True)
+        a - 100 * (blocks[k]["ci95"] or [0, 0])[0] if blocks[k]["ci95"] else 0
+        for a, k in zip(acc, keys, strict=True)
     ]
     hi = [
-        100 * (blocks[n]["ci95"] or [0, 0])[1] - a if blocks[n]["ci95"] else 0
-        for a, n in zip(acc, names, strict=True)
+        100 * (blocks[k]["ci95"] or [0, 0])[1] - a if blocks[k]["ci95"] else 0
+        for a, k in zip(acc, keys, strict=True)
     ]
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(names) + 1.5))
     ax.barh(names, acc, xerr=[lo, hi], color="#4C72B0", capsize=3)
     ax.set_xlim(0, 100)
     ax.set_xlabel("accuracy (%) with 95% CI")
-    ax.set_title(title)
+    ax.set_title(title, fontsize=9)
     ax.invert_yaxis()
     fig.tight_layout()
     tmp = path.with_suffix(".tmp.png")
@@ -130,12 +131,22 @@ def write_report(
         "top_p",
         "max_new_tokens",
         "seed",
+        "batch_size",
         "ehrmind_version",
         "finished",
     ):
         if key in run and run[key] not in (None, ""):
             value = str(run[key]).replace("\n", "\\n")
             lines.append(f"| {key} | `{value}` |")
+    env = run.get("environment")
+    if isinstance(env, dict):
+        packages = ", ".join(f"{k} {v}" for k, v in (env.get("packages") or {}).items() if v)
+        backend = ", ".join(
+            f"{k} {env[k]}" for k in ("dtype", "device", "model_revision") if env.get(k) not in (None, "")
+        )
+        lines.append(
+            f"| environment | `python {env.get('python')}; {packages}{'; ' + backend if backend else ''}` |"
+        )
     lines += ["", "## Overall", ""]
     lines += _table({"all": metrics}, "", verdicts)
     lines += [
@@ -151,7 +162,12 @@ def write_report(
             lines += ["", *disagreement_lines(rows, v)]
     first = f"by_{group_fields[0]}" if group_fields else None
     if first and metrics.get(first):
-        plot_accuracy(metrics[first], out / PLOT, f"accuracy by {group_fields[0]}")
+        model = Path(str(run.get("model") or run.get("predictions") or "?")).name
+        data = Path(str(run.get("data") or "?")).name
+        title = (
+            f"accuracy by {group_fields[0]}: {model} on {data} ({run.get('task', '?')}), n={metrics.get('n')}"
+        )
+        plot_accuracy(metrics[first], out / PLOT, title)
         lines += ["", f"## By {group_fields[0]}", "", f"![accuracy by {group_fields[0]}]({PLOT})", ""]
         lines += _table(metrics[first], group_fields[0], verdicts)
     for field in group_fields[1:]:

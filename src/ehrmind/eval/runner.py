@@ -62,6 +62,26 @@ def run_info(task: Task, examples: Sequence[Example], data: str, **extra: Any) -
     }
 
 
+def environment(generator: Any = None) -> dict[str, Any]:
+    """Package versions and, from a generator that can say (`describe()`: the HF backend), its dtype, device
+    and model revision: what a number depends on besides the data and the settings."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    packages = {}
+    for name in ("torch", "transformers", "trl", "peft", "accelerate"):
+        try:
+            packages[name] = version(name)
+        except PackageNotFoundError:
+            packages[name] = None
+    described = getattr(generator, "describe", None)
+    return {
+        "python": platform.python_version(),
+        "packages": packages,
+        **(described() if callable(described) else {}),
+    }
+
+
 def prediction_row(task: Task, example: Example, sample: int, completion: str) -> dict[str, Any]:
     score = task.verify(example, completion)
     row = {"id": example.id, "sample": sample, "completion": completion, **score.to_dict()}
@@ -141,7 +161,7 @@ def run_eval(
         raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
     if samples > 1 and not info.get("temperature"):
         raise ConfigError("several samples with greedy decoding are identical; set --temperature > 0")
-    info = {**info, "batch_size": batch_size}
+    info = {**info, "batch_size": batch_size, "environment": environment(generator)}
     out = output_folder(out_dir)
     _check_resume(out, info)
     pred_path = out / PREDICTIONS
@@ -209,11 +229,16 @@ def _generate_and_finalize(
                 if seeded
                 else generator.generate(prompts, n=1)
             )
+            finish = getattr(generator, "last_finish_reasons", None)
+            if not isinstance(finish, list) or len(finish) != len(batch):
+                finish = [[None]] * len(batch)
             rows = []
-            for (ex, s), outs in zip(batch, completions, strict=True):
+            for (ex, s), outs, why in zip(batch, completions, finish, strict=True):
                 if (ex.id, s) in done:
                     continue
                 row = prediction_row(task, ex, s, outs[0])
+                if why and why[0] is not None:
+                    row["finish_reason"] = why[0]  # "length": cut at max_new_tokens (the truncation rate)
                 p = model_probability(task, generator, ex, row["completion"])
                 if p is not None:
                     row["yes_probability"] = p
@@ -297,10 +322,16 @@ def finalize(
     info: dict[str, Any],
     examples: Sequence[Example] = (),
 ) -> dict[str, Any]:
+    from ehrmind.eval.analysis import analyse
+    from ehrmind.eval.analysis import report_lines as error_report_lines
     from ehrmind.eval.reasoning_checks import report_lines, summarize_reasoning_checks
     from ehrmind.eval.report import write_report
 
     metrics = task.metrics(rows)
+    errors = analyse(rows)
+    if examples and errors.get("n"):
+        errors.update(task.error_analysis({ex.id: ex for ex in examples}, rows))
+    metrics["errors"] = errors
     checks = summarize_reasoning_checks(task, examples, rows) if examples else None
     if checks is not None:  # tasks with reasoning checks (MedCalc): grounding and final-value rates
         metrics["reasoning_checks"] = checks
@@ -308,6 +339,8 @@ def finalize(
     atomic_write_json(out / METRICS, metrics)
     sections, check_lines = task.report_sections(metrics), report_lines(checks)
     extra = [*sections, *([""] if sections and check_lines else []), *check_lines]
+    failure_lines = error_report_lines(errors)
+    extra = [*extra, *([""] if extra and failure_lines else []), *failure_lines]
     write_report(out, metrics, task.group_fields, extra=extra, verdicts=task.extra_verdicts, rows=rows)
     return metrics
 

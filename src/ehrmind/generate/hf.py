@@ -73,6 +73,19 @@ class HFGenerator:
         self.seeds_calls = True
         """`generate` takes `call_seed` (evaluation seeds each batch by its position)."""
 
+    def describe(self) -> dict[str, Any]:
+        """What the run record keeps about this backend: dtype, device, the Hub commit (None for a local
+        folder) and the settings' context limit."""
+        config = self.model.config
+        return {
+            "backend": "transformers",
+            "dtype": str(next(self.model.parameters()).dtype).removeprefix("torch."),
+            "device": str(self.device),
+            "model_revision": getattr(config, "_commit_hash", None),
+            "model_type": getattr(config, "model_type", None),
+            "context_tokens": getattr(config, "max_position_embeddings", None),
+        }
+
     def prompt_text(self, messages: list[dict[str, str]]) -> str:
         return render_prompt(self.tokenizer, messages)
 
@@ -109,7 +122,24 @@ class HFGenerator:
             )
         new_tokens = out[:, enc["input_ids"].shape[1] :]
         decoded = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        stops = self._eos_ids()
+        finish = ["stop" if stops & set(seq.tolist()) else "length" for seq in new_tokens]
+        self.last_finish_reasons = [finish[i * n : (i + 1) * n] for i in range(len(prompts))]
+        """Per prompt and completion of the last call: "stop" (an end-of-sequence token) or "length" (cut
+        at max_new_tokens), as OpenAI's `finish_reason`."""
         return [decoded[i * n : (i + 1) * n] for i in range(len(prompts))]
+
+    def _eos_ids(self) -> set[int]:
+        ids: set[int] = set()
+        for source in (
+            self.tokenizer.eos_token_id,
+            getattr(self.model.generation_config, "eos_token_id", None),
+        ):
+            if isinstance(source, int):
+                ids.add(source)
+            elif isinstance(source, (list, tuple)):
+                ids.update(int(i) for i in source)
+        return ids
 
     def choice_logprobs(
         self, prompt: list[dict[str, str]], prefix: str, choices: Sequence[str]

@@ -127,12 +127,17 @@ class OpenAICompatGenerator:
         if n < 1:
             raise ConfigError(f"n must be >= 1, got {n}")
         if self.concurrency == 1 or len(prompts) < 2:
-            return [self._complete(messages, n) for messages in prompts]
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            return list(pool.map(lambda m: self._complete(m, n), prompts))
+            done = [self._complete(messages, n) for messages in prompts]
+        else:
+            with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+                done = list(pool.map(lambda m: self._complete(m, n), prompts))
+        self.last_finish_reasons = [[f for _, f in choices] for choices in done]
+        """Per prompt and completion of the last call: the server's `finish_reason` ("length": cut at
+        max_tokens), None where it gave none."""
+        return [[t for t, _ in choices] for choices in done]
 
-    def _complete(self, messages: list[dict[str, str]], n: int) -> list[str]:
-        out: list[str] = []
+    def _complete(self, messages: list[dict[str, str]], n: int) -> list[tuple[str, str | None]]:
+        out: list[tuple[str, str | None]] = []
         for _ in range(n):  # at most n requests: each returns at least one choice
             got = self._request(messages, n - len(out))
             out.extend(got[: n - len(out)])
@@ -190,7 +195,7 @@ class OpenAICompatGenerator:
         return first_token_logprobs(top, [c[len(shared) :] for c in choices])
 
     # ------------------------------------------------------------------ HTTP
-    def _request(self, messages: list[dict[str, str]], n: int) -> list[str]:
+    def _request(self, messages: list[dict[str, str]], n: int) -> list[tuple[str, str | None]]:
         return self._send(self.body(messages, n), messages, self._choices)
 
     def _send(self, body: dict[str, Any], messages: list[dict[str, str]], parse: Callable[[bytes], T]) -> T:
@@ -251,16 +256,18 @@ class OpenAICompatGenerator:
             raise _Retryable(f"no reply ({type(reason).__name__}: {reason})") from None
         return raw
 
-    def _choices(self, raw: bytes) -> list[str]:
+    def _choices(self, raw: bytes) -> list[tuple[str, str | None]]:
         try:
             obj = json.loads(raw)
             choices = sorted(obj["choices"], key=lambda c: c.get("index", 0))
-            texts = [(c.get("message") or {}).get("content") or "" for c in choices]
+            got = [
+                (str((c.get("message") or {}).get("content") or ""), c.get("finish_reason")) for c in choices
+            ]
         except (ValueError, KeyError, TypeError, AttributeError):
             raise _Retryable("reply is not a chat completion (no choices[].message)") from None
-        if not texts:
+        if not got:
             raise _Retryable("reply has no choices")
-        return [str(t) for t in texts]
+        return [(t, f if isinstance(f, str) else None) for t, f in got]
 
 
 def _top_logprobs(raw: bytes) -> list[tuple[str, float]]:

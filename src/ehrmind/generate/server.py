@@ -74,6 +74,7 @@ class ChatBackend:
             self.generator.settings = settings
             try:
                 texts = self.generator.generate([messages], n=n)[0]
+                finish = (getattr(self.generator, "last_finish_reasons", None) or [[]])[0]
             except ConfigError as e:  # e.g. the prompt does not fit the model's context
                 raise BadRequest(str(e)) from None
             finally:
@@ -86,7 +87,11 @@ class ChatBackend:
             "created": int(time.time()),
             "model": self.model_name,
             "choices": [
-                {"index": i, "message": {"role": "assistant", "content": t}, "finish_reason": "stop"}
+                {
+                    "index": i,
+                    "message": {"role": "assistant", "content": t},
+                    "finish_reason": finish[i] if i < len(finish) else "stop",
+                }
                 for i, t in enumerate(texts)
             ],
             "usage": usage,
@@ -231,6 +236,23 @@ def _too_deep(data: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     return False
 
 
+def _drain(sock: Any, limit: int = 1 << 20, seconds: float = 0.5) -> None:
+    """Read and drop up to `limit` bytes the client has sent, for at most `seconds`."""
+    deadline = time.monotonic() + seconds
+    got, wait = 0, seconds
+    try:
+        while got < limit and (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(min(wait, left))
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            got += len(chunk)
+            if b"\r\n\r\n" in chunk:  # the headers are in: only wait briefly for the rest
+                wait = 0.05
+    except OSError:
+        pass
+
+
 class _BoundedServer(ThreadingHTTPServer):
     """A thread per connection, at most `MAX_CONNECTIONS` at once: one more is answered 503 and closed
     instead of queueing without bound (20 clients sending 10 MB each held 2.9 GB)."""
@@ -243,6 +265,7 @@ class _BoundedServer(ThreadingHTTPServer):
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self.slots.acquire(blocking=False):
+            _drain(request)  # read what the client sent, so closing does not reset it before it reads the 503
             body = json.dumps(
                 {"error": {"message": "server busy; retry later", "type": "server_busy", "code": 503}}
             ).encode()

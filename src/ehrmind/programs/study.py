@@ -210,9 +210,8 @@ def run_study(
         "medcalc",
         str(paths["dev"]),
         out / "diagnosis",
-        DiagnosisSettings(
-            k=s.k, reliable_rule="ehrmind"
-        ),  # the rule this program was chosen and reported with
+        # the rules this program was chosen and reported with (before the format and too-few verdicts)
+        DiagnosisSettings(k=s.k, reliable_rule="ehrmind", min_items=1, format_threshold=None),
         model=str(general),
         limit=s.diagnose_items,
         generation=GenerationOptions(

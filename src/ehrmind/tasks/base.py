@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -252,6 +252,23 @@ class Task(ABC):
         from ehrmind.metrics import summarize
 
         return summarize(records, self.group_fields, verdicts=self.extra_verdicts)
+
+    def error_analysis(
+        self, examples: Mapping[str, Example], rows: Sequence[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """What only the task can add to the error analysis (`eval.analysis`): `numeric_error` ({kind: signed
+        errors summarised by `eval.analysis.error_summary`}) and `by_output_type` ({type: {n, accuracy,
+        wrong_value, unread}}); nothing by default."""
+        return {}
+
+    export_formats: ClassVar[tuple[str, ...]] = ()
+    """Formats `ehrmind export-predictions` writes for this task (other tools' files)."""
+
+    def export_predictions(
+        self, fmt: str, rows: Sequence[dict[str, Any]], path: Path, *, run_name: str
+    ) -> dict[str, Any]:
+        """Write scored prediction rows in another tool's format (one of `export_formats`); returns counts."""
+        raise ConfigError(f"task {self.name!r} exports no format (it has none of another tool to write)")
 
     def report_sections(self, metrics: dict[str, Any]) -> list[str]:
         """Extra Markdown lines for report.md (task-specific metrics); none by default."""

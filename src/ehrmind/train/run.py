@@ -149,7 +149,10 @@ def train_and_save(trainer: Any, recipe: Recipe, prepared: Prepared) -> Path:
         prepared.tokenizer.save_pretrained(out)
         history = [h for h in trainer.state.log_history]
         atomic_write_json(out / "log_history.json", history)
-        log.info("saved model to %s", out)
+        from ehrmind.train.report import write_training_report
+
+        report = write_training_report(out, history, stage=recipe.stage, model=recipe.model, data=recipe.data)
+        log.info("saved model to %s%s", out, f"; training report {report}" if report else "")
     trainer.accelerator.wait_for_everyone()
     return out
 

@@ -66,6 +66,10 @@ BUILD_OPTIONS: dict[str, str] = {
     "move_to_day_end": "events stamped exactly at midnight (date-only) are moved to 23:59 of their day, as "
     "EHRSHOT's ETL does (default true; rules=ehrmind: false)",
     "labels": "an existing label file used as is (EHRSHOT labeled_patients.csv or MEDS labels parquet)",
+    "question": "with a label file: the question its labels answer (its task, e.g. the ACES config's), asked "
+    "for every label; {prediction_time} is replaced by the time. Needed unless --labeler names the labeler "
+    "that made the file",
+    "name": "with a label file and a question: the task's name in reports (default: the file's name)",
     "config": "YAML file of labeler settings (code sets, windows, thresholds)",
     "vocabulary": "code descriptions: OMOP CONCEPT.csv, MEDS codes.parquet or a code,description table",
     "ontology": "OMOP vocabulary folder (CONCEPT.csv, CONCEPT_ANCESTOR.csv) to expand root codes",
@@ -120,14 +124,27 @@ class ExampleBuilder:
                 f"labeler options: {', '.join(sorted(_labeler_fields()))}"
             )
         name = options.get("labeler")
-        if not name:
+        question = options.get("question")
+        if question is not None and not options.get("labels"):
+            raise ConfigError("question applies to a label file (--set labels=PATH); a labeler asks its own")
+        if question is not None and (not isinstance(question, str) or not question.strip()):
+            raise ConfigError("question must be the text asked with every label of the file")
+        if not name and options.get("labels") and question is None:
+            raise ConfigError(
+                "a label file needs the question its labels answer: --set question='Will … ?' (its task, e.g. "
+                "the ACES config's), or --labeler NAME if ehrmind's labeler NAME made the file"
+            )
+        if not name and not options.get("labels"):
             raise ConfigError(
                 "ehrshot needs a labeler: --labeler NAME (e.g. new_hypertension); see docs/ehrshot.md"
             )
+        self.question = question
         self.task_name = task_name
         self.source = resolve_source(source)
         self.options = options
-        config = default_config(str(name))
+        # a label file with its own question: no labeler labels or asks anything; a neutral config keeps the
+        # plumbing (serializer, manifest) uniform and is recorded as not used
+        config = default_config(str(name or "guo_los"))
         self.rules = str(options.get("rules") or "ehrshot")
         overrides: dict[str, Any] = rule_overrides(config, self.rules)
         day_end = options.get("move_to_day_end")
@@ -263,8 +280,24 @@ class ExampleBuilder:
         for r in results:
             yield self.example(tl, r, split)
 
+    @property
+    def label_name(self) -> str:
+        """The task's name in metadata and reports: the labeler, or a label file's own name."""
+        if self.question is None:
+            return self.labeler.name
+        return str(self.options.get("name") or Path(str(self.options["labels"])).stem)
+
     def example(self, tl: Timeline, r: LabelResult, split: str | None) -> Example:
-        return make_example(self.task_name, self.labeler, self.serializer, tl, r, split)
+        ex = make_example(self.task_name, self.labeler, self.serializer, tl, r, split)
+        if self.question is None:
+            return ex
+        asked = self.question.replace("{prediction_time}", f"{r.prediction_time:%Y-%m-%d %H:%M}")
+        name = self.label_name
+        return dataclasses.replace(
+            ex,
+            input={**ex.input, "question": asked},
+            metadata={**ex.metadata, "labeler": name, "category": name},
+        )
 
     def manifest(self, n: int, sha: str, counts: dict[str, Any]) -> dict[str, Any]:
         from ehrmind import __version__
@@ -277,10 +310,13 @@ class ExampleBuilder:
             "source": str(src),
             "source_sha256": sha256_file(src) if src.is_file() else None,
             "source_files": [str(f) for f in self.source.files],
-            "labeler": self.labeler.name,
+            "labeler": self.label_name,
+            "question": self.question,
             "rules": self.rules,
             "move_to_day_end": self.move_to_day_end,
-            "labeler_config": _jsonable(dataclasses.asdict(self.labeler_config)),
+            "labeler_config": None
+            if self.question is not None and not self.options.get("labeler")
+            else _jsonable(dataclasses.asdict(self.labeler_config)),
             "labels_file": str(self.options["labels"]) if self.options.get("labels") else None,
             "label_file_subjects_without_events": self.unmatched_label_subjects
             if self.labels is not None

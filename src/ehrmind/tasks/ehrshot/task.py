@@ -13,7 +13,8 @@ import math
 import re
 import warnings
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -193,6 +194,49 @@ class EhrshotTask(Task):
                 },
             )
 
+    export_formats = ("meds",)
+
+    def export_predictions(
+        self, fmt: str, rows: Sequence[dict[str, Any]], path: Path, *, run_name: str
+    ) -> dict[str, Any]:
+        """`meds`: one row per example in the MEDS-DEV / meds-evaluation prediction schema — `subject_id`
+        (int64), `prediction_time` (timestamp[us]), `boolean_value` (the label), `predicted_boolean_value`
+        (the majority of readable samples) and `predicted_boolean_probability` (float64: the score AUROC
+        uses, `binary_block`); both predictions are null for an example without a readable answer."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from ehrmind.io import atomic_path
+
+        if fmt not in self.export_formats:
+            raise ConfigError(f"ehrshot exports {', '.join(self.export_formats)}, not {fmt!r}")
+        per = _per_example(rows)
+        if not per:
+            raise DataError("no scored row with a boolean label to export", file=path)
+        cols: dict[str, list[Any]] = {k: [] for k in ("subject_id", "prediction_time", "boolean_value",
+                                                      "predicted_boolean_value", "predicted_boolean_probability")}  # fmt: skip
+        for ex_id, ex in per.items():
+            r = ex["row"]
+            try:
+                subject = int(r["subject_id"])
+                when = datetime.fromisoformat(str(r["prediction_time"]))
+            except (KeyError, TypeError, ValueError):
+                raise DataError(
+                    "a MEDS prediction needs an integer subject_id and an ISO prediction_time", row=ex_id
+                ) from None
+            cols["subject_id"].append(subject)
+            cols["prediction_time"].append(when)
+            cols["boolean_value"].append(bool(ex["gold"]))
+            cols["predicted_boolean_value"].append(None if ex["pred"] is None else bool(ex["pred"]))
+            cols["predicted_boolean_probability"].append(ex["score"])
+        schema = pa.schema([
+            ("subject_id", pa.int64()), ("prediction_time", pa.timestamp("us")), ("boolean_value", pa.bool_()),
+            ("predicted_boolean_value", pa.bool_()), ("predicted_boolean_probability", pa.float64()),
+        ])  # fmt: skip
+        with atomic_path(path) as tmp:
+            pq.write_table(pa.table(cols, schema=schema), tmp)
+        return {"rows": len(per), "no_readable_answer": sum(ex["pred"] is None for ex in per.values())}
+
     def snapshot_problem(self, example: Example) -> tuple[str, str] | None:
         for key in ("timeline", "question"):
             if not isinstance(example.input.get(key), str):
@@ -319,31 +363,7 @@ def binary_block(records: list[dict[str, Any]]) -> dict[str, Any]:
     yes, 1 when it is no — never a neutral 0.5. `score_source` says which score was used."""
     from ehrmind.metrics import binary_score_metrics, classification_metrics
 
-    per: dict[str, dict[str, Any]] = {}
-    for r in records:
-        if r.get("correct") is None or not isinstance(r.get("label"), bool):
-            continue
-        ex = per.setdefault(str(r["id"]), {"gold": r["label"], "votes": [], "scores": [], "sources": []})
-        parsed = r.get("parsed")
-        pred, prob = (
-            (parsed.get("prediction"), parsed.get("probability"))
-            if isinstance(parsed, dict)
-            else (parsed, None)
-        )
-        vote = 1 if pred == "yes" else 0 if pred == "no" else None
-        if vote is None:
-            continue
-        ex["votes"].append(vote)
-        model = r.get("yes_probability")
-        if isinstance(model, (int, float)) and not isinstance(model, bool) and 0 <= model <= 1:
-            ex["scores"].append(float(model))
-            ex["sources"].append("model probability")
-        elif prob is not None:
-            ex["scores"].append(float(prob))
-            ex["sources"].append("stated probability")
-        else:
-            ex["scores"].append(float(vote))
-            ex["sources"].append("share of yes")
+    per = _per_example(records)
     if not per:
         return {"n": 0}
     y_true, y_pred, y_score = [], [], []
@@ -351,14 +371,11 @@ def binary_block(records: list[dict[str, Any]]) -> dict[str, Any]:
     unreadable = 0
     for ex in per.values():
         y_true.append(int(ex["gold"]))
-        votes, scores = ex["votes"], ex["scores"]
-        if not votes:
+        if ex["pred"] is None:
             pred, score = -1, 1.0 - float(ex["gold"])  # no readable answer: wrong, whatever the gold
             unreadable += 1
         else:
-            score = sum(scores) / len(scores)
-            share = sum(votes) / len(votes)
-            pred = 1 if share > 0.5 else 0 if share < 0.5 else int(score >= 0.5)
+            pred, score = ex["pred"], ex["score"]
             sources.update(ex["sources"])
         y_pred.append(pred)
         y_score.append(score)
@@ -403,3 +420,45 @@ def _ci(ci: list[float] | None) -> str:
 
 def _pct(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.1f}%"
+
+
+def _per_example(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per example: gold label, predicted label (majority of readable samples, a tie to the mean score
+    >= 0.5; None when no sample is readable), score (mean of the samples' scores, see `binary_block`) and
+    the score sources."""
+    per: dict[str, dict[str, Any]] = {}
+    for r in records:
+        if r.get("correct") is None or not isinstance(r.get("label"), bool):
+            continue
+        ex = per.setdefault(
+            str(r["id"]), {"gold": r["label"], "votes": [], "scores": [], "sources": [], "row": r}
+        )
+        parsed = r.get("parsed")
+        pred, prob = (
+            (parsed.get("prediction"), parsed.get("probability"))
+            if isinstance(parsed, dict)
+            else (parsed, None)
+        )
+        vote = 1 if pred == "yes" else 0 if pred == "no" else None
+        if vote is None:
+            continue
+        ex["votes"].append(vote)
+        model = r.get("yes_probability")
+        if isinstance(model, (int, float)) and not isinstance(model, bool) and 0 <= model <= 1:
+            ex["scores"].append(float(model))
+            ex["sources"].append("model probability")
+        elif prob is not None:
+            ex["scores"].append(float(prob))
+            ex["sources"].append("stated probability")
+        else:
+            ex["scores"].append(float(vote))
+            ex["sources"].append("share of yes")
+    for ex in per.values():
+        votes, scores = ex["votes"], ex["scores"]
+        if not votes:
+            ex["pred"], ex["score"] = None, None
+            continue
+        ex["score"] = sum(scores) / len(scores)
+        share = sum(votes) / len(votes)
+        ex["pred"] = 1 if share > 0.5 else 0 if share < 0.5 else int(ex["score"] >= 0.5)
+    return per

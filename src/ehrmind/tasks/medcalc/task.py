@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -287,6 +287,61 @@ class MedCalcTask(Task):
             return ok, number, "correct" if ok else f"expected {t['value']}"
         ok = t["lower"] <= number <= t["upper"]
         return ok, number, "correct" if ok else f"expected {t['lower']:g}..{t['upper']:g}"
+
+    def error_analysis(
+        self, examples: Mapping[str, Example], rows: Sequence[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Accuracy by output type, and how far wrong answers that were read are: relative error for
+        decimals, off by for integers (after the official rounding), days off for dates and gestational ages."""
+        from datetime import datetime
+
+        from ehrmind.eval.analysis import WRONG_VALUE, error_summary, failure_reason
+
+        by_type: dict[str, dict[str, Any]] = {}
+        errors: dict[str, list[float]] = {}
+        for r in rows:
+            ex = examples.get(str(r.get("id")))
+            if ex is None or r.get("correct") is None:
+                continue
+            t = ex.target
+            kind = str(t.get("output_type"))
+            b = by_type.setdefault(kind, {"n": 0, "correct": 0, "wrong_value": 0, "unread": 0})
+            b["n"] += 1
+            why = failure_reason(r)
+            if why is None:
+                b["correct"] += 1
+                continue
+            if why != WRONG_VALUE:
+                b["unread"] += 1
+                continue
+            b["wrong_value"] += 1
+            got = r.get("parsed")
+            try:
+                if kind == "decimal":
+                    gold = float(t["value"])
+                    name, e = (
+                        ("relative error", (float(got) - gold) / abs(gold))
+                        if gold
+                        else ("absolute error", float(got))
+                    )
+                elif kind == "integer":
+                    name, e = "off by", float(round(float(got)) - int(t["value"]))
+                elif kind == "date":
+                    d = datetime.strptime(str(got), "%m/%d/%Y") - datetime.strptime(t["answer"], "%m/%d/%Y")
+                    name, e = "days off (date)", float(d.days)
+                else:
+                    w, dd = got
+                    gw, gd = t["value"]
+                    name, e = "days off (gestational age)", float((7 * w + dd) - (7 * gw + gd))
+            except (TypeError, ValueError, KeyError, OverflowError):
+                continue
+            errors.setdefault(name, []).append(e)
+        for b in by_type.values():
+            b["accuracy"] = b.pop("correct") / b["n"]
+        return {
+            "by_output_type": dict(sorted(by_type.items())),
+            "numeric_error": {k: error_summary(k, v) for k, v in sorted(errors.items())},
+        }
 
     def snapshot_problem(self, example: Example) -> tuple[str, str] | None:
         for key in ("note", "question"):

@@ -160,6 +160,35 @@ class TrecCtTask(Task):
             )
         return examples, report
 
+    export_formats = ("trec",)
+
+    def export_predictions(
+        self, fmt: str, rows: Sequence[dict[str, Any]], path: Path, *, run_name: str
+    ) -> dict[str, Any]:
+        """`trec`: a TREC run file (`topic Q0 trial rank score run`) with the ranking the metrics use
+        (`evaluation.run_scores`: share of eligible votes, then excluded, then trial id), so `trec_eval` or
+        ir-measures on the same qrels give ehrmind's NDCG@10 and P@10."""
+        from ehrmind.io import atomic_write_text
+
+        if fmt not in self.export_formats:
+            raise ConfigError(f"trec_ct exports {', '.join(self.export_formats)}, not {fmt!r}")
+        if not run_name or any(c.isspace() for c in run_name):
+            raise ConfigError(f"--run-name must be one word, got {run_name!r}")
+        scores = evaluation.run_scores(
+            evaluation.pair_votes([r for r in rows if r.get("correct") is not None])
+        )
+        if not scores:
+            raise DataError("no scored pair to export", file=path)
+        lines = []
+        for patient in sorted(scores, key=str):
+            ranked = sorted(scores[patient].items(), key=lambda kv: -kv[1])
+            lines += [
+                f"{patient} Q0 {trial} {rank} {score:g} {run_name}"
+                for rank, (trial, score) in enumerate(ranked, 1)
+            ]
+        atomic_write_text(path, "\n".join(lines) + "\n")
+        return {"rows": len(lines), "topics": len(scores)}
+
     def load_file(self, path: Path) -> list[Example]:
         examples = super().load_file(path)
         for row_no, ex in enumerate(examples, start=1):

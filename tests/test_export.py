@@ -1,0 +1,140 @@
+"""Issue #15, item 4: scored predictions in the formats other tools read, from real runs on the shared data —
+MEDS-DEV / meds-evaluation parquet for EHRSHOT tasks, TREC run files for trial matching — read back by
+`meds`'s schema and by ir-measures, whose numbers equal ehrmind's own."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import SHARED_DATA, shared_file
+from ehrmind import get_task
+from ehrmind.cli import app
+
+runner = CliRunner()
+MIMIC_DEMO = SHARED_DATA / "ehr_samples" / "mimic_iv_demo_meds" / "mimic_iv_demo_meds_events.parquet"
+TREC_PAIRS = SHARED_DATA / "trec_ct" / "samples" / "trec2021_pairs_with_trial_text_sample.jsonl"
+
+
+def _score(task_name: str, data: Path, completions: dict[str, str], out: Path) -> dict:
+    preds = out.parent / f"{out.name}-completions.jsonl"
+    preds.write_text("".join(json.dumps({"id": i, "completion": c}) + "\n" for i, c in completions.items()))
+    result = runner.invoke(
+        app,
+        ["score", "--task", task_name, "--data", str(data), "--predictions", str(preds), "--out", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    return json.loads((out / "metrics.json").read_text())
+
+
+def _export(task: str, predictions: Path, fmt: str, out: Path, *extra: str):
+    args = ["export-predictions", "--task", task, "--predictions", str(predictions), "--format", fmt]
+    return runner.invoke(app, [*args, "--out", str(out), *extra])
+
+
+def test_ehrshot_predictions_in_the_meds_evaluation_schema(tmp_path):
+    import meds
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from sklearn.metrics import roc_auc_score
+
+    source = shared_file(MIMIC_DEMO)
+    data = tmp_path / "htn"
+    result = runner.invoke(
+        app,
+        [
+            "data",
+            "--task",
+            "ehrshot",
+            "--source",
+            str(source),
+            "--labeler",
+            "new_hypertension",
+            "--out",
+            str(data),
+            "--set",
+            "max_tokens=64",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    examples = get_task("ehrshot").load(data)
+    completions = {}
+    for i, ex in enumerate(examples):  # stated probabilities that rank imperfectly; one unreadable answer
+        p = (0.3 + 0.4 * ex.target["label"] + 0.05 * (i % 7)) % 1.0
+        answer = {"prediction": "yes" if p >= 0.5 else "no", "probability": round(p, 3)}
+        completions[ex.id] = (
+            "<think>t</think>\n<answer>" + json.dumps(answer) + "</answer>" if i != 3 else "?"
+        )
+    metrics = _score("ehrshot", data, completions, tmp_path / "scored")
+
+    out = tmp_path / "predictions.parquet"
+    result = _export("ehrshot", str(tmp_path / "scored"), "meds", str(out))
+    assert result.exit_code == 0, result.output
+    assert f"rows {len(examples)}, no_readable_answer 1" in result.output
+    table = pq.read_table(out)
+    assert table.schema.field("predicted_boolean_probability").type == pa.float64()
+    assert table.schema.field("predicted_boolean_value").type == pa.bool_()
+    meds.LabelSchema.validate(
+        table.select(["subject_id", "prediction_time", "boolean_value"])
+    )  # MEDS's own check
+    rows = table.to_pylist()
+    by_key = {(e.metadata["subject_id"], e.metadata["prediction_time"]): e for e in examples}
+    assert all(
+        by_key[(r["subject_id"], r["prediction_time"].isoformat())].target["label"] == r["boolean_value"]
+        for r in rows
+    )
+    readable = [r for r in rows if r["predicted_boolean_probability"] is not None]
+    assert len(readable) == len(rows) - 1
+    # AUROC on the exported file equals ehrmind's when the unreadable example is scored as ehrmind scores it
+    y = [r["boolean_value"] for r in rows]
+    s = [
+        r["predicted_boolean_probability"]
+        if r["predicted_boolean_probability"] is not None
+        else 1.0 - r["boolean_value"]
+        for r in rows
+    ]
+    assert roc_auc_score(y, s) == pytest.approx(metrics["auroc"])
+
+
+def test_trec_run_file_gives_ehrminds_ndcg_through_ir_measures(tmp_path):
+    import ir_measures
+    from ir_measures import P, Qrel, nDCG
+
+    data = shared_file(TREC_PAIRS)
+    examples = get_task("trec_ct").load(data)
+    names = ["not relevant", "excluded", "eligible"]
+    completions = {  # a noisy judge: right for two pairs in three
+        ex.id: "<think>t</think>\n<answer>"
+        + json.dumps({"label": names[ex.target["label"] if i % 3 else (ex.target["label"] + 1) % 3]})
+        + "</answer>"
+        for i, ex in enumerate(examples)
+    }
+    metrics = _score("trec_ct", data, completions, tmp_path / "scored")
+    out = tmp_path / "run.txt"
+    result = _export(
+        "trec_ct", str(tmp_path / "scored" / "predictions.jsonl"), "trec", str(out), "--run-name", "tiny"
+    )
+    assert result.exit_code == 0, result.output
+    first = out.read_text().splitlines()[0].split()
+    assert len(first) == 6 and first[1] == "Q0" and first[3] == "1" and first[5] == "tiny"
+    qrels = [Qrel(ex.metadata["patient_id"], ex.metadata["trial_id"], ex.target["label"]) for ex in examples]
+    run = list(ir_measures.read_trec_run(str(out)))
+    per = {m.query_id: m.value for m in ir_measures.iter_calc([nDCG @ 10], qrels, run)}
+    prec = {m.query_id: m.value for m in ir_measures.iter_calc([P(rel=2) @ 10], qrels, run)}
+    relevant = {q.query_id for q in qrels if q.relevance >= 1}
+    ranking = metrics["ranking"]
+    assert ranking["ndcg@10"] == pytest.approx(sum(per.get(q, 0.0) for q in relevant) / len(relevant))
+    assert ranking["p@10"] == pytest.approx(sum(prec.get(q, 0.0) for q in relevant) / len(relevant))
+    assert 0 < ranking["ndcg@10"] < 1
+
+
+def test_export_refuses_unscored_rows_and_unknown_formats(tmp_path):
+    raw = tmp_path / "raw.jsonl"
+    raw.write_text('{"id": "1", "completion": "x"}\n')
+    result = _export("ehrshot", str(raw), "meds", str(tmp_path / "o.parquet"))
+    assert result.exit_code == 2 and "score completions first" in result.output
+    result = _export("medcalc", str(raw), "meds", str(tmp_path / "o.parquet"))
+    assert result.exit_code == 2 and "exports no format" in result.output

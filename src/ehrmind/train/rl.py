@@ -20,11 +20,11 @@ def build_rl_trainer(recipe: Recipe) -> tuple[Any, Prepared]:
     from ehrmind.train.data import rl_rows
     from ehrmind.train.run import prepare, write_run_record
 
+    config = GRPOConfig(**trl_kwargs(recipe))  # before the model loads: ZeRO-3's zero.Init (see sft.py)
     prepared = prepare(recipe)
     rows, counts = rl_rows(
         prepared.task, prepared.examples, prepared.tokenizer, max_prompt_tokens=recipe.max_prompt_tokens
     )
-    config = GRPOConfig(**trl_kwargs(recipe))
     trainer = GRPOTrainer(
         model=prepared.model,
         reward_funcs=reward_functions(prepared.task, prepared.examples),

@@ -140,12 +140,13 @@ def train_and_save(trainer: Any, recipe: Recipe, prepared: Prepared) -> Path:
         log.info("resuming from %s", resume)
     trainer.train(resume_from_checkpoint=resume)
     out = Path(recipe.output_dir)
+    # Every rank calls save_model: under DeepSpeed ZeRO-3 and FSDP the full weights are gathered by a
+    # collective (rank 0 alone holds only its shard), and the Trainer writes on the main process only.
+    trainer.save_model(str(out / "adapter" if recipe.lora.enabled else out))
+    trainer.accelerator.wait_for_everyone()
     if trainer.accelerator.is_main_process:
-        model = trainer.model
-        if recipe.lora.enabled:
-            model.save_pretrained(out / "adapter")
-            model = model.merge_and_unload()
-        model.save_pretrained(out)
+        if recipe.lora.enabled:  # merge from the saved (gathered) adapter, on the CPU, into a plain model
+            merge_lora(recipe.model, out / "adapter", out, generation_config=prepared.model.generation_config)
         prepared.tokenizer.save_pretrained(out)
         history = [h for h in trainer.state.log_history]
         atomic_write_json(out / "log_history.json", history)
@@ -155,6 +156,21 @@ def train_and_save(trainer: Any, recipe: Recipe, prepared: Prepared) -> Path:
         log.info("saved model to %s%s", out, f"; training report {report}" if report else "")
     trainer.accelerator.wait_for_everyone()
     return out
+
+
+def merge_lora(base: str, adapter: Path, out: Path, *, generation_config: Any = None) -> None:
+    """The base model with the adapter merged in, saved as a plain model folder the next stage can load
+    (with the training run's generation config: it stops at the end of the assistant turn)."""
+    import torch
+    from peft import PeftModel
+
+    from ehrmind.generate.hf import load_pretrained
+
+    _, model = load_pretrained(base, torch.float32 if not torch.cuda.is_available() else "auto")
+    merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    if generation_config is not None:
+        merged.generation_config = generation_config
+    merged.save_pretrained(out)
 
 
 def load_run_record(output_dir: str | Path) -> dict[str, Any]:

@@ -21,6 +21,9 @@ def build_sft_trainer(recipe: Recipe, extra_rows: list[dict[str, str]] | None = 
     from ehrmind.train.data import select_examples, sft_rows
     from ehrmind.train.run import prepare, write_run_record
 
+    # The TRL config first: under `accelerate launch` with DeepSpeed ZeRO-3 it enables zero.Init, so the
+    # model loaded next is partitioned as it loads instead of materialised whole on every rank (issue #14).
+    config = SFTConfig(**{"completion_only_loss": True, **trl_kwargs(recipe)})
     prepared = prepare(recipe)
     sd = recipe.sft_data
     selected = select_examples(
@@ -40,7 +43,6 @@ def build_sft_trainer(recipe: Recipe, extra_rows: list[dict[str, str]] | None = 
     if extra_rows:
         rows += [{"example_id": "", **r} for r in extra_rows]
         counts["extra"] = len(extra_rows)
-    config = SFTConfig(**{"completion_only_loss": True, **trl_kwargs(recipe)})
     trainer = SFTTrainer(
         model=prepared.model,
         args=config,

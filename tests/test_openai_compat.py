@@ -427,12 +427,17 @@ def test_eval_against_an_endpoint(tiny_generator, synthetic_csv, tmp_path):
             "3",
             "--max-new-tokens",
             "8",
+            "--concurrency",
+            "3",
         ]
         result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     lines = (out / "predictions.jsonl").read_text().splitlines()
-    assert [json.loads(x)["id"] for x in lines] == ["1", "2", "3"]
-    assert json.loads((out / "metrics.json").read_text())["run"]["model"] == "tiny"
+    assert [json.loads(x)["id"] for x in lines] == ["1", "2", "3"]  # in data order, whatever finished first
+    run = json.loads((out / "metrics.json").read_text())["run"]
+    assert run["model"] == "tiny" and run["concurrency"] == 3
+    # the server's finish reasons reach the rows: the truncation rate of an endpoint run
+    assert all(json.loads(x)["finish_reason"] in ("stop", "length") for x in lines)
 
 
 # ---------------------------------------------------------------- the model's own P(yes) from an endpoint (#12)

@@ -178,6 +178,30 @@ def _changed(a: dict, b: dict) -> bool:
     return any(not torch.equal(a[k], b[k]) for k in a)
 
 
+def test_model_init_kwargs_are_honoured_or_refused(tmp_path, tiny_model, train_jsonl):
+    """Issue #14, item 4: `trl.model_init_kwargs` was accepted and silently ignored (TRL gets a model
+    object). ehrmind now passes them to `from_pretrained` itself, and refuses keys it does not pass."""
+    from ehrmind.errors import ConfigError
+    from ehrmind.train.recipe import trl_kwargs
+    from ehrmind.train.run import prepare
+
+    path = _recipe(tmp_path, "sft", train_jsonl, tiny_model, tmp_path / "o",
+                   model_init_kwargs={"attn_implementation": "eager", "torch_dtype": "float64"})  # fmt: skip
+    recipe = load_recipe(path, stage="sft")
+    assert "model_init_kwargs" not in trl_kwargs(recipe)
+    prepared = prepare(recipe)
+    assert prepared.model.config._attn_implementation == "eager"
+    assert next(prepared.model.parameters()).dtype == __import__("torch").float64
+    bad = load_recipe(
+        _recipe(
+            tmp_path, "sft", train_jsonl, tiny_model, tmp_path / "o", model_init_kwargs={"device_map": "auto"}
+        ),
+        stage="sft",
+    )
+    with pytest.raises(ConfigError, match="device_map not supported"):
+        prepare(bad)
+
+
 def test_sft_steps_change_weights_and_record_the_run(tmp_path, tiny_model, train_jsonl):
     out = tmp_path / "sft"
     path = _recipe(

@@ -137,6 +137,12 @@ def eval_cmd(
     api_key_env: Annotated[
         str | None, typer.Option("--api-key-env", help="Environment variable holding the endpoint's API key.")
     ] = None,
+    concurrency: Annotated[
+        int,
+        typer.Option(
+            "--concurrency", help="With --url: requests in flight at once (within a --batch-size batch)."
+        ),
+    ] = 1,
     logprobs: Annotated[
         bool,
         typer.Option(
@@ -174,6 +180,7 @@ def eval_cmd(
             seed=seed,
             limit=limit,
             **({"logprobs": True} if logprobs else {}),
+            **({"concurrency": concurrency} if url else {}),
         )
         if samples > 1 and temperature == 0:
             raise ConfigError("several samples with greedy decoding are identical; set --temperature > 0")
@@ -183,7 +190,9 @@ def eval_cmd(
             from ehrmind.generate.openai_compat import OpenAICompatGenerator
 
             key = os.environ.get(api_key_env) if api_key_env else None
-            generator = OpenAICompatGenerator(url, model, api_key=key, settings=settings, logprobs=logprobs)
+            generator = OpenAICompatGenerator(
+                url, model, api_key=key, settings=settings, logprobs=logprobs, concurrency=concurrency
+            )
         elif logprobs:
             raise ConfigError(
                 "--logprobs applies to an endpoint (--url); the local model gives P(yes) itself"

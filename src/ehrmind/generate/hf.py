@@ -31,7 +31,7 @@ class GenerationSettings:
             raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
 
 
-def load_pretrained(model: str, dtype: Any) -> tuple[Any, Any]:
+def load_pretrained(model: str, dtype: Any, **model_kwargs: Any) -> tuple[Any, Any]:
     """(tokenizer, model) from a local folder or a Hub id, the tokenizer with a pad token. A local path that
     is missing or holds no model is a ConfigError naming it: transformers would take it for a Hub repo id
     and fail with a traceback about repo-id syntax (issue #16, cause 9)."""
@@ -47,8 +47,9 @@ def load_pretrained(model: str, dtype: Any) -> tuple[Any, Any]:
                 "or a Hugging Face Hub id"
             )
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model)
-        loaded = AutoModelForCausalLM.from_pretrained(model, dtype=dtype)
+        shared = {k: model_kwargs[k] for k in ("revision", "trust_remote_code") if k in model_kwargs}
+        tokenizer = AutoTokenizer.from_pretrained(model, **shared)
+        loaded = AutoModelForCausalLM.from_pretrained(model, **{"dtype": dtype, **model_kwargs})
     except OSError as e:  # not found on the Hub, offline, gated, a folder missing its weights …
         raise ConfigError(f"cannot load model {model!r}: {e}") from None
     if tokenizer.pad_token is None:

@@ -300,6 +300,29 @@ def trl_kwargs(recipe: Recipe) -> dict[str, Any]:
         if recipe.stage == "rl":
             kwargs["use_vllm"] = False
     kwargs.update(recipe.trl)
+    kwargs.pop("model_init_kwargs", None)  # ehrmind loads the model itself with them (`model_init_kwargs`)
     kwargs["output_dir"] = recipe.output_dir
     kwargs["seed"] = recipe.seed
     return kwargs
+
+
+MODEL_INIT_KEYS = ("dtype", "torch_dtype", "attn_implementation", "trust_remote_code", "revision")
+"""`trl.model_init_kwargs` ehrmind passes to `from_pretrained` (TRL would ignore them: it gets a model)."""
+
+
+def model_init_kwargs(recipe: Recipe) -> dict[str, Any]:
+    """The recipe's `trl.model_init_kwargs`, checked: honoured when loading the model, never silently ignored."""
+    from ehrmind.errors import ConfigError
+
+    given = recipe.trl.get("model_init_kwargs") or {}
+    if not isinstance(given, dict):
+        raise ConfigError("trl.model_init_kwargs must be a mapping, e.g. {attn_implementation: sdpa}")
+    unknown = sorted(set(given) - set(MODEL_INIT_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"trl.model_init_kwargs: {', '.join(unknown)} not supported; ehrmind passes {', '.join(MODEL_INIT_KEYS)}"
+        )
+    out = dict(given)
+    if "torch_dtype" in out:
+        out["dtype"] = out.pop("torch_dtype")
+    return out

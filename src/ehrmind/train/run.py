@@ -62,9 +62,11 @@ def prepare(recipe: Recipe) -> Prepared:
     )
     split = recipe.split or ("train" if not Path(recipe.data).exists() else None)
     examples = task.load(recipe.data, split)[: recipe.limit]
-    tokenizer, model = load_pretrained(
-        recipe.model, torch.float32 if not torch.cuda.is_available() else "auto"
-    )
+    from ehrmind.train.recipe import model_init_kwargs
+
+    init = model_init_kwargs(recipe)
+    dtype = init.pop("dtype", torch.float32 if not torch.cuda.is_available() else "auto")
+    tokenizer, model = load_pretrained(recipe.model, dtype, **init)
     # Generation (GRPO rollouts, later evaluation) must stop at the end of the assistant turn.
     if tokenizer.eos_token_id is not None:
         model.generation_config.eos_token_id = tokenizer.eos_token_id
@@ -146,7 +148,12 @@ def train_and_save(trainer: Any, recipe: Recipe, prepared: Prepared) -> Path:
     trainer.accelerator.wait_for_everyone()
     if trainer.accelerator.is_main_process:
         if recipe.lora.enabled:  # merge from the saved (gathered) adapter, on the CPU, into a plain model
-            merge_lora(recipe.model, out / "adapter", out, generation_config=prepared.model.generation_config)
+            from ehrmind.train.recipe import model_init_kwargs
+
+            load = {k: v for k, v in model_init_kwargs(recipe).items() if k != "dtype"}  # same revision, code
+            merge_lora(
+                recipe.model, out / "adapter", out, generation_config=prepared.model.generation_config, **load
+            )
         prepared.tokenizer.save_pretrained(out)
         history = [h for h in trainer.state.log_history]
         atomic_write_json(out / "log_history.json", history)
@@ -158,7 +165,7 @@ def train_and_save(trainer: Any, recipe: Recipe, prepared: Prepared) -> Path:
     return out
 
 
-def merge_lora(base: str, adapter: Path, out: Path, *, generation_config: Any = None) -> None:
+def merge_lora(base: str, adapter: Path, out: Path, *, generation_config: Any = None, **load: Any) -> None:
     """The base model with the adapter merged in, saved as a plain model folder the next stage can load
     (with the training run's generation config: it stops at the end of the assistant turn)."""
     import torch
@@ -166,7 +173,7 @@ def merge_lora(base: str, adapter: Path, out: Path, *, generation_config: Any = 
 
     from ehrmind.generate.hf import load_pretrained
 
-    _, model = load_pretrained(base, torch.float32 if not torch.cuda.is_available() else "auto")
+    _, model = load_pretrained(base, torch.float32 if not torch.cuda.is_available() else "auto", **load)
     merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
     if generation_config is not None:
         merged.generation_config = generation_config

@@ -45,3 +45,17 @@ def test_import_is_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_every_task_scores_through_the_one_verify():
+    """Issue #13, item 1: `Task.verify` is the only scoring path; trec_ct and ehrshot overrode it. Tasks
+    supply `judge` (and `describe_answer` / `read_unscored`), so no registered task may override `verify`."""
+    from ehrmind.tasks.base import Task
+
+    names = list_tasks()
+    assert {"medcalc", "trec_ct", "ehrshot"} <= set(names)
+    overriding = [n for n in names if type(get_task(n)).verify is not Task.verify]
+    assert overriding == []
+    assert getattr(Task.verify, "__final__", False)  # typing.final: a type checker flags an override too
+    with pytest.raises(ConfigError):  # an unknown task is a user error (and still a KeyError for lookups)
+        get_task("no-such-task")

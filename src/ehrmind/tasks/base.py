@@ -10,7 +10,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, final
 
 from ehrmind.errors import ConfigError, DataError
 from ehrmind.io import read_table
@@ -169,19 +169,25 @@ class Task(ABC):
         Returns (correct, parsed, reason); correct is None when the *gold* answer cannot be scored.
         """
 
+    @final
     def verify(self, example: Example, completion: str) -> Score:
-        """The one scoring path: evaluation, `ehrmind score` and RL rewards all call this."""
+        """The one scoring path: evaluation, `ehrmind score` and RL rewards all call this. Final: tasks
+        supply `judge` (and, where they need them, `describe_answer` and `read_unscored`), never their own
+        `verify` (a test checks every registered task)."""
         text = self.contract_prefix + (completion or "")
         parts = check_contract(text, self.answer_key, require_think=self.mode != "direct")
         obj = parts.answer_obj if parts.answer_obj is not None else find_json_with_key(text, self.answer_key)
         if not self.can_score(example):
-            correct, parsed, reason = None, None, "gold answer cannot be scored"
+            correct = None
+            parsed, reason = self.read_unscored(example, obj, parts.problem)
         elif obj is None:
             correct, parsed, reason = False, None, parts.problem or "no answer found"
         else:
             correct, parsed, reason = self.judge(example, obj[self.answer_key])
             if not parts.format_ok:
                 reason = f"format: {parts.problem}; {reason}"
+        if parsed is not None and obj is not None:
+            parsed = self.describe_answer(example, obj, parsed)
         reward_ok, reward_correct = parts.format_ok, correct
         if self.weights.format == "paper":
             paper = check_contract(text, self.answer_key, require_think=self.mode != "direct", rules="paper")
@@ -196,6 +202,16 @@ class Task(ABC):
             reason=reason,
             reward_format_ok=None if self.weights.format == "strict" else reward_ok,
         )
+
+    def describe_answer(self, example: Example, answer: dict[str, Any], parsed: Any) -> Any:
+        """The `parsed` a Score keeps, from the judged value and the whole answer object (e.g. a stated
+        probability beside the prediction); the judged value by default."""
+        return parsed
+
+    def read_unscored(self, example: Example, answer: dict[str, Any] | None, problem: str) -> tuple[Any, str]:
+        """(parsed, reason) for an example whose gold answer cannot be scored (its verdict is None); a task
+        may still read the answer (e.g. for ranking). Nothing by default."""
+        return None, "gold answer cannot be scored"
 
     def reward_judge(self, example: Example, value: Any) -> bool:
         """The answer rule of the paper's reward (`RewardWeights.format` "paper") for a scorable example; the

@@ -8,7 +8,6 @@ AUPRC, each with a bootstrap 95% interval, per labeler.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 import warnings
@@ -20,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from ehrmind.errors import ConfigError, DataError, excerpt
-from ehrmind.parsing import check_contract, find_json_with_key, normalize_text
+from ehrmind.parsing import normalize_text
 from ehrmind.registry import register_task
 from ehrmind.tasks.base import PromptMode, Task
 from ehrmind.tasks.ehrshot.build import EXAMPLES, LABEL_NAMES, build_examples, build_snapshot
 from ehrmind.tasks.ehrshot.prompts import DIRECT_SYSTEM, REASONING_SYSTEM, USER_TEMPLATE
-from ehrmind.types import Example, RewardWeights, Score
+from ehrmind.types import Example, RewardWeights
 
 POSITIVE = frozenset({"yes", "y", "true", "positive", "1"})
 NEGATIVE = frozenset({"no", "n", "false", "negative", "0"})
@@ -285,16 +284,9 @@ class EhrshotTask(Task):
         ok = label == gold
         return ok, LABEL_NAMES[label], "correct" if ok else f"expected {LABEL_NAMES[gold]}"
 
-    def verify(self, example: Example, completion: str) -> Score:
-        """The base verdict; `parsed` becomes {"prediction": "yes"|"no", "probability": p or None}."""
-        score = super().verify(example, completion)
-        if score.parsed is None:
-            return score
-        text = self.contract_prefix + (completion or "")
-        parts = check_contract(text, self.answer_key, require_think=self.mode == "reasoning")
-        obj = parts.answer_obj if parts.answer_obj is not None else find_json_with_key(text, self.answer_key)
-        prob = parse_probability(obj.get("probability")) if obj else None
-        return dataclasses.replace(score, parsed={"prediction": score.parsed, "probability": prob})
+    def describe_answer(self, example: Example, answer: dict[str, Any], parsed: Any) -> Any:
+        """`parsed` becomes {"prediction": "yes"|"no", "probability": p or None} (the stated probability)."""
+        return {"prediction": parsed, "probability": parse_probability(answer.get("probability"))}
 
     # ------------------------------------------------------------------ metrics
     def metrics(self, records: list[dict[str, Any]]) -> dict[str, Any]:

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from ehrmind.errors import ConfigError, DataError, excerpt
-from ehrmind.parsing import check_contract, find_json_with_key
 from ehrmind.registry import register_task
 from ehrmind.tasks.base import PromptMode, Task
 from ehrmind.tasks.trec_ct import evaluation
@@ -39,7 +38,7 @@ from ehrmind.tasks.trec_ct.sources import (
 )
 from ehrmind.tasks.trec_ct.splits import SPLITS, balance_classes, split_by_patient
 from ehrmind.tasks.trec_ct.topics import sniff_jsonl
-from ehrmind.types import Example, RewardWeights, Score
+from ehrmind.types import Example, RewardWeights
 
 log = logging.getLogger(__name__)
 
@@ -281,23 +280,14 @@ class TrecCtTask(Task):
         ok = name == gold
         return ok, name, "correct" if ok else f"expected {gold}"
 
-    def extract_prediction(self, completion: str) -> tuple[str | None, str]:
-        """The label a completion states (same extraction as `verify`), whatever the gold scale."""
-        text = self.contract_prefix + (completion or "")
-        parts = check_contract(text, self.answer_key, require_think=self.mode == "reasoning")
-        obj = parts.answer_obj if parts.answer_obj is not None else find_json_with_key(text, self.answer_key)
-        if obj is None:
-            return None, parts.problem or "no answer found"
-        return parse_prediction(obj[self.answer_key])
-
-    def verify(self, example: Example, completion: str) -> Score:
-        score = super().verify(example, completion)
-        if self.can_score(example):
-            return score
-        name, problem = self.extract_prediction(completion)  # SIGIR: keep the label for ranking
-        return replace(
-            score, parsed=name, reason=f"ranking only (SIGIR referral grade); {problem or 'parsed'}"
+    def read_unscored(self, example: Example, answer: dict[str, Any] | None, problem: str) -> tuple[Any, str]:
+        """SIGIR pairs: no verdict, but the stated label is kept for ranking."""
+        name, why = (
+            (None, problem or "no answer found")
+            if answer is None
+            else parse_prediction(answer[self.answer_key])
         )
+        return name, f"ranking only (SIGIR referral grade); {why or 'parsed'}"
 
     # ------------------------------------------------------------------ metrics
     def metrics(self, records: list[dict[str, Any]]) -> dict[str, Any]:

@@ -81,20 +81,25 @@ class ChatBackend:
                 self.generator.settings = old
             usage = self._usage(messages, texts)
             self.requests_served += 1
+        choices = [
+            {
+                "index": i,
+                "message": {"role": "assistant", "content": t},
+                "finish_reason": finish[i] if i < len(finish) else "stop",
+            }
+            for i, t in enumerate(texts)
+        ]
+        return self._reply(choices, usage=usage)
+
+    def _reply(self, choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+        """A chat.completion reply around `choices`."""
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": self.model_name,
-            "choices": [
-                {
-                    "index": i,
-                    "message": {"role": "assistant", "content": t},
-                    "finish_reason": finish[i] if i < len(finish) else "stop",
-                }
-                for i, t in enumerate(texts)
-            ],
-            "usage": usage,
+            "choices": choices,
+            **extra,
         }
 
     def _parse(self, body: Any) -> tuple[list[dict[str, str]], int, GenerationSettings]:
@@ -176,20 +181,16 @@ class ChatBackend:
                 raise BadRequest(str(e)) from None
             self.requests_served += 1
         listed = [{"token": t, "logprob": lp, "bytes": list(t.encode("utf-8"))} for t, lp in top]
-        return {
-            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": self.model_name,
-            "choices": [
+        return self._reply(
+            [
                 {
                     "index": 0,
                     "message": {"role": "assistant", "content": top[0][0]},
                     "logprobs": {"content": [{**listed[0], "top_logprobs": listed}]},
                     "finish_reason": "length",
                 }
-            ],
-        }
+            ]
+        )
 
     def max_prompt_chars(self) -> int | None:
         """The longest prompt worth tokenizing: `CHARS_PER_TOKEN_LIMIT` per token of the model's context."""

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from ehrmind.io import atomic_write_json, atomic_write_text
 from ehrmind.programs.experiment import (
+    REPORTED_DIAGNOSIS,
     compare,
     evaluate,
     fmt_diff,
@@ -207,8 +208,7 @@ def run_demo(
         "medcalc",
         str(paths["dev"]),
         out / "diagnosis",
-        # the rules this program was chosen and reported with (before the format and too-few verdicts)
-        DiagnosisSettings(k=s.k, reliable_rule="ehrmind", min_items=1, format_threshold=None),
+        DiagnosisSettings(k=s.k, **REPORTED_DIAGNOSIS),
         model=str(out / "sft"),
         limit=s.diagnose_items,
         generation=GenerationOptions(

@@ -18,6 +18,10 @@ from ehrmind.io import read_jsonl
 from ehrmind.tasks.base import Task
 from ehrmind.types import Example
 
+REPORTED_DIAGNOSIS = {"reliable_rule": "ehrmind", "min_items": 1, "format_threshold": None}
+"""The diagnosis rules the demo and the study were chosen and reported with (before the paper's reliable
+rule became the default and the format / too-few-items verdicts existed): `DiagnosisSettings(**…)`."""
+
 log = logging.getLogger(__name__)
 
 

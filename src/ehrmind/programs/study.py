@@ -29,7 +29,15 @@ import numpy as np
 
 from ehrmind.io import atomic_write_json, atomic_write_text
 from ehrmind.programs.demo import _pct, finished, teacher_rationales
-from ehrmind.programs.experiment import compare, evaluate, fmt_diff, item_scores, synthetic_split, verdict
+from ehrmind.programs.experiment import (
+    REPORTED_DIAGNOSIS,
+    compare,
+    evaluate,
+    fmt_diff,
+    item_scores,
+    synthetic_split,
+    verdict,
+)
 from ehrmind.registry import get_task
 
 log = logging.getLogger(__name__)
@@ -210,8 +218,7 @@ def run_study(
         "medcalc",
         str(paths["dev"]),
         out / "diagnosis",
-        # the rules this program was chosen and reported with (before the format and too-few verdicts)
-        DiagnosisSettings(k=s.k, reliable_rule="ehrmind", min_items=1, format_threshold=None),
+        DiagnosisSettings(k=s.k, **REPORTED_DIAGNOSIS),
         model=str(general),
         limit=s.diagnose_items,
         generation=GenerationOptions(

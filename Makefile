@@ -6,7 +6,7 @@ STAMP := $(VENV)/.ehrmind-installed
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-slow lint demo clean
+.PHONY: install test test-slow lint demo clean verl-venv coverage
 
 install: $(STAMP)
 
@@ -26,12 +26,30 @@ lint: install
 test: lint
 	$(VENV)/bin/pytest -q
 
+# Line coverage of src/ehrmind by the default suite (docs/BENCHMARKS.md keeps the figure).
+coverage: install
+	$(VENV)/bin/pytest -q --cov=ehrmind --cov-report=term
+
 # The slow-marked tests (miniature demo and study end to end, about 1 min); .ci/run runs them too.
 test-slow: install
 	$(VENV)/bin/pytest -q -m slow
+
+# verl in its own venv (it pins other torch/transformers versions than .venv); tests/test_verl.py runs
+# verl's own dataset class and reward manager on an export with it, and skips when it is absent.
+VERL_VENV ?= .venv-verl
+VERL_STAMP := $(VERL_VENV)/.ehrmind-installed
+verl-venv: $(VERL_STAMP)
+
+$(VERL_STAMP): pyproject.toml
+	@test -x $(VERL_VENV)/bin/python || $(PYTHON) -m venv $(VERL_VENV)
+	$(VERL_VENV)/bin/python -m pip install --quiet --upgrade pip
+	@# torch pinned to the CPU build; plain verl (no extras) plus cachetools, fastapi and uvicorn (of its verl-core extra) covers its dataset, reward and agent-loop classes.
+	$(VERL_VENV)/bin/python -m pip install --quiet torch==2.13.0 verl==0.9.1 pyyaml cachetools fastapi uvicorn
+	$(VERL_VENV)/bin/python -m pip install --quiet --no-deps -e .
+	@touch $(VERL_STAMP)
 
 demo: install
 	$(VENV)/bin/ehrmind demo --out runs/demo
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(VERL_VENV) runs .pytest_cache

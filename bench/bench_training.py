@@ -140,7 +140,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from ehrmind.io import atomic_write_jsonl
-    from ehrmind.tasks.synthetic.notes import make_rows
+    from ehrmind.tasks.medcalc.sample_rows import make_rows
     from ehrmind.train.tiny import build_tiny_model
 
     with tempfile.TemporaryDirectory() as tmp:

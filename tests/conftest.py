@@ -13,6 +13,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 MEDCALC_TEST = SHARED_DATA / "medcalc_bench" / "medcalc_bench_v1.0_test.csv"
+MIMIC_DEMO = SHARED_DATA / "ehr_samples" / "mimic_iv_demo_meds" / "mimic_iv_demo_meds_events.parquet"
 
 
 def shared_file(path: Path) -> Path:
@@ -39,8 +40,24 @@ def synthetic_csv(tmp_path_factory) -> Path:
     """20 MedCalc-format rows written as CSV (the format users bring)."""
     import pandas as pd
 
-    from ehrmind.tasks.synthetic.notes import make_rows
+    from ehrmind.tasks.medcalc.sample_rows import make_rows
 
     path = tmp_path_factory.mktemp("data") / "synthetic.csv"
     pd.DataFrame(make_rows(20, seed=1)).to_csv(path, index=False)
     return path
+
+
+@pytest.fixture(scope="session")
+def mimic_htn_data(tmp_path_factory) -> Path:
+    """`ehrmind data --task ehrshot --labeler new_hypertension` on the MIMIC-IV demo, as a user runs it (read
+    once per session: the 916k events take about 5 s)."""
+    from typer.testing import CliRunner
+
+    from ehrmind.cli import app
+
+    source = shared_file(MIMIC_DEMO)
+    out = tmp_path_factory.mktemp("ehrshot") / "htn"
+    args = ["data", "--task", "ehrshot", "--source", str(source), "--labeler", "new_hypertension"]
+    result = CliRunner().invoke(app, [*args, "--out", str(out), "--set", "max_tokens=300"])
+    assert result.exit_code == 0, result.output
+    return out

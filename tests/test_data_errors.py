@@ -383,29 +383,21 @@ def test_out_that_is_a_file_is_named_not_a_traceback(tmp_path, synthetic_csv, co
     assert target.read_text() == "keep me"
 
 
-def test_export_verl_onto_a_folder_is_refused_and_leaves_nothing(tmp_path, synthetic_csv):
-    """Issue #16, cause 9: `export-verl --out FOLDER` raised IsADirectoryError and left a `.tmp.parquet`."""
-    folder = tmp_path / "verl"
+def test_export_verl_onto_a_file_is_refused_and_leaves_nothing(tmp_path, synthetic_csv):
+    """Issue #16, cause 9 (then a file was expected and a folder raised IsADirectoryError): the export is now a
+    folder (train/val parquet and a launch script); a file in its place is refused, and nothing is left."""
+    blocker = tmp_path / "verl"
+    blocker.write_text("keep me")
+    args = ["export-verl", "--task", "medcalc", "--data", str(synthetic_csv), "--out"]
+    result = runner.invoke(app, [*args, str(blocker)])
+    assert result.exit_code == 2 and "is a file; the output needs a folder there" in result.output
+    assert list(tmp_path.iterdir()) == [blocker] and blocker.read_text() == "keep me"
+    folder = tmp_path / "empty"
     folder.mkdir()
-    result = runner.invoke(
-        app, ["export-verl", "--task", "medcalc", "--data", str(synthetic_csv), "--out", str(folder)]
-    )
-    assert result.exit_code == 2 and "is a folder; the output is a file" in result.output
-    assert list(tmp_path.iterdir()) == [folder] and list(folder.iterdir()) == []
-    ok = runner.invoke(
-        app,
-        [
-            "export-verl",
-            "--task",
-            "medcalc",
-            "--data",
-            str(synthetic_csv),
-            "--out",
-            str(folder / "t.parquet"),
-        ],
-    )
+    ok = runner.invoke(app, [*args, str(folder)])
     assert ok.exit_code == 0, ok.output
-    assert sorted(p.name for p in folder.iterdir()) == ["t.parquet"]  # no temporary left beside it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "verl"]  # no temporary left beside it
+    assert {"train.parquet", "val.parquet", "run_verl.sh"} <= {p.name for p in folder.iterdir()}
 
 
 @pytest.mark.parametrize(

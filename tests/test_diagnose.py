@@ -180,7 +180,6 @@ def test_guessable_group_needs_reliable_pass_at_k():
         ({"k": 1, "reliable_rule": "ehrmind"}, "min_correct must be between 1 and k"),
         ({"reliable_rule": "nats"}, "reliable_rule must be 'paper' or 'ehrmind'"),
         ({"k": 4, "threshold": 0}, "threshold"),
-        ({"plan_by": "cohort"}, "plan_by must be one of"),
         ({"plan_examples": 0}, "plan_examples"),
     ],
 )
@@ -195,7 +194,7 @@ def test_settings_say_what_to_change(kwargs, message):
 @pytest.fixture(scope="module")
 def synthetic_jsonl(tmp_path_factory) -> Path:
     from ehrmind.io import atomic_write_jsonl
-    from ehrmind.tasks.synthetic.notes import make_rows
+    from ehrmind.tasks.medcalc.sample_rows import make_rows
 
     path = tmp_path_factory.mktemp("diag") / "train.jsonl"
     atomic_write_jsonl(path, make_rows(12, seed=3))  # MAP, BMI, anion gap: 4 rows each
@@ -303,6 +302,12 @@ def test_diagnose_errors(tmp_path, synthetic_jsonl):
         from ehrmind.eval.diagnose import plan_field
 
         plan_field(get_task("ehrshot"), DiagnosisSettings(k=2, plan_by="calculator_name"))
+    with pytest.raises(
+        ConfigError, match=r"'cohort' is not a group of task 'medcalc' \(category, calculator_name\)"
+    ):
+        plan_field(get_task("medcalc"), DiagnosisSettings(k=2, plan_by="cohort"))
+    assert plan_field(get_task("medcalc"), DiagnosisSettings(k=2)) == "calculator_name"  # the finest
+    assert plan_field(get_task("trec_ct"), DiagnosisSettings(k=2)) == "category"
     # a plan is a fragment: it cannot switch stages
     bad = tmp_path / "bad_plan.yaml"
     bad.write_text("stage: rl\n")

@@ -11,12 +11,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import SHARED_DATA, shared_file
+from conftest import MIMIC_DEMO, shared_file
 from ehrmind import get_task
 from ehrmind.cli import app
 
 runner = CliRunner()
-MIMIC_DEMO = SHARED_DATA / "ehr_samples" / "mimic_iv_demo_meds" / "mimic_iv_demo_meds_events.parquet"
 
 
 @pytest.fixture(scope="module")
@@ -25,13 +24,8 @@ def mimic_demo() -> Path:
 
 
 @pytest.fixture(scope="module")
-def htn_data(mimic_demo, tmp_path_factory) -> Path:
-    """`ehrmind data --task ehrshot --labeler new_hypertension` on the demo, as a user runs it."""
-    out = tmp_path_factory.mktemp("ehrshot") / "htn"
-    args = ["data", "--task", "ehrshot", "--source", str(mimic_demo), "--labeler", "new_hypertension"]
-    result = runner.invoke(app, [*args, "--out", str(out), "--set", "max_tokens=300"])
-    assert result.exit_code == 0, result.output
-    return out
+def htn_data(mimic_htn_data) -> Path:
+    return mimic_htn_data
 
 
 def _check_examples(examples, labeler: str) -> None:
@@ -64,6 +58,7 @@ def test_new_hypertension_on_mimic_demo(htn_data):
     assert all({"id", "subject_id", "prediction_time", "label"} <= set(x) for x in lines)
 
 
+@pytest.mark.slow  # each labeler reads the 916k-event demo again (about 5 s)
 def test_new_hyperlipidemia_on_mimic_demo(mimic_demo):
     task = get_task("ehrshot", labeler="new_hyperlipidemia", max_tokens=256)
     examples = task.load(mimic_demo)
@@ -71,6 +66,7 @@ def test_new_hyperlipidemia_on_mimic_demo(mimic_demo):
     assert (len(examples), sum(ex.target["label"] for ex in examples)) == (121, 2)
 
 
+@pytest.mark.slow
 def test_icu_transfer_on_mimic_demo(mimic_demo):
     task = get_task("ehrshot", labeler="guo_icu")
     examples = task.load(mimic_demo)
@@ -87,6 +83,7 @@ def test_icu_transfer_on_mimic_demo(mimic_demo):
     assert shown > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("labeler", "n", "positives"),
     [

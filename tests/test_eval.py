@@ -90,6 +90,7 @@ def test_eval_refuses_to_mix_runs(tmp_path, synthetic_csv, tiny_model):
     assert result.exit_code == 2 and "prompt_mode" in result.output
 
 
+@pytest.mark.slow  # a real process killed mid-run (in-process resume: test_data_errors, test_backends)
 def test_eval_killed_halfway_resumes(tmp_path, synthetic_csv, tiny_model):
     """Kill a real `ehrmind eval` process mid-run, tear its last line, rerun: one line per row and sample."""
     out = tmp_path / "eval"

@@ -35,31 +35,13 @@ def _export(task: str, predictions: Path, fmt: str, out: Path, *extra: str):
     return runner.invoke(app, [*args, "--out", str(out), *extra])
 
 
-def test_ehrshot_predictions_in_the_meds_evaluation_schema(tmp_path):
+def test_ehrshot_predictions_in_the_meds_evaluation_schema(tmp_path, mimic_htn_data):
     import meds
     import pyarrow as pa
     import pyarrow.parquet as pq
     from sklearn.metrics import roc_auc_score
 
-    source = shared_file(MIMIC_DEMO)
-    data = tmp_path / "htn"
-    result = runner.invoke(
-        app,
-        [
-            "data",
-            "--task",
-            "ehrshot",
-            "--source",
-            str(source),
-            "--labeler",
-            "new_hypertension",
-            "--out",
-            str(data),
-            "--set",
-            "max_tokens=64",
-        ],
-    )
-    assert result.exit_code == 0, result.output
+    data = mimic_htn_data
     examples = get_task("ehrshot").load(data)
     completions = {}
     for i, ex in enumerate(examples):  # stated probabilities that rank imperfectly; one unreadable answer

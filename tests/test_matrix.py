@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from ehrmind import get_task
 from ehrmind.cli import app
 from ehrmind.eval.matrix import main_metric, model_labels
 
@@ -25,7 +26,7 @@ def second_model(tmp_path_factory) -> Path:
 def task_data(tmp_path_factory) -> dict[str, Path]:
     """3 synthetic MedCalc rows and 4 EHRSHOT-style flat rows (timeline, question, yes/no label)."""
     from ehrmind.io import atomic_write_jsonl
-    from ehrmind.tasks.synthetic.notes import make_rows
+    from ehrmind.tasks.medcalc.sample_rows import make_rows
 
     root = tmp_path_factory.mktemp("matrix_data")
     atomic_write_jsonl(root / "medcalc.jsonl", make_rows(3, seed=2))
@@ -46,25 +47,27 @@ def task_data(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.mark.parametrize(
-    ("metrics", "expected"),
+    ("task", "metrics", "expected"),
     [
         # EHRSHOT: balanced accuracy at the top level
         (
+            "ehrshot",
             {"balanced_accuracy": 0.75, "balanced_accuracy_ci95": [0.5, 1.0]},
             ("balanced accuracy", 0.75, [0.5, 1.0]),
         ),
         # TREC CT: balanced accuracy of the pair classification
         (
+            "trec_ct",
             {"classification": {"balanced_accuracy": 0.4, "balanced_accuracy_ci95": None}},
             ("balanced accuracy", 0.4, None),
         ),
-        # MedCalc: accuracy is the main metric
-        ({"accuracy": 0.5}, None),
-        ({"balanced_accuracy": None}, None),
+        # MedCalc: accuracy is the main metric, whatever else its metrics hold
+        ("medcalc", {"accuracy": 0.5, "balanced_accuracy": 0.7}, None),
+        ("ehrshot", {"balanced_accuracy": None}, None),
     ],
 )
-def test_main_metric(metrics, expected):
-    got = main_metric(metrics)
+def test_main_metric(task, metrics, expected):
+    got = main_metric(get_task(task), metrics)
     assert (got if got is None else (got["name"], got["value"], got["ci95"])) == expected
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from ehrmind.metrics import accuracy_block, bootstrap_ci, summarize, wilson_ci
@@ -181,3 +182,73 @@ def test_several_samples_interval_does_not_collapse():
     ]
     lo, hi = accuracy_block(mixed)["ci95"]
     assert lo < 0.5 < hi  # not a point where items vary
+
+
+# ---------------------------------------------------------------- vectorized bootstrap = scikit-learn per resample
+
+
+def _looped(fn, *arrays, seed=0, resamples=200):
+    """The interval as computed before: scikit-learn on each resample, one draw of indices at a time."""
+    cols = [np.asarray(a) for a in arrays]
+    rng, values = np.random.default_rng(seed), []
+    for _ in range(resamples):
+        idx = rng.integers(0, len(cols[0]), size=len(cols[0]))
+        try:
+            values.append(fn(*(c[idx] for c in cols)))
+        except ValueError:
+            continue
+    return None if len(values) < resamples / 2 else list(np.percentile(values, [2.5, 97.5]))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_vectorized_metrics_equal_scikit_learn_on_every_resample(seed):
+    import warnings
+
+    from sklearn.metrics import average_precision_score, balanced_accuracy_score, roc_auc_score
+
+    from ehrmind.metrics import (
+        auroc_rows,
+        average_precision_rows,
+        balanced_accuracy_rows,
+        bootstrap_metric,
+    )
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(5, 40))
+    t = rng.integers(0, 2, size=n)
+    s = np.round(rng.random(n), 1)  # ties between scores
+    labels = rng.integers(-1, 3, size=n)  # -1: no valid answer, a class absent from the truth
+    truth3 = rng.integers(0, 3, size=n)
+    rows_t, rows_s = rng.integers(0, 2, size=(20, n)), np.round(rng.random((20, n)), 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for i in range(20):
+            if 0 < rows_t[i].sum() < n:
+                assert auroc_rows(rows_t[i : i + 1], rows_s[i : i + 1])[0] == pytest.approx(
+                    roc_auc_score(rows_t[i], rows_s[i])
+                )
+            if rows_t[i].sum():
+                assert average_precision_rows(rows_t[i : i + 1], rows_s[i : i + 1])[0] == pytest.approx(
+                    average_precision_score(rows_t[i], rows_s[i])
+                )
+        assert balanced_accuracy_rows(truth3[None], labels[None])[0] == pytest.approx(
+            balanced_accuracy_score(truth3, labels)
+        )
+
+        def no_positive(f):
+            def g(a, b):
+                if a.sum() == 0:
+                    raise ValueError("no positives")
+                return f(a, b)
+
+            return g
+
+        for rows_fn, sk in (
+            (auroc_rows, roc_auc_score),
+            (average_precision_rows, no_positive(average_precision_score)),
+        ):
+            got = bootstrap_metric(rows_fn, t, s, seed=seed, resamples=200)
+            want = _looped(sk, t, s, seed=seed)
+            assert (got is None) == (want is None) and (got is None or got == pytest.approx(want))
+        got = bootstrap_metric(balanced_accuracy_rows, truth3, labels, seed=seed, resamples=200)
+        assert got == pytest.approx(_looped(balanced_accuracy_score, truth3, labels, seed=seed))

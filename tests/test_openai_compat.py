@@ -142,6 +142,7 @@ def test_request_body_order_of_choices_and_key():
         "top_p": 0.9,
         "max_tokens": 32,
         "n": 2,
+        "seed": 0,
     }
     assert headers["Authorization"] == "Bearer sk-secret-123" and not sleeps
     assert "sk-secret" not in repr(gen)
@@ -376,6 +377,7 @@ def test_server_bounds_connections_and_drops_stalled_clients(tiny_generator, mon
             sock.close()
 
 
+@pytest.mark.slow  # the `ehrmind serve` process itself (in-process server: the tests above)
 def test_serve_command(tiny_model):
     """`ehrmind serve --port 0` in a subprocess: prints its URL, answers, stops on SIGTERM."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}

@@ -7,13 +7,16 @@ import json
 import pytest
 
 from ehrmind import get_task
-from ehrmind.eval.reasoning_checks import (
-    check_medcalc_reasoning,
-    checker_for,
-    summarize_reasoning_checks,
-    value_tokens,
-)
+from ehrmind.eval.reasoning_checks import has_reasoning_checks, summarize_reasoning_checks
+from ehrmind.tasks.medcalc.reasoning import value_tokens
 from ehrmind.types import Example
+
+
+def check_medcalc_reasoning(example: Example, completion: str, prefill: bool = False) -> dict:
+    """The checks as evaluation reaches them: `Task.extract`, then the task's `check_reasoning`."""
+    task = get_task("medcalc", prefill=prefill)
+    return task.check_reasoning(example, task.extract(completion))
+
 
 QT_NOTE = "Heart rate 80 bpm, QT interval 400 msec."
 
@@ -130,7 +133,7 @@ def test_checks_on_hand_made_completions(note, target, completion, expected):
 
 def test_prefill_prefix_is_part_of_the_reasoning():
     got = check_medcalc_reasoning(
-        _ex(QT_NOTE), 'QTc = 400 / 1 = 400.</think><answer>{"answer": 400}</answer>', prefix="<think>"
+        _ex(QT_NOTE), 'QTc = 400 / 1 = 400.</think><answer>{"answer": 400}</answer>', prefill=True
     )
     assert got["has_reasoning"] and got["final_value_matches_answer"] is True
 
@@ -173,8 +176,7 @@ def test_rates_over_rows_with_the_explanations_as_reference():
 
 
 def test_only_tasks_with_a_check_get_one():
-    assert checker_for(get_task("medcalc")) is check_medcalc_reasoning
-    assert checker_for(get_task("ehrshot")) is None
+    assert has_reasoning_checks(get_task("medcalc")) and not has_reasoning_checks(get_task("ehrshot"))
     assert summarize_reasoning_checks(get_task("ehrshot"), [], []) is None
 
 

@@ -146,6 +146,7 @@ def warmed(tmp_path_factory) -> dict[str, Path]:
     return {"root": root, "train": train, "heldout": heldout, "sft": root / "sft"}
 
 
+@pytest.mark.slow  # 40 GRPO steps that must learn (about 20 s); quick GRPO steps: test_train.py
 def test_grpo_learns_the_preferred_answer_and_the_plumbing_is_sound(warmed, monkeypatch):
     import torch
     import trl

@@ -31,7 +31,7 @@ CPU = {"bf16": False, "fp16": False, "use_cpu": True, "gradient_checkpointing": 
 @pytest.fixture(scope="module")
 def train_jsonl(tmp_path_factory) -> Path:
     from ehrmind.io import atomic_write_jsonl
-    from ehrmind.tasks.synthetic.notes import make_rows
+    from ehrmind.tasks.medcalc.sample_rows import make_rows
 
     path = tmp_path_factory.mktemp("train") / "train.jsonl"
     atomic_write_jsonl(path, make_rows(24, seed=3))
@@ -192,14 +192,11 @@ def test_model_init_kwargs_are_honoured_or_refused(tmp_path, tiny_model, train_j
     prepared = prepare(recipe)
     assert prepared.model.config._attn_implementation == "eager"
     assert next(prepared.model.parameters()).dtype == __import__("torch").float64
-    bad = load_recipe(
-        _recipe(
-            tmp_path, "sft", train_jsonl, tiny_model, tmp_path / "o", model_init_kwargs={"device_map": "auto"}
-        ),
-        stage="sft",
+    bad = _recipe(
+        tmp_path, "sft", train_jsonl, tiny_model, tmp_path / "o", model_init_kwargs={"device_map": "auto"}
     )
-    with pytest.raises(ConfigError, match="device_map not supported"):
-        prepare(bad)
+    with pytest.raises(ConfigError, match="device_map not supported"):  # before any model loads
+        load_recipe(bad, stage="sft")
 
 
 def test_sft_steps_change_weights_and_record_the_run(tmp_path, tiny_model, train_jsonl):
@@ -337,6 +334,7 @@ def test_medcalc_reward_components_sum_to_score_reward(train_jsonl):
     assert totals == [task.verify(ex, c).reward for c in completions] == [1.1, 0.0, -2.0]
 
 
+@pytest.mark.slow  # a real training process killed mid-run (in-process: test_half_written_checkpoint…)
 def test_killed_sft_run_resumes_from_its_last_checkpoint(tmp_path, tiny_model, train_jsonl):
     out = tmp_path / "sft"
     path = _recipe(
@@ -374,6 +372,7 @@ def test_killed_sft_run_resumes_from_its_last_checkpoint(tmp_path, tiny_model, t
     assert steps == list(range(1, 41))  # the counter continued: every step once, none repeated
 
 
+@pytest.mark.slow  # `accelerate launch` of two processes
 def test_accelerate_two_cpu_processes(tmp_path, tiny_model, train_jsonl):
     accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
     if accelerate is None:
@@ -479,6 +478,7 @@ def test_sharded_training_saves_a_loadable_model_on_gpus(tmp_path, tiny_model, t
 # ------------------------------------------------------------------ other tasks through the same commands
 
 
+@pytest.mark.slow  # SFT then GRPO on two more tasks (about 16 s)
 @pytest.mark.parametrize("task", ["trec_ct", "ehrshot"])
 def test_sft_and_rl_take_other_tasks(task, tmp_path, tiny_model):
     """`ehrmind sft` and `ehrmind rl` with --task trec_ct / ehrshot on data built from the shared samples."""

@@ -11,22 +11,17 @@ from typer.core import TyperCommand, TyperGroup
 
 
 class _Commands(TyperGroup):
-    """Every command's user errors (bad data, bad settings, an endpoint that refuses) end as one `error:` line
-    and exit code 2, wherever they are raised; anything else is a bug and keeps its traceback."""
+    """Every command's user errors (`ehrmind.errors.UserError`: bad data, bad settings, an endpoint that
+    refuses) end as one `error:` line and exit code 2, wherever they are raised; anything else is a bug and
+    keeps its traceback."""
 
     def invoke(self, ctx):  # type: ignore[no-untyped-def]
-        from ehrmind.errors import ConfigError, DataError
+        from ehrmind.errors import UserError
 
         try:
             return super().invoke(ctx)
-        except (ConfigError, DataError) as e:
+        except UserError as e:
             _fail(e)
-        except RuntimeError as e:
-            from ehrmind.generate.openai_compat import EndpointError
-
-            if isinstance(e, EndpointError):
-                _fail(e)
-            raise
 
 
 app = typer.Typer(
@@ -61,6 +56,62 @@ TaskOptionOpt = Annotated[
         "--task-option", help="Task-specific option key=value, e.g. max_prompt_tokens=3072 (repeatable)."
     ),
 ]
+
+
+BackendOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--backend",
+        help="hf (transformers, this process), vllm (vLLM offline engine, GPU; pip install 'ehrmind[vllm]') "
+        "or openai (an OpenAI-compatible endpoint at --url). Default: openai with --url, else hf.",
+    ),
+]
+UrlOpt = Annotated[
+    str | None,
+    typer.Option("--url", help="An OpenAI-compatible endpoint (…/v1); --model is then the served name."),
+]
+ApiKeyEnvOpt = Annotated[
+    str | None, typer.Option("--api-key-env", help="Environment variable holding the endpoint's API key.")
+]
+ConcurrencyOpt = Annotated[
+    int,
+    typer.Option(
+        "--concurrency",
+        help="With --url: requests in flight at once (each asks for all samples of one prompt; keep "
+        "--batch-size >= this).",
+    ),
+]
+
+TemplateKwargOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--chat-template-kwarg",
+        help="A chat-template variable key=value, e.g. enable_thinking=false for Qwen3 (repeatable).",
+    ),
+]
+RevisionOpt = Annotated[
+    str | None, typer.Option("--revision", help="Hub branch, tag or commit of --model (hf, vllm).")
+]
+RemoteCodeOpt = Annotated[
+    bool, typer.Option("--trust-remote-code", help="Run the model repository's own code (hf, vllm).")
+]
+
+
+def _backend(backend, url, api_key_env, concurrency, device, template_kwargs, revision, remote, **more):  # type: ignore[no-untyped-def]
+    """The backend the shared generation flags ask for (one rule for eval, diagnose and matrix)."""
+    from ehrmind.generate.backends import Backend
+
+    return Backend.choose(
+        backend,
+        url=url,
+        api_key_env=api_key_env,
+        concurrency=concurrency,
+        device=device,
+        chat_template_kwargs=_key_values(template_kwargs or []),
+        revision=revision,
+        trust_remote_code=remote,
+        **more,
+    )
 
 
 class _ListOptions(TyperCommand):
@@ -130,19 +181,13 @@ def eval_cmd(
     prefill: PrefillOpt = False,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1, mps …")] = "cpu",
     task_option: TaskOptionOpt = None,
-    url: Annotated[
-        str | None,
-        typer.Option("--url", help="Use an OpenAI-compatible endpoint instead; --model is the served name."),
-    ] = None,
-    api_key_env: Annotated[
-        str | None, typer.Option("--api-key-env", help="Environment variable holding the endpoint's API key.")
-    ] = None,
-    concurrency: Annotated[
-        int,
-        typer.Option(
-            "--concurrency", help="With --url: requests in flight at once (within a --batch-size batch)."
-        ),
-    ] = 1,
+    backend: BackendOpt = None,
+    url: UrlOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    concurrency: ConcurrencyOpt = 1,
+    chat_template_kwarg: TemplateKwargOpt = None,
+    revision: RevisionOpt = None,
+    trust_remote_code: RemoteCodeOpt = False,
     logprobs: Annotated[
         bool,
         typer.Option(
@@ -152,56 +197,50 @@ def eval_cmd(
         ),
     ] = False,
 ) -> None:
-    """Generate with a Hugging Face model (or an endpoint) and score with the task's verifier (resumable)."""
+    """Generate with a model (transformers, vLLM or an endpoint) and score with the task's verifier
+    (resumable)."""
     _setup_logging()
-    from ehrmind.errors import ConfigError, DataError
+    from ehrmind.errors import ConfigError
     from ehrmind.eval.runner import run_eval, run_info
-    from ehrmind.generate.hf import GenerationSettings, HFGenerator
-    from ehrmind.generate.openai_compat import EndpointError
+    from ehrmind.generate.backends import make_generator
+    from ehrmind.generate.hf import GenerationSettings
     from ehrmind.io import output_folder
     from ehrmind.registry import get_task
 
-    try:
-        output_folder(out, create=False)  # before the model loads
-        t = get_task(task, mode=mode, prefill=prefill, **_key_values(task_option or []))
-        settings = GenerationSettings(
-            max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed
-        )
-        examples = t.load(data, split)[:limit]
-        info = run_info(
-            t,
-            examples,
-            data,
-            model=model,
-            samples=samples,
-            temperature=temperature,
-            top_p=top_p,
-            max_new_tokens=max_new_tokens,
-            seed=seed,
-            limit=limit,
-            **({"logprobs": True} if logprobs else {}),
-            **({"concurrency": concurrency} if url else {}),
-        )
-        if samples > 1 and temperature == 0:
-            raise ConfigError("several samples with greedy decoding are identical; set --temperature > 0")
-        if url:
-            import os
-
-            from ehrmind.generate.openai_compat import OpenAICompatGenerator
-
-            key = os.environ.get(api_key_env) if api_key_env else None
-            generator = OpenAICompatGenerator(
-                url, model, api_key=key, settings=settings, logprobs=logprobs, concurrency=concurrency
-            )
-        elif logprobs:
-            raise ConfigError(
-                "--logprobs applies to an endpoint (--url); the local model gives P(yes) itself"
-            )
-        else:
-            generator = HFGenerator(model, settings, device=device)
-        metrics = run_eval(t, examples, generator, out, samples=samples, batch_size=batch_size, info=info)
-    except (ConfigError, DataError, EndpointError, KeyError, TypeError) as e:
-        _fail(e)
+    output_folder(out, create=False)  # before the model loads
+    chosen = _backend(
+        backend,
+        url,
+        api_key_env,
+        concurrency,
+        device,
+        chat_template_kwarg,
+        revision,
+        trust_remote_code,
+        logprobs=logprobs,
+    )
+    t = get_task(task, mode=mode, prefill=prefill, **_key_values(task_option or []))
+    settings = GenerationSettings(
+        max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed
+    )
+    examples = t.load(data, split)[:limit]
+    info = run_info(
+        t,
+        examples,
+        data,
+        model=model,
+        samples=samples,
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        limit=limit,
+        **chosen.record(),
+    )
+    if samples > 1 and temperature == 0:
+        raise ConfigError("several samples with greedy decoding are identical; set --temperature > 0")
+    generator = make_generator(model, settings, chosen)
+    metrics = run_eval(t, examples, generator, out, samples=samples, batch_size=batch_size, info=info)
     _summary(metrics, out)
 
 
@@ -223,18 +262,12 @@ def score_cmd(
 ) -> None:
     """Score completions produced elsewhere (an API model, another framework)."""
     _setup_logging()
-    from ehrmind.errors import ConfigError, DataError
     from ehrmind.eval.runner import run_info, run_score
     from ehrmind.registry import get_task
 
-    try:
-        t = get_task(task, mode=mode, prefill=prefill, **_key_values(task_option or []))
-        examples = t.load(data, split)
-        metrics = run_score(
-            t, examples, predictions, out, info=run_info(t, examples, data), overwrite=overwrite
-        )
-    except (ConfigError, DataError, KeyError, TypeError) as e:
-        _fail(e)
+    t = get_task(task, mode=mode, prefill=prefill, **_key_values(task_option or []))
+    examples = t.load(data, split)
+    metrics = run_score(t, examples, predictions, out, info=run_info(t, examples, data), overwrite=overwrite)
     _summary(metrics, out)
 
 
@@ -278,6 +311,13 @@ def diagnose_cmd(
     mode: ModesOpt = None,
     prefill: PrefillOpt = False,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1, mps …")] = "cpu",
+    backend: BackendOpt = None,
+    url: UrlOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    concurrency: ConcurrencyOpt = 1,
+    chat_template_kwarg: TemplateKwargOpt = None,
+    revision: RevisionOpt = None,
+    trust_remote_code: RemoteCodeOpt = False,
     task_option: TaskOptionOpt = None,
     one_shot_file: OneShotOpt = None,
     threshold: Annotated[
@@ -326,50 +366,56 @@ def diagnose_cmd(
 ) -> None:
     """pass@k per category (and calculator): missing vs misapplied knowledge, a report and an SFT plan."""
     _setup_logging()
-    from ehrmind.errors import ConfigError, DataError
     from ehrmind.eval.diagnose import DiagnosisSettings, GenerationOptions, run_diagnose
 
-    try:
-        settings = DiagnosisSettings(
-            k=k,
-            threshold=threshold,
-            reliable_rule=reliable_rule,
-            min_correct=min_correct,
-            max_entropy=max_entropy,
-            max_distinct=max_distinct,
-            guessable=guessable,
-            plan_by=plan_by,
-            plan_examples=plan_examples,
-            misapplied_examples=misapplied_examples,
-            min_items=min_items,
-            format_threshold=format_threshold or None,
-        )
-        generation = GenerationOptions(
-            samples=samples,
-            temperature=temperature,
-            top_p=top_p,
-            max_new_tokens=max_new_tokens,
-            batch_size=batch_size,
-            seed=seed,
-            device=device,
-        )
-        diagnosis = run_diagnose(
-            task,
-            data,
-            out,
-            settings,
-            model=model,
-            predictions=predictions,
-            modes=mode or ["reasoning"],
-            split=split,
-            limit=limit,
-            generation=generation,
-            prefill=prefill,
-            task_options=_key_values(task_option or []),
-            one_shot_file=one_shot_file,
-        )
-    except (ConfigError, DataError, KeyError, TypeError) as e:
-        _fail(e)
+    settings = DiagnosisSettings(
+        k=k,
+        threshold=threshold,
+        reliable_rule=reliable_rule,
+        min_correct=min_correct,
+        max_entropy=max_entropy,
+        max_distinct=max_distinct,
+        guessable=guessable,
+        plan_by=plan_by,
+        plan_examples=plan_examples,
+        misapplied_examples=misapplied_examples,
+        min_items=min_items,
+        format_threshold=format_threshold or None,
+    )
+    generation = GenerationOptions(
+        samples=samples,
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        seed=seed,
+        device=device,
+        backend=_backend(
+            backend,
+            url,
+            api_key_env,
+            concurrency,
+            device,
+            chat_template_kwarg,
+            revision,
+            trust_remote_code,
+        ),
+    )
+    diagnosis = run_diagnose(
+        task,
+        data,
+        out,
+        settings,
+        model=model,
+        predictions=predictions,
+        modes=mode or ["reasoning"],
+        split=split,
+        limit=limit,
+        generation=generation,
+        prefill=prefill,
+        task_options=_key_values(task_option or []),
+        one_shot_file=one_shot_file,
+    )
     overall, by = diagnosis["overall"], diagnosis["plan_by"]
     from collections import Counter
 
@@ -403,6 +449,13 @@ def matrix_cmd(
     batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1, mps …")] = "cpu",
+    backend: BackendOpt = None,
+    url: UrlOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    concurrency: ConcurrencyOpt = 1,
+    chat_template_kwarg: TemplateKwargOpt = None,
+    revision: RevisionOpt = None,
+    trust_remote_code: RemoteCodeOpt = False,
     task_option: Annotated[
         list[str] | None,
         typer.Option(
@@ -412,40 +465,46 @@ def matrix_cmd(
 ) -> None:
     """Evaluate every model on every task: a table and a heatmap of accuracy and each task's main metric."""
     _setup_logging()
-    from ehrmind.errors import ConfigError, DataError
+    from ehrmind.errors import ConfigError
     from ehrmind.eval.matrix import run_matrix
 
-    try:
-        paths = _task_pairs(data, "=", "--data TASK=PATH")
-        missing = [t for t in tasks if t not in paths]
-        extra = [t for t in paths if t not in tasks]
-        if missing or extra:
-            raise ConfigError(
-                f"--data must give one path per --tasks entry (missing: {missing or 'none'}; not in --tasks: "
-                f"{extra or 'none'})"
-            )
-        options: dict[str, dict[str, object]] = {}
-        for t, kv in _task_pairs(task_option or [], ":", "--task-option TASK:key=value", unique=False):
-            options.setdefault(t, {}).update(_key_values([kv]))
-        run_matrix(
-            models,
-            {t: paths[t] for t in tasks},
-            out,
-            modes=mode or ["reasoning"],
-            limit=limit,
-            split=split,
-            samples=samples,
-            temperature=temperature,
-            top_p=top_p,
-            max_new_tokens=max_new_tokens,
-            batch_size=batch_size,
-            seed=seed,
-            device=device,
-            task_options=options,
-            one_shot_file=one_shot_file,
+    paths = _task_pairs(data, "=", "--data TASK=PATH")
+    missing = [t for t in tasks if t not in paths]
+    extra = [t for t in paths if t not in tasks]
+    if missing or extra:
+        raise ConfigError(
+            f"--data must give one path per --tasks entry (missing: {missing or 'none'}; not in --tasks: "
+            f"{extra or 'none'})"
         )
-    except (ConfigError, DataError, KeyError, TypeError) as e:
-        _fail(e)
+    options: dict[str, dict[str, object]] = {}
+    for t, kv in _task_pairs(task_option or [], ":", "--task-option TASK:key=value", unique=False):
+        options.setdefault(t, {}).update(_key_values([kv]))
+    run_matrix(
+        models,
+        {t: paths[t] for t in tasks},
+        out,
+        modes=mode or ["reasoning"],
+        limit=limit,
+        split=split,
+        samples=samples,
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        seed=seed,
+        backend=_backend(
+            backend,
+            url,
+            api_key_env,
+            concurrency,
+            device,
+            chat_template_kwarg,
+            revision,
+            trust_remote_code,
+        ),
+        task_options=options,
+        one_shot_file=one_shot_file,
+    )
     typer.echo(
         f"wrote {out / 'matrix.md'}, {out / 'matrix.json'}, {out / 'matrix.png'} (runs in {out / 'runs'})"
     )
@@ -488,18 +547,14 @@ def data_cmd(
 ) -> None:
     """Write the task's canonical Examples as JSONL plus a manifest."""
     _setup_logging()
-    from ehrmind.errors import ConfigError, DataError
     from ehrmind.registry import get_task
     from ehrmind.snapshot import MANIFEST
 
-    try:
-        options = _key_values(option or [])
-        for key, value in (("split", split), ("labeler", labeler), ("seed", seed)):
-            if value is not None:
-                options[key] = value
-        manifest = get_task(task).build_data(source, out, **options)
-    except (ConfigError, DataError, KeyError) as e:
-        _fail(e)
+    options = _key_values(option or [])
+    for key, value in (("split", split), ("labeler", labeler), ("seed", seed)):
+        if value is not None:
+            options[key] = value
+    manifest = get_task(task).build_data(source, out, **options)
     files = ", ".join(str(out / name) for name in manifest["files"])
     typer.echo(f"{manifest['n']} examples; wrote {files} and {out / MANIFEST}")
 
@@ -518,20 +573,55 @@ SetOpt = Annotated[
 ]
 
 
-def _train(stage: str, recipe: Path, overrides: list[str] | None, plans: list[Path] | None = None) -> None:
+TrainTaskOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--task",
+        help="Task of a flat TRL / open-r1 config (or its ehrmind_task: key); replaces an ehrmind recipe's task.",
+    ),
+]
+
+
+def _print_translation(translation) -> None:  # type: ignore[no-untyped-def]
+    """The table of a flat TRL config's keys: their key → our key, with what happened and why."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{translation.source} → ehrmind {translation.stage} recipe", title_justify="left")
+    for name in ("their key", "our key", "status", "note"):
+        table.add_column(name, no_wrap=name != "note", overflow="fold")
+    for k in translation.keys:
+        style = {"refused": "red", "ignored": "yellow", "dropped": "yellow"}.get(k.status)
+        table.add_row(k.theirs, k.ours or "—", k.status, k.note, style=style)
+    console = Console()
+    console.width = max(console.width, 140)
+    console.print(table)
+
+
+def _train(
+    stage: str,
+    recipe: Path,
+    overrides: list[str] | None,
+    plans: list[Path] | None = None,
+    task: str | None = None,
+) -> None:
     _setup_logging()
-    from ehrmind.errors import ConfigError, DataError
+    from ehrmind.train.flat import TranslationError
     from ehrmind.train.recipe import load_recipe
 
     try:
-        r = load_recipe(recipe, overrides or [], stage=stage, plans=plans)  # validated before any model loads
+        # validated before any model loads; a flat TRL / open-r1 config is translated first
+        r = load_recipe(recipe, overrides or [], stage=stage, plans=plans, task=task)  # type: ignore[arg-type]
+        if r.imported is not None:
+            _print_translation(r.imported)
         if stage == "sft":
             from ehrmind.train.sft import run_sft as run
         else:
             from ehrmind.train.rl import run_rl as run
         out = run(r)
-    except (ConfigError, DataError, KeyError) as e:
-        _fail(e)
+    except TranslationError as e:  # the table first, then the error (the central handler's)
+        _print_translation(e.translation)
+        raise
     typer.echo(f"wrote model, checkpoints and ehrmind_run.json to {out}")
 
 
@@ -546,15 +636,51 @@ def sft_cmd(
             help="Recipe fragment merged before --set, e.g. the sft_plan.yaml of `ehrmind diagnose`.",
         ),
     ] = None,
+    task: TrainTaskOpt = None,
 ) -> None:
-    """SFT warm-up (TRL SFTTrainer); rerun the same command to resume from the last checkpoint."""
-    _train("sft", recipe, option, plan)
+    """SFT warm-up (TRL SFTTrainer); rerun the same command to resume from the last checkpoint. A flat TRL /
+    open-r1 SFT config is translated (table of what went where) and run."""
+    _train("sft", recipe, option, plan, task)
 
 
 @app.command("rl")
-def rl_cmd(recipe: RecipeOpt, option: SetOpt = None) -> None:
-    """GRPO with verifiable rewards (TRL GRPOTrainer); rerun the same command to resume."""
-    _train("rl", recipe, option)
+def rl_cmd(recipe: RecipeOpt, option: SetOpt = None, task: TrainTaskOpt = None) -> None:
+    """GRPO with verifiable rewards (TRL GRPOTrainer); rerun the same command to resume. A flat TRL / open-r1
+    GRPO config is translated (table of what went where) and run."""
+    _train("rl", recipe, option, task=task)
+
+
+@app.command("import-recipe")
+def import_recipe_cmd(
+    config: Annotated[
+        Path,
+        typer.Argument(help="Flat TRL / open-r1 YAML: model_name_or_path, dataset_name, TRL config fields."),
+    ],
+    stage: Annotated[str, typer.Option("--stage", help="sft or rl: the TRL config the file is for.")],
+    out: Annotated[Path, typer.Option("--out", help="The ehrmind recipe (YAML) to write.")],
+    task: TrainTaskOpt = None,
+    drop: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--drop", help="Leave a key of the file out on purpose, e.g. reward_funcs (repeatable)."
+        ),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out file.")] = False,
+) -> None:
+    """Translate a flat TRL / open-r1 config into an ehrmind recipe; print their key → our key for every key."""
+    from ehrmind.errors import ConfigError
+    from ehrmind.train.flat import TranslationError, read_flat, write_recipe
+
+    if stage not in ("sft", "rl"):
+        _fail(ConfigError(f"--stage must be sft or rl, got {stage!r}"))
+    try:
+        translation = read_flat(config, stage=stage, task=task, drop=drop or [])  # type: ignore[arg-type]
+        _print_translation(translation)
+        path = write_recipe(translation, out, overwrite=overwrite)
+    except TranslationError as e:
+        _print_translation(e.translation)
+        raise
+    typer.echo(f"wrote {path}; run it with `ehrmind {stage} --recipe {path}`")
 
 
 @app.command("rationales")
@@ -594,6 +720,13 @@ def rationales_cmd(
     split: SplitOpt = None,
     prefill: PrefillOpt = False,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda, … (with --model)")] = "cpu",
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            "--backend",
+            help="With --model: hf (default) or vllm (pip install 'ehrmind[vllm]'); --teacher-url is openai.",
+        ),
+    ] = None,
     task_option: TaskOptionOpt = None,
 ) -> None:
     """SFT warm-up rationales from a teacher endpoint or the model itself (--self), kept only if verified.
@@ -601,43 +734,39 @@ def rationales_cmd(
     Teacher mode gives the gold answer and asks for the reasoning; --self samples without it (rejection
     sampling). Writes rationales.jsonl (SFT data), attempts.jsonl and summary.json; resumable."""
     _setup_logging()
-    from ehrmind.errors import ConfigError, DataError
     from ehrmind.generate.hf import GenerationSettings
-    from ehrmind.generate.openai_compat import EndpointError
     from ehrmind.registry import get_task
     from ehrmind.train.rationales import make_generator, run_rationales
 
-    try:
-        t = get_task(task, prefill=prefill, **_key_values(task_option or []))
-        examples = t.load(data, split)[:limit]
-        settings = GenerationSettings(
-            max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed
-        )
-        generator, mode = make_generator(
-            teacher_url=teacher_url,
-            teacher_model=teacher_model,
-            api_key_env=api_key_env,
-            model=model,
-            self_mode=self_mode,
-            settings=settings,
-            device=device,
-            timeout=timeout,
-            max_retries=max_retries,
-            concurrency=concurrency,
-        )
-        summary = run_rationales(
-            t,
-            examples,
-            generator,
-            out,
-            samples=samples,
-            mode=mode,
-            keep_per_example=keep_per_example,
-            batch_size=batch_size,
-            info={"data": data, "limit": limit, "seed": seed},
-        )
-    except (ConfigError, DataError, EndpointError, KeyError, TypeError) as e:
-        _fail(e)
+    t = get_task(task, prefill=prefill, **_key_values(task_option or []))
+    examples = t.load(data, split)[:limit]
+    settings = GenerationSettings(
+        max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed
+    )
+    generator, mode = make_generator(
+        teacher_url=teacher_url,
+        teacher_model=teacher_model,
+        api_key_env=api_key_env,
+        model=model,
+        self_mode=self_mode,
+        settings=settings,
+        device=device,
+        timeout=timeout,
+        max_retries=max_retries,
+        concurrency=concurrency,
+        backend=backend,
+    )
+    summary = run_rationales(
+        t,
+        examples,
+        generator,
+        out,
+        samples=samples,
+        mode=mode,
+        keep_per_example=keep_per_example,
+        batch_size=batch_size,
+        info={"data": data, "limit": limit, "seed": seed},
+    )
     typer.echo(
         f"kept {summary['kept']} of {summary['attempts']} attempts ({summary['examples_with_rationale']} of "
         f"{summary['n_scorable']} examples); dropped {summary['dropped_by_reason'] or 0}"
@@ -657,8 +786,20 @@ def serve_cmd(
     name: Annotated[
         str | None, typer.Option("--name", help="Model name to report (default: --model).")
     ] = None,
+    max_batch: Annotated[
+        int,
+        typer.Option(
+            "--max-batch",
+            help="Most sequences generated together from concurrent requests (1: one at a time).",
+        ),
+    ] = 8,
+    batch_wait_ms: Annotated[
+        float,
+        typer.Option("--batch-wait-ms", help="A batch closes when no request came for this long (ms)."),
+    ] = 5.0,
 ) -> None:
-    """A minimal OpenAI-compatible server (/v1/chat/completions, /v1/models) over a local model."""
+    """A minimal OpenAI-compatible server (/v1/chat/completions, /v1/models) over a local model; concurrent
+    requests are generated in batches."""
     _setup_logging()
     from ehrmind.generate.hf import GenerationSettings
     from ehrmind.generate.server import serve
@@ -668,7 +809,17 @@ def serve_cmd(
 
     try:
         settings = GenerationSettings(max_new_tokens=max_new_tokens)
-        serve(model, host, port, settings, device=device, model_name=name, on_ready=ready)
+        serve(
+            model,
+            host,
+            port,
+            settings,
+            device=device,
+            model_name=name,
+            on_ready=ready,
+            max_batch=max_batch,
+            batch_wait_ms=batch_wait_ms,
+        )
     except (ValueError, OSError) as e:  # bad settings, port in use
         _fail(e)
 
@@ -687,16 +838,12 @@ def audit_cmd(
 ) -> None:
     """Recompute every row with the calculator knowledge base; report agreement and disagreement causes."""
     _setup_logging()
-    from ehrmind.errors import DataError
 
     if task != "medcalc":
         _fail(ValueError(f"audit supports --task medcalc only, got {task!r}"))
     from ehrmind.tasks.medcalc.audit import run_audit
 
-    try:
-        run_audit(data, out, corrected=corrected)
-    except (DataError, KeyError) as e:
-        _fail(e)
+    run_audit(data, out, corrected=corrected)
     typer.echo(f"wrote {out / 'audit.csv'} and {out / 'summary.md'}")
 
 
@@ -742,27 +889,117 @@ def export_predictions_cmd(
 
 @app.command("export-verl")
 def export_verl_cmd(
-    task: TaskOpt,
-    data: DataOpt,
-    out: Annotated[Path, typer.Option("--out", help="Output parquet file.")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder (train/val parquet, run_verl.sh).")],
+    task: Annotated[
+        str | None, typer.Option("--task", help="Registered task (default: the recipe's).")
+    ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option("--data", help="Training data: file, snapshot or Hub id (default: the recipe's)."),
+    ] = None,
+    recipe: Annotated[
+        Path | None, typer.Option("--recipe", help="RL recipe whose GRPO settings the launch script mirrors.")
+    ] = None,
+    option: SetOpt = None,
     split: SplitOpt = None,
-    mode: ModeOpt = "reasoning",
+    val_fraction: Annotated[
+        float, typer.Option("--val-fraction", help="Share held out for validation, by patient/note group.")
+    ] = 0.1,
+    val_data: Annotated[
+        str | None, typer.Option("--val-data", help="Validation data instead of a held-out share.")
+    ] = None,
+    val_split: Annotated[str | None, typer.Option("--val-split", help="Split of a Hub --val-data.")] = None,
+    group_by: Annotated[
+        str | None, typer.Option("--group-by", help="Metadata field the held-out split keeps together.")
+    ] = None,
+    mode: Annotated[str | None, typer.Option("--mode", help="Prompt mode (default: the recipe's).")] = None,
+    prefill: Annotated[
+        bool | None,
+        typer.Option("--prefill/--no-prefill", help="Prefill the assistant turn (default: the recipe's)."),
+    ] = None,
     task_option: TaskOptionOpt = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="Model path (default: the recipe's); its tokenizer counts prompts."),
+    ] = None,
+    gpus: Annotated[int, typer.Option("--gpus", min=1, help="GPUs per node the batch sizes assume.")] = 8,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Split seed (default: the recipe's, else 0).")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a non-empty --out folder.")] = False,
 ) -> None:
-    """Export Examples as verl RL parquet; score them in verl with ehrmind.rewards.verl.compute_score."""
+    """verl RL export: train/val parquet and run_verl.sh mirroring the recipe's GRPO settings (docs/verl.md)."""
     _setup_logging()
-    from ehrmind.errors import ConfigError, DataError
+    from ehrmind.errors import ConfigError
     from ehrmind.registry import get_task
-    from ehrmind.rewards.verl import write_verl_parquet
+    from ehrmind.train.verl_launch import export_verl, split_train_val
 
-    try:
-        t = get_task(task, mode=mode, **_key_values(task_option or []))
-        path = write_verl_parquet(t, t.load(data, split), out, split=split or "train")
-    except (ConfigError, DataError, KeyError, TypeError) as e:
-        _fail(e)
-    typer.echo(
-        f"wrote {path}; verl reward: custom_reward_function.path=<ehrmind>/rewards/verl.py name=compute_score"
+    r = None
+    if recipe is not None:
+        from ehrmind.train.recipe import load_recipe
+
+        r = load_recipe(recipe, option or [], stage="rl")
+    elif option:
+        raise ConfigError("--set overrides a recipe; give --recipe")
+    task_name, data_src = task or (r.task if r else None), data or (r.data if r else None)
+    if not task_name or not data_src:
+        raise ConfigError("give --task and --data, or a --recipe that names them")
+    opts = r.task_options if r else None
+    t = get_task(
+        task_name,
+        mode=mode or (opts.mode if opts else "reasoning"),
+        prefill=prefill if prefill is not None else (opts.prefill if opts else False),
+        **({"system_prompt": opts.system_prompt} if opts and opts.system_prompt else {}),
+        **({"reward_weights": r.reward_weights.model_dump()} if r else {}),
+        **_key_values(task_option or []),
     )
+    split_seed = seed if seed is not None else (r.seed if r else 0)
+    examples = t.load(data_src, split or (r.split if r else None))
+    if r and r.limit:
+        examples = examples[: r.limit]
+    if val_data:
+        train, val, grouped = examples, t.load(val_data, val_split), "--val-data"
+    else:
+        train, val, grouped = split_train_val(
+            examples, val_fraction, split_seed, group_by, fields=t.split_fields
+        )
+    info = export_verl(
+        t,
+        train,
+        val,
+        out,
+        trl=r.trl if r else {},
+        model=model or (r.model if r else None),
+        gpus=gpus,
+        seed=split_seed,
+        output_dir=r.output_dir if r else None,
+        max_prompt_tokens=r.max_prompt_tokens if r else None,
+        template_kwargs=getattr(r, "chat_template_kwargs", None) or None,
+        overwrite=overwrite,
+        record={
+            "task": t.name,
+            "task_version": t.version,
+            "data": data_src,
+            "val": grouped,
+            "recipe": str(recipe) if recipe else None,
+            "seed": split_seed,
+            "prefill": t.prefill_text,
+        },
+    )
+    lengths = info["prompt_lengths"]
+    typer.echo(
+        f"wrote {out}: train.parquet ({info['n_train']} rows), val.parquet ({info['n_val']} rows, held out by "
+        f"{grouped}), run_verl.sh, export.json"
+        + (
+            f"; dropped {info['dropped_prompt_too_long']} prompts over max_prompt_tokens"
+            if info["dropped_prompt_too_long"]
+            else ""
+        )
+    )
+    typer.echo(f"prompt length {lengths['max_tokens']} tokens, {lengths['how']}")
+    for key, value in info["overrides"].items():
+        typer.echo(f"  {key}={str(value).lower() if isinstance(value, bool) else value}")
+    typer.echo(f"install verl: {info['verl_install']}; run: MODEL=... bash {out / 'run_verl.sh'}")
 
 
 @app.command("tiny-model")

@@ -25,7 +25,12 @@ def _bounded(message: str) -> str:
     return message[: MAX_MESSAGE_CHARS - 40] + f"… ({len(message):,} characters in all)"
 
 
-class DataError(ValueError):
+class UserError(Exception):
+    """Something the user can fix (bad data, a bad setting, an endpoint that refuses): the command line prints
+    its message as one `error:` line with exit code 2. Any other exception is a bug and keeps its traceback."""
+
+
+class DataError(UserError, ValueError):
     """Bad input data. The message names the file, the row (1-based, as a person counts) and the field."""
 
     def __init__(
@@ -47,7 +52,7 @@ class DataError(ValueError):
         super().__init__(_bounded(f"{': '.join([', '.join(where), message]) if where else message}"))
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A bad option or recipe value; the message says what to change."""
 
     def __init__(self, message: object = ""):

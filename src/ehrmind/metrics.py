@@ -195,32 +195,74 @@ def _runs(side: Mapping[str, Any]) -> dict[str, Mapping[str, float]]:
 
 
 def bootstrap_metric(fn, *arrays: Sequence[Any], seed: int = 0, resamples: int = 1000) -> list[float] | None:
-    """Percentile bootstrap 95% interval of `fn(*arrays)` over items.
+    """Percentile bootstrap 95% interval of a metric over items.
 
-    Resamples on which the metric is undefined (e.g. one class only, for AUROC) are skipped; None when
-    fewer than half of them are usable."""
-    import warnings
-
+    `fn` is vectorized: it takes the arrays resampled as (resamples, n) matrices and returns one value per
+    row, NaN where the metric is undefined (e.g. one class only, for AUROC); such resamples are skipped, and
+    the interval is None when fewer than half are usable. Resamples are drawn in blocks (bounded memory) from
+    the same random stream as one draw per resample, so the interval does not depend on the block size."""
     cols = [np.asarray(a) for a in arrays]
     n = len(cols[0]) if cols else 0
     if n == 0:
         return None
     rng = np.random.default_rng(seed)
+    block = max(1, min(resamples, _BOOTSTRAP_CELLS // n))
     values = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for _ in range(resamples):
-            idx = rng.integers(0, n, size=n)
-            try:
-                v = fn(*(c[idx] for c in cols))
-            except ValueError:
-                continue
-            if v is not None and np.isfinite(v):
-                values.append(v)
-    if len(values) < resamples / 2:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for start in range(0, resamples, block):
+            idx = rng.integers(0, n, size=(min(block, resamples - start), n))
+            v = np.asarray(fn(*(c[idx] for c in cols)), dtype=float)
+            values.append(v[np.isfinite(v)])
+    kept = np.concatenate(values)
+    if kept.size < resamples / 2:
         return None
-    lo, hi = np.percentile(values, [2.5, 97.5])
+    lo, hi = np.percentile(kept, [2.5, 97.5])
     return [float(lo), float(hi)]
+
+
+_BOOTSTRAP_CELLS = 2_000_000
+"""Resampled items held at once by `bootstrap_metric` (resamples per block × items)."""
+
+
+def balanced_accuracy_rows(t: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """scikit-learn's `balanced_accuracy_score` for each row of (B, n) label matrices: the mean recall over
+    the classes present in that row's truth (a predicted class absent from it is ignored, as sklearn does)."""
+    recalls = []
+    for c in np.unique(t):
+        member = t == c
+        count = member.sum(axis=1)
+        hit = (member & (p == c)).sum(axis=1)
+        recalls.append(np.where(count > 0, hit / np.maximum(count, 1), np.nan))
+    with np.errstate(invalid="ignore"):
+        return np.nanmean(np.vstack(recalls), axis=0) if recalls else np.full(len(t), np.nan)
+
+
+def auroc_rows(t: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """scikit-learn's binary `roc_auc_score` for each row (the Mann-Whitney statistic, ties counted half);
+    NaN where a row holds one class only."""
+    from scipy.stats import rankdata
+
+    t = t.astype(float)
+    ranks = rankdata(s, axis=1)
+    pos = t.sum(axis=1)
+    neg = t.shape[1] - pos
+    return ((ranks * t).sum(axis=1) - pos * (pos + 1) / 2) / (pos * neg)
+
+
+def average_precision_rows(t: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """scikit-learn's `average_precision_score` for each row: the sum over score thresholds of the recall
+    gained times the precision at that threshold (tied scores form one threshold); NaN without a positive."""
+    order = np.argsort(-s, axis=1, kind="stable")
+    ss = np.take_along_axis(s, order, axis=1)
+    ts = np.take_along_axis(t, order, axis=1).astype(float)
+    b, n = ts.shape
+    tp = np.cumsum(ts, axis=1)
+    last = np.ones((b, n), dtype=bool)  # the last item of each run of tied scores ends a threshold
+    last[:, :-1] = ss[:, :-1] != ss[:, 1:]
+    pos_idx = np.where(last, np.arange(n), n)
+    end = np.minimum.accumulate(pos_idx[:, ::-1], axis=1)[:, ::-1]  # each item's threshold end
+    precision_at_end = np.take_along_axis(tp, end, axis=1) / (end + 1)
+    return (ts * precision_at_end).sum(axis=1) / tp[:, -1]
 
 
 def classification_metrics(
@@ -291,7 +333,7 @@ def _classification_metrics(
     }
     if ci:
         out["accuracy_ci95"] = wilson_ci(int((yt == yp).sum()), int(yt.size))
-        out["balanced_accuracy_ci95"] = bootstrap_metric(bal, yt, yp)
+        out["balanced_accuracy_ci95"] = bootstrap_metric(balanced_accuracy_rows, yt, yp)
     return out
 
 
@@ -304,18 +346,10 @@ def binary_score_metrics(y_true: Sequence[int], y_score: Sequence[float]) -> dic
     if len(set(yt.tolist())) < 2:
         return {"auroc": None, "auroc_ci95": None, "auprc": None, "auprc_ci95": None}
 
-    def auroc(t: np.ndarray, s: np.ndarray) -> float:
-        return float(roc_auc_score(t, s))
-
-    def auprc(t: np.ndarray, s: np.ndarray) -> float:
-        if t.sum() == 0:
-            raise ValueError("no positives")
-        return float(average_precision_score(t, s))
-
     return {
-        "auroc": auroc(yt, ys),
-        "auroc_ci95": bootstrap_metric(auroc, yt, ys),
-        "auprc": auprc(yt, ys),
-        "auprc_ci95": bootstrap_metric(auprc, yt, ys),
+        "auroc": float(roc_auc_score(yt, ys)),
+        "auroc_ci95": bootstrap_metric(auroc_rows, yt, ys),
+        "auprc": float(average_precision_score(yt, ys)),
+        "auprc_ci95": bootstrap_metric(average_precision_rows, yt, ys),
         "prevalence": float(yt.mean()),
     }

@@ -13,6 +13,9 @@ if TYPE_CHECKING:
 
 _TASKS: dict[str, type[Task]] = {}
 
+DEFAULT_TASK = "medcalc"
+"""The task a recipe that names none trains (the recipes of the EHRMind paper's main experiment)."""
+
 
 def register_task(name: str):
     """Class decorator: `@register_task("medcalc")`."""
@@ -49,7 +52,30 @@ def get_task(name: str, **options: Any) -> Task:
     _load_builtins()
     if name not in _TASKS:
         raise UnknownTask(f"unknown task {name!r}; known tasks: {', '.join(sorted(_TASKS))}")
-    return _TASKS[name](**options)
+    cls = _TASKS[name]
+    accepted = task_options(cls)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown and not _takes_any(cls):
+        raise ConfigError(
+            f"task {name!r} has no option {', '.join(unknown)}; its options: {', '.join(accepted) or 'none'}"
+        )
+    return cls(**options)
+
+
+def task_options(cls: type[Task]) -> list[str]:
+    """The keyword options a task's constructor takes (prompt mode, prefill, and the task's own)."""
+    import inspect
+
+    params = inspect.signature(cls.__init__).parameters.values()
+    return [
+        p.name for p in params if p.name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+
+
+def _takes_any(cls: type[Task]) -> bool:
+    import inspect
+
+    return any(p.kind is p.VAR_KEYWORD for p in inspect.signature(cls.__init__).parameters.values())
 
 
 def list_tasks() -> list[str]:

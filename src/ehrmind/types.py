@@ -44,6 +44,22 @@ class Example:
 
 
 @dataclass(frozen=True)
+class Extraction:
+    """What `Task.extract` read from a completion under the output contract: the one reading every other
+    part of ehrmind (verification, reasoning checks, rationale filtering) starts from."""
+
+    format_ok: bool
+    """The contract's verdict under the rules asked for (`strict` unless said otherwise)."""
+    think: str | None
+    """The `<think>` block's text (None without one)."""
+    answer: dict[str, Any] | None
+    """The answer object holding the task's key: from the `<answer>` block, else the last such JSON object
+    anywhere in the text (so a broken format can still be judged); None when there is none."""
+    problem: str = ""
+    """Why the format is not ok ("" when it is)."""
+
+
+@dataclass(frozen=True)
 class Score:
     """The verdict on one completion.
 
@@ -65,6 +81,10 @@ class Score:
     reward_format_ok: bool | None = None
     """The format verdict `reward` used, when its rules differ from `format_ok`'s (`RewardWeights.format`
     "paper", the default); None: the reward used `format_ok`."""
+    think: str | None = field(default=None, compare=False)
+    """The `<think>` text `Task.extract` read (not in `to_dict`: prediction rows keep the completion)."""
+    answer: dict[str, Any] | None = field(default=None, compare=False)
+    """The answer object that was judged (not in `to_dict`)."""
 
     @property
     def strict_correct(self) -> bool | None:
@@ -75,6 +95,7 @@ class Score:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        del d["think"], d["answer"]
         if isinstance(d["reward"], float) and math.isnan(d["reward"]):
             d["reward"] = None
         return d

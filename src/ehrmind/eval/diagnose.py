@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from ehrmind.errors import ConfigError
+from ehrmind.generate.backends import Backend
 from ehrmind.io import atomic_write_json, atomic_write_jsonl, atomic_write_text, output_folder, read_jsonl
 from ehrmind.metrics import item_mean_ci
 from ehrmind.parsing import parse_date
@@ -60,8 +61,6 @@ PLAN = "sft_plan.yaml"
 ITEMS = "items.jsonl"
 TOO_FEW = "too few items"
 """The verdict of a group with fewer than `min_items` items."""
-PLAN_FIELDS = ("category", "calculator_name")
-"""Groups the SFT data builder can select by (`ehrmind.train.data.select_examples`)."""
 
 
 @dataclass
@@ -84,7 +83,7 @@ class DiagnosisSettings:
     """Reliable pass@k by the EHRMind paper's rule (`paper`) or ehrmind's (`ehrmind`: `min_correct`,
     `max_entropy`, `max_distinct`, `guessable`); see the module docstring."""
     plan_by: str | None = None
-    """category or calculator_name; None = calculator_name when the task has it, else category."""
+    """One of the task's `plan_fields` (MedCalc: category or calculator_name); None = the finest."""
     plan_examples: int = 20
     """SFT rows per group whose knowledge is missing."""
     misapplied_examples: int = 0
@@ -115,8 +114,6 @@ class DiagnosisSettings:
             raise ConfigError(f"max_entropy (bits) must be >= 0, got {self.max_entropy}")
         if self.max_distinct < 1:
             raise ConfigError(f"max_distinct must be >= 1, got {self.max_distinct}")
-        if self.plan_by is not None and self.plan_by not in PLAN_FIELDS:
-            raise ConfigError(f"plan_by must be one of {', '.join(PLAN_FIELDS)}, got {self.plan_by!r}")
         if self.min_items < 1:
             raise ConfigError(f"min_items must be >= 1, got {self.min_items}")
         if self.format_threshold is not None and not 0 < self.format_threshold <= 1:
@@ -326,14 +323,16 @@ def diagnose_rows(
 
 
 def plan_field(task: Task, settings: DiagnosisSettings) -> str:
+    """The group field the diagnosis plans by: `plan_by`, checked against the task's `plan_fields` (what the
+    SFT data builder can select by), or the finest of them."""
     if settings.plan_by is not None:
-        if settings.plan_by not in task.group_fields:
+        if settings.plan_by not in task.plan_fields:
             raise ConfigError(
                 f"plan_by {settings.plan_by!r} is not a group of task {task.name!r} "
-                f"({', '.join(task.group_fields)})"
+                f"({', '.join(task.plan_fields)})"
             )
         return settings.plan_by
-    return "calculator_name" if "calculator_name" in task.group_fields else "category"
+    return task.plan_fields[-1]
 
 
 def build_plan(diagnosis: dict[str, Any], by: str, settings: DiagnosisSettings) -> dict[str, Any]:
@@ -440,6 +439,8 @@ class GenerationOptions:
     batch_size: int = 8
     seed: int = 0
     device: str = "cpu"
+    backend: Backend | None = None
+    """Where completions come from (`ehrmind.generate.backends`); None: transformers on `device`."""
 
 
 def run_diagnose(
@@ -465,6 +466,7 @@ def run_diagnose(
     from ehrmind.eval.runner import PREDICTIONS, run_eval, run_info, run_score
 
     gen = generation or GenerationOptions()
+    backend = gen.backend or Backend(device=gen.device)
     if (model is None) == (predictions is None):
         raise ConfigError("give either --model (to generate) or --predictions (to diagnose existing samples)")
     if predictions is not None and len(modes) != 1:
@@ -501,6 +503,7 @@ def run_diagnose(
             seed=gen.seed,
             limit=limit,
             one_shot_file=str(one_shot_file) if mode == "one-shot" else None,
+            **(backend.record() if model else {}),
         )
         if predictions is not None:
             metrics = run_score(
@@ -508,7 +511,8 @@ def run_diagnose(
             )
         else:
             if generator is None:
-                from ehrmind.generate.hf import GenerationSettings, HFGenerator
+                from ehrmind.generate.backends import make_generator
+                from ehrmind.generate.hf import GenerationSettings
 
                 settings_ = GenerationSettings(
                     max_new_tokens=gen.max_new_tokens,
@@ -516,7 +520,7 @@ def run_diagnose(
                     top_p=gen.top_p,
                     seed=gen.seed,
                 )
-                generator = HFGenerator(model, settings_, device=gen.device)  # type: ignore[arg-type]
+                generator = make_generator(model, settings_, backend)  # type: ignore[arg-type]
             metrics = run_eval(
                 task,
                 examples,

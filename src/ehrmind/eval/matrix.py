@@ -2,8 +2,8 @@
 
 Each cell (model × task × prompt mode) is an ordinary, resumable `ehrmind eval` run under
 `DIR/runs/<model>/<task>[-<mode>]/`. The matrix reports each cell's accuracy with its 95% interval and the
-task's main metric where its metrics have one (`MAIN_METRICS`: balanced accuracy for EHRSHOT and for TREC CT's
-pair classification); MedCalc's main metric is its accuracy. Outputs: `DIR/matrix.json`, `DIR/matrix.md`
+task's main metric where it declares one (`Task.main_metric`: balanced accuracy for EHRSHOT and for TREC CT's
+pair classification); a task without one (MedCalc) is judged by its accuracy. Outputs: `DIR/matrix.json`, `DIR/matrix.md`
 (tables) and `DIR/matrix.png` (heatmaps).
 """
 
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ehrmind.errors import ConfigError
+from ehrmind.generate.backends import Backend
 from ehrmind.io import atomic_write_json, atomic_write_text, output_folder
 
 log = logging.getLogger(__name__)
@@ -24,17 +25,6 @@ log = logging.getLogger(__name__)
 MATRIX_JSON = "matrix.json"
 MATRIX_MD = "matrix.md"
 MATRIX_PNG = "matrix.png"
-
-MAIN_METRICS: tuple[tuple[str, str, str], ...] = (
-    ("balanced accuracy", "balanced_accuracy", "balanced_accuracy_ci95"),  # ehrshot (top level)
-    (
-        "balanced accuracy",
-        "classification.balanced_accuracy",
-        "classification.balanced_accuracy_ci95",
-    ),  # trec_ct
-)
-"""(name, value path, interval path) in a task's metrics.json, tried in order; the first present is the main
-metric. A task whose metrics have none (MedCalc) is judged by its accuracy."""
 
 
 def _dig(d: dict[str, Any], dotted: str) -> Any:
@@ -46,12 +36,15 @@ def _dig(d: dict[str, Any], dotted: str) -> Any:
     return node
 
 
-def main_metric(metrics: dict[str, Any]) -> dict[str, Any] | None:
-    """{name, value, ci95} of the task's main metric, or None when accuracy is the main metric."""
-    for name, value_path, ci_path in MAIN_METRICS:
-        value = _dig(metrics, value_path)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return {"name": name, "key": value_path, "value": float(value), "ci95": _dig(metrics, ci_path)}
+def main_metric(task: Any, metrics: dict[str, Any]) -> dict[str, Any] | None:
+    """{name, value, ci95} of the task's main metric (`Task.main_metric`) in its metrics, or None when
+    accuracy is the main metric (or the metric has no value)."""
+    if task.main_metric is None:
+        return None
+    name, value_path, ci_path = task.main_metric
+    value = _dig(metrics, value_path)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return {"name": name, "key": value_path, "value": float(value), "ci95": _dig(metrics, ci_path)}
     return None
 
 
@@ -84,12 +77,14 @@ def run_matrix(
     batch_size: int = 8,
     seed: int = 0,
     device: str = "cpu",
+    backend: Backend | None = None,
     task_options: dict[str, dict[str, Any]] | None = None,
     one_shot_file: str | Path | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Evaluate every model on every task (`data`: task name → data path, in column order) in each prompt
-    mode; a mode a task does not support is an "n/a" cell. Returns the matrix (also written as JSON)."""
+    mode; a mode a task does not support is an "n/a" cell. `backend` says where completions come from
+    (default: transformers on `device`). Returns the matrix (also written as JSON)."""
     from ehrmind.eval.diagnose import check_renders, mode_tasks
     from ehrmind.eval.runner import run_eval, run_info
     from ehrmind.registry import get_task
@@ -131,13 +126,15 @@ def run_matrix(
 
     multi_mode = len(modes) > 1 or modes[0] != "reasoning"
     rows: list[dict[str, Any]] = []
+    backend = backend or Backend(device=device)
     for model, label in zip(models, labels, strict=True):
-        from ehrmind.generate.hf import GenerationSettings, HFGenerator
+        from ehrmind.generate.backends import make_generator
+        from ehrmind.generate.hf import GenerationSettings
 
         settings = GenerationSettings(
             max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed
         )
-        generator = HFGenerator(model, settings, device=device) if cells_todo else None
+        generator = make_generator(model, settings, backend) if cells_todo else None
         for task_name, mode, task, examples in cells_todo:
             cell_dir = out / "runs" / label / (f"{task_name}-{mode}" if multi_mode else task_name)
             info = run_info(
@@ -152,6 +149,7 @@ def run_matrix(
                 seed=seed,
                 limit=limit,
                 one_shot_file=str(one_shot_file) if mode == "one-shot" else None,
+                **backend.record(),
             )
             log.info("matrix: %s on %s (%s)", label, task_name, mode)
             metrics = run_eval(
@@ -167,7 +165,7 @@ def run_matrix(
                     "n": metrics.get("n"),
                     "accuracy": metrics.get("accuracy"),
                     "ci95": metrics.get("ci95"),
-                    "main_metric": main_metric(metrics),
+                    "main_metric": main_metric(task, metrics),
                     "data_sha256": info["data_sha256"],
                     "dir": str(cell_dir.relative_to(out)),
                 }

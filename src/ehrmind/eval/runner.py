@@ -37,7 +37,7 @@ RUN_INFO = "run.json"
 # Settings that must match for a rerun into the same folder to count as a resume.
 RESUME_KEYS = (
     "task", "data_sha256", "model", "prompt_mode", "prefill", "samples", "temperature", "top_p",
-    "max_new_tokens", "seed", "batch_size", "logprobs",
+    "max_new_tokens", "seed", "batch_size", "logprobs", "chat_template_kwargs", "revision",
 )  # fmt: skip  # batch_size: batches are seeded by position and padded together, so it shapes the completions
 
 
@@ -48,11 +48,15 @@ class Generator(Protocol):
 
 
 def run_info(task: Task, examples: Sequence[Example], data: str, **extra: Any) -> dict[str, Any]:
-    """What every output folder records so its numbers stay comparable."""
+    """What every output folder records so its numbers stay comparable; `data_revision` is the data file's
+    sha256 or the Hub dataset's commit (`ehrmind.revisions.data_revision`)."""
+    from ehrmind.revisions import data_revision
+
     return {
         "task": task.name,
         "task_version": task.version,
         "data": data,
+        "data_revision": data_revision(data),
         "data_sha256": examples_hash(examples),
         "n_examples": len(examples),
         "prompt_mode": task.mode,
@@ -203,14 +207,23 @@ def _generate_and_finalize(
                     field="id",
                 )
             done.add(key)
-    # Batches sit at fixed positions over (example, sample) in dataset order, and a generator that takes a
-    # `call_seed` gets the batch's position: a resumed run regenerates exactly the batches that are missing,
-    # with the seeds an uninterrupted run used, and writes only the rows it lacks (byte-identical output).
-    pairs = [(ex, s) for ex in examples for s in range(samples)]
+    # Batches sit at fixed positions, and a generator that takes a `call_seed` gets the batch's position: a
+    # resumed run regenerates exactly the batches that are missing, with the seeds an uninterrupted run used,
+    # and writes only the rows it lacks (byte-identical output). A generator that takes all samples of a
+    # prompt in one request (`samples_per_request`: endpoints, vLLM) gets batches of examples, each asked
+    # for `samples` completions with the seed of its position in the data (`seed + index`), and only the
+    # examples with a missing sample are asked again.
+    per_prompt = getattr(generator, "samples_per_request", False)
+    seed = int(info.get("seed") or 0)
+    if per_prompt:
+        units = [[(ex, s) for s in range(samples)] for ex in examples]
+    else:
+        units = [[pair] for pair in ((ex, s) for ex in examples for s in range(samples))]
+    index = {ex.id: i for i, ex in enumerate(examples)}
     batches = [
-        (i // batch_size, pairs[i : i + batch_size])
-        for i in range(0, len(pairs), batch_size)
-        if any((ex.id, s) not in done for ex, s in pairs[i : i + batch_size])
+        (i // batch_size, [pair for unit in units[i : i + batch_size] for pair in unit])
+        for i in range(0, len(units), batch_size)
+        if any((ex.id, s) not in done for unit in units[i : i + batch_size] for ex, s in unit)
     ]
     seeded = getattr(generator, "seeds_calls", False)
     if done:
@@ -223,13 +236,26 @@ def _generate_and_finalize(
         ProgressBar(progress, len(examples) * samples, len(done)) as advance,
     ):
         for position, batch in batches:
-            prompts = [task.render(ex) for ex, _ in batch]
-            completions = (
-                generator.generate(prompts, n=1, call_seed=position)
-                if seeded
-                else generator.generate(prompts, n=1)
-            )
-            finish = getattr(generator, "last_finish_reasons", None)
+            if per_prompt:  # a prompt's samples depend on its own seed only: ask for the missing ones
+                heads = [
+                    ex for ex, s in batch if s == 0 and any((ex.id, k) not in done for k in range(samples))
+                ]
+                batch = [(ex, s) for ex in heads for s in range(samples)]
+                got = generator.generate(
+                    [task.render(ex) for ex in heads], n=samples, seeds=[seed + index[ex.id] for ex in heads]
+                )
+                completions = [[outs[s]] for outs in got for s in range(samples)]
+                finish = getattr(generator, "last_finish_reasons", None)
+                if isinstance(finish, list) and len(finish) == len(heads):
+                    finish = [[f[s] if s < len(f) else None] for f in finish for s in range(samples)]
+            else:
+                prompts = [task.render(ex) for ex, _ in batch]
+                completions = (
+                    generator.generate(prompts, n=1, call_seed=position)
+                    if seeded
+                    else generator.generate(prompts, n=1)
+                )
+                finish = getattr(generator, "last_finish_reasons", None)
             if not isinstance(finish, list) or len(finish) != len(batch):
                 finish = [[None]] * len(batch)
             rows = []

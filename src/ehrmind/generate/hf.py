@@ -60,13 +60,25 @@ def load_pretrained(model: str, dtype: Any, **model_kwargs: Any) -> tuple[Any, A
 class HFGenerator:
     """Loads a model once; generates completions for batches of chat prompts."""
 
-    def __init__(self, model: str, settings: GenerationSettings | None = None, *, device: str = "cpu"):
+    def __init__(
+        self,
+        model: str,
+        settings: GenerationSettings | None = None,
+        *,
+        device: str = "cpu",
+        chat_template_kwargs: dict[str, Any] | None = None,
+        **model_kwargs: Any,
+    ):
+        """`chat_template_kwargs` are extra template variables (e.g. Qwen3's `enable_thinking`);
+        `model_kwargs` go to `from_pretrained` (`revision`, `trust_remote_code`, `dtype`, …)."""
         import torch
 
         self.settings = settings or GenerationSettings()
         self.name = model
         self.device = device
-        self.tokenizer, loaded = load_pretrained(model, torch.float32 if device == "cpu" else "auto")
+        self.chat_template_kwargs = dict(chat_template_kwargs or {})
+        model_kwargs.setdefault("dtype", torch.float32 if device == "cpu" else "auto")
+        self.tokenizer, loaded = load_pretrained(model, model_kwargs.pop("dtype"), **model_kwargs)
         self.tokenizer.padding_side = "left"  # decoder-only models continue from the right edge
         self.model = loaded.to(device)
         self.model.eval()
@@ -88,7 +100,7 @@ class HFGenerator:
         }
 
     def prompt_text(self, messages: list[dict[str, str]]) -> str:
-        return render_prompt(self.tokenizer, messages)
+        return render_prompt(self.tokenizer, messages, **self.chat_template_kwargs)
 
     def generate(
         self, prompts: list[list[dict[str, str]]], n: int = 1, *, call_seed: int | None = None

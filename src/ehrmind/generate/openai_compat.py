@@ -1,40 +1,42 @@
 """Generation through any OpenAI-compatible chat endpoint (`POST {base_url}/chat/completions`).
 
-Same interface as `HFGenerator`: `generate(prompts, n) -> list[list[str]]`. Standard library only
-(`urllib.request`). Nothing leaves the machine unless the caller gives the URL.
+Same interface as `HFGenerator`: `generate(prompts, n) -> list[list[str]]`. HTTP through one pooled `httpx`
+client (connections are reused across requests and threads; `concurrency` requests in flight at once).
+Nothing leaves the machine unless the caller gives the URL.
 
-- Connection errors, timeouts, HTTP 429 and 5xx are retried with exponential backoff (`backoff * 2**k`,
-  capped at `max_backoff`); a `Retry-After` header (seconds or an HTTP date) is honoured instead.
+- All `n` samples of a prompt are asked for in one request (`n`); a server that returns fewer choices
+  (some providers ignore `n`) is asked again for the rest.
+- `seeds` (one per prompt) are sent as the request's `seed`, so an endpoint that honours it (vLLM, OpenAI
+  best-effort, `ehrmind serve`) samples reproducibly and a resumed run asks for what the first one did.
+- Connection errors, timeouts, HTTP 408/409/429 and 5xx are retried with exponential backoff
+  (`backoff * 2**k`, capped at `max_backoff`); a `Retry-After` header (seconds or an HTTP date) is honoured
+  instead. The retry loop is ours rather than httpx's or the `openai` client's, because every message it
+  writes must have prompt text removed (servers sometimes echo the input).
 - Any other 4xx fails at once with `EndpointError` naming the status and an excerpt of the server's error
-  message, with text from the prompt removed (servers sometimes echo the input).
+  message, with text from the prompt removed.
 - The API key is sent as a bearer token and never logged, shown in `repr` or put in an error message.
-- A final assistant message (prefill) is sent as is; the Task prepends the part of the output contract it
-  supplied when verifying (`Task.contract_prefix`). Servers differ in whether they continue it: vLLM
-  needs `extra_body={"continue_final_message": True, "add_generation_prompt": False}`; `ehrmind serve`
-  continues it always.
-- When the server returns fewer than `n` choices (some providers ignore `n`), the rest are requested again.
+- A final assistant message (prefill) is continued: the request carries vLLM's
+  `continue_final_message: true, add_generation_prompt: false` (`ehrmind serve` continues it always). The
+  Task prepends the part of the output contract it supplied when verifying (`Task.contract_prefix`).
+  OpenAI's own API does not continue an assistant message; `prefill_fields=False` leaves the flags out.
 """
 
 from __future__ import annotations
 
 import email.utils
-import http.client
 import json
 import logging
 import math
-import os
 import re
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from ehrmind.errors import ConfigError
+from ehrmind.errors import ConfigError, UserError
 from ehrmind.generate.hf import GenerationSettings
 
 T = TypeVar("T")
@@ -47,7 +49,7 @@ MAX_RETRY_AFTER = 600.0
 EXCERPT_CHARS = 300
 
 
-class EndpointError(RuntimeError):
+class EndpointError(UserError, RuntimeError):
     """The endpoint refused the request or kept failing; `status` is the last HTTP status (None: no reply)."""
 
     def __init__(self, message: str, status: int | None = None):
@@ -88,11 +90,12 @@ class OpenAICompatGenerator:
         extra_body: dict[str, Any] | None = None,
         logprobs: bool = False,
         top_logprobs: int = 20,
+        prefill_fields: bool = True,
     ):
         parts = urllib.parse.urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(
-                f"--teacher-url must be an http(s) URL such as http://127.0.0.1:8000/v1, got {base_url!r}"
+                f"the endpoint URL must be http(s), such as http://127.0.0.1:8000/v1, got {base_url!r}"
             )
         if max_retries < 0 or backoff < 0 or timeout <= 0 or concurrency < 1:
             raise ConfigError("need max_retries >= 0, backoff >= 0, timeout > 0 and concurrency >= 1")
@@ -110,52 +113,99 @@ class OpenAICompatGenerator:
         if not 1 <= top_logprobs <= 20:
             raise ConfigError(f"top_logprobs must be from 1 to 20 (OpenAI's limit), got {top_logprobs}")
         self.logprobs, self.top_logprobs = logprobs, top_logprobs
+        self.prefill_fields = prefill_fields
         self._api_key = api_key
         self._sleep = time.sleep  # replaced in tests
         self.requests_sent = 0
         """HTTP requests made so far, retries included."""
         self._count_lock = threading.Lock()
+        self._http: Any = None
+        self.samples_per_request = True
+        """`generate` asks for all `n` samples of a prompt at once and takes `seeds`, one per prompt (the
+        evaluation runner then batches by example, not by (example, sample))."""
+
+    def describe(self) -> dict[str, Any]:
+        """What the run record keeps about this backend (never the key)."""
+        return {"backend": "openai", "url": public_url(self.base_url), "concurrency": self.concurrency}
+
+    def close(self) -> None:
+        """Close the pooled connections (also done when the generator is garbage-collected)."""
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
+    def __enter__(self) -> OpenAICompatGenerator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _client(self) -> Any:
+        import httpx
+
+        with self._count_lock:
+            if self._http is None:
+                self._http = httpx.Client(
+                    timeout=self.timeout,
+                    limits=httpx.Limits(
+                        max_connections=self.concurrency, max_keepalive_connections=self.concurrency
+                    ),
+                    trust_env=False,  # a proxy from the environment must not see patient prompts unasked
+                )
+            return self._http
 
     def __repr__(self) -> str:  # never the key
         key = "set" if self._api_key else "none"
         return f"OpenAICompatGenerator(url={public_url(self.url)!r}, model={self.model!r}, api_key={key})"
 
     # ------------------------------------------------------------------ interface
-    def generate(self, prompts: list[list[dict[str, str]]], n: int = 1) -> list[list[str]]:
-        """`n` completions for each prompt, in order. Prompts are sent one request each (`concurrency` at a
-        time); the first request that finally fails stops the call with EndpointError."""
+    def generate(
+        self, prompts: list[list[dict[str, str]]], n: int = 1, *, seeds: Sequence[int] | None = None
+    ) -> list[list[str]]:
+        """`n` completions for each prompt, in order. Each prompt is one request for all `n` (`concurrency`
+        at a time), with `seeds[i]` as its seed (default: the settings' seed); the first request that
+        finally fails stops the call with EndpointError."""
         if n < 1:
             raise ConfigError(f"n must be >= 1, got {n}")
+        if seeds is None:
+            seeds = [self.settings.seed] * len(prompts)
+        if len(seeds) != len(prompts):
+            raise ConfigError(f"{len(seeds)} seeds for {len(prompts)} prompts")
+        jobs = list(zip(prompts, seeds, strict=True))
         if self.concurrency == 1 or len(prompts) < 2:
-            done = [self._complete(messages, n) for messages in prompts]
+            done = [self._complete(messages, n, seed) for messages, seed in jobs]
         else:
             with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-                done = list(pool.map(lambda m: self._complete(m, n), prompts))
+                done = list(pool.map(lambda job: self._complete(job[0], n, job[1]), jobs))
         self.last_finish_reasons = [[f for _, f in choices] for choices in done]
         """Per prompt and completion of the last call: the server's `finish_reason` ("length": cut at
         max_tokens), None where it gave none."""
         return [[t for t, _ in choices] for choices in done]
 
-    def _complete(self, messages: list[dict[str, str]], n: int) -> list[tuple[str, str | None]]:
+    def _complete(self, messages: list[dict[str, str]], n: int, seed: int) -> list[tuple[str, str | None]]:
         out: list[tuple[str, str | None]] = []
-        for _ in range(n):  # at most n requests: each returns at least one choice
-            got = self._request(messages, n - len(out))
+        for attempt in range(n):  # at most n requests: each returns at least one choice
+            # a repeat asks for the missing samples with another seed, or it would repeat the first ones
+            got = self._request(messages, n - len(out), seed + attempt * 1_000_003)
             out.extend(got[: n - len(out)])
             if len(out) >= n:
                 break
         return out
 
-    def body(self, messages: list[dict[str, str]], n: int) -> dict[str, Any]:
+    def body(self, messages: list[dict[str, str]], n: int, seed: int | None = None) -> dict[str, Any]:
         s = self.settings
-        return {
+        body: dict[str, Any] = {
             "model": self.model,
             "messages": messages,
             "temperature": s.temperature,
             "top_p": s.top_p,
             "max_tokens": s.max_new_tokens,
             "n": n,
-            **self.extra_body,
+            "seed": s.seed if seed is None else seed,
         }
+        if self.prefill_fields and messages and messages[-1].get("role") == "assistant":
+            body.update(continue_final_message=True, add_generation_prompt=False)  # vLLM's prefill flags
+        return {**body, **self.extra_body}
 
     def choice_logprobs(
         self, prompt: list[dict[str, str]], prefix: str, choices: Sequence[str]
@@ -172,13 +222,9 @@ class OpenAICompatGenerator:
         `ehrmind serve`; OpenAI's own API does not continue one."""
         if not self.logprobs:
             return None
-        shared = os.path.commonprefix(list(choices))
-        text = prefix + shared
-        messages = (
-            [*prompt[:-1], {"role": "assistant", "content": prompt[-1]["content"] + text}]
-            if prompt and prompt[-1]["role"] == "assistant"
-            else [*prompt, {"role": "assistant", "content": text}]
-        )
+        from ehrmind.generate.chat import answer_point
+
+        messages, shared = answer_point(prompt, prefix, list(choices))
         body = {
             "model": self.model,
             "messages": messages,
@@ -195,8 +241,8 @@ class OpenAICompatGenerator:
         return first_token_logprobs(top, [c[len(shared) :] for c in choices])
 
     # ------------------------------------------------------------------ HTTP
-    def _request(self, messages: list[dict[str, str]], n: int) -> list[tuple[str, str | None]]:
-        return self._send(self.body(messages, n), messages, self._choices)
+    def _request(self, messages: list[dict[str, str]], n: int, seed: int) -> list[tuple[str, str | None]]:
+        return self._send(self.body(messages, n, seed), messages, self._choices)
 
     def _send(self, body: dict[str, Any], messages: list[dict[str, str]], parse: Callable[[bytes], T]) -> T:
         data = json.dumps(body, ensure_ascii=False).encode("utf-8")
@@ -229,32 +275,26 @@ class OpenAICompatGenerator:
                 self._sleep(delay)
 
     def _post_once(self, data: bytes, headers: dict[str, str], messages: list[dict[str, str]]) -> bytes:
-        req = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
+        import httpx
+
+        client = self._client()
         with self._count_lock:
             self.requests_sent += 1
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 - scheme checked
-                raw = resp.read()
-        except urllib.error.HTTPError as e:
-            status = e.code
-            try:
-                body = e.read()
-            except (OSError, http.client.HTTPException):
-                body = b""
-            excerpt = error_excerpt(body, messages)
-            if status in RETRY_STATUS:
-                raise _Retryable(
-                    f"HTTP {status} {excerpt}".rstrip(), status, parse_retry_after(e.headers)
-                ) from None
-            hint = " (the base URL usually ends in /v1)" if status == 404 else ""
-            raise EndpointError(
-                f"{public_url(self.url)} refused the request: HTTP {status}{hint}: {excerpt or '(no body)'}",
-                status=status,
-            ) from None
-        except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
-            reason = getattr(e, "reason", e)
-            raise _Retryable(f"no reply ({type(reason).__name__}: {reason})") from None
-        return raw
+            resp = client.post(self.url, content=data, headers=headers)
+        except (httpx.TransportError, OSError) as e:  # refused, reset, timed out, not HTTP …
+            raise _Retryable(f"no reply ({type(e).__name__}: {e})") from None
+        status = resp.status_code
+        if 200 <= status < 300:
+            return resp.content
+        excerpt = error_excerpt(resp.content, messages)
+        if status in RETRY_STATUS:
+            raise _Retryable(f"HTTP {status} {excerpt}".rstrip(), status, parse_retry_after(resp.headers))
+        hint = " (the base URL usually ends in /v1)" if status == 404 else ""
+        raise EndpointError(
+            f"{public_url(self.url)} refused the request: HTTP {status}{hint}: {excerpt or '(no body)'}",
+            status=status,
+        )
 
     def _choices(self, raw: bytes) -> list[tuple[str, str | None]]:
         try:

@@ -2,11 +2,26 @@
 
 Endpoints: `POST /v1/chat/completions` (messages, temperature, top_p, max_tokens / max_completion_tokens,
 n, seed, and logprobs / top_logprobs for one token; no streaming), `GET /v1/models`, `GET /health`. Prompts
-are rendered with the model's own chat template; a final assistant message is continued (prefill). Requests
-are served by a
-`ThreadingHTTPServer` but generate one at a time (a lock), so a slow request only queues the others.
+are rendered with the model's own chat template; a final assistant message is continued (prefill).
 Binds to 127.0.0.1 by default; there is no authentication, so only bind elsewhere on a trusted network.
 Request bodies and completions are never logged.
+
+Dynamic micro-batching: a `ThreadingHTTPServer` thread per connection parses and checks a request, then
+hands it to one worker thread that owns the generator and waits for the answer. The worker takes the
+requests queued while it was busy and those that keep arriving, until none has come for `batch_wait_ms`
+or `max_batch` are in (so a lone request waits `batch_wait_ms`, a burst at most `max_batch` times that),
+and generates each group of compatible ones in one `generate` call (prompts left-padded together), so
+concurrent clients gain even on CPU. Compatible means the same `max_tokens` and:
+
+- greedy (temperature 0): any seed; left padding gives the same text as a request generated alone;
+- sampled without a `seed`: the same temperature, top_p and n (no reproducibility is promised);
+- sampled with a `seed`: never batched, generated alone from that seed, so the same request gives the same
+  completions however many others arrive with it (batched sampling shares one random stream);
+- log-probability requests: alone.
+
+If a batch fails, each of its requests is generated again alone, so every client gets its own answer (a
+prompt that does not fit the context is one client's 400, not the batch's); no client waits forever: on
+shutdown the worker answers what it holds and refuses the rest with 503.
 
 One client cannot tie it up: bodies over `MAX_BODY_BYTES`, JSON deeper than `MAX_JSON_DEPTH` and prompts
 that cannot fit the model's context are refused before parsing or tokenizing; a stalled client is dropped
@@ -19,10 +34,13 @@ from __future__ import annotations
 import json
 import logging
 import math
+import queue
 import threading
 import time
 import uuid
-from dataclasses import replace
+from collections import Counter
+from concurrent.futures import Future
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -39,25 +57,102 @@ CHARS_PER_TOKEN_LIMIT = 8
 """A prompt longer than this many characters per token of the model's context cannot fit (tokens are at
 least one character, usually 3-4): refused before tokenizing, which for 10 MB took 39 s and 1.2 GB."""
 MAX_SEED = 2**32 - 1
-MAX_CONNECTIONS = 8
-"""Connections served at once (one generates, the rest wait for the lock); more are answered 503."""
+MAX_CONNECTIONS = 32
+"""Connections served at once (their requests wait for the worker); more are answered 503. Room for
+`ehrmind eval --concurrency 8` with pooled keep-alive connections several times over; each waiting
+connection holds at most one body of `MAX_BODY_BYTES`."""
 READ_TIMEOUT_S = 30.0
 """A client that stops sending mid-request is dropped after this long."""
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+MAX_BATCH = 8
+"""Default for `max_batch`: the most sequences (requests × n) generated in one call."""
+BATCH_WAIT_MS = 5.0
+"""Default for `batch_wait_ms`: a batch closes when no request has arrived for this long."""
 
 
 class BadRequest(ValueError):
     """A request the server refuses with HTTP 400 (OpenAI error type `invalid_request_error`)."""
 
 
-class ChatBackend:
-    """Turns OpenAI chat-completion request bodies into `generate` calls, one at a time."""
+class ServerClosing(RuntimeError):
+    """The server is shutting down: answered 503, so a client retries elsewhere or later."""
 
-    def __init__(self, generator: Any, model_name: str | None = None):
+
+@dataclass
+class _Job:
+    """One request handed to the worker; `future` gets its result or its exception."""
+
+    messages: list[dict[str, str]]
+    n: int
+    settings: GenerationSettings
+    seeded: bool
+    """The request gave a `seed`: sampled alone, reproducibly."""
+    top_logprobs: int | None = None
+    """Set for a log-probability request (one token, alone)."""
+    arrived: float = field(default_factory=time.monotonic)
+    future: Future = field(default_factory=Future)
+
+    def key(self) -> tuple[Any, ...] | None:
+        """Jobs with equal keys can share one `generate` call; None: this one is generated alone."""
+        s = self.settings
+        if self.top_logprobs is not None:
+            return None
+        if s.temperature == 0:
+            return ("greedy", s.max_new_tokens)
+        if self.seeded:
+            return None
+        return ("sample", s.max_new_tokens, s.temperature, s.top_p, self.n)
+
+
+def _groups(jobs: list[_Job], max_batch: int) -> list[list[_Job]]:
+    """`jobs` split into groups of equal keys (in arrival order), each at most `max_batch` sequences
+    (a single request with a larger n is a group of its own)."""
+    groups: list[list[_Job]] = []
+    open_: dict[tuple[Any, ...], list[_Job]] = {}
+    for job in jobs:
+        key = job.key()
+        group = open_.get(key) if key is not None else None
+        if group is None or sum(j.n for j in group) + job.n > max_batch:
+            group = []
+            groups.append(group)
+            if key is not None:
+                open_[key] = group
+        group.append(job)
+    return groups
+
+
+class ChatBackend:
+    """Turns OpenAI chat-completion request bodies into batched `generate` calls on one worker thread.
+
+    `complete(body)` may be called from many threads at once; `close()` stops the worker. `generate_calls`,
+    `batch_sizes` (a Counter: requests per `generate` call) and `requests_served` say what it did."""
+
+    def __init__(
+        self,
+        generator: Any,
+        model_name: str | None = None,
+        *,
+        max_batch: int = MAX_BATCH,
+        batch_wait_ms: float = BATCH_WAIT_MS,
+    ):
+        if not _integer(max_batch) or max_batch < 1:
+            raise ConfigError(f"max_batch must be an integer >= 1 (1: no batching), got {max_batch!r}")
+        if not _number(batch_wait_ms) or not 0 <= batch_wait_ms <= 10_000:
+            raise ConfigError(f"batch_wait_ms must be from 0 to 10000, got {batch_wait_ms!r}")
         self.generator = generator
         self.model_name = model_name or str(getattr(generator, "name", "model"))
-        self.lock = threading.Lock()
+        self.defaults: GenerationSettings = generator.settings
+        """Settings for what a request leaves out, read once: the worker swaps `generator.settings`."""
+        self.max_batch = max_batch
+        self.batch_wait = batch_wait_ms / 1000
         self.requests_served = 0
+        self.generate_calls = 0
+        self.batch_sizes: Counter[int] = Counter()
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._closing = False
+        self._submit_lock = threading.Lock()
+        self.worker = threading.Thread(target=self._run, name="ehrmind-serve-worker", daemon=True)
+        self.worker.start()
 
     def models(self) -> dict[str, Any]:
         return {
@@ -69,18 +164,8 @@ class ChatBackend:
         messages, n, settings = self._parse(body)
         if body.get("logprobs"):
             return self._logprobs(body, messages, n, settings)
-        with self.lock:
-            old = self.generator.settings
-            self.generator.settings = settings
-            try:
-                texts = self.generator.generate([messages], n=n)[0]
-                finish = (getattr(self.generator, "last_finish_reasons", None) or [[]])[0]
-            except ConfigError as e:  # e.g. the prompt does not fit the model's context
-                raise BadRequest(str(e)) from None
-            finally:
-                self.generator.settings = old
-            usage = self._usage(messages, texts)
-            self.requests_served += 1
+        job = _Job(messages, n, settings, seeded=body.get("seed") is not None)
+        texts, finish, usage = self._submit(job)
         choices = [
             {
                 "index": i,
@@ -90,6 +175,120 @@ class ChatBackend:
             for i, t in enumerate(texts)
         ]
         return self._reply(choices, usage=usage)
+
+    def close(self, timeout: float | None = 60.0) -> None:
+        """Stop taking requests; the worker answers what it holds, then stops (joined up to `timeout` s)."""
+        with self._submit_lock:
+            if not self._closing:
+                self._closing = True
+                self._queue.put(None)
+        if self.worker is not threading.current_thread():
+            self.worker.join(timeout)
+            if self.worker.is_alive():
+                log.warning(
+                    "the generation worker is still busy after %s s; leaving it (a daemon thread)", timeout
+                )
+
+    # ------------------------------------------------------------------ the worker
+    def _submit(self, job: _Job) -> Any:
+        with self._submit_lock:
+            if self._closing:
+                raise ServerClosing("the server is shutting down")
+            self._queue.put(job)
+        try:
+            return job.future.result()
+        except ConfigError as e:  # e.g. the prompt does not fit the model's context
+            raise BadRequest(str(e)) from None
+
+    def _run(self) -> None:
+        """The worker: collect a batch, generate it group by group, until `close()`."""
+        stop = False
+        try:
+            while not stop:
+                first = self._queue.get()
+                if first is None:
+                    break
+                jobs = [first]
+                if self.max_batch > 1 and first.key() is not None:
+                    # until no request has come for `batch_wait` (queued ones are taken at once): 8 clients
+                    # sending together arrive over ~7 ms on 2 cores, 2.4 ms apart at most
+                    while len(jobs) < self.max_batch:
+                        wait = jobs[-1].arrived + self.batch_wait - time.monotonic()
+                        try:
+                            job = self._queue.get(timeout=max(0.0, wait))
+                        except queue.Empty:
+                            break
+                        if job is None:
+                            stop = True
+                            break
+                        jobs.append(job)
+                try:
+                    for group in _groups(jobs, self.max_batch):
+                        self._answer(group)
+                except BaseException as e:  # a bug here must not leave a client waiting
+                    for job in jobs:
+                        if not job.future.done():
+                            job.future.set_exception(
+                                RuntimeError(f"generation worker failed: {type(e).__name__}")
+                            )
+                    raise
+        finally:
+            with self._submit_lock:
+                self._closing = True
+            while True:  # nothing is queued after the stop marker, but be safe
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if job is not None:
+                    job.future.set_exception(ServerClosing("the server is shutting down"))
+
+    def _answer(self, group: list[_Job]) -> None:
+        """Generate `group` in one call and answer each job; if that fails, generate each job alone."""
+        try:
+            results = self._call(group)
+        except Exception as e:
+            if len(group) > 1:
+                log.info(
+                    "a batch of %d failed (%s); generating its requests one by one",
+                    len(group),
+                    type(e).__name__,
+                )
+                for job in group:
+                    self._answer([job])
+                return
+            group[0].future.set_exception(e)
+            return
+        for job, result in zip(group, results, strict=True):
+            job.future.set_result(result)
+
+    def _call(self, group: list[_Job]) -> list[Any]:
+        """One generator call for `group` (the worker thread only): per job (texts, finish reasons, usage),
+        or for a log-probability job its top list."""
+        gen, first = self.generator, group[0]
+        old = gen.settings
+        gen.settings = first.settings
+        try:
+            if first.top_logprobs is not None:
+                results: list[Any] = [gen.next_token_logprobs(first.messages, first.top_logprobs)]
+            else:
+                # a seeded job is alone: its sampling starts from its own seed, whatever ran before it
+                fixed = first.seeded and getattr(gen, "seeds_calls", False)
+                prompts = [job.messages for job in group]
+                texts = gen.generate(prompts, n=first.n, **({"call_seed": 0} if fixed else {}))
+                finish = getattr(gen, "last_finish_reasons", None)
+                if not isinstance(finish, list) or len(finish) != len(group):
+                    finish = [[]] * len(group)
+                results = [
+                    (t, f, self._usage(job.messages, t))
+                    for job, t, f in zip(group, texts, finish, strict=True)
+                ]
+        finally:
+            gen.settings = old
+        self.generate_calls += 1
+        self.batch_sizes[len(group)] += 1
+        self.requests_served += len(group)
+        return results
 
     def _reply(self, choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
         """A chat.completion reply around `choices`."""
@@ -133,7 +332,7 @@ class ChatBackend:
         n = body.get("n", 1)
         if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_N:
             raise BadRequest(f"'n' must be an integer from 1 to {MAX_N}")
-        base: GenerationSettings = self.generator.settings
+        base = self.defaults
 
         def get(key: str, default: Any) -> Any:  # absent or null: OpenAI's default
             return default if body.get(key) is None else body[key]
@@ -174,12 +373,7 @@ class ChatBackend:
         scorer = getattr(self.generator, "next_token_logprobs", None)
         if scorer is None:
             raise BadRequest("this backend gives no log-probabilities")
-        with self.lock:
-            try:
-                top = scorer(messages, k)
-            except ConfigError as e:
-                raise BadRequest(str(e)) from None
-            self.requests_served += 1
+        top = self._submit(_Job(messages, 1, settings, seeded=False, top_logprobs=k))
         listed = [{"token": t, "logprob": lp, "bytes": list(t.encode("utf-8"))} for t, lp in top]
         return self._reply(
             [
@@ -259,10 +453,20 @@ class _BoundedServer(ThreadingHTTPServer):
     instead of queueing without bound (20 clients sending 10 MB each held 2.9 GB)."""
 
     daemon_threads = True
+    request_queue_size = 64
+    """The listen backlog (socketserver's default is 5: an eighth simultaneous connect waited a 1 s SYN
+    retry, missing its batch)."""
 
-    def __init__(self, *args: Any, **kwargs: Any):
+    def __init__(self, *args: Any, backend: ChatBackend | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self.backend = backend
+
+    def server_close(self) -> None:
+        """Close the socket and stop the backend's worker (after it answers the requests it holds)."""
+        super().server_close()
+        if self.backend is not None:
+            self.backend.close()
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self.slots.acquire(blocking=False):
@@ -354,6 +558,9 @@ def _handler(backend: ChatBackend) -> type[BaseHTTPRequestHandler]:
                 self._send(200, backend.complete(body))
             except BadRequest as e:
                 self._error(400, str(e))
+            except ServerClosing as e:
+                self.close_connection = True
+                self._error(503, str(e), "server_busy")
             except Exception as e:  # report, keep serving; the message never holds the prompt
                 log.exception("generation failed")
                 self._error(500, f"generation failed: {type(e).__name__}", "server_error")
@@ -361,14 +568,29 @@ def _handler(backend: ChatBackend) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def make_server(generator: Any, host: str = "127.0.0.1", port: int = 8000, model_name: str | None = None):
+def make_server(
+    generator: Any,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    model_name: str | None = None,
+    *,
+    max_batch: int = MAX_BATCH,
+    batch_wait_ms: float = BATCH_WAIT_MS,
+) -> _BoundedServer:
     """A ready `ThreadingHTTPServer` (port 0 picks a free port: read `server.server_address`); call
-    `serve_forever()` (in a thread for tests) and `shutdown()` + `server_close()` to stop."""
+    `serve_forever()` (in a thread for tests) and `shutdown()` + `server_close()` to stop (the latter also
+    stops the generation worker). `max_batch` 1 generates one request at a time; `server.backend` is the
+    `ChatBackend`."""
     if host not in LOOPBACK:
         log.warning(
             "serving on %s: anyone who can reach this address can use the model (no authentication)", host
         )
-    return _BoundedServer((host, port), _handler(ChatBackend(generator, model_name)))
+    backend = ChatBackend(generator, model_name, max_batch=max_batch, batch_wait_ms=batch_wait_ms)
+    try:
+        return _BoundedServer((host, port), _handler(backend), backend=backend)
+    except BaseException:  # e.g. the port is in use: no worker left behind
+        backend.close()
+        raise
 
 
 def serve(
@@ -380,12 +602,21 @@ def serve(
     device: str = "cpu",
     model_name: str | None = None,
     on_ready: Any = None,
+    max_batch: int = MAX_BATCH,
+    batch_wait_ms: float = BATCH_WAIT_MS,
 ) -> None:
     """Load `model` with HFGenerator and serve it until interrupted."""
     from ehrmind.generate.hf import HFGenerator
 
     generator = HFGenerator(model, settings or GenerationSettings(), device=device)
-    server = make_server(generator, host, port, model_name=model_name or model)
+    server = make_server(
+        generator,
+        host,
+        port,
+        model_name=model_name or model,
+        max_batch=max_batch,
+        batch_wait_ms=batch_wait_ms,
+    )
     h, p = server.server_address[:2]
     url = f"http://{h if ':' not in str(h) else f'[{h}]'}:{p}/v1"
     if on_ready is not None:

@@ -3,7 +3,14 @@
 Rows follow verl's layout (`data_source`, `prompt` as chat messages, `ability`, `reward_model`,
 `extra_info`); each row carries its whole Example and the task options in `extra_info`, so
 `compute_score` rebuilds it and calls `Task.verify` — the same scoring path as `ehrmind eval` and TRL.
-Point verl's `custom_reward_function.path` at this file and `name` at `compute_score`.
+Point verl's `reward.custom_reward_function.path` at this file and `name` at `compute_score`
+(`ehrmind export-verl` writes a launch script that does; docs/verl.md).
+
+A prefill: verl always renders the prompt with the generation prompt, so a row's `prompt` holds the system and
+user turns only, its `agent_name` names ehrmind's agent loop (`ehrmind.rewards.verl_agent`, which appends the
+prefill's tokens after the generation prompt) and `extra_info.prefill` the text. The response verl decodes
+then lacks the prefill, and `compute_score` rebuilds the task with it, so `Task.verify` prepends the part of the
+output contract the prefill supplied — the same verdict `ehrmind eval --prefill` gives.
 """
 
 from __future__ import annotations
@@ -14,21 +21,26 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ehrmind.errors import ConfigError
 from ehrmind.tasks.base import Task
 from ehrmind.types import Example
 
+PREFILL_AGENT = "ehrmind_prefill"
+"""The verl agent loop name of `ehrmind.rewards.verl_agent.PrefillAgentLoop`, carried by prefilled rows."""
+
 
 def verl_rows(task: Task, examples: Sequence[Example], split: str = "train") -> list[dict[str, Any]]:
-    if task.prefill_text:
-        raise ConfigError(
-            "verl applies the chat template itself and cannot continue a prefill; export without it"
-        )
-    options = {"mode": task.mode, "system_prompt": task.system_prompt, "reward_weights": vars(task.weights)}
-    return [
-        {
+    options = {
+        "mode": task.mode,
+        "prefill": task.prefill_text or False,
+        "system_prompt": task.system_prompt,
+        "reward_weights": vars(task.weights),
+    }
+    rows = []
+    for i, ex in enumerate(examples):
+        messages = task.render(ex)
+        row: dict[str, Any] = {
             "data_source": f"ehrmind/{task.name}",
-            "prompt": task.render(ex),
+            "prompt": messages[:-1] if task.prefill_text else messages,
             "ability": str(ex.metadata.get("category") or task.name),
             "reward_model": {"style": "rule", "ground_truth": json.dumps(ex.target, ensure_ascii=False)},
             "extra_info": {
@@ -39,8 +51,11 @@ def verl_rows(task: Task, examples: Sequence[Example], split: str = "train") -> 
                 "task_options": json.dumps(options),
             },
         }
-        for i, ex in enumerate(examples)
-    ]
+        if task.prefill_text:
+            row["agent_name"] = PREFILL_AGENT
+            row["extra_info"]["prefill"] = task.prefill_text
+        rows.append(row)
+    return rows
 
 
 def write_verl_parquet(

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Literal, final
 from ehrmind.errors import ConfigError, DataError
 from ehrmind.io import read_table
 from ehrmind.parsing import THINK_OPEN, check_contract, find_json_with_key
-from ehrmind.types import Example, RewardWeights, Score
+from ehrmind.types import Example, Extraction, RewardWeights, Score
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,17 @@ class Task(ABC):
     modes: ClassVar[tuple[str, ...]] = ("reasoning", "direct")
     """Prompt modes the task supports. `one-shot` (a worked exemplar as a previous turn, then the reasoning
     contract) needs exemplars, so only tasks that have them list it."""
+    plan_fields: ClassVar[tuple[str, ...]] = ("category",)
+    """Group fields `ehrmind diagnose` can diagnose and plan SFT rows by, coarsest first; it uses the finest
+    unless told (`--plan-by`)."""
+    main_metric: ClassVar[tuple[str, str, str] | None] = None
+    """(name, value path, interval path) of the task's main metric in its metrics.json, for `ehrmind matrix`;
+    None: accuracy is the main metric."""
+    split_fields: ClassVar[tuple[str, ...]] = ()
+    """Metadata fields that tie items together (one patient, one note), first choice first: a held-out split
+    (`ehrmind export-verl`) keeps each value on one side; none: each item is its own group."""
+    rationale_evidence: ClassVar[str] = "the facts given above"
+    """What a teacher's rationale must reason from (`ehrmind rationales`, teacher mode)."""
 
     def __init__(
         self,
@@ -170,13 +181,23 @@ class Task(ABC):
         """
 
     @final
+    def extract(self, completion: str, *, prefixed: bool = False) -> Extraction:
+        """Read a completion under the output contract (ehrmind's strict rules): with `verify`'s reward
+        check, the only caller of the contract parser (a test checks that no other module parses it). The
+        part of the contract a prefill supplied is prepended, unless the text already holds it (`prefixed`:
+        e.g. a benchmark explanation written whole)."""
+        text = (completion or "") if prefixed else self.contract_prefix + (completion or "")
+        parts = check_contract(text, self.answer_key, require_think=self.mode != "direct")
+        obj = parts.answer_obj if parts.answer_obj is not None else find_json_with_key(text, self.answer_key)
+        return Extraction(format_ok=parts.format_ok, think=parts.think, answer=obj, problem=parts.problem)
+
+    @final
     def verify(self, example: Example, completion: str) -> Score:
         """The one scoring path: evaluation, `ehrmind score` and RL rewards all call this. Final: tasks
         supply `judge` (and, where they need them, `describe_answer` and `read_unscored`), never their own
         `verify` (a test checks every registered task)."""
-        text = self.contract_prefix + (completion or "")
-        parts = check_contract(text, self.answer_key, require_think=self.mode != "direct")
-        obj = parts.answer_obj if parts.answer_obj is not None else find_json_with_key(text, self.answer_key)
+        parts = self.extract(completion)
+        obj = parts.answer
         if not self.can_score(example):
             correct = None
             parsed, reason = self.read_unscored(example, obj, parts.problem)
@@ -190,9 +211,14 @@ class Task(ABC):
             parsed = self.describe_answer(example, obj, parsed)
         reward_ok, reward_correct = parts.format_ok, correct
         if self.weights.format == "paper":
-            paper = check_contract(text, self.answer_key, require_think=self.mode != "direct", rules="paper")
+            paper = check_contract(
+                self.contract_prefix + (completion or ""),
+                self.answer_key,
+                require_think=self.mode != "direct",
+                rules="paper",
+            )
             reward_ok = paper.format_ok
-            if paper.answer_obj is not None and correct is not None:
+            if paper.answer_obj is not None and correct is not None:  # the paper's rule: no fallback object
                 reward_correct = self.reward_judge(example, paper.answer_obj[self.answer_key])
         return Score(
             format_ok=parts.format_ok,
@@ -201,6 +227,8 @@ class Task(ABC):
             reward=self.weights.reward(reward_ok, reward_correct),
             reason=reason,
             reward_format_ok=None if self.weights.format == "strict" else reward_ok,
+            think=parts.think,
+            answer=obj,
         )
 
     def describe_answer(self, example: Example, answer: dict[str, Any], parsed: Any) -> Any:
@@ -251,6 +279,19 @@ class Task(ABC):
         """Rows per category for an SFT warm-up of `fraction` of the training rows, by the EHRMind paper's
         rule for this task (`sft_data.fraction_rule: paper`); None: the paper has none for this task, so the
         share of each category is used."""
+        return None
+
+    def subgroup_names(self, example: Example) -> set[str]:
+        """Names of the example's groups finer than its category (the values of the other `group_fields`,
+        plus any id a task accepts for them): what `sft_data.calculators` and `sft_data.per_group` match."""
+        return {
+            str(example.metadata[f]) for f in self.group_fields[1:] if example.metadata.get(f) is not None
+        }
+
+    def check_reasoning(self, example: Example, extraction: Extraction) -> dict[str, Any] | None:
+        """Checks of one completion's reasoning for the eval report (`eval.reasoning_checks` turns them into
+        rates): has_reasoning, n_values, n_in_note, numbers_in_note_rate, final_value_matches_answer. None:
+        the task has no reasoning checks (the default)."""
         return None
 
     def can_score(self, example: Example) -> bool:

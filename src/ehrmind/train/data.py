@@ -40,15 +40,24 @@ def select_examples(
     """Subset sampling by category: filter, then keep `fraction` of the rows — by the task's paper rule
     (`fraction_rule="paper"`, `Task.paper_sft_counts`, e.g. MedCalc's category caps) or as that share of each
     category (`"per_category"`, at least one row; also for tasks without a paper rule) — at most
-    `per_category_cap`, or exactly `per_group[name]` rows for a category or calculator name/id. Deterministic
-    for a seed; the original order is kept."""
+    `per_category_cap`, or exactly `per_group[name]` rows for a category or a finer group (`calculators` and
+    `per_group` match `Task.subgroup_names`, e.g. a MedCalc calculator's name or id). Deterministic for a seed;
+    the original order is kept."""
     if fraction_rule not in ("paper", "per_category"):
         raise ConfigError(f"sft_data.fraction_rule must be 'paper' or 'per_category', got {fraction_rule!r}")
     wanted_cats = set(categories) if categories else None
     wanted_calcs = {str(c) for c in calculators} if calculators else None
     pool = []
+    if task is None and examples:  # the task the examples name knows their finer groups
+        from ehrmind.registry import get_task
+
+        task = get_task(examples[0].task)
+
+    def finer(ex: Example) -> set[str]:
+        return task.subgroup_names(ex) if task is not None else set()
+
     for ex in examples:
-        calc = {str(ex.metadata.get("calculator_id", "")), str(ex.metadata.get("calculator_name", ""))}
+        calc = finer(ex)
         if wanted_cats is not None and _group_key(ex) not in wanted_cats:
             continue
         if wanted_calcs is not None and not (calc & wanted_calcs):
@@ -58,12 +67,7 @@ def select_examples(
     if per_group:
         keep_ids: set[str] = set()
         for name, count in per_group.items():
-            members = [
-                ex
-                for ex in pool
-                if name
-                in (_group_key(ex), str(ex.metadata.get("calculator_id")), ex.metadata.get("calculator_name"))
-            ]
+            members = [ex for ex in pool if name == _group_key(ex) or name in finer(ex)]
             if not members:
                 raise ConfigError(f"sft_data.per_group names {name!r}, which matches no training row")
             keep_ids.update(ex.id for ex in rng.sample(members, min(count, len(members))))
@@ -87,9 +91,10 @@ def select_examples(
     return [ex for ex in pool if ex.id in keep]
 
 
-def prompt_text(tokenizer: Any, task: Task, example: Example) -> str:
-    """The prompt as text, without a BOS the tokenizer will add again when TRL encodes it."""
-    text = render_prompt(tokenizer, task.render(example))
+def prompt_text(tokenizer: Any, task: Task, example: Example, **template_kwargs: Any) -> str:
+    """The prompt as text, without a BOS the tokenizer will add again when TRL encodes it; `template_kwargs`
+    are the recipe's `chat_template_kwargs`."""
+    text = render_prompt(tokenizer, task.render(example), **template_kwargs)
     bos = getattr(tokenizer, "bos_token", None)
     if bos and text.startswith(bos):
         ids = tokenizer("x")["input_ids"]
@@ -103,7 +108,12 @@ def _fits(tokenizer: Any, text: str, max_tokens: int | None) -> bool:
 
 
 def sft_rows(
-    task: Task, examples: Sequence[Example], tokenizer: Any, *, max_prompt_tokens: int | None = None
+    task: Task,
+    examples: Sequence[Example],
+    tokenizer: Any,
+    *,
+    max_prompt_tokens: int | None = None,
+    chat_template_kwargs: dict[str, Any] | None = None,
 ) -> tuple[list[dict[str, str]], dict[str, int]]:
     """Prompt–completion rows: the reference explanation inside <think>, the gold answer in the answer JSON.
 
@@ -114,7 +124,7 @@ def sft_rows(
         if task.mode == "reasoning" and not reasoning:
             counts["no_explanation"] += 1
             continue
-        prompt = prompt_text(tokenizer, task, ex)
+        prompt = prompt_text(tokenizer, task, ex, **(chat_template_kwargs or {}))
         if not _fits(tokenizer, prompt, max_prompt_tokens):
             counts["prompt_too_long"] += 1
             continue
@@ -127,12 +137,17 @@ def sft_rows(
 
 
 def rl_rows(
-    task: Task, examples: Sequence[Example], tokenizer: Any, *, max_prompt_tokens: int | None = None
+    task: Task,
+    examples: Sequence[Example],
+    tokenizer: Any,
+    *,
+    max_prompt_tokens: int | None = None,
+    chat_template_kwargs: dict[str, Any] | None = None,
 ) -> tuple[list[dict[str, str]], dict[str, int]]:
     """GRPO rows: the rendered prompt and the example id the reward functions verify against."""
     rows, counts = [], {"kept": 0, "prompt_too_long": 0}
     for ex in examples:
-        prompt = prompt_text(tokenizer, task, ex)
+        prompt = prompt_text(tokenizer, task, ex, **(chat_template_kwargs or {}))
         if not _fits(tokenizer, prompt, max_prompt_tokens):
             counts["prompt_too_long"] += 1
             continue

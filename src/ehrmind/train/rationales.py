@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -47,7 +46,6 @@ from ehrmind.io import (
     read_jsonl,
     sample_index,
 )
-from ehrmind.parsing import check_contract
 from ehrmind.snapshot import examples_hash
 from ehrmind.tasks.base import Task
 from ehrmind.types import Example
@@ -82,14 +80,6 @@ DUPLICATE = "duplicate"
 OVER_LIMIT = "over keep limit"
 REASONS = (KEPT, BAD_FORMAT, WRONG, EMPTY, CITES_ANSWER, DUPLICATE, OVER_LIMIT)
 
-EVIDENCE = {
-    "trec_ct": "the patient note against the trial: does the trial target the patient's condition, and which "
-    "inclusion and exclusion criteria does the note meet or fail",
-    "medcalc": "the values in the patient note and the calculator's rule, step by step, with the arithmetic",
-    "ehrshot": "the events in the patient's record that bear on the question",
-}
-"""What the teacher is asked to reason from, per task (default: the facts given above)."""
-
 TEACHER_NOTE = (
     "Note for writing a worked example (do not mention this note): the correct answer to this case is "
     "{answer}. Write the reasoning a careful clinician would write to reach it independently. Go through "
@@ -115,7 +105,7 @@ def teacher_messages(task: Task, example: Example) -> list[dict[str, str]]:
     gold = task.gold_value(example)
     note = TEACHER_NOTE.format(
         answer=json.dumps(gold, ensure_ascii=False),
-        evidence=EVIDENCE.get(task.name, "the facts given above"),
+        evidence=task.rationale_evidence,
         answer_json=json.dumps({task.answer_key: gold}, ensure_ascii=False),
     )
     messages[i]["content"] = f"{messages[i]['content']}\n\n{note}"
@@ -149,8 +139,7 @@ def judge_attempts(
     for k, completion in enumerate(completions):
         sample = first_sample + k
         score = task.verify(example, completion)
-        think = check_contract(task.contract_prefix + (completion or ""), task.answer_key).think
-        reasoning = (think or "").strip()
+        reasoning = (score.think or "").strip()
         norm = " ".join(reasoning.split()).lower()
         if not score.format_ok:
             reason = BAD_FORMAT
@@ -416,9 +405,14 @@ def make_generator(
     timeout: float = 120.0,
     max_retries: int = 5,
     concurrency: int = 1,
+    backend: str | None = None,
 ) -> tuple[Any, Mode]:
     """The generator and mode for `ehrmind rationales`: a teacher endpoint (`--teacher-url/--teacher-model`),
-    or `--self` with a local/Hub `--model` or with an endpoint serving the model being trained."""
+    or `--self` with a local/Hub `--model` (transformers, or vLLM with `--backend vllm`) or with an endpoint
+    serving the model being trained."""
+    from ehrmind.generate.backends import Backend
+    from ehrmind.generate.backends import make_generator as build
+
     if bool(teacher_url) != bool(teacher_model):
         raise ConfigError("--teacher-url and --teacher-model go together (the endpoint and its model name)")
     if teacher_url and model:
@@ -434,25 +428,16 @@ def make_generator(
         )
     if api_key_env and not teacher_url:
         raise ConfigError("--api-key-env only applies to an endpoint (--teacher-url)")
+    if teacher_url and backend not in (None, "openai"):
+        raise ConfigError(f"--teacher-url is an endpoint (--backend openai), not --backend {backend}")
     mode: Mode = "self" if self_mode else "teacher"
-    if teacher_url:
-        from ehrmind.generate.openai_compat import OpenAICompatGenerator
-
-        api_key = None
-        if api_key_env:
-            api_key = os.environ.get(api_key_env)
-            if not api_key:
-                raise ConfigError(f"--api-key-env names {api_key_env}, which is not set or empty")
-        gen = OpenAICompatGenerator(
-            teacher_url,
-            teacher_model or "",
-            api_key=api_key,
-            settings=settings,
-            timeout=timeout,
-            max_retries=max_retries,
-            concurrency=concurrency,
-        )
-        return gen, mode
-    from ehrmind.generate.hf import HFGenerator
-
-    return HFGenerator(str(model), settings, device=device), mode
+    chosen = Backend.choose(
+        backend,
+        url=teacher_url,
+        api_key_env=api_key_env,
+        concurrency=concurrency,
+        device=device,
+        timeout=timeout,
+        max_retries=max_retries,
+    )
+    return build(str(teacher_model or model), settings, chosen), mode

@@ -1,10 +1,14 @@
 """Recipes: one YAML per model × stage × task, validated before any model loads.
 
-A recipe has ehrmind's own fields (task, data, model, SFT data builder, reward weights, LoRA) and a `trl:`
-section mapped onto TRL's own `SFTConfig` / `GRPOConfig`, so every TRL knob is available without being
-re-declared here. `include:` pulls in a base recipe; plan fragments (`--plan FILE`, e.g. a diagnosis's
+A recipe has ehrmind's own fields (task, data, model and how it loads, SFT data builder, reward weights, LoRA)
+and a `trl:` section mapped onto TRL's own `SFTConfig` / `GRPOConfig`, so every TRL knob is available without
+being re-declared here. `include:` pulls in a base recipe; plan fragments (`--plan FILE`, e.g. a diagnosis's
 `sft_plan.yaml`) merge on top; `--set key=value` overrides win (dotted keys reach nested fields, e.g.
-`trl.learning_rate=1e-3`).
+`trl.learning_rate=1e-3`). A flat TRL / open-r1 config is translated first (`ehrmind.train.flat`).
+
+Two names meet here: ehrmind's `reward_weights` (correct / wrong / bad_format: what `Task.verify` pays) and
+TRL's `GRPOConfig.reward_weights` (a list weighting reward functions). Only the first is accepted:
+`trl.reward_weights` is refused, so the GRPO reward stays exactly the verifier's.
 """
 
 from __future__ import annotations
@@ -15,10 +19,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from ehrmind.errors import ConfigError
 from ehrmind.io import parse_yaml, read_yaml
+from ehrmind.registry import DEFAULT_TASK
 
 Stage = Literal["sft", "rl"]
 
@@ -77,14 +82,43 @@ class SFTDataOptions(_Strict):
     seed: int = 0
 
 
+class ModelKwargs(_Strict):
+    """How `model` is loaded: keyword arguments of `from_pretrained` (the revision and remote-code flag also
+    reach the tokenizer). Unset fields keep transformers' defaults (dtype: float32 on CPU, auto on GPU)."""
+
+    dtype: Literal["auto", "float32", "float16", "bfloat16", "float64"] | None = Field(
+        None, description="Weights dtype (TRL's older name: torch_dtype)."
+    )
+    attn_implementation: str | None = Field(
+        None,
+        description="Attention kernel: eager, sdpa, flash_attention_2, … (default: transformers' choice).",
+    )
+    trust_remote_code: bool | None = Field(
+        None, description="Run the model repository's own Python code (only for models that need it)."
+    )
+    revision: str | None = Field(
+        None, description="Hub branch, tag or commit of the model and its tokenizer (TRL: model_revision)."
+    )
+
+
 class Recipe(_Strict):
     stage: Stage
-    task: str = "medcalc"
+    task: str = Field(DEFAULT_TASK, description="Registered task name.")
     task_options: TaskOptions = TaskOptions()
     data: str = Field(description="Training data: local file, snapshot, or Hub dataset id.")
     split: str | None = Field(None, description="Split of a Hub dataset (default train).")
     limit: int | None = Field(None, ge=1, description="Use only the first N training rows.")
     model: str = Field(description="Model folder or Hub id; for rl, typically the SFT output_dir.")
+    model_kwargs: ModelKwargs = Field(
+        default_factory=ModelKwargs,
+        description="How `model` loads (dtype, attn_implementation, trust_remote_code, revision); merged with "
+        "trl.model_init_kwargs, a key set in both to different values is refused.",
+    )
+    chat_template_kwargs: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Extra variables for the model's chat template (e.g. enable_thinking: false), used "
+        "wherever ehrmind renders a prompt and passed to GRPOConfig.chat_template_kwargs.",
+    )
     output_dir: str
     seed: int = 0
     max_prompt_tokens: int | None = Field(
@@ -94,6 +128,12 @@ class Recipe(_Strict):
     reward_weights: RewardWeightsOptions = RewardWeightsOptions()
     lora: LoraOptions = LoraOptions()
     trl: dict[str, Any] = Field(default_factory=dict, description="Fields of TRL's SFTConfig / GRPOConfig.")
+    _imported: Any = PrivateAttr(None)
+
+    @property
+    def imported(self) -> Any:
+        """The `Translation` of a flat TRL / open-r1 config this recipe came from (None for a recipe)."""
+        return self._imported
 
     @field_validator("trl")
     @classmethod
@@ -151,12 +191,28 @@ def load_recipe(
     *,
     stage: Stage | None = None,
     plans: Sequence[str | Path] | None = None,
+    task: str | None = None,
+    drop: Sequence[str] = (),
 ) -> Recipe:
     """Read, merge includes, apply overrides and validate — TRL fields included — without loading a model.
 
     `plans` are recipe fragments (e.g. the `sft_plan.yaml` written by `ehrmind diagnose`), deep-merged in
-    order after the includes and before the overrides, so `--set` still wins."""
-    data = _select_stage(_read_yaml(Path(path)), stage, path)
+    order after the includes and before the overrides, so `--set` still wins. A flat TRL / open-r1 config is
+    translated first (`ehrmind.train.flat.translate_flat`; `task` and `drop` are its options) and the report
+    of what went where is kept in `Recipe.imported`; `task` also replaces an ehrmind recipe's task."""
+    from ehrmind.train.flat import is_flat, translate_flat
+
+    raw = _read_yaml(Path(path))
+    translation = None
+    if is_flat(raw):
+        if stage is None:
+            raise ConfigError(f"{path} is a flat TRL config; say the stage it is for (sft or rl)")
+        translation = translate_flat(raw, stage=stage, task=task, drop=drop, source=str(path))
+        data = translation.recipe
+    else:
+        data = _select_stage(raw, stage, path)
+        if task is not None:
+            data["task"] = task
     for plan in plans or []:
         fragment = _read_yaml(Path(plan))
         if "stage" in fragment or any(isinstance(fragment.get(k), dict) for k in ("sft", "rl")):
@@ -167,12 +223,21 @@ def load_recipe(
         data.setdefault("stage", stage)
         if data["stage"] != stage:
             raise ConfigError(f"{path} is a {data['stage']!r} recipe; use `ehrmind {data['stage']}` for it")
+    where = f"{path} (with plan {', '.join(str(p) for p in plans)})" if plans else f"{path}"
+    recipe = validate_recipe(data, where)
+    recipe._imported = translation
+    return recipe
+
+
+def validate_recipe(data: dict[str, Any], where: str) -> Recipe:
+    """A recipe from a mapping: ehrmind's keys, TRL's fields, model and chat-template keyword arguments."""
     try:
         recipe = Recipe.model_validate(data)
     except ValidationError as e:
-        where = f"{path} (with plan {', '.join(str(p) for p in plans)})" if plans else f"{path}"
         raise ConfigError(f"{where}: {_explain(e)}") from None
     recipe.trl = check_trl_fields(recipe)
+    model_init_kwargs(recipe)  # a conflict with model_kwargs, or a key ehrmind cannot pass, fails here
+    template_kwargs(recipe)
     return recipe
 
 
@@ -248,6 +313,12 @@ def check_trl_fields(recipe: Recipe) -> dict[str, Any]:
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     hints = typing.get_type_hints(cls)
     coerced: dict[str, Any] = {}
+    if "reward_weights" in recipe.trl:
+        raise ConfigError(
+            "trl.reward_weights (TRL's weights of reward functions) would rescale ehrmind's format_reward and "
+            "correctness_reward, so the GRPO reward would no longer be the verifier's; set the top-level "
+            "reward_weights (correct, wrong, bad_format) instead"
+        )
     for key, value in recipe.trl.items():
         coerced[key] = value
         if key not in fields:
@@ -301,6 +372,10 @@ def trl_kwargs(recipe: Recipe) -> dict[str, Any]:
             kwargs["use_vllm"] = False
     kwargs.update(recipe.trl)
     kwargs.pop("model_init_kwargs", None)  # ehrmind loads the model itself with them (`model_init_kwargs`)
+    kwargs.pop("chat_template_kwargs", None)
+    template = template_kwargs(recipe)
+    if template and recipe.stage == "rl":  # SFTConfig has no such field: ehrmind renders every SFT prompt
+        kwargs["chat_template_kwargs"] = template
     kwargs["output_dir"] = recipe.output_dir
     kwargs["seed"] = recipe.seed
     return kwargs
@@ -309,20 +384,71 @@ def trl_kwargs(recipe: Recipe) -> dict[str, Any]:
 MODEL_INIT_KEYS = ("dtype", "torch_dtype", "attn_implementation", "trust_remote_code", "revision")
 """`trl.model_init_kwargs` ehrmind passes to `from_pretrained` (TRL would ignore them: it gets a model)."""
 
+TEMPLATE_RESERVED = ("tokenize", "add_generation_prompt", "continue_final_message", "chat_template", "tools")
+"""Arguments of `apply_chat_template` ehrmind sets itself; `chat_template_kwargs` cannot carry them."""
+
+
+def _mapping(value: Any, where: str, example: str) -> dict[str, Any]:
+    """A mapping, or the JSON text of one (TRL accepts both for its *_kwargs fields)."""
+    import json
+
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            value = None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a mapping, e.g. {example}")
+    return dict(value)
+
+
+def _merge_checked(ours: dict[str, Any], theirs: dict[str, Any], ours_name: str, theirs_name: str) -> dict:
+    for key in sorted(set(ours) & set(theirs)):
+        if ours[key] != theirs[key]:
+            raise ConfigError(
+                f"{ours_name}.{key} = {ours[key]!r} but {theirs_name}.{key} = {theirs[key]!r}; set it in one place"
+            )
+    return {**theirs, **ours}
+
 
 def model_init_kwargs(recipe: Recipe) -> dict[str, Any]:
-    """The recipe's `trl.model_init_kwargs`, checked: honoured when loading the model, never silently ignored."""
-    from ehrmind.errors import ConfigError
-
-    given = recipe.trl.get("model_init_kwargs") or {}
-    if not isinstance(given, dict):
-        raise ConfigError("trl.model_init_kwargs must be a mapping, e.g. {attn_implementation: sdpa}")
+    """The keyword arguments ehrmind loads the model with: `model_kwargs` merged with `trl.model_init_kwargs`,
+    checked — honoured when loading the model, never silently ignored; a key set in both to different values,
+    or one ehrmind does not pass, is refused."""
+    given = _mapping(
+        recipe.trl.get("model_init_kwargs"), "trl.model_init_kwargs", "{attn_implementation: sdpa}"
+    )
     unknown = sorted(set(given) - set(MODEL_INIT_KEYS))
     if unknown:
         raise ConfigError(
             f"trl.model_init_kwargs: {', '.join(unknown)} not supported; ehrmind passes {', '.join(MODEL_INIT_KEYS)}"
         )
-    out = dict(given)
-    if "torch_dtype" in out:
-        out["dtype"] = out.pop("torch_dtype")
-    return out
+    if "torch_dtype" in given:
+        given = _merge_checked(
+            {"dtype": given.pop("torch_dtype")},
+            given,
+            "trl.model_init_kwargs (torch_dtype)",
+            "trl.model_init_kwargs",
+        )
+    return _merge_checked(
+        recipe.model_kwargs.model_dump(exclude_none=True), given, "model_kwargs", "trl.model_init_kwargs"
+    )
+
+
+def template_kwargs(recipe: Recipe) -> dict[str, Any]:
+    """The chat template's extra variables: `chat_template_kwargs` merged with `trl.chat_template_kwargs`
+    (GRPO), a variable set in both to different values refused."""
+    given = _mapping(
+        recipe.trl.get("chat_template_kwargs"), "trl.chat_template_kwargs", "{enable_thinking: false}"
+    )
+    merged = _merge_checked(
+        recipe.chat_template_kwargs, given, "chat_template_kwargs", "trl.chat_template_kwargs"
+    )
+    reserved = sorted(set(merged) & set(TEMPLATE_RESERVED))
+    if reserved:
+        raise ConfigError(
+            f"chat_template_kwargs: {', '.join(reserved)} are set by ehrmind when it renders a prompt; remove them"
+        )
+    return merged

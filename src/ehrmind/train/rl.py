@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ehrmind.train.recipe import Recipe, trl_kwargs
+from ehrmind.train.recipe import Recipe, template_kwargs, trl_kwargs
 from ehrmind.train.run import Prepared
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,11 @@ def build_rl_trainer(recipe: Recipe) -> tuple[Any, Prepared]:
     config = GRPOConfig(**trl_kwargs(recipe))  # before the model loads: ZeRO-3's zero.Init (see sft.py)
     prepared = prepare(recipe)
     rows, counts = rl_rows(
-        prepared.task, prepared.examples, prepared.tokenizer, max_prompt_tokens=recipe.max_prompt_tokens
+        prepared.task,
+        prepared.examples,
+        prepared.tokenizer,
+        max_prompt_tokens=recipe.max_prompt_tokens,
+        chat_template_kwargs=template_kwargs(recipe),
     )
     trainer = GRPOTrainer(
         model=prepared.model,

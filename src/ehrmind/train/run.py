@@ -113,16 +113,27 @@ def last_checkpoint(output_dir: str | Path) -> str | None:
 def write_run_record(
     recipe: Recipe, prepared: Prepared, data_counts: dict[str, int], trainer: Any, **extra: Any
 ) -> Path | None:
-    """The resolved recipe, versions, seed, data hash and process count, next to the checkpoints."""
+    """The resolved recipe, versions, seed, the model's and the data's revisions (`ehrmind.revisions`), data
+    hash and process count, next to the checkpoints; for a translated flat TRL config, what went where."""
     if not trainer.accelerator.is_main_process:
         return None
+    from ehrmind.revisions import data_revision, model_revision
+    from ehrmind.train.recipe import model_init_kwargs
+
     out = Path(recipe.output_dir)
+    imported = recipe.imported
     record = {
         "recipe": recipe.model_dump(mode="json"),
         "versions": versions(),
         "seed": recipe.seed,
+        "model": recipe.model,
+        "model_revision": model_revision(
+            recipe.model, prepared.model, model_init_kwargs(recipe).get("revision")
+        ),
         "data": recipe.data,
+        "data_revision": data_revision(recipe.data),
         "data_sha256": examples_hash(prepared.examples),
+        **({"imported_from": imported.to_dict()} if imported is not None else {}),
         "n_examples": len(prepared.examples),
         "data_counts": data_counts,
         "num_processes": trainer.accelerator.num_processes,

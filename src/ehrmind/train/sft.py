@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ehrmind.train.recipe import Recipe, trl_kwargs
+from ehrmind.train.recipe import Recipe, template_kwargs, trl_kwargs
 from ehrmind.train.run import Prepared
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,11 @@ def build_sft_trainer(recipe: Recipe, extra_rows: list[dict[str, str]] | None = 
         task=prepared.task,
     )
     rows, counts = sft_rows(
-        prepared.task, selected, prepared.tokenizer, max_prompt_tokens=recipe.max_prompt_tokens
+        prepared.task,
+        selected,
+        prepared.tokenizer,
+        max_prompt_tokens=recipe.max_prompt_tokens,
+        chat_template_kwargs=template_kwargs(recipe),
     )
     if extra_rows:
         rows += [{"example_id": "", **r} for r in extra_rows]

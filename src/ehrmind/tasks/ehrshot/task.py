@@ -107,6 +107,9 @@ class EhrshotTask(Task):
     answer_key = "prediction"
     group_fields = ("category",)
     row_fields = ("subject_id", "prediction_time", "label")
+    split_fields = ("subject_id",)
+    main_metric = ("balanced accuracy", "balanced_accuracy", "balanced_accuracy_ci95")
+    rationale_evidence = "the events in the patient's record that bear on the question"
 
     def __init__(
         self,

@@ -21,7 +21,7 @@ from ehrmind.tasks.medcalc.prompts import (
 )
 from ehrmind.tasks.medcalc.schema import CATEGORY_ALIASES, OUTPUT_TYPES, REQUIRED_COLUMNS, output_type_for
 from ehrmind.tasks.medcalc.sft_mix import paper_sft_counts
-from ehrmind.types import Example, RewardWeights
+from ehrmind.types import Example, Extraction, RewardWeights
 
 OFFICIAL_PARSED_CHARS = 100
 """`official_parsed` in a prediction row is cut to this length (a hostile answer can be megabytes)."""
@@ -87,6 +87,11 @@ class MedCalcTask(Task):
     version = "1"
     answer_key = "answer"
     group_fields = ("category", "calculator_name")
+    plan_fields = ("category", "calculator_name")
+    split_fields = ("note_id",)
+    rationale_evidence = (
+        "the values in the patient note and the calculator's rule, step by step, with the arithmetic"
+    )
     modes = ("reasoning", "direct", "one-shot")
     extra_verdicts = ("official",)
     """`official_correct`: MedCalc-Bench's own extraction and check (`official.py`), beside `correct`."""
@@ -249,6 +254,17 @@ class MedCalcTask(Task):
             w, d = t["value"]
             return [f"{w} weeks", f"{d} days"]
         return t["value"]
+
+    def subgroup_names(self, example: Example) -> set[str]:
+        """A calculator answers to its name and its MedCalc-Bench id."""
+        m = example.metadata
+        return {str(m[k]) for k in ("calculator_name", "calculator_id") if m.get(k) not in (None, "")}
+
+    def check_reasoning(self, example: Example, extraction: Extraction) -> dict[str, Any]:
+        """Is the reasoning grounded in the note, and does it end at the answer (`medcalc/reasoning.py`)."""
+        from ehrmind.tasks.medcalc.reasoning import check_medcalc_reasoning
+
+        return check_medcalc_reasoning(example, extraction.think, extraction.answer)
 
     def can_score(self, example: Example) -> bool:
         t = example.target

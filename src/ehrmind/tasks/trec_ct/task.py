@@ -86,6 +86,16 @@ class TrecCtTask(Task):
     answer_key = "prediction"
     group_fields = ("category", "cohort")
     row_fields = ("patient_id", "trial_id", "label", "scale")
+    split_fields = ("patient_id",)
+    main_metric = (
+        "balanced accuracy",
+        "classification.balanced_accuracy",
+        "classification.balanced_accuracy_ci95",
+    )
+    rationale_evidence = (
+        "the patient note against the trial: does the trial target the patient's condition, and which "
+        "inclusion and exclusion criteria does the note meet or fail"
+    )
 
     def __init__(
         self,

@@ -1,8 +1,9 @@
-"""Generate MedCalc-Bench-format rows with patient-note-like text, whose answers our own code computes.
-
-A few calculators with simple formulas (mean arterial pressure, BMI, anion gap, ideal body weight) keep
-the task learnable by a tiny model. Rows use MedCalc-Bench's columns, so the `medcalc` task loads, renders and verifies them
-exactly as it does the real benchmark.
+"""MedCalc-Bench-format CSV rows (the columns users bring) with note-like text, whose answers this module
+computes: small, fast sample data for tests and benchmarks of the loading, rendering, verification and
+training path. A few calculators with simple formulas (mean arterial pressure, BMI, anion gap, ideal body
+weight) keep the task learnable by a tiny model; `test_synthetic_rows_round_trip_through_audit` checks their
+answers against the calculator knowledge base. The demo and the study use `notes.make_examples` instead (every
+calculator with a note spec, as Examples).
 """
 
 from __future__ import annotations

@@ -1,0 +1,386 @@
+"""Flat TRL / open-r1 configs, translated into ehrmind recipes with a report of what went where.
+
+TRL's scripts (`trl grpo --config …`) and open-r1's `grpo.py` / `sft.py` read one flat YAML holding the fields of
+TRL's `ModelConfig`, `ScriptArguments` and `GRPOConfig` / `SFTConfig` side by side. `translate_flat` maps every
+key: model and data keys to ehrmind's own (`model_name_or_path` → `model`, `torch_dtype` → `model_kwargs.dtype`,
+`dataset_name` → `data`, …), every field of the stage's TRL config to `trl:`, `ehrmind_<key>` to ehrmind's
+`<key>` (e.g. `ehrmind_task: medcalc`). Keys that change what is trained and that ehrmind cannot honour
+(`reward_funcs`, TRL's `reward_weights`, `chat_template`, a dataset configuration, quantised loading …) are
+refused, naming the key and what to do instead; keys about infrastructure around the run (open-r1's Hub-branch
+pushes, W&B names, benchmarks) are reported as ignored. Nothing is dropped silently: each key of the file is
+one row of the report, and `drop` (`--drop KEY`) removes a key on purpose, also reported.
+
+The name clash: in a flat TRL config `reward_weights` is TRL's list weighting reward functions. It is refused
+(ehrmind's reward is the task's verifier, split into format and correctness components that must sum to it);
+ehrmind's own weights are given as `ehrmind_reward_weights: {correct: …, wrong: …, bad_format: …}`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ehrmind.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ehrmind.train.recipe import Stage
+
+FLAT_MARKERS = ("model_name_or_path", "dataset_name", "model_revision", "torch_dtype")
+"""A file with one of these and none of `RECIPE_MARKERS` is a flat TRL config."""
+RECIPE_MARKERS = ("stage", "trl", "sft", "rl", "model", "data")
+
+MAPPED: dict[str, tuple[str, str]] = {
+    "model_name_or_path": ("model", ""),
+    "model_revision": ("model_kwargs.revision", "also the tokenizer's"),
+    "dtype": ("model_kwargs.dtype", ""),
+    "torch_dtype": ("model_kwargs.dtype", "TRL's older name for dtype"),
+    "attn_implementation": ("model_kwargs.attn_implementation", ""),
+    "trust_remote_code": ("model_kwargs.trust_remote_code", ""),
+    "use_peft": ("lora.enabled", ""),
+    "lora_r": ("lora.r", ""),
+    "lora_alpha": ("lora.alpha", ""),
+    "lora_dropout": ("lora.dropout", ""),
+    "lora_target_modules": ("lora.target_modules", ""),
+    "dataset_name": ("data", "a Hub id, or a local file / `ehrmind data` snapshot"),
+    "dataset_train_split": ("split", ""),
+    "output_dir": ("output_dir", ""),
+    "seed": ("seed", ""),
+    "system_prompt": ("task_options.system_prompt", "replaces the task's system prompt"),
+    "chat_template_kwargs": ("chat_template_kwargs", "used wherever ehrmind renders a prompt, and by TRL"),
+    "model_init_kwargs": ("trl.model_init_kwargs", "passed to from_pretrained by ehrmind"),
+    "max_prompt_length": (
+        "max_prompt_tokens",
+        "removed from TRL's GRPOConfig; longer prompts are dropped and counted, never truncated",
+    ),
+    "max_seq_length": ("trl.max_length", "TRL's older name for max_length"),
+    "warmup_ratio": (
+        "trl.warmup_steps",
+        "removed in transformers 5, whose warmup_steps takes a ratio in [0, 1)",
+    ),
+}
+"""Keys with a home in ehrmind's recipe: their key → (our dotted key, note)."""
+
+_REWARDS = "ehrmind rewards a completion with the task's own verifier (format_reward + correctness_reward)"
+_DATASET_CONFIG = (
+    "ehrmind loads a Hub dataset's default configuration; save the configuration you want to a file "
+    "(`ehrmind data`) and give that file as dataset_name"
+)
+_LORA = "ehrmind's LoRA has r, alpha, dropout and target_modules only"
+REFUSED: dict[str, str] = {
+    "reward_funcs": f"{_REWARDS}; remove the key",
+    "reward_weights": (
+        "in a TRL config this weights reward_funcs; ehrmind's reward is the verifier's, weighted by "
+        "ehrmind_reward_weights: {correct, wrong, bad_format}"
+    ),
+    "chat_template": (
+        "ehrmind renders prompts with the model's own chat template; save the tokenizer with this template "
+        "(tokenizer.chat_template = …; save_pretrained) and give that folder as model_name_or_path"
+    ),
+    "dataset_config": _DATASET_CONFIG,
+    "dataset_configs": _DATASET_CONFIG,
+    "dataset_mixture": "ehrmind trains on one dataset; combine the rows into one file first",
+    "dataset_prompt_column": "ehrmind builds prompts from the task's own fields (ehrmind_task)",
+    "dataset_streaming": "ehrmind reads the whole training set before training",
+    "load_in_8bit": "quantised loading is not supported by ehrmind's trainer",
+    "load_in_4bit": "quantised loading is not supported by ehrmind's trainer",
+    "use_rslora": _LORA,
+    "use_dora": _LORA,
+    "lora_modules_to_save": _LORA,
+    "lora_target_parameters": _LORA,
+    "lora_task_type": f"{_LORA} (task type CAUSAL_LM)",
+}
+"""Keys ehrmind cannot honour: refused unless they hold TRL's (or open-r1's) default, which changes nothing."""
+
+OPEN_R1_DEFAULTS: dict[str, Any] = {"dataset_prompt_column": "prompt", "dataset_configs": None}
+"""Defaults of open-r1's own fields among `REFUSED` (TRL's come from its dataclasses)."""
+
+_OPEN_R1_REWARD = "a parameter of open-r1's reward functions, which ehrmind does not use"
+_HUB_BRANCH = "open-r1's Hub-branch push is not run (TRL's push_to_hub is honoured)"
+_WANDB = "open-r1's W&B naming is not applied; set WANDB_ENTITY / WANDB_PROJECT (TRL's report_to is honoured)"
+IGNORED: dict[str, str] = {
+    "num_processes": "an accelerate option: `accelerate launch --num_processes N -m ehrmind …`",
+    "dataset_test_split": "ehrmind sft / rl train only; evaluate with `ehrmind eval`",
+    "dataset_num_proc": "ehrmind builds its rows in one process",
+    "benchmarks": "open-r1's post-training benchmarks are not run; use `ehrmind eval`",
+    "callbacks": "open-r1's callbacks are not run",
+    "hub_model_revision": _HUB_BRANCH,
+    "overwrite_hub_revision": _HUB_BRANCH,
+    "push_to_hub_revision": _HUB_BRANCH,
+    "wandb_entity": _WANDB,
+    "wandb_project": _WANDB,
+    "wandb_run_group": _WANDB,
+    "wandb_log_unique_prompts": _WANDB,
+    "num_completions_to_print": "open-r1's console printing of completions",
+    "overwrite_output_dir": (
+        "removed in transformers 5; ehrmind resumes from the last checkpoint in output_dir (delete it to start "
+        "over)"
+    ),
+    "vllm_device": "removed from TRL (vLLM placement is vllm_mode)",
+    "ignore_bias_buffers": "a DDP option of TRL's scripts; ehrmind's models have no bias buffers to skip",
+    **{
+        k: _OPEN_R1_REWARD
+        for k in (
+            "cosine_min_value_wrong",
+            "cosine_max_value_wrong",
+            "cosine_min_value_correct",
+            "cosine_max_value_correct",
+            "cosine_max_len",
+            "repetition_n_grams",
+            "repetition_max_penalty",
+            "code_language",
+            "code_eval_test_batch_size",
+            "parallel_code_exec_per_proc",
+            "e2b_router_url",
+            "morph_router_url",
+            "code_provider",
+            "ioi_provider",
+        )
+    },
+}
+"""Keys about the infrastructure around a run, reported as ignored whatever their value."""
+
+NOT_PREFIXABLE = ("stage", "trl")
+"""ehrmind keys that `ehrmind_<key>` cannot set: the stage comes from the command, TRL fields go bare."""
+
+
+@dataclass
+class KeyMapping:
+    theirs: str
+    ours: str | None
+    """Our dotted key; None when the key is ignored, dropped or refused."""
+    status: str
+    """mapped, trl, ignored, dropped or refused."""
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Translation:
+    source: str
+    stage: str
+    recipe: dict[str, Any]
+    """The ehrmind recipe as a mapping (validated by `load_recipe` / `validate_recipe`)."""
+    keys: list[KeyMapping] = field(default_factory=list)
+    """One row per key of the flat file (and one for a task given on the command line)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "stage": self.stage, "keys": [k.to_dict() for k in self.keys]}
+
+
+class TranslationError(ConfigError):
+    """Keys of a flat config that cannot be translated. The message names every key first (a long list of
+    reasons may be cut); `translation.keys` holds every row, the refused ones with their reasons."""
+
+    def __init__(self, translation: Translation, problems: list[tuple[str, str]]):
+        self.translation, self.problems = translation, problems
+        super().__init__(
+            f"{translation.source} (a flat TRL config): cannot translate {', '.join(k for k, _ in problems)}. "
+            + "; ".join(f"{k}: {reason}" for k, reason in problems)
+            + ". Remove these keys, or translate with `ehrmind import-recipe … --drop KEY`"
+        )
+
+
+def is_flat(data: dict[str, Any]) -> bool:
+    """A flat TRL / open-r1 config rather than an ehrmind recipe."""
+    return any(k in data for k in FLAT_MARKERS) and not any(k in data for k in RECIPE_MARKERS)
+
+
+def _fields(cls: type) -> dict[str, Any]:
+    return {f.name: f for f in dataclasses.fields(cls) if f.init}
+
+
+def _default(f: Any) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return dataclasses.MISSING
+
+
+def _set(recipe: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    node = recipe
+    for p in parents:
+        node = node.setdefault(p, {})
+    node[last] = value
+
+
+def _get(recipe: dict[str, Any], dotted: str) -> Any:
+    node: Any = recipe
+    for p in dotted.split("."):
+        if not isinstance(node, dict) or p not in node:
+            return dataclasses.MISSING
+        node = node[p]
+    return node
+
+
+def translate_flat(
+    data: dict[str, Any],
+    *,
+    stage: Stage,
+    task: str | None = None,
+    drop: Sequence[str] = (),
+    source: str = "config",
+) -> Translation:
+    """The ehrmind recipe for a flat TRL / open-r1 config, and one `KeyMapping` per key.
+
+    Refused and unknown keys are collected and raised together as one ConfigError naming each of them.
+    `task` (or an `ehrmind_task:` key) is required: a TRL config does not say how to prompt and verify."""
+    from trl import ModelConfig, ScriptArguments
+
+    from ehrmind.train.recipe import Recipe, trl_config_class
+
+    config_cls = trl_config_class(stage)
+    other_cls = trl_config_class("sft" if stage == "rl" else "rl")
+    trl_fields, other_fields = _fields(config_cls), _fields(other_cls)
+    script_fields = {**_fields(ModelConfig), **_fields(ScriptArguments)}
+    unknown_drop = sorted(set(drop) - set(data))
+    if unknown_drop:
+        raise ConfigError(f"{source}: --drop {', '.join(unknown_drop)}: no such key in the file")
+
+    recipe: dict[str, Any] = {"stage": stage}
+    keys: list[KeyMapping] = []
+    problems: list[tuple[str, str]] = []  # (key, reason)
+
+    def put(theirs: str, ours: str, value: Any, status: str, note: str = "") -> None:
+        before = _get(recipe, ours)
+        if before is not dataclasses.MISSING and before != value:
+            other = next(k.theirs for k in keys if k.ours == ours)
+            refuse(theirs, f"{other} sets {ours} to {before!r} already; keep one of them")
+            return
+        _set(recipe, ours, value)
+        keys.append(KeyMapping(theirs, ours, status, note))
+
+    def refuse(key: str, reason: str) -> None:
+        keys.append(KeyMapping(key, None, "refused", reason))
+        problems.append((key, reason))
+
+    for key, value in data.items():
+        if key in drop:
+            keys.append(KeyMapping(key, None, "dropped", "--drop"))
+        elif key.startswith("ehrmind_"):
+            ours = key.removeprefix("ehrmind_")
+            if ours in Recipe.model_fields and ours not in NOT_PREFIXABLE:
+                if value is None:
+                    keys.append(KeyMapping(key, ours, "ignored", "null: ehrmind's default"))
+                else:
+                    put(key, ours, value, "mapped", "ehrmind's own key")
+            else:
+                known = [k for k in Recipe.model_fields if k not in NOT_PREFIXABLE]
+                close = difflib.get_close_matches(ours, known, n=1)
+                refuse(
+                    key,
+                    f"ehrmind has no key {ours!r}" + (f"; did you mean ehrmind_{close[0]}?" if close else ""),
+                )
+        elif key == "reward_weights":
+            refuse(key, REFUSED[key])
+        elif key in MAPPED:
+            ours, note = MAPPED[key]
+            if key == "max_seq_length" and "max_length" not in trl_fields:
+                refuse(key, f"an SFT field; this is a {stage} run")
+            elif key == "warmup_ratio" and not (isinstance(value, (int, float)) and 0 <= value < 1):
+                refuse(key, "must be a number in [0, 1)")
+            elif key == "chat_template_kwargs" and not isinstance(value, dict):
+                refuse(key, "must be a mapping, e.g. {enable_thinking: false}")
+            elif value is None:
+                keys.append(KeyMapping(key, ours, "ignored", "null: ehrmind's default"))
+            else:
+                put(key, ours, value, "mapped", note)
+        elif key in IGNORED:
+            keys.append(KeyMapping(key, None, "ignored", IGNORED[key]))
+        elif key in REFUSED:
+            f = script_fields.get(key)
+            default = _default(f) if f is not None else OPEN_R1_DEFAULTS.get(key, dataclasses.MISSING)
+            if value == default or value is None:
+                keys.append(
+                    KeyMapping(key, None, "ignored", f"{value!r} is the default: nothing to translate")
+                )
+            else:
+                refuse(key, REFUSED[key])
+        elif key in trl_fields:
+            put(key, f"trl.{key}", value, "trl", f"{config_cls.__name__} field")
+        elif key in script_fields:
+            if value == _default(script_fields[key]):
+                keys.append(
+                    KeyMapping(key, None, "ignored", f"{value!r} is TRL's default: nothing to translate")
+                )
+            else:
+                refuse(key, "a field of TRL's ModelConfig / ScriptArguments that ehrmind does not translate")
+        elif key in other_fields:
+            refuse(key, f"a {other_cls.__name__} field; this is a {stage} run")
+        else:
+            known = [*MAPPED, *IGNORED, *REFUSED, *trl_fields, *script_fields]
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            refuse(
+                key,
+                f"unknown key (not a field of TRL's {config_cls.__name__}, ModelConfig, ScriptArguments or "
+                f"open-r1's configs){hint}",
+            )
+
+    if task is not None:
+        if recipe.get("task", task) != task:
+            problems.append(("--task", f"{task!r}, but ehrmind_task is {recipe['task']!r}; keep one"))
+        else:
+            recipe["task"] = task
+            keys.append(KeyMapping("--task", "task", "mapped", "from the command line"))
+    if "task" not in recipe:
+        problems.append(
+            ("task", "missing: say which ehrmind task this trains (--task T, or ehrmind_task: T)")
+        )
+    for required, theirs in (
+        ("model", "model_name_or_path"),
+        ("data", "dataset_name"),
+        ("output_dir", "output_dir"),
+    ):
+        if required not in recipe:
+            problems.append((theirs, f"missing: ehrmind needs it ({required})"))
+    translation = Translation(source=source, stage=stage, recipe=recipe, keys=keys)
+    if problems:
+        raise TranslationError(translation, problems)
+    return translation
+
+
+def read_flat(
+    path: str | Path, *, stage: Stage, task: str | None = None, drop: Sequence[str] = ()
+) -> Translation:
+    """Read a flat TRL / open-r1 YAML (includes merged) and translate it; a ConfigError if it is already an
+    ehrmind recipe."""
+    from ehrmind.train.recipe import _read_yaml
+
+    raw = _read_yaml(Path(path))
+    if not is_flat(raw):
+        raise ConfigError(
+            f"{path} is not a flat TRL config (it has no model_name_or_path / dataset_name, or it has ehrmind "
+            "keys such as stage, trl, model, data): use it as an ehrmind recipe directly"
+        )
+    return translate_flat(raw, stage=stage, task=task, drop=drop, source=str(path))
+
+
+def write_recipe(translation: Translation, out: str | Path, *, overwrite: bool = False) -> Path:
+    """Validate the translated recipe (TRL fields included) and write it as YAML, headed by a comment naming
+    the flat file and every key left out of it (ignored or dropped) with the reason."""
+    import yaml
+
+    from ehrmind.io import atomic_write_text
+    from ehrmind.train.recipe import validate_recipe
+
+    path = Path(out)
+    if path.exists() and not overwrite:
+        raise ConfigError(f"{path} exists; choose another --out, or --overwrite to replace it")
+    validate_recipe(translation.recipe, f"{translation.source} (translated)")
+    left_out = [k for k in translation.keys if k.ours is None or k.status == "ignored"]
+    header = [
+        f"# ehrmind {translation.stage} recipe translated by `ehrmind import-recipe` from {translation.source}",
+        *(["# not translated:"] if left_out else []),
+        *(f"#   {k.theirs}: {k.status} — {k.note}" for k in left_out),
+    ]
+    body = yaml.safe_dump(translation.recipe, sort_keys=False, allow_unicode=True)
+    atomic_write_text(path, "\n".join(header) + "\n" + body)
+    return path

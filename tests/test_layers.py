@@ -1,0 +1,105 @@
+"""Issue #13: tasks own their knowledge. Generic layers (eval/, train/, rewards/, generate/) name no task and
+no task's own metadata field, and only the Task base class reads the output contract."""
+
+from __future__ import annotations
+
+import ast
+from collections import Counter
+from pathlib import Path
+
+import ehrmind
+from ehrmind import get_task, list_tasks
+
+SRC = Path(ehrmind.__file__).parent
+GENERIC = ("eval", "train", "rewards", "generate")
+CONTRACT_PARSERS = {"check_contract", "find_json_with_key"}
+
+
+def _builtin_tasks() -> list[str]:
+    return [n for n in list_tasks() if type(get_task(n)).__module__.startswith("ehrmind.")]
+
+
+def _task_words() -> set[str]:
+    """Registered task names, and metadata fields only one task declares (shared fields such as `category`
+    are the generic contract)."""
+    tasks = [type(get_task(n)) for n in _builtin_tasks()]
+    fields = Counter(f for t in tasks for f in {*t.group_fields, *t.row_fields})
+    own = {f for f, count in fields.items() if count == 1}
+    return {t.name for t in tasks} | own | {"calculator_id"}
+
+
+def _constants(path: Path) -> list[tuple[int, str]]:
+    """String constants used as values in the code (docstrings left out: prose may mention a benchmark)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    return [
+        (node.lineno, node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+    ]
+
+
+def test_generic_layers_name_no_task():
+    words = _task_words()
+    assert {"medcalc", "trec_ct", "ehrshot", "calculator_name"} <= words
+    found = [
+        f"{path.relative_to(SRC)}:{line}: {value!r}"
+        for layer in GENERIC
+        for path in sorted((SRC / layer).rglob("*.py"))
+        for line, value in _constants(path)
+        if value in words
+    ]
+    assert found == [], "a task's knowledge belongs in its folder (a Task attribute or hook):\n" + "\n".join(
+        found
+    )
+
+
+def test_only_the_task_base_class_parses_the_output_contract():
+    users = []
+    for path in sorted(SRC.rglob("*.py")):
+        if path.relative_to(SRC).as_posix() in ("parsing.py", "tasks/base.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.ImportFrom)
+                else [node.id]
+                if isinstance(node, ast.Name)
+                else [node.attr]
+                if isinstance(node, ast.Attribute)
+                else []
+            )
+            users += [f"{path.relative_to(SRC)}:{node.lineno}: {n}" for n in names if n in CONTRACT_PARSERS]
+    assert users == [], "read completions with Task.extract (or the Score it gives):\n" + "\n".join(users)
+
+
+def test_user_errors_are_one_line_and_bugs_keep_their_traceback(monkeypatch, tmp_path, synthetic_csv):
+    """Issue #13, item 4: one error base class the CLI maps to a message (exit 2); a TypeError or KeyError
+    from a bug is not dressed up as a user error."""
+    from typer.testing import CliRunner
+
+    import ehrmind.eval.runner as runner
+    from ehrmind.cli import app
+    from ehrmind.errors import ConfigError, DataError, UserError
+    from ehrmind.generate.openai_compat import EndpointError
+
+    assert all(issubclass(e, UserError) for e in (ConfigError, DataError, EndpointError))
+    args = ["score", "--task", "medcalc", "--data", str(synthetic_csv), "--out", str(tmp_path / "s")]
+    preds = tmp_path / "p.jsonl"
+    preds.write_text('{"id": "1", "completion": "x"}\n')
+    bad = CliRunner().invoke(app, [*args, "--predictions", str(preds), "--task-option", "colour=red"])
+    assert bad.exit_code == 2 and "task 'medcalc' has no option colour" in bad.output
+
+    def bug(*a, **k):
+        raise TypeError("a bug")
+
+    monkeypatch.setattr(runner, "run_score", bug)
+    crashed = CliRunner().invoke(app, [*args, "--predictions", str(preds)])
+    assert crashed.exit_code == 1 and isinstance(crashed.exception, TypeError)

@@ -310,3 +310,29 @@ def test_rationales_self_sampling_with_vllm(fake_vllm, tmp_path, synthetic_csv):
     wrong += ["--teacher-url", "http://127.0.0.1:9/v1", "--teacher-model", "t", "--backend", "vllm"]
     r = CliRunner().invoke(app, wrong)
     assert r.exit_code == 2 and "--teacher-url is an endpoint" in r.output
+
+
+def test_a_trained_folder_is_rendered_with_its_training_template_variables(tmp_path, synthetic_csv):
+    """A model trained with chat_template_kwargs (e.g. enable_thinking: false) is evaluated with the same
+    prompts: the folder's ehrmind_run.json supplies them unless the command gives others."""
+    import ehrmind
+    from ehrmind.generate.scripted import ScriptedGenerator
+
+    folder = tmp_path / "sft"
+    folder.mkdir()
+    (folder / "ehrmind_run.json").write_text(
+        json.dumps({"recipe": {"chat_template_kwargs": {"enable_thinking": False}}})
+    )
+    assert Backend().for_model(str(folder)).chat_template_kwargs == {"enable_thinking": False}
+    given = Backend.choose(chat_template_kwargs={"enable_thinking": True})
+    assert given.for_model(str(folder)).chat_template_kwargs == {"enable_thinking": True}
+    assert (
+        Backend.choose(url="http://h:1/v1").for_model(str(folder)).chat_template_kwargs == {}
+    )  # its server's
+    seen = []
+    backend = Backend(
+        factory=lambda model, settings: seen.append(model) or ScriptedGenerator(lambda m, k, s: "x")
+    )
+    ehrmind.evaluate("medcalc", synthetic_csv, str(folder), tmp_path / "e", limit=2, backend=backend)
+    run = json.loads((tmp_path / "e" / "metrics.json").read_text())["run"]
+    assert run["chat_template_kwargs"] == {"enable_thinking": False} and seen == [str(folder)]

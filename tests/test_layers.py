@@ -103,3 +103,38 @@ def test_user_errors_are_one_line_and_bugs_keep_their_traceback(monkeypatch, tmp
     monkeypatch.setattr(runner, "run_score", bug)
     crashed = CliRunner().invoke(app, [*args, "--predictions", str(preds)])
     assert crashed.exit_code == 1 and isinstance(crashed.exception, TypeError)
+
+
+def test_task_specific_commands_belong_to_the_task(tmp_path, synthetic_csv):
+    """`ehrmind audit` asks the task (MedCalc has a calculator knowledge base); another task says it has none."""
+    from typer.testing import CliRunner
+
+    from ehrmind.cli import app
+
+    r = CliRunner().invoke(
+        app, ["audit", "--task", "trec_ct", "--data", str(synthetic_csv), "--out", str(tmp_path)]
+    )
+    assert r.exit_code == 2 and "task 'trec_ct' has no knowledge base" in r.output
+
+
+def test_the_python_api_is_what_the_commands_call(tmp_path, synthetic_csv):
+    """`ehrmind.evaluate` / `ehrmind.score` write what `ehrmind eval` / `score` write, here with a scripted
+    generator through `Backend(factory=…)` (the commands take transformers, vLLM or an endpoint)."""
+    import json
+
+    import ehrmind
+    from ehrmind.generate.scripted import ScriptedGenerator
+
+    task = ehrmind.get_task("medcalc")
+    gold = {task.user_prompt(ex): task.gold_completion(ex, "r") for ex in task.load(synthetic_csv)}
+    gen = ScriptedGenerator(lambda messages, k, seed: gold[messages[-1]["content"]])
+    backend = ehrmind.Backend(factory=lambda model, settings: gen)
+    metrics = ehrmind.evaluate("medcalc", synthetic_csv, "scripted", tmp_path / "e", limit=5, backend=backend)
+    assert metrics["n"] == 5 and metrics["accuracy"] == 1.0 and len(gen.calls) == 1
+    preds = tmp_path / "e" / "predictions.jsonl"
+    again = ehrmind.score("medcalc", synthetic_csv, preds, tmp_path / "s")
+    assert again["accuracy"] == 1.0 and again["n"] == 5
+    assert (
+        json.loads((tmp_path / "e" / "metrics.json").read_text())["run"]["environment"]["backend"]
+        == "scripted"
+    )

@@ -200,14 +200,8 @@ def eval_cmd(
     """Generate with a model (transformers, vLLM or an endpoint) and score with the task's verifier
     (resumable)."""
     _setup_logging()
-    from ehrmind.errors import ConfigError
-    from ehrmind.eval.runner import run_eval, run_info
-    from ehrmind.generate.backends import make_generator
-    from ehrmind.generate.hf import GenerationSettings
-    from ehrmind.io import output_folder
-    from ehrmind.registry import get_task
+    from ehrmind.api import evaluate
 
-    output_folder(out, create=False)  # before the model loads
     chosen = _backend(
         backend,
         url,
@@ -219,28 +213,24 @@ def eval_cmd(
         trust_remote_code,
         logprobs=logprobs,
     )
-    t = get_task(task, mode=mode, prefill=prefill, **_key_values(task_option or []))
-    settings = GenerationSettings(
-        max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed
-    )
-    examples = t.load(data, split)[:limit]
-    info = run_info(
-        t,
-        examples,
+    metrics = evaluate(
+        task,
         data,
-        model=model,
+        model,
+        out,
         samples=samples,
         temperature=temperature,
         top_p=top_p,
         max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
         seed=seed,
+        split=split,
         limit=limit,
-        **chosen.record(),
+        mode=mode,
+        prefill=prefill,
+        task_options=_key_values(task_option or []),
+        backend=chosen,
     )
-    if samples > 1 and temperature == 0:
-        raise ConfigError("several samples with greedy decoding are identical; set --temperature > 0")
-    generator = make_generator(model, settings, chosen)
-    metrics = run_eval(t, examples, generator, out, samples=samples, batch_size=batch_size, info=info)
     _summary(metrics, out)
 
 
@@ -262,12 +252,19 @@ def score_cmd(
 ) -> None:
     """Score completions produced elsewhere (an API model, another framework)."""
     _setup_logging()
-    from ehrmind.eval.runner import run_info, run_score
-    from ehrmind.registry import get_task
+    from ehrmind.api import score
 
-    t = get_task(task, mode=mode, prefill=prefill, **_key_values(task_option or []))
-    examples = t.load(data, split)
-    metrics = run_score(t, examples, predictions, out, info=run_info(t, examples, data), overwrite=overwrite)
+    metrics = score(
+        task,
+        data,
+        predictions,
+        out,
+        split=split,
+        mode=mode,
+        prefill=prefill,
+        task_options=_key_values(task_option or []),
+        overwrite=overwrite,
+    )
     _summary(metrics, out)
 
 
@@ -829,22 +826,20 @@ def audit_cmd(
     data: DataOpt,
     out: OutOpt,
     task: Annotated[
-        str, typer.Option("--task", help="Only medcalc has a calculator knowledge base.")
+        str, typer.Option("--task", help="A task with a knowledge base to recompute labels with (medcalc).")
     ] = "medcalc",
     corrected: Annotated[
         Path | None,
         typer.Option("--corrected", help="Physician-corrected labels (Unique ID, Ground Truth Answer, …)."),
     ] = None,
 ) -> None:
-    """Recompute every row with the calculator knowledge base; report agreement and disagreement causes."""
+    """Recompute every row with the task's knowledge base (MedCalc's calculators); report agreement and
+    disagreement causes."""
     _setup_logging()
+    from ehrmind.registry import get_task
 
-    if task != "medcalc":
-        _fail(ValueError(f"audit supports --task medcalc only, got {task!r}"))
-    from ehrmind.tasks.medcalc.audit import run_audit
-
-    run_audit(data, out, corrected=corrected)
-    typer.echo(f"wrote {out / 'audit.csv'} and {out / 'summary.md'}")
+    written = get_task(task).audit(data, out, corrected=corrected)
+    typer.echo(f"wrote {', '.join(str(p) for p in written)}")
 
 
 @app.command("export-predictions")

@@ -46,6 +46,7 @@ from typing import Any
 
 from ehrmind.errors import ConfigError
 from ehrmind.generate.backends import Backend
+from ehrmind.generate.hf import require_sampling
 from ehrmind.io import atomic_write_json, atomic_write_jsonl, atomic_write_text, output_folder, read_jsonl
 from ehrmind.metrics import item_mean_ci
 from ehrmind.parsing import parse_date
@@ -467,6 +468,8 @@ def run_diagnose(
 
     gen = generation or GenerationOptions()
     backend = gen.backend or Backend(device=gen.device)
+    if model is not None:
+        backend = backend.for_model(model)
     if (model is None) == (predictions is None):
         raise ConfigError("give either --model (to generate) or --predictions (to diagnose existing samples)")
     if predictions is not None and len(modes) != 1:
@@ -474,8 +477,8 @@ def run_diagnose(
     samples = gen.samples or settings.k
     if samples < settings.k:
         raise ConfigError(f"--samples ({samples}) must be >= --k ({settings.k})")
-    if model is not None and samples > 1 and gen.temperature <= 0:
-        raise ConfigError("several samples with greedy decoding are identical; set --temperature > 0")
+    if model is not None:
+        require_sampling(samples, gen.temperature)
     tasks = mode_tasks(
         task_name, modes, prefill=prefill, task_options=task_options, one_shot_file=one_shot_file
     )

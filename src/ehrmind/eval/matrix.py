@@ -18,6 +18,7 @@ from typing import Any
 
 from ehrmind.errors import ConfigError
 from ehrmind.generate.backends import Backend
+from ehrmind.generate.hf import require_sampling
 from ehrmind.io import atomic_write_json, atomic_write_text, output_folder
 
 log = logging.getLogger(__name__)
@@ -86,15 +87,14 @@ def run_matrix(
     mode; a mode a task does not support is an "n/a" cell. `backend` says where completions come from
     (default: transformers on `device`). Returns the matrix (also written as JSON)."""
     from ehrmind.eval.diagnose import check_renders, mode_tasks
-    from ehrmind.eval.runner import run_eval, run_info
+    from ehrmind.eval.runner import evaluate_examples
     from ehrmind.registry import get_task
 
     if not models:
         raise ConfigError("give at least one model (--models A B …)")
     if not data:
         raise ConfigError("give at least one task with its data (--tasks T … --data T=PATH …)")
-    if samples > 1 and temperature <= 0:
-        raise ConfigError("several samples with greedy decoding are identical; set --temperature > 0")
+    require_sampling(samples, temperature)
     unknown = sorted(set(task_options or {}) - set(data))
     if unknown:
         raise ConfigError(f"--task-option names task(s) not in the matrix: {', '.join(unknown)}")
@@ -126,8 +126,9 @@ def run_matrix(
 
     multi_mode = len(modes) > 1 or modes[0] != "reasoning"
     rows: list[dict[str, Any]] = []
-    backend = backend or Backend(device=device)
+    chosen = backend or Backend(device=device)
     for model, label in zip(models, labels, strict=True):
+        backend = chosen.for_model(model)
         from ehrmind.generate.backends import make_generator
         from ehrmind.generate.hf import GenerationSettings
 
@@ -137,24 +138,11 @@ def run_matrix(
         generator = make_generator(model, settings, backend) if cells_todo else None
         for task_name, mode, task, examples in cells_todo:
             cell_dir = out / "runs" / label / (f"{task_name}-{mode}" if multi_mode else task_name)
-            info = run_info(
-                task,
-                examples,
-                data[task_name],
-                model=model,
-                samples=samples,
-                temperature=temperature,
-                top_p=top_p,
-                max_new_tokens=max_new_tokens,
-                seed=seed,
-                limit=limit,
-                one_shot_file=str(one_shot_file) if mode == "one-shot" else None,
-                **backend.record(),
-            )
             log.info("matrix: %s on %s (%s)", label, task_name, mode)
-            metrics = run_eval(
-                task, examples, generator, cell_dir, samples=samples, batch_size=batch_size, info=info,
-                progress=progress,
+            metrics = evaluate_examples(
+                task, examples, data[task_name], generator, cell_dir, model=model, settings=settings,
+                samples=samples, batch_size=batch_size, backend=backend, progress=progress, limit=limit,
+                one_shot_file=str(one_shot_file) if mode == "one-shot" else None,
             )  # fmt: skip
             rows.append(
                 {
@@ -166,7 +154,7 @@ def run_matrix(
                     "accuracy": metrics.get("accuracy"),
                     "ci95": metrics.get("ci95"),
                     "main_metric": main_metric(task, metrics),
-                    "data_sha256": info["data_sha256"],
+                    "data_sha256": metrics["run"]["data_sha256"],
                     "dir": str(cell_dir.relative_to(out)),
                 }
             )

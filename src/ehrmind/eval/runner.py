@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from ehrmind import __version__
 from ehrmind.errors import ConfigError, DataError, excerpt
+from ehrmind.generate.hf import require_sampling
 from ehrmind.io import (
     JsonlAppender,
     atomic_write_json,
@@ -163,8 +164,7 @@ def run_eval(
         raise ConfigError(f"--samples must be >= 1, got {samples}")
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
-    if samples > 1 and not info.get("temperature"):
-        raise ConfigError("several samples with greedy decoding are identical; set --temperature > 0")
+    require_sampling(samples, info.get("temperature"))
     info = {**info, "batch_size": batch_size, "environment": environment(generator)}
     out = output_folder(out_dir)
     _check_resume(out, info)
@@ -180,6 +180,50 @@ def run_eval(
             pred_path.unlink(missing_ok=True)
             (out / RUN_INFO).unlink(missing_ok=True)
         raise
+
+
+def evaluate_examples(
+    task: Task,
+    examples: Sequence[Example],
+    data: str,
+    generator: Generator,
+    out_dir: str | Path,
+    *,
+    model: str,
+    settings: Any,
+    samples: int = 1,
+    batch_size: int = 8,
+    backend: Any = None,
+    progress: bool = True,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The generate-and-verify run every program sits on (`ehrmind eval`, matrix, the demo and the study):
+    the run record from the generation `settings` (a `GenerationSettings`) and the `backend` choice, the
+    sampling rule, then the resumable `run_eval`. `extra` goes into the run record (e.g. limit)."""
+    info = run_info(
+        task,
+        examples,
+        data,
+        model=model,
+        samples=samples,
+        temperature=settings.temperature,
+        top_p=settings.top_p,
+        max_new_tokens=settings.max_new_tokens,
+        seed=settings.seed,
+        **extra,
+        **(backend.record() if backend is not None else {}),
+    )
+    require_sampling(samples, settings.temperature)
+    return run_eval(
+        task,
+        examples,
+        generator,
+        out_dir,
+        samples=samples,
+        batch_size=batch_size,
+        info=info,
+        progress=progress,
+    )
 
 
 def _generate_and_finalize(

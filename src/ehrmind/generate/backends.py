@@ -119,6 +119,33 @@ class Backend:
             **shared,
         }
 
+    def for_model(self, model: str) -> Backend:
+        """This backend for `model`: a model folder an ehrmind run trained with chat-template variables
+        (its `ehrmind_run.json`) is rendered with the same ones unless others are given, so evaluation prompts
+        are the prompts it was trained on (e.g. Qwen3's `enable_thinking`)."""
+        import dataclasses
+        import json
+        import logging
+        from pathlib import Path
+
+        from ehrmind.revisions import RUN_RECORD
+
+        record = Path(model).expanduser() / RUN_RECORD
+        if self.chat_template_kwargs or self.name == "openai" or not record.is_file():
+            return self
+        try:
+            trained = (json.loads(record.read_text(encoding="utf-8")).get("recipe") or {}).get(
+                "chat_template_kwargs"
+            )
+        except (OSError, ValueError, AttributeError):
+            return self
+        if not trained or not isinstance(trained, dict):
+            return self
+        logging.getLogger(__name__).info(
+            "%s was trained with chat-template variables %s; rendering with them", model, trained
+        )
+        return dataclasses.replace(self, chat_template_kwargs=dict(trained))
+
     def loading(self) -> dict[str, Any]:
         """`from_pretrained` / `vllm.LLM` arguments that pick the model: only those given."""
         return {

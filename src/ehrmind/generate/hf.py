@@ -31,6 +31,13 @@ class GenerationSettings:
             raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
 
 
+def require_sampling(samples: int, temperature: float | None) -> None:
+    """Several samples of one prompt need sampling: with greedy decoding (temperature 0) they are identical,
+    and pass@k or a majority over them would mean nothing. The one place this rule lives."""
+    if samples > 1 and not (temperature or 0) > 0:
+        raise ConfigError("several samples with greedy decoding are identical; set --temperature > 0")
+
+
 def load_pretrained(model: str, dtype: Any, **model_kwargs: Any) -> tuple[Any, Any]:
     """(tokenizer, model) from a local folder or a Hub id, the tokenizer with a pad token. A local path that
     is missing or holds no model is a ConfigError naming it: transformers would take it for a Hub repo id

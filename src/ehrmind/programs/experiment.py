@@ -91,27 +91,17 @@ def evaluate(
     progress: bool = True,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Generate, verify and write an evaluation folder (resumable); returns its metrics and prediction rows."""
-    from ehrmind.eval.runner import PREDICTIONS, run_eval, run_info
-    from ehrmind.generate.hf import GenerationSettings, HFGenerator
+    from ehrmind.eval.runner import PREDICTIONS, evaluate_examples
+    from ehrmind.generate.backends import make_generator
+    from ehrmind.generate.hf import GenerationSettings
 
-    info = run_info(
-        task,
-        examples,
-        str(data),
-        model=str(model),
-        samples=samples,
-        temperature=temperature,
-        top_p=top_p,
-        max_new_tokens=max_new_tokens,
-        seed=seed,
+    settings = GenerationSettings(
+        max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed
     )
-    gen = HFGenerator(
-        str(model),
-        GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed),
-    )
-    metrics = run_eval(
-        task, examples, gen, out, samples=samples, batch_size=batch_size, info=info, progress=progress
-    )
+    metrics = evaluate_examples(
+        task, examples, str(data), make_generator(str(model), settings), out, model=str(model),
+        settings=settings, samples=samples, batch_size=batch_size, progress=progress,
+    )  # fmt: skip
     return metrics, read_jsonl(out / PREDICTIONS)
 
 

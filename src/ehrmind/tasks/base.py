@@ -294,6 +294,13 @@ class Task(ABC):
         the task has no reasoning checks (the default)."""
         return None
 
+    def audit(self, data: str | Path, out_dir: str | Path, corrected: str | Path | None = None) -> list[Path]:
+        """`ehrmind audit`: recompute the data's labels with the task's own knowledge base and report where
+        they disagree; returns the files written. Only a task with such a base has it (MedCalc)."""
+        raise ConfigError(
+            f"task {self.name!r} has no knowledge base to recompute its labels with (try medcalc)"
+        )
+
     def can_score(self, example: Example) -> bool:
         """Whether the example's gold answer is usable; if not, its verdicts are None, never a silent 0."""
         return True

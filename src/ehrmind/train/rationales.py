@@ -38,6 +38,7 @@ from typing import Any, Literal
 
 from ehrmind import __version__
 from ehrmind.errors import ConfigError, DataError
+from ehrmind.generate.hf import require_sampling
 from ehrmind.io import (
     JsonlAppender,
     atomic_write_json,
@@ -224,8 +225,7 @@ def run_rationales(
         raise ConfigError("need --samples >= 1, --batch-size >= 1 and --keep-per-example >= 0 (0 = all)")
     settings = getattr(generator, "settings", None)
     temperature = getattr(settings, "temperature", None)
-    if samples > 1 and temperature == 0:
-        raise ConfigError("several samples with greedy decoding are identical; set --temperature > 0")
+    require_sampling(samples, temperature)
     source = str(getattr(generator, "name", "model"))
     out = output_folder(out_dir)
     run = {
@@ -440,4 +440,6 @@ def make_generator(
         timeout=timeout,
         max_retries=max_retries,
     )
+    if model:
+        chosen = chosen.for_model(str(model))  # the template variables it was trained with
     return build(str(teacher_model or model), settings, chosen), mode

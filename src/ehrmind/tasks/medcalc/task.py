@@ -255,6 +255,13 @@ class MedCalcTask(Task):
             return [f"{w} weeks", f"{d} days"]
         return t["value"]
 
+    def audit(self, data: str | Path, out_dir: str | Path, corrected: str | Path | None = None) -> list[Path]:
+        """MedCalc-Bench's labels recomputed by the calculator knowledge base (`audit.py`)."""
+        from ehrmind.tasks.medcalc.audit import run_audit
+
+        run_audit(data, out_dir, corrected=corrected)
+        return [Path(out_dir) / "audit.csv", Path(out_dir) / "summary.md"]
+
     def subgroup_names(self, example: Example) -> set[str]:
         """A calculator answers to its name and its MedCalc-Bench id."""
         m = example.metadata

@@ -14,6 +14,7 @@ Every generator has `generate(prompts, n)`; the evaluation runner reads the opti
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from typing import Any, Literal
 
 from ehrmind.errors import ConfigError
 from ehrmind.generate.hf import GenerationSettings
+
+log = logging.getLogger(__name__)
 
 BackendName = Literal["hf", "vllm", "openai"]
 BACKENDS: tuple[str, ...] = ("hf", "vllm", "openai")
@@ -125,7 +128,6 @@ class Backend:
         are the prompts it was trained on (e.g. Qwen3's `enable_thinking`)."""
         import dataclasses
         import json
-        import logging
         from pathlib import Path
 
         from ehrmind.revisions import RUN_RECORD
@@ -141,9 +143,7 @@ class Backend:
             return self
         if not trained or not isinstance(trained, dict):
             return self
-        logging.getLogger(__name__).info(
-            "%s was trained with chat-template variables %s; rendering with them", model, trained
-        )
+        log.info("%s was trained with chat-template variables %s; rendering with them", model, trained)
         return dataclasses.replace(self, chat_template_kwargs=dict(trained))
 
     def loading(self) -> dict[str, Any]:

@@ -10,14 +10,11 @@ as transformers does in `render_prompt`. vLLM is an optional extra: `pip install
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Any
 
 from ehrmind.errors import ConfigError
 from ehrmind.generate.hf import GenerationSettings
-
-log = logging.getLogger(__name__)
 
 INSTALL = "pip install 'ehrmind[vllm]' (vLLM needs a CUDA GPU; on CPU use --backend hf)"
 

@@ -138,3 +138,75 @@ def test_the_python_api_is_what_the_commands_call(tmp_path, synthetic_csv):
         json.loads((tmp_path / "e" / "metrics.json").read_text())["run"]["environment"]["backend"]
         == "scripted"
     )
+
+
+def test_one_generation_settings_type_checks_the_sampling_rule():
+    """eval, diagnose, matrix, rationales, serve and Python share `GenerationSettings`; it refuses several
+    greedy samples when made, so no command repeats the rule."""
+    import pytest
+
+    from ehrmind.errors import ConfigError
+    from ehrmind.generate.settings import ROLLOUT_TEMPERATURE, GenerationSettings
+
+    with pytest.raises(ConfigError, match="greedy decoding are identical"):
+        GenerationSettings(samples=4)
+    for bad in ({"batch_size": 0}, {"max_new_tokens": 0}, {"samples": True}, {"top_p": 0}, {"temperature": -1}):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            GenerationSettings(**bad)
+    rollout = GenerationSettings.rollout(8, seed=3)
+    assert (rollout.samples, rollout.temperature, rollout.top_p, rollout.seed) == (8, ROLLOUT_TEMPERATURE, 0.95, 3)
+    assert rollout.replace(samples=1, temperature=0.0).samples == 1
+    classes = [
+        f"{path.relative_to(SRC)}: {node.name}"
+        for path in sorted(SRC.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ClassDef) and node.name.startswith("Generation")
+    ]
+    assert classes == ["generate/settings.py: GenerationSettings"], classes
+
+
+def test_one_output_folder_type_writes_every_run_record(tmp_path):
+    """`runs.RunFolder` is the only writer of run.json: eval, score and rationales continue a folder only with
+    the same settings, and a run that fails before its first result leaves no trace."""
+    import pytest
+
+    from ehrmind.errors import ConfigError, DataError
+    from ehrmind.runs import RUN_INFO, RunFolder
+
+    writers = [
+        f"{path.relative_to(SRC)}:{line}"
+        for path in sorted(SRC.rglob("*.py"))
+        if path.name != "runs.py"
+        for line, value in _constants(path)
+        if value == RUN_INFO
+    ]
+    assert writers == [], writers
+    folder = RunFolder(tmp_path / "run", ("model", "seed"))
+    assert not folder.path.exists()  # made when the run starts writing
+    with pytest.raises(RuntimeError), folder.run({"model": "m", "seed": 0}, ["out.jsonl"]):
+        raise RuntimeError("killed before any result")
+    assert list(folder.path.iterdir()) == []
+    with folder.run({"model": "m", "seed": 0}, ["out.jsonl"]):
+        (folder / "out.jsonl").write_text("{}\n")
+    with pytest.raises(ConfigError, match="different seed"):
+        folder.check({"model": "m", "seed": 1})
+    folder.check({"model": "m", "seed": 0, "other": 1})  # only the resume keys count
+    folder.info_path.write_text("{not json")
+    with pytest.raises(DataError, match="run record") as e:
+        folder.stored()
+    assert str(folder.info_path) in str(e.value)
+
+
+def test_prediction_rows_are_one_typed_record(synthetic_csv):
+    """`Prediction` is what eval and score write: its line keeps the key order users' scripts read."""
+    from ehrmind.eval.runner import prediction_row
+    from ehrmind.types import Prediction
+
+    task = get_task("medcalc")
+    ex = task.load(synthetic_csv)[0]
+    p = prediction_row(task, ex, 2, task.gold_completion(ex), finish_reason="stop", yes_probability=None)
+    assert isinstance(p, Prediction) and p.score.correct and p.extra["category"] == ex.metadata["category"]
+    row = p.to_dict()
+    assert list(row)[:3] == ["id", "sample", "completion"] and row["sample"] == 2
+    assert list(row)[-1] == "finish_reason" and "yes_probability" not in row
+    assert {**p.score.to_dict(), **p.extra}.items() <= row.items()

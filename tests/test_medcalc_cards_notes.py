@@ -1,4 +1,4 @@
-"""Synthetic MedCalc notes (`notes.py`) and knowledge cards (`cards.py`)."""
+"""Synthetic MedCalc notes (the `notes` package) and knowledge cards (`cards.py`)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,18 @@ def _verified(ex: Example) -> bool:
 
 def test_required_calculators_have_specs():
     assert set(REQUIRED) <= set(spec_ids())
+
+
+def test_each_spec_sits_beside_its_calculator():
+    """A calculator's note spec is in the `notes` module named like its calculator's module."""
+    calcs = load_all()
+    misplaced = {}
+    for cid, spec in SPECS.items():
+        package, _, module = spec.build.__module__.rpartition(".")
+        want = calcs[cid].compute.__module__.rpartition(".")[2]
+        if package != "ehrmind.tasks.medcalc.notes" or module != want:
+            misplaced[cid] = (spec.build.__module__, f"ehrmind.tasks.medcalc.notes.{want}")
+    assert not misplaced, misplaced
 
 
 @pytest.mark.parametrize("cid", sorted(set(REQUIRED) | set(SPECS)))

@@ -444,7 +444,7 @@ def test_resumed_eval_fills_official_verdicts(tmp_path, synthetic_csv):
     examples = task.load(synthetic_csv)[:3]
     out = tmp_path / "eval"
     out.mkdir()
-    old = prediction_row(task, examples[0], 0, task.gold_completion(examples[0]))
+    old = prediction_row(task, examples[0], 0, task.gold_completion(examples[0])).to_dict()
     del old["official_correct"], old["official_parsed"]  # a row written before official_correct existed
     (out / "predictions.jsonl").write_text(json.dumps(old) + "\n")
     info = run_info(task, examples, str(synthetic_csv), model="scripted", samples=1, seed=0)

@@ -364,7 +364,7 @@ def test_verdicts_in_rows_match_the_verifier(task, trec_examples, tmp_path: Path
     from ehrmind.eval.runner import prediction_row
 
     ex = trec_examples[0]
-    row = prediction_row(task, ex, 0, task.gold_completion(ex))
+    row = prediction_row(task, ex, 0, task.gold_completion(ex)).to_dict()
     assert row["patient_id"] == ex.metadata["patient_id"] and row["trial_id"] == ex.metadata["trial_id"]
     assert (row["label"], row["scale"], row["category"]) == (
         ex.target["label"],

@@ -1,8 +1,8 @@
 """ehrmind: adapt LLMs to clinical reasoning over EHRs (SFT warm-up, then RL with verifiable rewards).
 
 Importing the package is cheap: torch, transformers and TRL load only inside the functions that need them.
-The Python API (`evaluate`, `score`, `diagnose`, `matrix`, `Backend`) is what the commands call
-(`ehrmind.api`).
+The Python API (`evaluate`, `score`, `diagnose`, `matrix`, `Backend`, `GenerationSettings`) is what the
+commands call (`ehrmind.api`).
 """
 
 from typing import Any
@@ -11,7 +11,7 @@ from ehrmind.registry import get_task, list_tasks, register_task
 from ehrmind.types import Example, Score
 
 __version__ = "0.1.0"
-_API = ("evaluate", "score", "diagnose", "matrix", "Backend")
+_API = ("evaluate", "score", "diagnose", "matrix", "Backend", "GenerationSettings")
 __all__ = ["Example", "Score", "get_task", "list_tasks", "register_task", "__version__", *_API]
 
 

@@ -6,6 +6,8 @@
                                backend=ehrmind.Backend.choose("vllm"))
     metrics = ehrmind.score("medcalc", "test.csv", "completions.jsonl", "runs/score")
     diagnosis = ehrmind.diagnose("medcalc", "dev.csv", "runs/diag", model="runs/sft", k=8)
+    grid = ehrmind.matrix(["runs/sft", "runs/rl"], {"medcalc": "test.csv"}, "runs/matrix",
+                          generation=ehrmind.GenerationSettings(samples=4, temperature=0.7))
 
 Each writes the same output folder as its command (resumable where the command is) and returns what the
 command summarises. Bad input raises `ehrmind.errors.UserError` (ConfigError, DataError, EndpointError).
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ehrmind.generate.backends import Backend
-from ehrmind.generate.hf import GenerationSettings, require_sampling
+from ehrmind.generate.settings import GenerationSettings
 
 
 def evaluate(
@@ -39,10 +41,12 @@ def evaluate(
     prefill: bool | str = False,
     task_options: dict[str, Any] | None = None,
     backend: Backend | None = None,
+    generation: GenerationSettings | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """`ehrmind eval`: generate `samples` completions per example with `model` (`backend`: transformers by
-    default) and score them with the task's verifier; returns metrics.json's content."""
+    default) and score them with the task's verifier; returns metrics.json's content. `generation` (a
+    `GenerationSettings`) replaces the six generation keywords."""
     from ehrmind.eval.runner import evaluate_examples
     from ehrmind.generate.backends import make_generator
     from ehrmind.io import output_folder
@@ -50,12 +54,16 @@ def evaluate(
 
     backend = (backend or Backend()).for_model(model)
     output_folder(out, create=False)  # a file in the way fails before the model loads
+    settings = generation or GenerationSettings(
+        samples=samples,
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        seed=seed,
+    )  # checked here, before the model loads
     t = get_task(task, mode=mode, prefill=prefill, **(task_options or {}))
-    settings = GenerationSettings(
-        max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed
-    )
     examples = t.load(str(data), split)[:limit]
-    require_sampling(samples, temperature)  # before the model loads
     return evaluate_examples(
         t,
         examples,
@@ -64,8 +72,6 @@ def evaluate(
         out,
         model=model,
         settings=settings,
-        samples=samples,
-        batch_size=batch_size,
         backend=backend,
         progress=progress,
         limit=limit,
@@ -86,13 +92,13 @@ def score(
 ) -> dict[str, Any]:
     """`ehrmind score`: verify completions produced elsewhere (`{"id", "completion"}` lines); returns the
     metrics."""
-    from ehrmind.eval.runner import run_info, run_score
+    from ehrmind.eval.runner import run_record, run_score
     from ehrmind.registry import get_task
 
     t = get_task(task, mode=mode, prefill=prefill, **(task_options or {}))
     examples = t.load(str(data), split)
     return run_score(
-        t, examples, predictions, out, info=run_info(t, examples, str(data)), overwrite=overwrite
+        t, examples, predictions, out, info=run_record(t, examples, str(data)), overwrite=overwrite
     )
 
 
@@ -105,12 +111,14 @@ def diagnose(
     predictions: str | Path | None = None,
     k: int = 8,
     modes: Sequence[str] = ("reasoning",),
-    generation: Any = None,
+    generation: GenerationSettings | None = None,
+    backend: Backend | None = None,
     **options: Any,
 ) -> dict[str, Any]:
     """`ehrmind diagnose`: pass@k by group, missing vs misapplied knowledge, and an SFT plan. `generation`
-    is an `eval.diagnose.GenerationOptions`; other keywords are `DiagnosisSettings` fields (threshold,
-    reliable_rule, plan_by, …) or `run_diagnose`'s (split, limit, prefill, task_options, one_shot_file)."""
+    (default: `GenerationSettings.rollout(k)`, sampled as GRPO rollouts are) and `backend` say how
+    completions are made; other keywords are `DiagnosisSettings` fields (threshold, reliable_rule, plan_by,
+    …) or `run_diagnose`'s (split, limit, prefill, task_options, one_shot_file)."""
     import dataclasses
 
     from ehrmind.eval.diagnose import DiagnosisSettings, run_diagnose
@@ -120,7 +128,7 @@ def diagnose(
     rest = {n: v for n, v in options.items() if n not in fields}
     return run_diagnose(
         task, str(data), out, settings, model=model, predictions=predictions, modes=modes, generation=generation,
-        **rest,
+        backend=backend, **rest,
     )  # fmt: skip
 
 

@@ -102,6 +102,34 @@ class Score:
 
 
 @dataclass(frozen=True)
+class Prediction:
+    """One completion of one example and its verdict: a line of `predictions.jsonl` (`to_dict`), the row
+    every metric, report and diagnosis reads."""
+
+    id: str
+    sample: int
+    """Which of the example's K samples (0-based)."""
+    completion: str
+    score: Score
+    extra: dict[str, Any] = field(default_factory=dict)
+    """The task's extra verdicts (`Task.verify_extra`, e.g. the benchmark's own extraction) and the example's
+    group and row fields (`Task.group_fields`, `Task.row_fields`), in that order."""
+    finish_reason: str | None = None
+    """Why generation stopped when the generator says ("length": cut at max_new_tokens)."""
+    yes_probability: float | None = None
+    """P(yes) from the model's own log-probabilities at the binary answer (`Task.choice_point`)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        row = {"id": self.id, "sample": self.sample, "completion": self.completion, **self.score.to_dict()}
+        row.update(self.extra)
+        if self.finish_reason is not None:
+            row["finish_reason"] = self.finish_reason
+        if self.yes_probability is not None:
+            row["yes_probability"] = self.yes_probability
+        return row
+
+
+@dataclass(frozen=True)
 class RewardWeights:
     """Reward for each verdict; defaults follow the EHRMind paper."""
 

@@ -46,7 +46,7 @@ from typing import Any
 
 from ehrmind.errors import ConfigError
 from ehrmind.generate.backends import Backend
-from ehrmind.generate.hf import require_sampling
+from ehrmind.generate.settings import GenerationSettings
 from ehrmind.io import atomic_write_json, atomic_write_jsonl, atomic_write_text, output_folder, read_jsonl
 from ehrmind.metrics import item_mean_ci
 from ehrmind.parsing import parse_date
@@ -428,22 +428,6 @@ def check_renders(tasks: dict[str, Task], examples: Sequence[Example]) -> None:
             task.render(ex)
 
 
-@dataclass
-class GenerationOptions:
-    """How completions are sampled (defaults follow the GRPO recipes' rollouts, which RL would rely on)."""
-
-    samples: int | None = None
-    """Completions per item (n >= k); None = k."""
-    temperature: float = 0.6
-    top_p: float = 0.95
-    max_new_tokens: int = 1024
-    batch_size: int = 8
-    seed: int = 0
-    device: str = "cpu"
-    backend: Backend | None = None
-    """Where completions come from (`ehrmind.generate.backends`); None: transformers on `device`."""
-
-
 def run_diagnose(
     task_name: str,
     data: str,
@@ -455,7 +439,8 @@ def run_diagnose(
     modes: Sequence[str] = ("reasoning",),
     split: str | None = None,
     limit: int | None = None,
-    generation: GenerationOptions | None = None,
+    generation: GenerationSettings | None = None,
+    backend: Backend | None = None,
     prefill: bool | str = False,
     task_options: dict[str, Any] | None = None,
     one_shot_file: str | Path | None = None,
@@ -463,22 +448,22 @@ def run_diagnose(
 ) -> dict[str, Any]:
     """Sample (or read) k completions per item for each prompt mode, diagnose, and write diagnosis.json,
     report.md, diagnosis.png and sft_plan.yaml to `out_dir` (each mode's eval run under `out_dir/<mode>/`,
-    resumable). The first mode is the one diagnosed for the plan; the others are baselines beside it."""
-    from ehrmind.eval.runner import PREDICTIONS, run_eval, run_info, run_score
+    resumable). The first mode is the one diagnosed for the plan; the others are baselines beside it.
+    `generation` (default `GenerationSettings.rollout(k)`: k samples as GRPO rollouts are sampled) and
+    `backend` (default: transformers on the CPU) say how a `model` generates."""
+    from ehrmind.eval.runner import PREDICTIONS, evaluate_examples, run_record, run_score
+    from ehrmind.generate.backends import make_generator
 
-    gen = generation or GenerationOptions()
-    backend = gen.backend or Backend(device=gen.device)
+    gen = generation or GenerationSettings.rollout(settings.k)
     if model is not None:
-        backend = backend.for_model(model)
+        backend = (backend or Backend()).for_model(model)
     if (model is None) == (predictions is None):
         raise ConfigError("give either --model (to generate) or --predictions (to diagnose existing samples)")
     if predictions is not None and len(modes) != 1:
         raise ConfigError("--predictions holds one prompt mode's samples; give exactly one --mode")
-    samples = gen.samples or settings.k
+    samples = gen.samples
     if samples < settings.k:
         raise ConfigError(f"--samples ({samples}) must be >= --k ({settings.k})")
-    if model is not None:
-        require_sampling(samples, gen.temperature)
     tasks = mode_tasks(
         task_name, modes, prefill=prefill, task_options=task_options, one_shot_file=one_shot_file
     )
@@ -494,50 +479,26 @@ def run_diagnose(
     results: dict[str, dict[str, Any]] = {}
     for mode, task in tasks.items():
         mode_dir = out / mode
-        info = run_info(
-            task,
-            examples,
-            data,
-            model=model,
-            samples=samples,
-            temperature=gen.temperature if model else None,
-            top_p=gen.top_p if model else None,
-            max_new_tokens=gen.max_new_tokens if model else None,
-            seed=gen.seed,
-            limit=limit,
-            one_shot_file=str(one_shot_file) if mode == "one-shot" else None,
-            **(backend.record() if model else {}),
-        )
+        one_shot = str(one_shot_file) if mode == "one-shot" else None
         if predictions is not None:
+            info = run_record(
+                task, examples, data, samples=samples, seed=gen.seed, limit=limit, one_shot_file=one_shot
+            )
             metrics = run_score(
                 task, examples, _limited(predictions, examples, mode_dir, limit), mode_dir, info=info
             )
         else:
+            assert model is not None
             if generator is None:
-                from ehrmind.generate.backends import make_generator
-                from ehrmind.generate.hf import GenerationSettings
-
-                settings_ = GenerationSettings(
-                    max_new_tokens=gen.max_new_tokens,
-                    temperature=gen.temperature,
-                    top_p=gen.top_p,
-                    seed=gen.seed,
-                )
-                generator = make_generator(model, settings_, backend)  # type: ignore[arg-type]
-            metrics = run_eval(
-                task,
-                examples,
-                generator,
-                mode_dir,
-                samples=samples,
-                batch_size=gen.batch_size,
-                info=info,
-                progress=progress,
-            )
+                generator = make_generator(model, gen, backend)
+            metrics = evaluate_examples(
+                task, examples, data, generator, mode_dir, model=model, settings=gen, backend=backend,
+                progress=progress, limit=limit, one_shot_file=one_shot,
+            )  # fmt: skip
         rows = read_jsonl(mode_dir / PREDICTIONS)
         diag, items = diagnose_rows(task, examples, rows, settings)
         atomic_write_jsonl(mode_dir / ITEMS, items)
-        results[mode] = {"diagnosis": diag, "metrics": metrics, "info": metrics.get("run", info)}
+        results[mode] = {"diagnosis": diag, "metrics": metrics, "info": metrics["run"]}
 
     main = results[modes[0]]
     diagnosis: dict[str, Any] = {

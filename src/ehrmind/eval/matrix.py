@@ -18,7 +18,7 @@ from typing import Any
 
 from ehrmind.errors import ConfigError
 from ehrmind.generate.backends import Backend
-from ehrmind.generate.hf import require_sampling
+from ehrmind.generate.settings import GenerationSettings
 from ehrmind.io import atomic_write_json, atomic_write_text, output_folder
 
 log = logging.getLogger(__name__)
@@ -71,21 +71,16 @@ def run_matrix(
     modes: Sequence[str] = ("reasoning",),
     limit: int | None = None,
     split: str | None = None,
-    samples: int = 1,
-    temperature: float = 0.0,
-    top_p: float = 1.0,
-    max_new_tokens: int = 1024,
-    batch_size: int = 8,
-    seed: int = 0,
-    device: str = "cpu",
+    generation: GenerationSettings | None = None,
     backend: Backend | None = None,
     task_options: dict[str, dict[str, Any]] | None = None,
     one_shot_file: str | Path | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Evaluate every model on every task (`data`: task name → data path, in column order) in each prompt
-    mode; a mode a task does not support is an "n/a" cell. `backend` says where completions come from
-    (default: transformers on `device`). Returns the matrix (also written as JSON)."""
+    mode; a mode a task does not support is an "n/a" cell. `generation` says how completions are sampled
+    (default: one greedy completion) and `backend` where they come from (default: transformers on the CPU).
+    Returns the matrix (also written as JSON)."""
     from ehrmind.eval.diagnose import check_renders, mode_tasks
     from ehrmind.eval.runner import evaluate_examples
     from ehrmind.registry import get_task
@@ -94,7 +89,7 @@ def run_matrix(
         raise ConfigError("give at least one model (--models A B …)")
     if not data:
         raise ConfigError("give at least one task with its data (--tasks T … --data T=PATH …)")
-    require_sampling(samples, temperature)
+    gen = generation or GenerationSettings()
     unknown = sorted(set(task_options or {}) - set(data))
     if unknown:
         raise ConfigError(f"--task-option names task(s) not in the matrix: {', '.join(unknown)}")
@@ -126,22 +121,18 @@ def run_matrix(
 
     multi_mode = len(modes) > 1 or modes[0] != "reasoning"
     rows: list[dict[str, Any]] = []
-    chosen = backend or Backend(device=device)
+    chosen = backend or Backend()
     for model, label in zip(models, labels, strict=True):
         backend = chosen.for_model(model)
         from ehrmind.generate.backends import make_generator
-        from ehrmind.generate.hf import GenerationSettings
 
-        settings = GenerationSettings(
-            max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed
-        )
-        generator = make_generator(model, settings, backend) if cells_todo else None
+        generator = make_generator(model, gen, backend) if cells_todo else None
         for task_name, mode, task, examples in cells_todo:
             cell_dir = out / "runs" / label / (f"{task_name}-{mode}" if multi_mode else task_name)
             log.info("matrix: %s on %s (%s)", label, task_name, mode)
             metrics = evaluate_examples(
-                task, examples, data[task_name], generator, cell_dir, model=model, settings=settings,
-                samples=samples, batch_size=batch_size, backend=backend, progress=progress, limit=limit,
+                task, examples, data[task_name], generator, cell_dir, model=model, settings=gen,
+                backend=backend, progress=progress, limit=limit,
                 one_shot_file=str(one_shot_file) if mode == "one-shot" else None,
             )  # fmt: skip
             rows.append(
@@ -170,11 +161,11 @@ def run_matrix(
         "modes": list(modes),
         "settings": {
             "limit": limit,
-            "samples": samples,
-            "temperature": temperature,
-            "top_p": top_p,
-            "max_new_tokens": max_new_tokens,
-            "seed": seed,
+            "samples": gen.samples,
+            "temperature": gen.temperature,
+            "top_p": gen.top_p,
+            "max_new_tokens": gen.max_new_tokens,
+            "seed": gen.seed,
             "one_shot_file": str(one_shot_file) if one_shot_file else None,
         },
         "cells": rows,

@@ -17,24 +17,18 @@ from typing import Any, Protocol
 
 from ehrmind import __version__
 from ehrmind.errors import ConfigError, DataError, excerpt
-from ehrmind.generate.hf import require_sampling
-from ehrmind.io import (
-    JsonlAppender,
-    atomic_write_json,
-    atomic_write_jsonl,
-    output_folder,
-    read_jsonl,
-    sample_index,
-)
+from ehrmind.generate.settings import GenerationSettings, require_sampling
+from ehrmind.io import JsonlAppender, atomic_write_json, atomic_write_jsonl, read_jsonl, sample_index
+from ehrmind.runs import RUN_INFO as RUN_INFO  # where eval's record is, for callers
+from ehrmind.runs import RunFolder
 from ehrmind.snapshot import examples_hash
 from ehrmind.tasks.base import Task
-from ehrmind.types import Example
+from ehrmind.types import Example, Prediction
 
 log = logging.getLogger(__name__)
 
 PREDICTIONS = "predictions.jsonl"
 METRICS = "metrics.json"
-RUN_INFO = "run.json"
 # Settings that must match for a rerun into the same folder to count as a resume.
 RESUME_KEYS = (
     "task", "data_sha256", "model", "prompt_mode", "prefill", "samples", "temperature", "top_p",
@@ -67,6 +61,29 @@ def run_info(task: Task, examples: Sequence[Example], data: str, **extra: Any) -
     }
 
 
+def run_record(
+    task: Task,
+    examples: Sequence[Example],
+    data: str,
+    *,
+    model: str | None = None,
+    settings: GenerationSettings | None = None,
+    backend: Any = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The run record of an eval folder: `run_info`, the generation `settings` and the `backend` choice
+    when a model generates (`model`), else only what scoring depends on. The one builder of eval records
+    (eval, score, diagnose, matrix, the demo and the study)."""
+    generation: dict[str, Any] = {}
+    if model is not None:
+        settings = settings or GenerationSettings()
+        generation = {"model": model, **settings.record()}
+        generation.pop("batch_size")  # recorded by `run_eval`, which uses it
+    return run_info(
+        task, examples, data, **generation, **extra, **(backend.record() if backend is not None else {})
+    )
+
+
 def environment(generator: Any = None) -> dict[str, Any]:
     """Package versions and, from a generator that can say (`describe()`: the HF backend), its dtype, device
     and model revision: what a number depends on besides the data and the settings."""
@@ -87,13 +104,28 @@ def environment(generator: Any = None) -> dict[str, Any]:
     }
 
 
-def prediction_row(task: Task, example: Example, sample: int, completion: str) -> dict[str, Any]:
-    score = task.verify(example, completion)
-    row = {"id": example.id, "sample": sample, "completion": completion, **score.to_dict()}
-    row.update(task.verify_extra(example, completion))  # e.g. the benchmark's own extraction beside `correct`
+def prediction_row(
+    task: Task,
+    example: Example,
+    sample: int,
+    completion: str,
+    *,
+    finish_reason: str | None = None,
+    yes_probability: float | None = None,
+) -> Prediction:
+    """The verdict on one completion, with what reports group and break down by."""
+    extra = dict(task.verify_extra(example, completion))  # e.g. the benchmark's own extraction
     for field in (*task.group_fields, *task.row_fields):
-        row[field] = example.metadata.get(field)
-    return row
+        extra[field] = example.metadata.get(field)
+    return Prediction(
+        id=example.id,
+        sample=sample,
+        completion=completion,
+        score=task.verify(example, completion),
+        extra=extra,
+        finish_reason=finish_reason,
+        yes_probability=yes_probability,
+    )
 
 
 def model_probability(task: Task, generator: Any, example: Example, completion: str) -> float | None:
@@ -112,38 +144,17 @@ def model_probability(task: Task, generator: Any, example: Example, completion: 
     return 1.0 / (1.0 + math.exp(max(-700.0, min(no - yes, 700.0))))
 
 
-def _stored_info(out: Path) -> dict[str, Any] | None:
-    """The run.json an output folder already holds, if any."""
-    import json
-
-    path = out / RUN_INFO
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
-
-
-def _check_resume(out: Path, info: dict[str, Any]) -> None:
-    old = _stored_info(out)
-    if old is None:
-        return
-    changed = [k for k in RESUME_KEYS if old.get(k) != info.get(k)]
-    if changed:
-        raise ConfigError(
-            f"{out} holds a run with different {', '.join(changed)}; "
-            "use a new --out folder (or delete this one) to start a different run"
-        )
-
-
-def _check_score_target(out: Path, info: dict[str, Any], overwrite: bool) -> None:
-    if overwrite or not (out / RUN_INFO).exists():
+def _check_score_target(folder: RunFolder, info: dict[str, Any], overwrite: bool) -> None:
+    if overwrite or not folder.info_path.exists():
         return
     try:
-        old = _stored_info(out)
-    except (OSError, ValueError):
+        old = folder.stored() or {}
+    except DataError:
         old = {}
-    keys = (*RESUME_KEYS, "predictions")
-    if not isinstance(old, dict) or [k for k in keys if old.get(k) != info.get(k)]:
-        what = "an eval run" if isinstance(old, dict) and old.get("model") else "other results"
+    if not old or folder.changed(info, (*RESUME_KEYS, "predictions")):
+        what = "an eval run" if old.get("model") else "other results"
         raise ConfigError(
-            f"{out} holds {what}; scoring would replace its predictions and metrics. "
+            f"{folder.path} holds {what}; scoring would replace its predictions and metrics. "
             "Use another --out, or --overwrite to replace them"
         )
 
@@ -166,20 +177,10 @@ def run_eval(
         raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
     require_sampling(samples, info.get("temperature"))
     info = {**info, "batch_size": batch_size, "environment": environment(generator)}
-    out = output_folder(out_dir)
-    _check_resume(out, info)
-    pred_path = out / PREDICTIONS
-    fresh = not (out / RUN_INFO).exists() and not pred_path.exists()
-    atomic_write_json(out / RUN_INFO, info)
-    try:
-        return _generate_and_finalize(task, examples, generator, out, samples, batch_size, info, progress)
-    except BaseException:
-        # A run that failed before writing any prediction leaves the folder as it found it, so the next run
-        # (perhaps with other settings) is not refused as a "different run" (issue #16, cause 14).
-        if fresh and (not pred_path.exists() or pred_path.stat().st_size == 0):
-            pred_path.unlink(missing_ok=True)
-            (out / RUN_INFO).unlink(missing_ok=True)
-        raise
+    with RunFolder(out_dir, RESUME_KEYS, what="a run").run(info, [PREDICTIONS]) as folder:
+        return _generate_and_finalize(
+            task, examples, generator, folder.path, samples, batch_size, info, progress
+        )
 
 
 def evaluate_examples(
@@ -190,37 +191,22 @@ def evaluate_examples(
     out_dir: str | Path,
     *,
     model: str,
-    settings: Any,
-    samples: int = 1,
-    batch_size: int = 8,
+    settings: GenerationSettings,
     backend: Any = None,
     progress: bool = True,
     **extra: Any,
 ) -> dict[str, Any]:
-    """The generate-and-verify run every program sits on (`ehrmind eval`, matrix, the demo and the study):
-    the run record from the generation `settings` (a `GenerationSettings`) and the `backend` choice, the
-    sampling rule, then the resumable `run_eval`. `extra` goes into the run record (e.g. limit)."""
-    info = run_info(
-        task,
-        examples,
-        data,
-        model=model,
-        samples=samples,
-        temperature=settings.temperature,
-        top_p=settings.top_p,
-        max_new_tokens=settings.max_new_tokens,
-        seed=settings.seed,
-        **extra,
-        **(backend.record() if backend is not None else {}),
-    )
-    require_sampling(samples, settings.temperature)
+    """The generate-and-verify run every program sits on (`ehrmind eval`, diagnose, matrix, the demo and the
+    study): the run record (`run_record`: the generation `settings` and the `backend` choice), then the
+    resumable `run_eval`. `extra` goes into the run record (e.g. limit)."""
+    info = run_record(task, examples, data, model=model, settings=settings, backend=backend, **extra)
     return run_eval(
         task,
         examples,
         generator,
         out_dir,
-        samples=samples,
-        batch_size=batch_size,
+        samples=settings.samples,
+        batch_size=settings.batch_size,
         info=info,
         progress=progress,
     )
@@ -306,13 +292,16 @@ def _generate_and_finalize(
             for (ex, s), outs, why in zip(batch, completions, finish, strict=True):
                 if (ex.id, s) in done:
                     continue
-                row = prediction_row(task, ex, s, outs[0])
-                if why and why[0] is not None:
-                    row["finish_reason"] = why[0]  # "length": cut at max_new_tokens (the truncation rate)
-                p = model_probability(task, generator, ex, row["completion"])
-                if p is not None:
-                    row["yes_probability"] = p
-                rows.append(row)
+                rows.append(
+                    prediction_row(
+                        task,
+                        ex,
+                        s,
+                        outs[0],
+                        finish_reason=why[0] if why else None,  # "length": the truncation rate
+                        yes_probability=model_probability(task, generator, ex, outs[0]),
+                    ).to_dict()
+                )
             sink.write(rows)
             advance(len(rows))
 
@@ -343,7 +332,8 @@ def run_score(
     An `out_dir` holding other results (an eval run, or the scores of another file or data) is refused
     unless `overwrite`: scoring rewrites its predictions, run.json and metrics."""
     predictions = Path(predictions)
-    _check_score_target(Path(out_dir), {**info, "predictions": str(predictions)}, overwrite)
+    folder = RunFolder(out_dir, RESUME_KEYS)
+    _check_score_target(folder, {**info, "predictions": str(predictions)}, overwrite)
     lines = read_jsonl(predictions)
     if not lines:
         raise DataError("file has no predictions", file=predictions)
@@ -377,12 +367,11 @@ def run_score(
             )
         first_row[ex_id, sample] = lineno
         counts[ex_id] += 1
-        rows.append(prediction_row(task, by_id[ex_id], sample, line["completion"]))
-    out = output_folder(out_dir)
-    atomic_write_jsonl(out / PREDICTIONS, rows)
+        rows.append(prediction_row(task, by_id[ex_id], sample, line["completion"]).to_dict())
+    atomic_write_jsonl(folder.create() / PREDICTIONS, rows)
     info = {**info, "predictions": str(predictions), "n_examples_scored": len(counts)}
-    atomic_write_json(out / RUN_INFO, info)
-    return finalize(task, rows, out, info, examples)
+    folder.write_info(info)
+    return finalize(task, rows, folder.path, info, examples)
 
 
 def finalize(

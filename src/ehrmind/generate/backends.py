@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ehrmind.errors import ConfigError
-from ehrmind.generate.hf import GenerationSettings
+from ehrmind.generate.settings import GenerationSettings
 
 log = logging.getLogger(__name__)
 

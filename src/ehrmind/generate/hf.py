@@ -4,38 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ehrmind.errors import ConfigError
 from ehrmind.generate.chat import render_prompt
+from ehrmind.generate.settings import GenerationSettings
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class GenerationSettings:
-    max_new_tokens: int = 512
-    temperature: float = 0.0
-    """0 means greedy decoding."""
-    top_p: float = 1.0
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.max_new_tokens < 1:
-            raise ConfigError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
-        if self.temperature < 0:
-            raise ConfigError(f"temperature must be >= 0, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
-
-
-def require_sampling(samples: int, temperature: float | None) -> None:
-    """Several samples of one prompt need sampling: with greedy decoding (temperature 0) they are identical,
-    and pass@k or a majority over them would mean nothing. The one place this rule lives."""
-    if samples > 1 and not (temperature or 0) > 0:
-        raise ConfigError("several samples with greedy decoding are identical; set --temperature > 0")
 
 
 def load_pretrained(model: str, dtype: Any, **model_kwargs: Any) -> tuple[Any, Any]:

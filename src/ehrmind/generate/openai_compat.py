@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from ehrmind.errors import ConfigError, UserError
-from ehrmind.generate.hf import GenerationSettings
+from ehrmind.generate.settings import GenerationSettings
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

@@ -45,7 +45,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from ehrmind.errors import ConfigError
-from ehrmind.generate.hf import GenerationSettings
+from ehrmind.generate.settings import GenerationSettings
 
 log = logging.getLogger(__name__)
 
@@ -349,7 +349,12 @@ class ChatBackend:
             raise BadRequest(f"bad sampling parameter: 'seed' must be an integer from 0 to {MAX_SEED}")
         try:
             settings = replace(
-                base, max_new_tokens=max_tokens, temperature=float(temperature), top_p=float(top_p), seed=seed
+                base,
+                samples=1,  # n is the request's own; the settings describe one completion
+                max_new_tokens=max_tokens,
+                temperature=float(temperature),
+                top_p=float(top_p),
+                seed=seed,
             )
         except (TypeError, ValueError) as e:  # ConfigError is a ValueError
             raise BadRequest(f"bad sampling parameter: {e}") from None

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ehrmind.errors import ConfigError
-from ehrmind.generate.hf import GenerationSettings
+from ehrmind.generate.settings import GenerationSettings
 
 INSTALL = "pip install 'ehrmind[vllm]' (vLLM needs a CUDA GPU; on CPU use --backend hf)"
 

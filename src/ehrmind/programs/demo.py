@@ -96,7 +96,8 @@ def run_demo(
     progress: bool = True,
 ) -> Path:
     """Run (or resume) the demo into `out_dir`; returns the path of `report.md`."""
-    from ehrmind.eval.diagnose import DiagnosisSettings, GenerationOptions, run_diagnose
+    from ehrmind.eval.diagnose import DiagnosisSettings, run_diagnose
+    from ehrmind.generate.settings import GenerationSettings
     from ehrmind.recipes import DEMO
     from ehrmind.train.recipe import load_recipe
     from ehrmind.train.rl import run_rl
@@ -211,7 +212,8 @@ def run_demo(
         DiagnosisSettings(k=s.k, **REPORTED_DIAGNOSIS),
         model=str(out / "sft"),
         limit=s.diagnose_items,
-        generation=GenerationOptions(
+        generation=GenerationSettings(
+            samples=s.k,
             temperature=float(rl.trl.get("temperature", 1.0)),
             top_p=float(rl.trl.get("top_p", 1.0)),
             max_new_tokens=s.max_new_tokens,

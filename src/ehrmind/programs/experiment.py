@@ -93,14 +93,15 @@ def evaluate(
     """Generate, verify and write an evaluation folder (resumable); returns its metrics and prediction rows."""
     from ehrmind.eval.runner import PREDICTIONS, evaluate_examples
     from ehrmind.generate.backends import make_generator
-    from ehrmind.generate.hf import GenerationSettings
+    from ehrmind.generate.settings import GenerationSettings
 
     settings = GenerationSettings(
-        max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed
-    )
+        samples=samples, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
+        batch_size=batch_size, seed=seed,
+    )  # fmt: skip
     metrics = evaluate_examples(
         task, examples, str(data), make_generator(str(model), settings), out, model=str(model),
-        settings=settings, samples=samples, batch_size=batch_size, progress=progress,
+        settings=settings, progress=progress,
     )  # fmt: skip
     return metrics, read_jsonl(out / PREDICTIONS)
 

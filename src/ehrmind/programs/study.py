@@ -102,7 +102,8 @@ def run_study(
 ) -> Path:
     """Run (or resume) the study into `out_dir`; returns the path of `report.md`. `sft_overrides` (`--set`
     style) apply to the general model and the warm-up, `rl_overrides` to both RL stages."""
-    from ehrmind.eval.diagnose import DiagnosisSettings, GenerationOptions, run_diagnose
+    from ehrmind.eval.diagnose import DiagnosisSettings, run_diagnose
+    from ehrmind.generate.settings import GenerationSettings
     from ehrmind.recipes import STUDY
     from ehrmind.snapshot import EXAMPLES, write_snapshot
     from ehrmind.train.recipe import load_recipe
@@ -221,7 +222,8 @@ def run_study(
         DiagnosisSettings(k=s.k, **REPORTED_DIAGNOSIS),
         model=str(general),
         limit=s.diagnose_items,
-        generation=GenerationOptions(
+        generation=GenerationSettings(
+            samples=s.k,
             temperature=float(rl_trl.get("temperature", 1.0)),
             top_p=float(rl_trl.get("top_p", 1.0)),
             max_new_tokens=s.max_new_tokens,

@@ -38,15 +38,10 @@ from typing import Any, Literal
 
 from ehrmind import __version__
 from ehrmind.errors import ConfigError, DataError
-from ehrmind.generate.hf import require_sampling
-from ehrmind.io import (
-    JsonlAppender,
-    atomic_write_json,
-    atomic_write_jsonl,
-    output_folder,
-    read_jsonl,
-    sample_index,
-)
+from ehrmind.generate.settings import require_sampling
+from ehrmind.io import JsonlAppender, atomic_write_json, atomic_write_jsonl, read_jsonl, sample_index
+from ehrmind.runs import RUN_INFO as RUN_INFO  # the record beside the rationales, for callers
+from ehrmind.runs import RunFolder
 from ehrmind.snapshot import examples_hash
 from ehrmind.tasks.base import Task
 from ehrmind.types import Example
@@ -57,7 +52,6 @@ Mode = Literal["teacher", "self"]
 RATIONALES = "rationales.jsonl"
 ATTEMPTS = "attempts.jsonl"
 SUMMARY = "summary.json"
-RUN_INFO = "run.json"
 RESUME_KEYS = (
     "task",
     "mode",
@@ -227,7 +221,8 @@ def run_rationales(
     temperature = getattr(settings, "temperature", None)
     require_sampling(samples, temperature)
     source = str(getattr(generator, "name", "model"))
-    out = output_folder(out_dir)
+    folder = RunFolder(out_dir, RESUME_KEYS, what="rationales made")
+    out = folder.path
     run = {
         "task": task.name,
         "task_version": task.version,
@@ -245,9 +240,35 @@ def run_rationales(
         "ehrmind_version": __version__,
         **(info or {}),
     }
-    _check_resume(out, run)
-    atomic_write_json(out / RUN_INFO, run)
+    with folder.run(run, [ATTEMPTS, RATIONALES]):
+        _attempt(
+            task, examples, generator, out, samples, mode, source, keep_per_example, batch_size, progress
+        )
+    summary = _finish(task, out, examples, [ex for ex in examples if task.can_score(ex)], run)
+    log.info(
+        "rationales: kept %d of %d attempts; %d of %d examples have one; dropped %s",
+        summary["kept"],
+        summary["attempts"],
+        summary["examples_with_rationale"],
+        summary["n_scorable"],
+        summary["dropped_by_reason"],
+    )
+    return summary
 
+
+def _attempt(
+    task: Task,
+    examples: Sequence[Example],
+    generator: Any,
+    out: Path,
+    samples: int,
+    mode: Mode,
+    source: str,
+    keep_per_example: int,
+    batch_size: int,
+    progress: bool,
+) -> None:
+    """Attempt the examples not yet attempted, appending each batch's attempts and kept rationales."""
     by_id = {ex.id: ex for ex in examples}
     done = _recover(out, by_id, samples)
     scorable = [ex for ex in examples if task.can_score(ex)]
@@ -277,30 +298,6 @@ def run_rationales(
             kept_sink.write(kept_rows)  # rationales first: a kill before the attempts are written
             attempt_sink.write(attempt_rows)  # leaves them orphaned, and the next run drops them
             advance(len(batch))
-
-    summary = _finish(task, out, examples, scorable, run)
-    log.info(
-        "rationales: kept %d of %d attempts; %d of %d examples have one; dropped %s",
-        summary["kept"],
-        summary["attempts"],
-        summary["examples_with_rationale"],
-        summary["n_scorable"],
-        summary["dropped_by_reason"],
-    )
-    return summary
-
-
-def _check_resume(out: Path, run: dict[str, Any]) -> None:
-    path = out / RUN_INFO
-    if not path.exists():
-        return
-    old = json.loads(path.read_text(encoding="utf-8"))
-    changed = [k for k in RESUME_KEYS if old.get(k) != run.get(k)]
-    if changed:
-        raise ConfigError(
-            f"{out} holds rationales made with different {', '.join(changed)}; use a new --out folder (or "
-            "delete this one) to start a different run"
-        )
 
 
 def _recover(out: Path, by_id: dict[str, Example], samples: int) -> set[str]:

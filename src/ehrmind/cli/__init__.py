@@ -1,0 +1,47 @@
+"""The `ehrmind` command line. Subcommands parse options, call one function, and say where outputs went.
+
+Each module holds a group of commands (options shared between them in `options.py`); this one builds the
+app and lists the commands in the order `ehrmind --help` shows them."""
+
+from __future__ import annotations
+
+import typer
+
+from ehrmind.cli import data, diagnose, evaluate, matrix, programs, serve, train
+from ehrmind.cli.common import Commands, ListOptions
+
+app = typer.Typer(
+    cls=Commands,
+    name="ehrmind",
+    help="Adapt LLMs to clinical reasoning over EHRs: SFT warm-up, then RL with verifiable rewards.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+COMMANDS = (
+    ("eval", evaluate.eval_cmd),
+    ("score", evaluate.score_cmd),
+    ("diagnose", diagnose.diagnose_cmd),
+    ("matrix", matrix.matrix_cmd),
+    ("data", data.data_cmd),
+    ("sft", train.sft_cmd),
+    ("rl", train.rl_cmd),
+    ("import-recipe", train.import_recipe_cmd),
+    ("rationales", train.rationales_cmd),
+    ("serve", serve.serve_cmd),
+    ("audit", data.audit_cmd),
+    ("export-predictions", evaluate.export_predictions_cmd),
+    ("export-verl", train.export_verl_cmd),
+    ("tiny-model", train.tiny_model_cmd),
+    ("demo", programs.demo_cmd),
+)
+LISTS = {"diagnose", "matrix"}
+"""Commands that take several values after one flag (`--models A B`, `--mode reasoning direct`)."""
+
+for _name, _command in COMMANDS:
+    app.command(_name, cls=ListOptions if _name in LISTS else None)(_command)
+
+
+def main() -> None:
+    app()

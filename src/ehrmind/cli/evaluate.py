@@ -1,0 +1,159 @@
+"""`ehrmind eval`, `score` and `export-predictions`: one model's predictions, made here or elsewhere, scored
+by the task's verifier."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ehrmind.cli.common import fail, flag_groups, key_values, setup_logging
+from ehrmind.cli.options import (
+    ANY_BACKEND,
+    GREEDY,
+    BackendFlags,
+    DataOpt,
+    DeviceOpt,
+    LimitOpt,
+    ModelOpt,
+    ModeOpt,
+    OutOpt,
+    OverwriteOpt,
+    PrefillOpt,
+    Sampling,
+    SplitOpt,
+    TaskOpt,
+    TaskOptionOpt,
+)
+
+
+def summary(metrics: dict, out: Path) -> None:
+    """What eval and score print: accuracy with its interval, and where the results went."""
+    acc, ci = metrics.get("accuracy"), metrics.get("ci95")
+    acc_s = "—" if acc is None else f"{100 * acc:.1f}%"
+    ci_s = "" if not ci else f" (95% CI {100 * ci[0]:.1f}–{100 * ci[1]:.1f})"
+    typer.echo(
+        f"accuracy {acc_s}{ci_s} over n={metrics.get('n')}; format errors {metrics.get('format_error_rate')}"
+    )
+    if metrics.get("official_accuracy") is not None:  # the benchmark's own extraction, where the task has one
+        typer.echo(
+            f"official accuracy {100 * metrics['official_accuracy']:.1f}% "
+            f"({metrics.get('n_official_disagree', 0)} rows where the two verdicts differ)"
+        )
+    typer.echo(f"wrote {out / 'predictions.jsonl'}, {out / 'metrics.json'}, {out / 'report.md'}")
+
+
+@flag_groups
+def eval_cmd(
+    task: TaskOpt,
+    data: DataOpt,
+    model: ModelOpt,
+    out: OutOpt,
+    limit: LimitOpt = None,
+    sampling: Sampling = GREEDY,
+    split: SplitOpt = None,
+    mode: ModeOpt = "reasoning",
+    prefill: PrefillOpt = False,
+    device: DeviceOpt = "cpu",
+    task_option: TaskOptionOpt = None,
+    backend_flags: BackendFlags = ANY_BACKEND,
+    logprobs: Annotated[
+        bool,
+        typer.Option(
+            "--logprobs",
+            help="With --url: ask the endpoint for the answer token's top log-probabilities, so a yes/no "
+            "task's AUROC ranks by the model's P(yes) (vLLM or ehrmind serve; one more request per answer).",
+        ),
+    ] = False,
+) -> None:
+    """Generate with a model (transformers, vLLM or an endpoint) and score with the task's verifier
+    (resumable)."""
+    setup_logging()
+    from ehrmind.api import evaluate
+
+    backend = backend_flags.choose(device, logprobs=logprobs)
+    metrics = evaluate(
+        task,
+        data,
+        model,
+        out,
+        split=split,
+        limit=limit,
+        mode=mode,
+        prefill=prefill,
+        task_options=key_values(task_option),
+        backend=backend,
+        generation=sampling.settings(),
+    )
+    summary(metrics, out)
+
+
+def score_cmd(
+    task: TaskOpt,
+    data: DataOpt,
+    predictions: Annotated[
+        Path, typer.Option("--predictions", help='JSONL lines {"id": …, "completion": …}.')
+    ],
+    out: OutOpt,
+    split: SplitOpt = None,
+    mode: ModeOpt = "reasoning",
+    prefill: PrefillOpt = False,
+    task_option: TaskOptionOpt = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Score completions produced elsewhere (an API model, another framework)."""
+    setup_logging()
+    from ehrmind.api import score
+
+    metrics = score(
+        task,
+        data,
+        predictions,
+        out,
+        split=split,
+        mode=mode,
+        prefill=prefill,
+        task_options=key_values(task_option),
+        overwrite=overwrite,
+    )
+    summary(metrics, out)
+
+
+def export_predictions_cmd(
+    task: TaskOpt,
+    predictions: Annotated[
+        Path,
+        typer.Option(
+            "--predictions", help="An eval or score folder, or its predictions.jsonl (scored rows)."
+        ),
+    ],
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format", help="meds (ehrshot: meds-evaluation parquet) or trec (trec_ct: a run file)."
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Output file.")],
+    run_name: Annotated[
+        str, typer.Option("--run-name", help="The run's name in a TREC run file.")
+    ] = "ehrmind",
+) -> None:
+    """Write scored predictions in a format other tools read: MEDS-DEV / meds-evaluation, trec_eval."""
+    setup_logging()
+    from ehrmind.errors import DataError
+    from ehrmind.io import read_jsonl
+    from ehrmind.registry import get_task
+
+    t = get_task(task)
+    if fmt not in t.export_formats:
+        fail(ValueError(f"task {task} exports {', '.join(t.export_formats) or 'no format'}, not {fmt!r}"))
+    path = predictions / "predictions.jsonl" if predictions.is_dir() else predictions
+    rows = read_jsonl(path)
+    unscored = next((i for i, r in enumerate(rows, 1) if "correct" not in r), None)
+    if unscored is not None:
+        raise DataError(
+            "not a scored prediction row: score completions first (ehrmind score)", file=path, row=unscored
+        )
+    counts = t.export_predictions(fmt, rows, out, run_name=run_name)
+    typer.echo(f"wrote {out} ({', '.join(f'{k} {v}' for k, v in counts.items())})")

@@ -1,0 +1,347 @@
+"""The training commands: `ehrmind sft` and `rl` (ehrmind recipes or flat TRL / open-r1 configs),
+`import-recipe`, the SFT rationales, the verl export and the tiny models tests and the demo train."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ehrmind.cli.common import fail, key_values, setup_logging
+from ehrmind.cli.options import (
+    ApiKeyEnvOpt,
+    BatchSizeOpt,
+    DataOpt,
+    DeviceOpt,
+    LimitOpt,
+    MaxNewTokensOpt,
+    OutOpt,
+    OverwriteOpt,
+    PrefillOpt,
+    RecipeOpt,
+    SamplesOpt,
+    SeedOpt,
+    SetOpt,
+    SplitOpt,
+    TaskOpt,
+    TaskOptionOpt,
+    TemperatureOpt,
+    TopPOpt,
+    TrainTaskOpt,
+)
+
+
+def _print_translation(translation) -> None:  # type: ignore[no-untyped-def]
+    """The table of a flat TRL config's keys: their key → our key, with what happened and why."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{translation.source} → ehrmind {translation.stage} recipe", title_justify="left")
+    for name in ("their key", "our key", "status", "note"):
+        table.add_column(name, no_wrap=name != "note", overflow="fold")
+    for k in translation.keys:
+        style = {"refused": "red", "ignored": "yellow", "dropped": "yellow"}.get(k.status)
+        table.add_row(k.theirs, k.ours or "—", k.status, k.note, style=style)
+    console = Console()
+    console.width = max(console.width, 140)
+    console.print(table)
+
+
+def _train(
+    stage: str,
+    recipe: Path,
+    overrides: list[str] | None,
+    plans: list[Path] | None = None,
+    task: str | None = None,
+) -> None:
+    setup_logging()
+    from ehrmind.train.flat import TranslationError
+    from ehrmind.train.recipe import load_recipe
+
+    try:
+        # validated before any model loads; a flat TRL / open-r1 config is translated first
+        r = load_recipe(recipe, overrides or [], stage=stage, plans=plans, task=task)  # type: ignore[arg-type]
+        if r.imported is not None:
+            _print_translation(r.imported)
+        if stage == "sft":
+            from ehrmind.train.sft import run_sft as run
+        else:
+            from ehrmind.train.rl import run_rl as run
+        out = run(r)
+    except TranslationError as e:  # the table first, then the error (the central handler's)
+        _print_translation(e.translation)
+        raise
+    typer.echo(f"wrote model, checkpoints and ehrmind_run.json to {out}")
+
+
+def sft_cmd(
+    recipe: RecipeOpt,
+    option: SetOpt = None,
+    plan: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--plan",
+            help="Recipe fragment merged before --set, e.g. the sft_plan.yaml of `ehrmind diagnose`.",
+        ),
+    ] = None,
+    task: TrainTaskOpt = None,
+) -> None:
+    """SFT warm-up (TRL SFTTrainer); rerun the same command to resume from the last checkpoint. A flat TRL /
+    open-r1 SFT config is translated (table of what went where) and run."""
+    _train("sft", recipe, option, plan, task)
+
+
+def rl_cmd(recipe: RecipeOpt, option: SetOpt = None, task: TrainTaskOpt = None) -> None:
+    """GRPO with verifiable rewards (TRL GRPOTrainer); rerun the same command to resume. A flat TRL / open-r1
+    GRPO config is translated (table of what went where) and run."""
+    _train("rl", recipe, option, task=task)
+
+
+def import_recipe_cmd(
+    config: Annotated[
+        Path,
+        typer.Argument(help="Flat TRL / open-r1 YAML: model_name_or_path, dataset_name, TRL config fields."),
+    ],
+    stage: Annotated[str, typer.Option("--stage", help="sft or rl: the TRL config the file is for.")],
+    out: Annotated[Path, typer.Option("--out", help="The ehrmind recipe (YAML) to write.")],
+    task: TrainTaskOpt = None,
+    drop: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--drop", help="Leave a key of the file out on purpose, e.g. reward_funcs (repeatable)."
+        ),
+    ] = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Translate a flat TRL / open-r1 config into an ehrmind recipe; print their key → our key for every key."""
+    from ehrmind.errors import ConfigError
+    from ehrmind.train.flat import TranslationError, read_flat, write_recipe
+
+    if stage not in ("sft", "rl"):
+        fail(ConfigError(f"--stage must be sft or rl, got {stage!r}"))
+    try:
+        translation = read_flat(config, stage=stage, task=task, drop=drop or [])  # type: ignore[arg-type]
+        _print_translation(translation)
+        path = write_recipe(translation, out, overwrite=overwrite)
+    except TranslationError as e:
+        _print_translation(e.translation)
+        raise
+    typer.echo(f"wrote {path}; run it with `ehrmind {stage} --recipe {path}`")
+
+
+def rationales_cmd(
+    task: TaskOpt,
+    data: DataOpt,
+    out: OutOpt,
+    teacher_url: Annotated[
+        str | None,
+        typer.Option("--teacher-url", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1."),
+    ] = None,
+    teacher_model: Annotated[
+        str | None, typer.Option("--teacher-model", help="Model name the endpoint serves.")
+    ] = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Local model folder or Hub id (with --self).")
+    ] = None,
+    self_mode: Annotated[
+        bool, typer.Option("--self", help="Rejection sampling from the model being trained (no gold hint).")
+    ] = False,
+    samples: SamplesOpt = 1,
+    keep_per_example: Annotated[
+        int, typer.Option("--keep-per-example", help="Verified rationales kept per example (0 = all).")
+    ] = 1,
+    temperature: TemperatureOpt = 0.7,
+    top_p: TopPOpt = 1.0,
+    max_new_tokens: MaxNewTokensOpt = 1024,
+    limit: LimitOpt = None,
+    batch_size: BatchSizeOpt = 8,
+    seed: SeedOpt = 0,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per HTTP request.")] = 120.0,
+    max_retries: Annotated[int, typer.Option("--max-retries", help="Retries on 429/5xx/no reply.")] = 5,
+    concurrency: Annotated[int, typer.Option("--concurrency", help="Parallel HTTP requests.")] = 1,
+    split: SplitOpt = None,
+    prefill: PrefillOpt = False,
+    device: DeviceOpt = "cpu",
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            "--backend",
+            help="With --model: hf (default) or vllm (pip install 'ehrmind[vllm]'); --teacher-url is openai.",
+        ),
+    ] = None,
+    task_option: TaskOptionOpt = None,
+) -> None:
+    """SFT warm-up rationales from a teacher endpoint or the model itself (--self), kept only if verified.
+
+    Teacher mode gives the gold answer and asks for the reasoning; --self samples without it (rejection
+    sampling). Writes rationales.jsonl (SFT data), attempts.jsonl and summary.json; resumable."""
+    setup_logging()
+    from ehrmind.generate.settings import GenerationSettings
+    from ehrmind.registry import get_task
+    from ehrmind.train.rationales import make_generator, run_rationales
+
+    t = get_task(task, prefill=prefill, **key_values(task_option))
+    examples = t.load(data, split)[:limit]
+    settings = GenerationSettings(
+        max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed
+    )
+    generator, mode = make_generator(
+        teacher_url=teacher_url,
+        teacher_model=teacher_model,
+        api_key_env=api_key_env,
+        model=model,
+        self_mode=self_mode,
+        settings=settings,
+        device=device,
+        timeout=timeout,
+        max_retries=max_retries,
+        concurrency=concurrency,
+        backend=backend,
+    )
+    summary = run_rationales(
+        t,
+        examples,
+        generator,
+        out,
+        samples=samples,
+        mode=mode,
+        keep_per_example=keep_per_example,
+        batch_size=batch_size,
+        info={"data": data, "limit": limit, "seed": seed},
+    )
+    typer.echo(
+        f"kept {summary['kept']} of {summary['attempts']} attempts ({summary['examples_with_rationale']} of "
+        f"{summary['n_scorable']} examples); dropped {summary['dropped_by_reason'] or 0}"
+    )
+    typer.echo(f"wrote {out / 'rationales.jsonl'}, {out / 'attempts.jsonl'}, {out / 'summary.json'}")
+
+
+def export_verl_cmd(
+    out: Annotated[Path, typer.Option("--out", help="Output folder (train/val parquet, run_verl.sh).")],
+    task: Annotated[
+        str | None, typer.Option("--task", help="Registered task (default: the recipe's).")
+    ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option("--data", help="Training data: file, snapshot or Hub id (default: the recipe's)."),
+    ] = None,
+    recipe: Annotated[
+        Path | None, typer.Option("--recipe", help="RL recipe whose GRPO settings the launch script mirrors.")
+    ] = None,
+    option: SetOpt = None,
+    split: SplitOpt = None,
+    val_fraction: Annotated[
+        float, typer.Option("--val-fraction", help="Share held out for validation, by patient/note group.")
+    ] = 0.1,
+    val_data: Annotated[
+        str | None, typer.Option("--val-data", help="Validation data instead of a held-out share.")
+    ] = None,
+    val_split: Annotated[str | None, typer.Option("--val-split", help="Split of a Hub --val-data.")] = None,
+    group_by: Annotated[
+        str | None, typer.Option("--group-by", help="Metadata field the held-out split keeps together.")
+    ] = None,
+    mode: Annotated[str | None, typer.Option("--mode", help="Prompt mode (default: the recipe's).")] = None,
+    prefill: Annotated[
+        bool | None,
+        typer.Option("--prefill/--no-prefill", help="Prefill the assistant turn (default: the recipe's)."),
+    ] = None,
+    task_option: TaskOptionOpt = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="Model path (default: the recipe's); its tokenizer counts prompts."),
+    ] = None,
+    gpus: Annotated[int, typer.Option("--gpus", min=1, help="GPUs per node the batch sizes assume.")] = 8,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Split seed (default: the recipe's, else 0).")
+    ] = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """verl RL export: train/val parquet and run_verl.sh mirroring the recipe's GRPO settings (docs/verl.md)."""
+    setup_logging()
+    from ehrmind.errors import ConfigError
+    from ehrmind.registry import get_task
+    from ehrmind.train.verl_launch import export_verl, split_train_val
+
+    r = None
+    if recipe is not None:
+        from ehrmind.train.recipe import load_recipe
+
+        r = load_recipe(recipe, option or [], stage="rl")
+    elif option:
+        raise ConfigError("--set overrides a recipe; give --recipe")
+    task_name, data_src = task or (r.task if r else None), data or (r.data if r else None)
+    if not task_name or not data_src:
+        raise ConfigError("give --task and --data, or a --recipe that names them")
+    opts = r.task_options if r else None
+    t = get_task(
+        task_name,
+        mode=mode or (opts.mode if opts else "reasoning"),
+        prefill=prefill if prefill is not None else (opts.prefill if opts else False),
+        **({"system_prompt": opts.system_prompt} if opts and opts.system_prompt else {}),
+        **({"reward_weights": r.reward_weights.model_dump()} if r else {}),
+        **key_values(task_option),
+    )
+    split_seed = seed if seed is not None else (r.seed if r else 0)
+    examples = t.load(data_src, split or (r.split if r else None))
+    if r and r.limit:
+        examples = examples[: r.limit]
+    if val_data:
+        train, val, grouped = examples, t.load(val_data, val_split), "--val-data"
+    else:
+        train, val, grouped = split_train_val(
+            examples, val_fraction, split_seed, group_by, fields=t.split_fields
+        )
+    info = export_verl(
+        t,
+        train,
+        val,
+        out,
+        trl=r.trl if r else {},
+        model=model or (r.model if r else None),
+        gpus=gpus,
+        seed=split_seed,
+        output_dir=r.output_dir if r else None,
+        max_prompt_tokens=r.max_prompt_tokens if r else None,
+        template_kwargs=getattr(r, "chat_template_kwargs", None) or None,
+        overwrite=overwrite,
+        record={
+            "task": t.name,
+            "task_version": t.version,
+            "data": data_src,
+            "val": grouped,
+            "recipe": str(recipe) if recipe else None,
+            "seed": split_seed,
+            "prefill": t.prefill_text,
+        },
+    )
+    lengths = info["prompt_lengths"]
+    typer.echo(
+        f"wrote {out}: train.parquet ({info['n_train']} rows), val.parquet ({info['n_val']} rows, held out by "
+        f"{grouped}), run_verl.sh, export.json"
+        + (
+            f"; dropped {info['dropped_prompt_too_long']} prompts over max_prompt_tokens"
+            if info["dropped_prompt_too_long"]
+            else ""
+        )
+    )
+    typer.echo(f"prompt length {lengths['max_tokens']} tokens, {lengths['how']}")
+    for key, value in info["overrides"].items():
+        typer.echo(f"  {key}={str(value).lower() if isinstance(value, bool) else value}")
+    typer.echo(f"install verl: {info['verl_install']}; run: MODEL=... bash {out / 'run_verl.sh'}")
+
+
+def tiny_model_cmd(
+    out: OutOpt,
+    size: Annotated[str, typer.Option("--size", help="tiny or small")] = "tiny",
+    seed: SeedOpt = 0,
+) -> None:
+    """Build a small random causal LM with a chat template, locally (no hub), for tests and the demo."""
+    setup_logging()
+    from ehrmind.train.tiny import build_tiny_model
+
+    if size not in ("tiny", "small"):
+        fail(ValueError(f"--size must be tiny or small, got {size!r}"))
+    path = build_tiny_model(out, size=size, seed=seed)
+    typer.echo(f"wrote model and tokenizer to {path}")

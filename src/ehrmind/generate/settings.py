@@ -1,0 +1,70 @@
+"""How completions are sampled: one settings type for eval, diagnose, matrix, rationales, serve and Python.
+
+Every generator (transformers, vLLM, an endpoint) reads `temperature`, `top_p`, `max_new_tokens` and `seed`;
+the runs that sit on them read `samples` and `batch_size`. The rule that several samples of a prompt need
+sampling (`require_sampling`) is checked here, so no caller repeats it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from ehrmind.errors import ConfigError
+
+ROLLOUT_TEMPERATURE = 0.6
+ROLLOUT_TOP_P = 0.95
+"""The defaults for pass@k sampling (`ehrmind diagnose`): what the GRPO recipes' rollouts use."""
+
+
+def require_sampling(samples: int, temperature: float | None) -> None:
+    """Several samples of one prompt need sampling: with greedy decoding (temperature 0) they are identical,
+    and pass@k or a majority over them would mean nothing. The one place this rule lives."""
+    if samples > 1 and not (temperature or 0) > 0:
+        raise ConfigError("several samples with greedy decoding are identical; set --temperature > 0")
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """Generation settings, checked when made (a bad value is a ConfigError naming it)."""
+
+    samples: int = 1
+    """Completions per prompt (K)."""
+    temperature: float = 0.0
+    """0 means greedy decoding."""
+    top_p: float = 1.0
+    max_new_tokens: int = 1024
+    batch_size: int = 8
+    """Prompts per generate call. Batches are seeded by position and padded together, so it shapes the
+    completions of a local model (a resumed run must keep it)."""
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("samples", "max_new_tokens", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+        if self.temperature < 0:
+            raise ConfigError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
+        require_sampling(self.samples, self.temperature)
+
+    @classmethod
+    def rollout(cls, samples: int, **changes: object) -> GenerationSettings:
+        """Sampled as GRPO rollouts are (temperature 0.6, top-p 0.95): for pass@k headroom."""
+        values: dict[str, object] = {"temperature": ROLLOUT_TEMPERATURE, "top_p": ROLLOUT_TOP_P, **changes}
+        return cls(samples=samples, **values)  # type: ignore[arg-type]
+
+    def replace(self, **changes: object) -> GenerationSettings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    def record(self) -> dict[str, object]:
+        """What a run record holds of these settings (run.json)."""
+        return {
+            "samples": self.samples,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_new_tokens": self.max_new_tokens,
+            "seed": self.seed,
+            "batch_size": self.batch_size,
+        }

@@ -150,11 +150,22 @@ def test_one_generation_settings_type_checks_the_sampling_rule():
 
     with pytest.raises(ConfigError, match="greedy decoding are identical"):
         GenerationSettings(samples=4)
-    for bad in ({"batch_size": 0}, {"max_new_tokens": 0}, {"samples": True}, {"top_p": 0}, {"temperature": -1}):
+    for bad in (
+        {"batch_size": 0},
+        {"max_new_tokens": 0},
+        {"samples": True},
+        {"top_p": 0},
+        {"temperature": -1},
+    ):
         with pytest.raises(ConfigError, match=next(iter(bad))):
             GenerationSettings(**bad)
     rollout = GenerationSettings.rollout(8, seed=3)
-    assert (rollout.samples, rollout.temperature, rollout.top_p, rollout.seed) == (8, ROLLOUT_TEMPERATURE, 0.95, 3)
+    assert (rollout.samples, rollout.temperature, rollout.top_p, rollout.seed) == (
+        8,
+        ROLLOUT_TEMPERATURE,
+        0.95,
+        3,
+    )
     assert rollout.replace(samples=1, temperature=0.0).samples == 1
     classes = [
         f"{path.relative_to(SRC)}: {node.name}"

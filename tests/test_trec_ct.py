@@ -186,7 +186,7 @@ def test_prompt_holds_everything_when_it_fits(task, trec_examples):
 
 @pytest.mark.parametrize("budget", [300, 600, 900, 1500])
 def test_budget_never_cuts_the_note_nor_drops_a_section_silently(trec_examples, budget):
-    t = get_task("trec_ct", max_prompt_tokens=budget)
+    t = get_task("trec_ct", prompt_token_budget=budget)
     for ex in trec_examples:
         text, stats = t.fit_prompt(ex)
         assert ex.input["patient"] in text  # never cut
@@ -204,7 +204,7 @@ def test_budget_never_cuts_the_note_nor_drops_a_section_silently(trec_examples, 
 def test_budget_truncates_criteria_proportionally():
     inclusion = [f"inclusion criterion number {i} " + "word " * 20 for i in range(40)]
     exclusion = [f"exclusion criterion number {i} " + "word " * 20 for i in range(20)]
-    t = get_task("trec_ct", max_prompt_tokens=1200)
+    t = get_task("trec_ct", prompt_token_budget=1200)
     text, stats = t.fit_prompt(_ex(2, inclusion=inclusion, exclusion=exclusion))
     kept_inc = sum(f"inclusion criterion number {i} " in text for i in range(40))
     kept_exc = sum(f"exclusion criterion number {i} " in text for i in range(20))
@@ -216,7 +216,7 @@ def test_budget_truncates_criteria_proportionally():
 
 def test_budget_with_a_real_token_counter_and_one_huge_criterion():
     count_words = lambda s: len(s.split())  # noqa: E731 - a stand-in tokenizer
-    t = get_task("trec_ct", max_prompt_tokens=400, token_counter=count_words)
+    t = get_task("trec_ct", prompt_token_budget=400, token_counter=count_words)
     blob = " ".join(f"w{i}" for i in range(2000))  # one criterion, as some sources store a whole section
     text, stats = t.fit_prompt(_ex(2, inclusion=[blob], exclusion=["Pregnancy"]))
     assert stats["truncated_criteria"] == 1 and "[… truncated …]" in text and "w0 w1 w2" in text
@@ -231,11 +231,11 @@ def test_unsplit_criteria_and_demographics_are_stated(task):
     assert "Eligible sex: Female" in user and "Eligible ages: 18 Years or older" in user
 
 
-def test_max_prompt_tokens_is_checked():
+def test_prompt_token_budget_is_checked():
     from ehrmind.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="max_prompt_tokens"):
-        get_task("trec_ct", max_prompt_tokens=10)
+    with pytest.raises(ConfigError, match="prompt_token_budget"):
+        get_task("trec_ct", prompt_token_budget=10)
 
 
 # ---------------------------------------------------------------- metrics, by hand

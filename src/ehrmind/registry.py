@@ -48,34 +48,47 @@ class UnknownTask(ConfigError, KeyError):
 
 
 def get_task(name: str, **options: Any) -> Task:
-    """An instance of the task registered as `name`, configured with `options` (prompt mode, prefill, …)."""
+    """An instance of the task registered as `name`, configured with `options` (prompt mode, prefill, …),
+    checked against the task's options model (`Task.Options`)."""
+    cls = task_class(name)
+    return cls(**check_options(cls, options))
+
+
+def task_class(name: str) -> type[Task]:
+    """The class registered as `name` (an UnknownTask naming the known ones otherwise)."""
     _load_builtins()
     if name not in _TASKS:
         raise UnknownTask(f"unknown task {name!r}; known tasks: {', '.join(sorted(_TASKS))}")
-    cls = _TASKS[name]
-    accepted = task_options(cls)
-    unknown = sorted(set(options) - set(accepted))
-    if unknown and not _takes_any(cls):
+    return _TASKS[name]
+
+
+def check_options(cls: type[Task], options: dict[str, Any], where: str = "") -> dict[str, Any]:
+    """`options` validated by the task's model: the given ones, typed (the constructor keeps its defaults).
+    A wrong name or value is a one-line ConfigError naming the task and the field (`where` prefixes it, e.g.
+    `task_options.` in a recipe)."""
+    from pydantic import ValidationError
+
+    model = cls.Options
+    for old in sorted(set(options) & set(model.renamed)):
+        raise ConfigError(f"task {cls.name!r}: option {where}{old} was renamed: {model.renamed[old]}")
+    unknown = sorted(set(options) - set(model.model_fields))
+    if unknown and model.model_config.get("extra") != "allow":
         raise ConfigError(
-            f"task {name!r} has no option {', '.join(unknown)}; its options: {', '.join(accepted) or 'none'}"
+            f"task {cls.name!r} has no option {', '.join(where + u for u in unknown)}; its options: "
+            f"{', '.join(task_options(cls)) or 'none'}"
         )
-    return cls(**options)
+    try:
+        checked = model.model_validate(options)
+    except ValidationError as e:
+        first = e.errors()[0]
+        field = ".".join(str(p) for p in first["loc"][:1]) or "options"
+        raise ConfigError(f"task {cls.name!r} option {where}{field}: {first['msg']}") from None
+    return {k: getattr(checked, k) for k in options}
 
 
 def task_options(cls: type[Task]) -> list[str]:
-    """The keyword options a task's constructor takes (prompt mode, prefill, and the task's own)."""
-    import inspect
-
-    params = inspect.signature(cls.__init__).parameters.values()
-    return [
-        p.name for p in params if p.name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
-    ]
-
-
-def _takes_any(cls: type[Task]) -> bool:
-    import inspect
-
-    return any(p.kind is p.VAR_KEYWORD for p in inspect.signature(cls.__init__).parameters.values())
+    """The options a task takes (its options model's fields: prompt mode, prefill, and the task's own)."""
+    return list(cls.Options.model_fields)
 
 
 def list_tasks() -> list[str]:

@@ -37,7 +37,7 @@ def matrix_cmd(
     task_option: Annotated[
         list[str] | None,
         typer.Option(
-            "--task-option", help="TASK:key=value, e.g. trec_ct:max_prompt_tokens=1500 (repeatable)."
+            "--task-option", help="TASK:key=value, e.g. trec_ct:prompt_token_budget=1500 (repeatable)."
         ),
     ] = None,
 ) -> None:

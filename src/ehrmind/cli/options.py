@@ -61,7 +61,8 @@ PrefillOpt = Annotated[
 TaskOptionOpt = Annotated[
     list[str] | None,
     typer.Option(
-        "--task-option", help="Task-specific option key=value, e.g. max_prompt_tokens=3072 (repeatable)."
+        "--task-option",
+        help="Task-specific option key=value, e.g. prompt_token_budget=3072 (trec_ct; repeatable).",
     ),
 ]
 

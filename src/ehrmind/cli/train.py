@@ -274,15 +274,21 @@ def export_verl_cmd(
     task_name, data_src = task or (r.task if r else None), data or (r.data if r else None)
     if not task_name or not data_src:
         raise ConfigError("give --task and --data, or a --recipe that names them")
-    opts = r.task_options if r else None
-    t = get_task(
-        task_name,
-        mode=mode or (opts.mode if opts else "reasoning"),
-        prefill=prefill if prefill is not None else (opts.prefill if opts else False),
-        **({"system_prompt": opts.system_prompt} if opts and opts.system_prompt else {}),
-        **({"reward_weights": r.reward_weights.model_dump()} if r else {}),
+    given = {
+        **({"mode": mode} if mode else {}),
+        **({"prefill": prefill} if prefill is not None else {}),
         **key_values(task_option),
-    )
+    }
+    if r is not None and task_name == r.task:
+        from ehrmind.train.recipe import recipe_task
+
+        t = recipe_task(r, **given)
+    elif r is not None:  # another task than the recipe's: only the options every task takes carry over
+        o = r.task_options
+        shared = {"mode": o.mode, "prefill": o.prefill, "system_prompt": o.system_prompt}
+        t = get_task(task_name, **shared, reward_weights=r.reward_weights.model_dump(), **given)
+    else:
+        t = get_task(task_name, **given)
     split_seed = seed if seed is not None else (r.seed if r else 0)
     examples = t.load(data_src, split or (r.split if r else None))
     if r and r.limit:

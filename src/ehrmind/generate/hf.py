@@ -177,5 +177,5 @@ class HFGenerator:
             raise ConfigError(
                 f"a prompt of {longest_prompt} tokens plus max_new_tokens {self.settings.max_new_tokens} exceeds "
                 f"the model's context of {limit} tokens; lower --max-new-tokens or give the task a token budget "
-                "(e.g. --task-option max_prompt_tokens=...)"
+                "(e.g. --task-option prompt_token_budget=...)"
             )

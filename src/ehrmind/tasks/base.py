@@ -12,6 +12,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal, final
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from ehrmind.errors import ConfigError, DataError
 from ehrmind.io import read_table
 from ehrmind.parsing import THINK_OPEN, check_contract, find_json_with_key
@@ -20,7 +22,30 @@ from ehrmind.types import Example, Extraction, RewardWeights, Score
 log = logging.getLogger(__name__)
 
 PromptMode = Literal["reasoning", "direct", "one-shot"]
+"""The prompt modes; the one declaration (recipes, the CLI and `TaskOptions` use it)."""
 PAPER_PREFILL = "Let me solve this step by step.\n<think>"
+
+
+class TaskOptions(BaseModel):
+    """The options every task takes; a family subclasses it with its own (`Task.Options`). `get_task`, the
+    CLI's `--task-option` and a recipe's `task_options:` are all checked against the task's model, so a
+    wrong name or value fails with the field named before any data or model loads."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    mode: PromptMode = Field(
+        "reasoning", description="Output contract: think + answer, answer only, or one-shot."
+    )
+    prefill: bool | str = Field(
+        False, description="Prefill the assistant turn (true = the paper's opening, or the text to prefill)."
+    )
+    system_prompt: str | None = Field(None, description="Replace the task's system prompt.")
+    reward_weights: RewardWeights | dict[str, Any] | None = Field(
+        None, description="Reward per verdict (a recipe sets its top-level reward_weights instead)."
+    )
+
+    renamed: ClassVar[dict[str, str]] = {}
+    """Old option names → the message that says what replaced them."""
 
 
 class Task(ABC):
@@ -52,6 +77,8 @@ class Task(ABC):
     (`ehrmind export-verl`) keeps each value on one side; none: each item is its own group."""
     rationale_evidence: ClassVar[str] = "the facts given above"
     """What a teacher's rationale must reason from (`ehrmind rationales`, teacher mode)."""
+    Options: ClassVar[type[TaskOptions]] = TaskOptions
+    """The task's options model: its constructor's keyword arguments, typed (defaults equal; a test checks)."""
 
     def __init__(
         self,

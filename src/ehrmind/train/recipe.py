@@ -19,11 +19,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SerializeAsAny,
+    ValidationError,
+    field_validator,
+)
 
 from ehrmind.errors import ConfigError
 from ehrmind.io import parse_yaml, read_yaml
 from ehrmind.registry import DEFAULT_TASK
+from ehrmind.tasks.base import TaskOptions
+from ehrmind.types import RewardWeights
 
 Stage = Literal["sft", "rl"]
 
@@ -32,20 +42,14 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class TaskOptions(_Strict):
-    mode: Literal["reasoning", "direct"] = Field(
-        "reasoning", description="Output contract: think + answer, or answer only."
-    )
-    prefill: bool | str = Field(False, description="Prefill the assistant turn (true = the paper's opening).")
-    system_prompt: str | None = Field(None, description="Replace the task's system prompt.")
-
-
 class RewardWeightsOptions(_Strict):
-    correct: float = 1.1
-    wrong: float = 0.0
-    bad_format: float = Field(-2.0, description="A penalty: keep it <= wrong.")
+    """`ehrmind.types.RewardWeights` as a recipe section: its defaults are read from there (one declaration)."""
+
+    correct: float = RewardWeights.correct
+    wrong: float = RewardWeights.wrong
+    bad_format: float = Field(RewardWeights.bad_format, description="A penalty: keep it <= wrong.")
     format: Literal["paper", "strict"] = Field(
-        "paper",
+        RewardWeights.format,
         description="paper: the EHRMind paper's format and answer rules (text around the tags tolerated, "
         "plain-JSON answer, MedCalc answers read as its eval would: '120 mmHg' earns 0); strict: ehrmind's "
         "contract, the verdict strict accuracy counts.",
@@ -104,7 +108,11 @@ class ModelKwargs(_Strict):
 class Recipe(_Strict):
     stage: Stage
     task: str = Field(DEFAULT_TASK, description="Registered task name.")
-    task_options: TaskOptions = TaskOptions()
+    task_options: SerializeAsAny[TaskOptions] = Field(
+        default_factory=TaskOptions,
+        description="The task's options (prompt mode, prefill, system prompt, and the task's own, e.g. "
+        "trec_ct's prompt_token_budget), checked against the task's options model (`Task.Options`).",
+    )
     data: str = Field(description="Training data: local file, snapshot, or Hub dataset id.")
     split: str | None = Field(None, description="Split of a Hub dataset (default train).")
     limit: int | None = Field(None, ge=1, description="Use only the first N training rows.")
@@ -232,13 +240,44 @@ def load_recipe(
 def validate_recipe(data: dict[str, Any], where: str) -> Recipe:
     """A recipe from a mapping: ehrmind's keys, TRL's fields, model and chat-template keyword arguments."""
     try:
-        recipe = Recipe.model_validate(data)
+        recipe = Recipe.model_validate({**data, "task_options": _task_options(data, where)})
     except ValidationError as e:
         raise ConfigError(f"{where}: {_explain(e)}") from None
     recipe.trl = check_trl_fields(recipe)
     model_init_kwargs(recipe)  # a conflict with model_kwargs, or a key ehrmind cannot pass, fails here
     template_kwargs(recipe)
     return recipe
+
+
+def recipe_task(recipe: Recipe, **changes: Any) -> Any:
+    """The Task a recipe trains: its task with every task option and the recipe's reward weights
+    (`changes`, e.g. a command's --mode, win)."""
+    from ehrmind.registry import get_task
+
+    options = {k: v for k, v in recipe.task_options if k != "reward_weights"}
+    options.update(reward_weights=recipe.reward_weights.model_dump(), **changes)
+    return get_task(recipe.task, **options)
+
+
+def _task_options(data: dict[str, Any], where: str) -> TaskOptions:
+    """The recipe's `task_options:` checked by its task's own options model (so a recipe can pass any option
+    the task takes). Reward weights have their own top-level key, and training prompts one way (not one-shot)."""
+    from ehrmind.registry import check_options, task_class
+
+    opts = data.get("task_options") or {}
+    if not isinstance(opts, dict):
+        raise ConfigError(f"{where}: task_options must be a mapping of option names to values")
+    if "reward_weights" in opts:
+        raise ConfigError(f"{where}: set reward_weights at the top level of the recipe, not in task_options")
+    if opts.get("mode") == "one-shot":
+        raise ConfigError(
+            f"{where}: task_options.mode: training prompts are 'reasoning' or 'direct', not one-shot"
+        )
+    cls = task_class(str(data.get("task") or DEFAULT_TASK))
+    try:
+        return cls.Options(**check_options(cls, opts, where="task_options."))
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
 
 
 def _select_stage(data: dict[str, Any], stage: Stage | None, path: str | Path) -> dict[str, Any]:

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from ehrmind.io import atomic_write_json
-from ehrmind.registry import get_task
 from ehrmind.snapshot import examples_hash
 from ehrmind.tasks.base import Task
 from ehrmind.train.recipe import Recipe
@@ -52,14 +51,9 @@ def prepare(recipe: Recipe) -> Prepared:
 
     # transformers 5 renames gradient_checkpointing; TRL still sets it, so the warning is noise here.
     warnings.filterwarnings("ignore", message=r".*gradient_checkpointing.*deprecated", category=FutureWarning)
-    opts = recipe.task_options
-    task = get_task(
-        recipe.task,
-        mode=opts.mode,
-        prefill=opts.prefill,
-        system_prompt=opts.system_prompt,
-        reward_weights=recipe.reward_weights.model_dump(),
-    )
+    from ehrmind.train.recipe import recipe_task
+
+    task = recipe_task(recipe)
     split = recipe.split or ("train" if not Path(recipe.data).exists() else None)
     examples = task.load(recipe.data, split)[: recipe.limit]
     from ehrmind.train.recipe import model_init_kwargs

@@ -18,10 +18,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from pydantic import ConfigDict, Field
+
 from ehrmind.errors import ConfigError, DataError, excerpt
 from ehrmind.parsing import normalize_text
 from ehrmind.registry import register_task
-from ehrmind.tasks.base import PromptMode, Task
+from ehrmind.tasks.base import PromptMode, Task, TaskOptions
 from ehrmind.tasks.ehrshot.build import EXAMPLES, LABEL_NAMES, build_examples, build_snapshot
 from ehrmind.tasks.ehrshot.prompts import DIRECT_SYSTEM, REASONING_SYSTEM, USER_TEMPLATE
 from ehrmind.types import Example, RewardWeights
@@ -98,6 +100,17 @@ def parse_probability(value: Any) -> float | None:
     return v if math.isfinite(v) and 0.0 <= v <= 1.0 else None
 
 
+class EhrshotOptions(TaskOptions):
+    """Further keywords are the example builder's options (window, rules, …; `ehrmind data --task ehrshot`
+    takes the same), checked by the builder when it runs."""
+
+    model_config = ConfigDict(extra="allow")
+
+    labeler: str | None = Field(
+        None, description="Build examples from raw events (MEDS / EHRSHOT) with this labeler when loading."
+    )
+
+
 @register_task("ehrshot")
 class EhrshotTask(Task):
     """EHRSHOT (Wornow et al., NeurIPS 2023) tasks over MEDS / EHRSHOT timelines, answered as yes/no."""
@@ -110,6 +123,7 @@ class EhrshotTask(Task):
     split_fields = ("subject_id",)
     main_metric = ("balanced accuracy", "balanced_accuracy", "balanced_accuracy_ci95")
     rationale_evidence = "the events in the patient's record that bear on the question"
+    Options = EhrshotOptions
 
     def __init__(
         self,

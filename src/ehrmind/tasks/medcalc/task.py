@@ -7,10 +7,12 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from ehrmind.errors import ConfigError, DataError, excerpt
 from ehrmind.parsing import format_mdy, parse_date, parse_number, parse_weeks_days, python_literal, strict_mdy
 from ehrmind.registry import register_task
-from ehrmind.tasks.base import PromptMode, Task
+from ehrmind.tasks.base import PromptMode, Task, TaskOptions
 from ehrmind.tasks.medcalc.official import check_answer, official_verdict
 from ehrmind.tasks.medcalc.prompts import (
     DIRECT_SYSTEM,
@@ -80,6 +82,14 @@ def parse_gold(output_type: str, answer: str, lower: str, upper: str) -> dict[st
     return {"output_type": "decimal", "answer": answer, "value": value, "lower": lo, "upper": hi}
 
 
+class MedCalcOptions(TaskOptions):
+    one_shot_file: str | Path | None = Field(
+        None,
+        description="Mode one-shot only: MedCalc-Bench's one_shot_finalized_explanation.json, or a table of one "
+        "row per calculator in the dataset's columns (e.g. MedCalc-Bench-Verified's one_shot_data.csv).",
+    )
+
+
 @register_task("medcalc")
 class MedCalcTask(Task):
     """MedCalc-Bench (Khandekar et al., NeurIPS 2024 Datasets & Benchmarks): compute a value from a note."""
@@ -93,6 +103,7 @@ class MedCalcTask(Task):
         "the values in the patient note and the calculator's rule, step by step, with the arithmetic"
     )
     modes = ("reasoning", "direct", "one-shot")
+    Options = MedCalcOptions
     extra_verdicts = ("official",)
     """`official_correct`: MedCalc-Bench's own extraction and check (`official.py`), beside `correct`."""
 

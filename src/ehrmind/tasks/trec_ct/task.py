@@ -12,11 +12,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+
+from pydantic import Field
 
 from ehrmind.errors import ConfigError, DataError, excerpt
 from ehrmind.registry import register_task
-from ehrmind.tasks.base import PromptMode, Task
+from ehrmind.tasks.base import PromptMode, Task, TaskOptions
 from ehrmind.tasks.trec_ct import evaluation
 from ehrmind.tasks.trec_ct.labels import LABELS, SCALES, SIGIR_LABELS, parse_prediction
 from ehrmind.tasks.trec_ct.prompts import (
@@ -77,6 +79,23 @@ def _nearby(path: Path) -> tuple[Path, Inventory]:
     return root, scan(root, max_depth=NEARBY_DEPTH, max_files=NEARBY_MAX_FILES)
 
 
+class TrecCtOptions(TaskOptions):
+    prompt_token_budget: int = Field(
+        3072,
+        ge=256,
+        description="Tokens the system + user prompt must fit in: the trial's criteria are shortened to fit, "
+        "never the patient note.",
+    )
+    token_counter: TokenCounter | None = Field(
+        None, description="Counts a text's tokens for the budget (default: characters / 4); Python only."
+    )
+
+    renamed: ClassVar[dict[str, str]] = {
+        "max_prompt_tokens": "use prompt_token_budget (the criteria are shortened to fit it); a recipe's "
+        "top-level max_prompt_tokens drops longer training prompts instead"
+    }
+
+
 @register_task("trec_ct")
 class TrecCtTask(Task):
     """TREC Clinical Trials patient–trial matching (Roberts et al., TREC 2021/2022; Koopman & Zuccon,
@@ -92,6 +111,7 @@ class TrecCtTask(Task):
         "classification.balanced_accuracy",
         "classification.balanced_accuracy_ci95",
     )
+    Options = TrecCtOptions
     rationale_evidence = (
         "the patient note against the trial: does the trial target the patient's condition, and which "
         "inclusion and exclusion criteria does the note meet or fail"
@@ -103,15 +123,15 @@ class TrecCtTask(Task):
         prefill: bool | str = False,
         system_prompt: str | None = None,
         reward_weights: RewardWeights | dict[str, float] | None = None,
-        max_prompt_tokens: int = 3072,
+        prompt_token_budget: int = 3072,
         token_counter: TokenCounter | None = None,
     ):
         super().__init__(
             mode=mode, prefill=prefill, system_prompt=system_prompt, reward_weights=reward_weights
         )
-        if not isinstance(max_prompt_tokens, int) or max_prompt_tokens < 256:
-            raise ConfigError(f"max_prompt_tokens must be an integer >= 256, got {max_prompt_tokens!r}")
-        self.max_prompt_tokens = max_prompt_tokens
+        if not isinstance(prompt_token_budget, int) or prompt_token_budget < 256:
+            raise ConfigError(f"prompt_token_budget must be an integer >= 256, got {prompt_token_budget!r}")
+        self.prompt_token_budget = prompt_token_budget
         """Budget for system + user prompt; criteria are shortened (never the note) to fit it."""
         self.count_tokens: TokenCounter = token_counter or approx_tokens
         """Token counter for the budget; default: characters / 4. Pass `lambda s: len(tok(s).input_ids)`."""
@@ -257,7 +277,7 @@ class TrecCtTask(Task):
     def fit_prompt(self, example: Example) -> tuple[str, dict[str, Any]]:
         """The user turn and what the token budget left out (criteria omitted or cut, over budget)."""
         system = self.system_prompt or self.instructions()
-        text, fitted = build_user_prompt(example.input, system, self.max_prompt_tokens, self.count_tokens)
+        text, fitted = build_user_prompt(example.input, system, self.prompt_token_budget, self.count_tokens)
         return text, fitted.stats()
 
     # ------------------------------------------------------------------ scoring

@@ -17,6 +17,7 @@ from ehrmind.cli import app
 from ehrmind.errors import ConfigError
 from ehrmind.generate.hf import GenerationSettings
 from ehrmind.generate.openai_compat import OpenAICompatGenerator
+from ehrmind.io import read_jsonl
 from ehrmind.tasks.trec_ct import LABELS, SIGIR_LABELS
 from ehrmind.train.rationales import (
     ATTEMPTS,
@@ -356,3 +357,32 @@ def test_self_mode_cli_on_tiny_model(tiny_model, data, tmp_path):
     assert summary["mode"] == "self" and summary["source"] == str(tiny_model)
     run = json.loads((out / "run.json").read_text())
     assert run["limit"] == 3 and run["samples"] == 2 and run["temperature"] == 1.0
+
+
+def test_a_resumed_self_run_samples_what_an_uninterrupted_run_sampled(tiny_model, data, tmp_path):
+    """Batches are seeded by their position (as eval's are): a killed run, resumed by a new process (a new
+    generator), writes the attempts an uninterrupted run writes."""
+    from ehrmind.generate.hf import HFGenerator
+
+    task = get_task("trec_ct")
+    examples = task.load(data)
+    settings = GenerationSettings(max_new_tokens=6, temperature=1.0, seed=4)
+
+    def attempts(out):
+        return [(r["id"], r["sample"], r["completion"]) for r in read_jsonl(out / "attempts.jsonl")]
+
+    kw = {"samples": 2, "mode": "self", "batch_size": 1, "progress": False}
+    run_rationales(task, examples, HFGenerator(str(tiny_model), settings), tmp_path / "whole", **kw)
+
+    class KilledAfterTwo(HFGenerator):
+        def generate(self, prompts, n=1, *, call_seed=None):
+            if self._calls == 2:
+                raise KeyboardInterrupt
+            return super().generate(prompts, n, call_seed=call_seed)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_rationales(task, examples, KilledAfterTwo(str(tiny_model), settings), tmp_path / "resumed", **kw)
+    assert len(attempts(tmp_path / "resumed")) == 4
+    run_rationales(task, examples, HFGenerator(str(tiny_model), settings), tmp_path / "resumed", **kw)
+    assert attempts(tmp_path / "resumed") == attempts(tmp_path / "whole")
+    assert len({c for _, _, c in attempts(tmp_path / "whole")}) > 2  # sampled, not one repeated text

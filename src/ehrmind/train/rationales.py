@@ -277,15 +277,25 @@ def _attempt(
         log.info("resuming: %d of %d examples already attempted in %s", len(done), len(scorable), out)
     from ehrmind.eval.runner import ProgressBar
 
+    # Batches sit at fixed positions over the scorable examples, and a generator that takes a `call_seed`
+    # (a local model) gets the batch's position: a resumed run samples the missing batches as an
+    # uninterrupted run did (eval's rule). Endpoints are seeded by their settings, whatever the batch.
+    seeded = getattr(generator, "seeds_calls", False)
     with (
         JsonlAppender(out / RATIONALES) as kept_sink,
         JsonlAppender(out / ATTEMPTS) as attempt_sink,
         ProgressBar(progress, len(scorable), len(scorable) - len(todo)) as advance,
     ):
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start : start + batch_size]
+        for position, start in enumerate(range(0, len(scorable), batch_size)):
+            batch = [ex for ex in scorable[start : start + batch_size] if ex.id not in done]
+            if not batch:
+                continue
             prompts = [teacher_messages(task, ex) if mode == "teacher" else task.render(ex) for ex in batch]
-            completions = generator.generate(prompts, n=samples)
+            completions = (
+                generator.generate(prompts, n=samples, call_seed=position)
+                if seeded
+                else generator.generate(prompts, n=samples)
+            )
             attempt_rows, kept_rows = [], []
             for ex, outs in zip(batch, completions, strict=True):
                 if len(outs) != samples:

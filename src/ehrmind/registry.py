@@ -69,8 +69,11 @@ def check_options(cls: type[Task], options: dict[str, Any], where: str = "") -> 
     from pydantic import ValidationError
 
     model = cls.Options
-    for old in sorted(set(options) & set(model.renamed)):
-        raise ConfigError(f"task {cls.name!r}: option {where}{old} was renamed: {model.renamed[old]}")
+    renamed = sorted(set(options) & set(model.renamed))
+    if renamed:
+        raise ConfigError(
+            f"task {cls.name!r}: option {where}{renamed[0]} was renamed: {model.renamed[renamed[0]]}"
+        )
     unknown = sorted(set(options) - set(model.model_fields))
     if unknown and model.model_config.get("extra") != "allow":
         raise ConfigError(

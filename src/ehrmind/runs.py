@@ -54,12 +54,12 @@ class RunFolder:
             raise DataError("the run record is not a JSON object; use a new --out", file=self.info_path)
         return info
 
-    def changed(self, info: dict[str, Any], keys: Sequence[str] | None = None) -> list[str]:
+    def changed(self, info: dict[str, Any]) -> list[str]:
         """The resume keys whose value in the folder's record differs from `info` ([] for a new folder)."""
         old = self.stored()
         if old is None:
             return []
-        return [k for k in (keys or self.resume_keys) if old.get(k) != info.get(k)]
+        return [k for k in self.resume_keys if old.get(k) != info.get(k)]
 
     def check(self, info: dict[str, Any]) -> None:
         """Refuse to continue a folder that holds a run with other settings."""

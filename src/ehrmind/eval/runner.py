@@ -151,7 +151,7 @@ def _check_score_target(folder: RunFolder, info: dict[str, Any], overwrite: bool
         old = folder.stored() or {}
     except DataError:
         old = {}
-    if not old or folder.changed(info, (*RESUME_KEYS, "predictions")):
+    if not old or any(old.get(k) != info.get(k) for k in (*RESUME_KEYS, "predictions")):
         what = "an eval run" if old.get("model") else "other results"
         raise ConfigError(
             f"{folder.path} holds {what}; scoring would replace its predictions and metrics. "
@@ -177,7 +177,7 @@ def run_eval(
         raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
     require_sampling(samples, info.get("temperature"))
     info = {**info, "batch_size": batch_size, "environment": environment(generator)}
-    with RunFolder(out_dir, RESUME_KEYS, what="a run").run(info, [PREDICTIONS]) as folder:
+    with RunFolder(out_dir, RESUME_KEYS).run(info, [PREDICTIONS]) as folder:
         return _generate_and_finalize(
             task, examples, generator, folder.path, samples, batch_size, info, progress
         )

@@ -40,7 +40,6 @@ from ehrmind import __version__
 from ehrmind.errors import ConfigError, DataError
 from ehrmind.generate.settings import require_sampling
 from ehrmind.io import JsonlAppender, atomic_write_json, atomic_write_jsonl, read_jsonl, sample_index
-from ehrmind.runs import RUN_INFO as RUN_INFO  # the record beside the rationales, for callers
 from ehrmind.runs import RunFolder
 from ehrmind.snapshot import examples_hash
 from ehrmind.tasks.base import Task
@@ -240,11 +239,13 @@ def run_rationales(
         "ehrmind_version": __version__,
         **(info or {}),
     }
+    scorable = [ex for ex in examples if task.can_score(ex)]
     with folder.run(run, [ATTEMPTS, RATIONALES]):
         _attempt(
-            task, examples, generator, out, samples, mode, source, keep_per_example, batch_size, progress
-        )
-    summary = _finish(task, out, examples, [ex for ex in examples if task.can_score(ex)], run)
+            task, examples, scorable, generator, out, samples, mode, source, keep_per_example, batch_size,
+            progress,
+        )  # fmt: skip
+    summary = _finish(task, out, examples, scorable, run)
     log.info(
         "rationales: kept %d of %d attempts; %d of %d examples have one; dropped %s",
         summary["kept"],
@@ -259,6 +260,7 @@ def run_rationales(
 def _attempt(
     task: Task,
     examples: Sequence[Example],
+    scorable: Sequence[Example],
     generator: Any,
     out: Path,
     samples: int,
@@ -271,7 +273,6 @@ def _attempt(
     """Attempt the examples not yet attempted, appending each batch's attempts and kept rationales."""
     by_id = {ex.id: ex for ex in examples}
     done = _recover(out, by_id, samples)
-    scorable = [ex for ex in examples if task.can_score(ex)]
     todo = [ex for ex in scorable if ex.id not in done]
     if done:
         log.info("resuming: %d of %d examples already attempted in %s", len(done), len(scorable), out)

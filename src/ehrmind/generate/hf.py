@@ -65,6 +65,10 @@ class HFGenerator:
         self.tokenizer.padding_side = "left"  # decoder-only models continue from the right edge
         self.model = loaded.to(device)
         self.model.eval()
+        if str(device) == "cpu":
+            from ehrmind.runtime import warn_if_busy
+
+            warn_if_busy("generation")
         self._calls = 0
         self.seeds_calls = True
         """`generate` takes `call_seed` (evaluation seeds each batch by its position)."""
@@ -140,18 +144,27 @@ class HFGenerator:
     def choice_logprobs(
         self, prompt: list[dict[str, str]], prefix: str, choices: Sequence[str]
     ) -> list[float]:
-        """log P(choice | prompt + prefix) for each choice, summed over its tokens (teacher forcing): the
-        model's own probability of each answer after its own reasoning."""
+        """The model's own log-probability of each answer after its own reasoning (teacher forcing), as the
+        model reads it: each whole text (prompt + prefix + choice) is tokenized as the tokenizer would, and
+        scored from the first token where the choices' tokenizations differ.
+
+        Tokenizing the prefix and a choice apart would hand a real BPE a split it never produces: SmolLM2
+        writes `": "yes"` as `":`, ` "`, `yes`, `"`, so a prefix ending in `": ` plus `"yes"` would ask for a
+        lone space followed by a quote. The tokens all choices share have the same probability under each, so
+        the values are log P(rest of the choice | shared tokens): exactly what P(yes) / (P(yes) + P(no))
+        needs."""
         import torch
 
-        context = self.tokenizer(self.prompt_text(prompt) + prefix, add_special_tokens=False)["input_ids"]
+        text = self.prompt_text(prompt) + prefix
+        full = [self.tokenizer(text + c, add_special_tokens=False)["input_ids"] for c in choices]
+        shared = len(_common_prefix(full))
+        shared = max(1, min(shared, min(len(ids) for ids in full) - 1))  # every choice keeps a token
         out = []
-        for choice in choices:
-            tail = self.tokenizer(choice, add_special_tokens=False)["input_ids"]
-            ids = torch.tensor([context + tail], device=self.device)
+        for ids in full:
+            tail = ids[shared:]
             with torch.inference_mode():
-                logits = self.model(input_ids=ids).logits[0, len(context) - 1 : -1].float()
-            logp = torch.log_softmax(logits, dim=-1)
+                logits = self.model(input_ids=torch.tensor([ids], device=self.device)).logits[0].float()
+            logp = torch.log_softmax(logits[shared - 1 : -1], dim=-1)
             out.append(float(logp[torch.arange(len(tail)), torch.tensor(tail, device=self.device)].sum()))
         return out
 
@@ -179,3 +192,16 @@ class HFGenerator:
                 f"the model's context of {limit} tokens; lower --max-new-tokens or give the task a token budget "
                 "(e.g. --task-option prompt_token_budget=...)"
             )
+
+
+def _common_prefix(seqs: Sequence[Sequence[int]]) -> list[int]:
+    """The longest list of token ids every sequence starts with."""
+    first = list(seqs[0])
+    n = len(first)
+    for seq in seqs[1:]:
+        n = min(n, len(seq))
+        for i in range(n):
+            if seq[i] != first[i]:
+                n = i
+                break
+    return first[:n]

@@ -61,6 +61,10 @@ def prepare(recipe: Recipe) -> Prepared:
     init = model_init_kwargs(recipe)
     dtype = init.pop("dtype", torch.float32 if not torch.cuda.is_available() else "auto")
     tokenizer, model = load_pretrained(recipe.model, dtype, **init)
+    if not torch.cuda.is_available():
+        from ehrmind.runtime import warn_if_busy
+
+        warn_if_busy(f"{recipe.stage} training")
     # Generation (GRPO rollouts, later evaluation) must stop at the end of the assistant turn.
     if tokenizer.eos_token_id is not None:
         model.generation_config.eos_token_id = tokenizer.eos_token_id

@@ -42,13 +42,29 @@ def demo_cmd(
             help="Seed of the synthetic notes of every split: a fresh value gives fresh held-out items. Default 0.",
         ),
     ] = 0,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="Run the demo on this pretrained model (a folder or Hub id, e.g. models/smollm2-135m-instruct "
+            "from `make real-model`) with recipes/pretrained.yaml, instead of the small random model.",
+        ),
+    ] = None,
 ) -> None:
     """The main job on the embedded default: CPU, a small local model, no network."""
     setup_logging()
     from ehrmind.io import output_folder
 
     split = "dev" if dev else "heldout"
-    output_folder(out or Path("runs/study" if study else "runs/demo"), create=False)
+    output_folder(out or Path("runs/study" if study else "runs/real" if model else "runs/demo"), create=False)
+    if study and model:
+        from ehrmind.errors import ConfigError
+
+        fail(
+            ConfigError(
+                "--model runs the demo on a pretrained model; the study builds its own (drop --study)"
+            )
+        )
     if study:
         from ehrmind.errors import ConfigError
         from ehrmind.programs.study import StudySettings, run_study
@@ -64,9 +80,10 @@ def demo_cmd(
     else:
         from ehrmind.programs.demo import DemoSettings, run_demo
 
-        report = run_demo(
-            out or Path("runs/demo"),
-            DemoSettings(evaluate_on=split, data_seed=data_seed),
-            seed=0 if seed is None else seed,
+        chosen_settings = (
+            DemoSettings.pretrained(model, evaluate_on=split, data_seed=data_seed)
+            if model
+            else DemoSettings(evaluate_on=split, data_seed=data_seed)
         )
+        report = run_demo(out or Path("runs/real" if model else "runs/demo"), chosen_settings, seed=seed or 0)
     typer.echo(f"finished; report: {report}")

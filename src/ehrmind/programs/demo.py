@@ -7,6 +7,11 @@ one criterion, so the warmed model is inconsistent) → evaluation and a pass@k 
 sharpen) → GRPO, with a checkpoint every few steps → evaluation and a learning curve → `report.md`,
 `metrics.json` and plots. Stages are compared on the same held-out items with paired 95% intervals.
 
+With `model` set (`ehrmind demo --model models/smollm2-135m-instruct`), the same protocol runs on a real
+pretrained model instead of the small random one, with the training settings of `recipes/pretrained.yaml`
+and the sizes of `DemoSettings.pretrained` (docs/REAL_MODEL.md): where a CUDA GPU exists it trains in bf16,
+generates GRPO rollouts with vLLM when vLLM is installed, and evaluates on the GPU.
+
 Splits are disjoint: warm-up notes, RL notes (only their gold answers are used), a development split
 (the diagnosis; and, with `evaluate_on="dev"`, where settings are chosen) and a held-out split that
 choosing settings never sees. Every stage resumes: run the same command again after an interruption.
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -77,9 +83,36 @@ class DemoSettings:
     """Where the stages are compared: the held-out split (reported numbers) or the development split (while
     choosing settings, which must never look at the held-out split)."""
 
+    model: str | None = None
+    """A pretrained model (a folder or Hub id) to run the recipe on; None builds the small random model."""
+    recipe: str | None = None
+    """The training recipe; None: `recipes/pretrained.yaml` with a `model`, else `recipes/demo.yaml`."""
+
     def __post_init__(self) -> None:
         if self.evaluate_on not in ("heldout", "dev"):
             raise ValueError(f"evaluate_on must be 'heldout' or 'dev', got {self.evaluate_on!r}")
+
+    @classmethod
+    def pretrained(cls, model: str, **changes: Any) -> DemoSettings:
+        """The sizes for a real pretrained model on two CPU cores (≤ 90 min, docs/REAL_MODEL.md): a warm-up of
+        one pass over 640 worked examples (80 steps × 8), 200 RL notes (20 GRPO steps × 4 prompts), 200
+        development and 200 held-out notes, the headroom on 40 development notes."""
+        sizes: dict[str, Any] = {
+            "n_sft": 640,
+            "n_rl": 200,
+            "n_dev": 200,
+            "n_heldout": 200,
+            "diagnose_items": 40,
+            "curve_items": 100,
+            "max_new_tokens": 192,
+            "batch_size": 32,
+        }
+        return cls(model=model, **{**sizes, **changes})
+
+    def recipe_path(self) -> Path:
+        from ehrmind.recipes import DEMO, PRETRAINED
+
+        return Path(self.recipe) if self.recipe else (PRETRAINED if self.model else DEMO)
 
     def split_seed(self, split: str) -> int:
         """Distinct note streams per split (and per data seed)."""
@@ -98,7 +131,6 @@ def run_demo(
     """Run (or resume) the demo into `out_dir`; returns the path of `report.md`."""
     from ehrmind.eval.diagnose import DiagnosisSettings, run_diagnose
     from ehrmind.generate.settings import GenerationSettings
-    from ehrmind.recipes import DEMO
     from ehrmind.train.recipe import load_recipe
     from ehrmind.train.rl import run_rl
     from ehrmind.train.sft import run_sft
@@ -106,9 +138,11 @@ def run_demo(
 
     s = settings or DemoSettings()
     started = time.monotonic()
+    started_load = os.getloadavg()[0]
     timings: dict[str, float] = {}
     out = Path(out_dir)
-    sft_recipe = load_recipe(DEMO, stage="sft")  # the task options every stage shares
+    recipe_file = s.recipe_path()
+    sft_recipe = load_recipe(recipe_file, stage="sft")  # the task options every stage shares
     opts = sft_recipe.task_options.model_dump()
     task = get_task("medcalc", **opts)
 
@@ -142,17 +176,24 @@ def run_demo(
         STEPS, s.n_sft, s.n_rl, s.n_dev, s.n_heldout, out / "data",
     )  # fmt: skip
 
-    # 2. a small random model whose tokenizer is trained on the training notes only
+    # 2. the model: a pretrained one, or a small random model whose tokenizer is trained on the training notes
     t0 = time.monotonic()
-    model_dir = out / "model"
-    if not (model_dir / "config.json").exists():
-        corpus = [opts["system_prompt"] or ""]
-        for ex in splits["sft"] + splits["rl"]:
-            corpus += [ex.input["note"], ex.input["question"], str(ex.metadata.get("explanation", ""))]
-        build_tiny_model(model_dir, size=s.size, seed=seed, corpus=corpus)
-    info = json.loads((model_dir / "ehrmind_tiny.json").read_text(encoding="utf-8"))
+    if s.model:
+        model_dir = Path(s.model)
+        info = pretrained_info(s.model)
+    else:
+        model_dir = out / "model"
+        if not (model_dir / "config.json").exists():
+            corpus = [opts["system_prompt"] or ""]
+            for ex in splits["sft"] + splits["rl"]:
+                corpus += [ex.input["note"], ex.input["question"], str(ex.metadata.get("explanation", ""))]
+            build_tiny_model(model_dir, size=s.size, seed=seed, corpus=corpus)
+        info = json.loads((model_dir / "ehrmind_tiny.json").read_text(encoding="utf-8"))
+        info["label"] = f"{info['n_parameters'] / 1e6:.1f}M-parameter {s.size} model"
     clock("model", t0)
-    log.info("[2/%d] %s model (%d parameters) in %s", STEPS, s.size, info["n_parameters"], model_dir)
+    log.info("[2/%d] %s: %s", STEPS, info["label"], model_dir)
+    # A pretrained model uses a GPU where there is one; the small model's recipe runs on the CPU everywhere.
+    backend = local_backend() if s.model else None
 
     eval_split = s.evaluate_on
     eval_examples, eval_path = splits[eval_split], paths[eval_split]
@@ -171,6 +212,7 @@ def run_demo(
             seed=seed,
             batch_size=s.batch_size,
             progress=progress,
+            backend=backend,
         )
         clock(f"eval_{stage}", t)
         m = stage_metrics[stage]
@@ -183,16 +225,19 @@ def run_demo(
     stage_eval("base", model_dir, 3)
 
     common = [f"seed={seed}"]
+    gpu = gpu_overrides() if s.model else {"sft": [], "rl": []}
     sft = load_recipe(
-        DEMO,
-        [*common, f"data={paths['sft']}", f"model={model_dir}", f"output_dir={out / 'sft'}", *sft_overrides],
+        recipe_file,
+        [*common, f"data={paths['sft']}", f"model={model_dir}", f"output_dir={out / 'sft'}", *gpu["sft"],
+         *sft_overrides],
         stage="sft",
-    )
+    )  # fmt: skip
     rl = load_recipe(
-        DEMO,
-        [*common, f"data={paths['rl']}", f"model={out / 'sft'}", f"output_dir={out / 'rl'}", *rl_overrides],
+        recipe_file,
+        [*common, f"data={paths['rl']}", f"model={out / 'sft'}", f"output_dir={out / 'rl'}", *gpu["rl"],
+         *rl_overrides],
         stage="rl",
-    )
+    )  # fmt: skip
     if sft.task_options != rl.task_options or sft.task_options.model_dump() != opts:
         raise ValueError("the demo's SFT and RL stages must prompt the same way (task_options differ)")
 
@@ -223,6 +268,7 @@ def run_demo(
         prefill=opts["prefill"],
         task_options={"system_prompt": opts["system_prompt"]},
         progress=progress,
+        backend=backend,
     )
     clock("diagnosis", t0)
     over = diagnosis["overall"]
@@ -249,6 +295,7 @@ def run_demo(
         start=rows["sft"],
         max_new_tokens=s.max_new_tokens,
         batch_size=s.batch_size,
+        backend=backend,
     )
     clock("learning_curve", t0)
     log.info("[9/%d] learning curve over %d checkpoints", STEPS, len(curve) - 1)
@@ -269,7 +316,68 @@ def run_demo(
         recipes={"sft": sft.model_dump(mode="json"), "rl": rl.model_dump(mode="json")},
         timings=timings,
         wall_seconds=time.monotonic() - started,
+        resources=run_resources(started_load),
     )
+
+
+def pretrained_info(model: str) -> dict[str, Any]:
+    """What the report says about a pretrained model: its name, size and where it came from (a folder
+    `ehrmind get-model` built records that in `ehrmind_model.json`)."""
+    from ehrmind.pretrained import read_model_record
+
+    record = read_model_record(model) or {}
+    n = record.get("n_parameters")
+    if n is None:
+        import torch
+        from transformers import AutoConfig, AutoModelForCausalLM
+
+        with torch.device("meta"):
+            n = sum(
+                p.numel()
+                for p in AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model)).parameters()
+            )
+    name = record.get("hub_id", "").split("/")[-1] or Path(model).name or model
+    source = {
+        "pypi": f"{record.get('pypi_package')} {record.get('pypi_version')} from the package index, "
+        f"{record.get('quantization')}",
+        "hub": f"the Hub ({record.get('hub_id')}, commit {record.get('commit') or 'unknown'})",
+        "gguf": f"a local GGUF file, {record.get('quantization')}",
+    }.get(record.get("source", ""), str(model))
+    return {
+        "name": name,
+        "path": str(model),
+        "n_parameters": int(n),
+        "source": source,
+        "record": record,
+        "label": f"{name} ({n / 1e6:.1f}M parameters, pretrained)",
+        "pretrained": True,
+    }
+
+
+def local_backend() -> Any:
+    """Where the demo evaluates: transformers on a CUDA GPU when there is one, else on the CPU. (Not vLLM: GRPO's
+    colocated vLLM engine lives in the same process, and a second engine would compete for its memory.)"""
+    import torch
+
+    from ehrmind.generate.backends import Backend
+
+    return Backend.choose("hf", device="cuda" if torch.cuda.is_available() else "cpu")
+
+
+def gpu_overrides() -> dict[str, list[str]]:
+    """Recipe overrides that make the same command use a CUDA GPU: bf16 for both stages, and vLLM colocated
+    for GRPO's rollouts when it is installed. Nothing on a CPU-only machine (the recipe's CPU defaults)."""
+    import importlib.util
+
+    import torch
+
+    if not torch.cuda.is_available():
+        return {"sft": [], "rl": []}
+    bf16 = ["trl.bf16=true"] if torch.cuda.is_bf16_supported() else []
+    rl = [*bf16]
+    if importlib.util.find_spec("vllm") is not None:
+        rl += ["trl.use_vllm=true", "trl.vllm_mode=colocate"]
+    return {"sft": bf16, "rl": rl}
 
 
 def finished(recipe: Any) -> bool:
@@ -362,39 +470,57 @@ def write_demo_report(
     recipes: dict[str, Any],
     timings: dict[str, float],
     wall_seconds: float,
+    resources: dict[str, Any] | None = None,
 ) -> Path:
-    """report.md, metrics.json, training.png (loss, reward, learning curve) and accuracy_by_stage.png."""
+    """report.md, metrics.json, training.png (loss, reward, learning curve) and accuracy_by_stage.png.
+    `resources`: the CPU, threads, load and peak memory of the run (`run_resources`)."""
+    resources = resources or {}
     s = settings
     sft_log = _history(out / "sft" / "log_history.json")
     rl_log = _history(out / "rl" / "log_history.json")
     n = stages["base"]["n"]
     split = "held-out" if s.evaluate_on == "heldout" else "development"
     calcs = ", ".join(sorted(stages["base"].get("by_calculator_name", {})))
-    subtitle = (
-        f"{model_info['n_parameters'] / 1e6:.1f}M-parameter {s.size} model · {calcs} · n={n} {split} notes"
-    )
+    subtitle = f"{model_info['label']} · {calcs} · n={n} {split} notes"
     _plot_training(out / "training.png", sft_log, rl_log, curve, subtitle, split)
     _plot_stages(out / "accuracy_by_stage.png", stages, comparisons, subtitle)
 
     rows_per_step = completions_per_step(recipes["rl"]["trl"])
     group = recipes["rl"]["trl"].get("num_generations")
+    pretrained = bool(model_info.get("pretrained"))
+    model_line = (
+        f"**{model_info['name']}**, a pretrained instruction-tuned model ({model_info['n_parameters'] / 1e6:.1f}M "
+        f"parameters; {model_info['source']}), prompted through its own chat template"
+        if pretrained
+        else f"A {model_info['label']}, randomly initialised and built locally (seed {seed})"
+    )
+    teacher = f"an **imperfect teacher** ({_teacher(s, slipped)})" if s.teacher_slips else "a correct teacher"
+    docs = "docs/REAL_MODEL.md" if pretrained else "docs/DEMO.md"
+    recipe_name = "recipes/pretrained.yaml" if pretrained else "recipes/demo.yaml"
     lines = [
-        "# ehrmind demo: a light SFT warm-up, then GRPO, on CPU",
+        f"# ehrmind demo{' on ' + model_info['name'] if pretrained else ''}: a light SFT warm-up, then GRPO",
         "",
         f"Synthetic MedCalc notes for **{calcs}** (answers and reasoning computed by ehrmind's calculator "
-        f"knowledge base). A {model_info['n_parameters'] / 1e6:.1f}M-parameter {s.size} model, randomly "
-        f"initialised and built locally (seed {seed}). Warm-up: {s.n_sft} worked examples from an "
-        f"**imperfect teacher** ({_teacher(s, slipped)}); GRPO: "
+        f"knowledge base). {model_line}. Warm-up: {s.n_sft} worked examples from {teacher}; GRPO: "
         f"{recipes['rl']['trl'].get('max_steps')} steps × {rows_per_step // group} prompts × {group} completions "
-        f"on other notes (gold answers only). Evaluated on **{n} {split} notes** that no training split "
-        f"contains, greedy decoding. Wall time {wall_seconds / 60:.1f} min.",
+        f"on other notes (gold answers only); training seed {seed}. Evaluated on **{n} {split} notes** that no "
+        f"training split contains, greedy decoding.",
         "",
-        "*Why an imperfect teacher.* RL can only sharpen what sampling already finds. After a warm-up from a "
-        "perfect teacher a small model either cannot do the task yet (nothing for RL to find) or does it "
-        "reliably (nothing left to gain). EHRMind's case — the knowledge is there but applied "
-        "inconsistently — is built here by a teacher that misapplies one criterion's rule part of the time; "
-        "the verifiable reward, computed from the correct answers, is what tells GRPO which way is right.",
+        f"**In one line:** {_one_line(comparisons)}",
         "",
+        f"Run: {_machine(resources, wall_seconds)}.",
+        "",
+    ]
+    if s.teacher_slips:
+        lines += [
+            "*Why an imperfect teacher.* RL can only sharpen what sampling already finds. After a warm-up from a "
+            "perfect teacher a small model either cannot do the task yet (nothing for RL to find) or does it "
+            "reliably (nothing left to gain). EHRMind's case — the knowledge is there but applied "
+            "inconsistently — is built here by a teacher that misapplies one criterion's rule part of the time; "
+            "the verifiable reward, computed from the correct answers, is what tells GRPO which way is right.",
+            "",
+        ]
+    lines += [
         "## Held-out accuracy per stage"
         if s.evaluate_on == "heldout"
         else "## Development accuracy per stage",
@@ -448,15 +574,15 @@ def write_demo_report(
         (
             f"The settings were chosen on the development split (other notes) with development seeds; this "
             f"run (seed {seed}, data seed {s.data_seed}) and its held-out notes were not used while choosing. "
-            "docs/DEMO.md lists every configuration tried, with its result."
+            f"{docs} lists every configuration tried, with its result."
             if s.evaluate_on == "heldout"
             else f"This is a development run (`--dev`, seed {seed}): its numbers are for choosing settings; "
-            "report numbers from a held-out run with a seed not used while choosing (docs/DEMO.md)."
+            f"report numbers from a held-out run with a seed not used while choosing ({docs})."
         ),
         "",
         "Per-stage reports: [before](eval/base/report.md), [after SFT](eval/sft/report.md), "
         "[after GRPO](eval/rl/report.md); diagnosis: [diagnosis/report.md](diagnosis/report.md). Recipe: "
-        "`recipes/demo.yaml`; run records: `sft/ehrmind_run.json`, `rl/ehrmind_run.json`.",
+        f"`{recipe_name}`; run records: `sft/ehrmind_run.json`, `rl/ehrmind_run.json`.",
         "",
     ]
     report = out / "report.md"
@@ -484,6 +610,7 @@ def write_demo_report(
         "recipes": recipes,
         "timings_seconds": timings,
         "wall_seconds": wall_seconds,
+        "resources": resources,
     }
     atomic_write_json(out / "metrics.json", metrics)
     return report
@@ -500,6 +627,52 @@ _RL_KEYS = (
     "kl",
     "entropy",
 )
+
+
+def run_resources(started_load: float | None = None) -> dict[str, Any]:
+    """CPU, threads and load (at the start of the run) and peak resident memory of this process and the
+    processes it waited for, in GiB: what a wall time depends on."""
+    import resource
+
+    from ehrmind.runtime import cpu_facts
+
+    peak_kb = max(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+    )
+    facts = cpu_facts()
+    if started_load is not None:
+        facts["load_average_at_start"] = round(started_load, 2)
+    return {**facts, "peak_rss_gib": round(peak_kb / 1024**2, 2)}
+
+
+def _machine(resources: dict[str, Any], wall_seconds: float) -> str:
+    parts = [f"wall time {wall_seconds / 60:.1f} min"]
+    if resources.get("peak_rss_gib") is not None:
+        parts.append(f"peak memory {resources['peak_rss_gib']:.2f} GiB")
+    if resources.get("cpu"):
+        threads = resources.get("torch_threads")
+        parts.append(
+            f"{resources['cpu']}, {resources.get('cpus')} CPUs"
+            + (f", {threads} torch threads" if threads else "")
+        )
+    if resources.get("load_average_at_start") is not None:
+        parts.append(f"load average {resources['load_average_at_start']} at the start")
+    return "; ".join(parts)
+
+
+def _one_line(comparisons: dict[str, dict[str, Any]]) -> str:
+    """Whether the warm-up and GRPO each helped, by their paired 95% intervals (strict accuracy)."""
+
+    def said(c: dict[str, Any]) -> str:
+        lo, hi = c["ci95"]
+        word = "helped" if lo > 0 else "hurt" if hi < 0 else "made no detectable difference"
+        return f"{word} ({fmt_diff(c)})"
+
+    return (
+        f"the SFT warm-up {said(comparisons['sft_vs_base'])}; GRPO after it "
+        f"{said(comparisons['grpo_vs_sft'])} — strict accuracy, paired 95% intervals."
+    )
 
 
 def _teacher(s: DemoSettings, slipped: dict[str, int]) -> str:

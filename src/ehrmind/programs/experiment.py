@@ -89,8 +89,10 @@ def evaluate(
     seed: int = 0,
     batch_size: int = 64,
     progress: bool = True,
+    backend: Any = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Generate, verify and write an evaluation folder (resumable); returns its metrics and prediction rows."""
+    """Generate, verify and write an evaluation folder (resumable); returns its metrics and prediction rows.
+    `backend` (a `generate.backends.Backend`; default transformers on the CPU) says where it generates."""
     from ehrmind.eval.runner import PREDICTIONS, evaluate_examples
     from ehrmind.generate.backends import make_generator
     from ehrmind.generate.settings import GenerationSettings
@@ -100,8 +102,8 @@ def evaluate(
         batch_size=batch_size, seed=seed,
     )  # fmt: skip
     metrics = evaluate_examples(
-        task, examples, str(data), make_generator(str(model), settings), out, model=str(model),
-        settings=settings, progress=progress,
+        task, examples, str(data), make_generator(str(model), settings, backend), out, model=str(model),
+        settings=settings, progress=progress, backend=backend,
     )  # fmt: skip
     return metrics, read_jsonl(out / PREDICTIONS)
 
@@ -152,6 +154,7 @@ def learning_curve(
     max_new_tokens: int,
     batch_size: int = 64,
     progress: bool = False,
+    backend: Any = None,
 ) -> list[dict[str, Any]]:
     """Greedy accuracy on `examples` at every checkpoint of an RL run; `start` (prediction rows of the model
     the run started from, on any superset of the items) gives step 0."""
@@ -169,6 +172,7 @@ def learning_curve(
             max_new_tokens=max_new_tokens,
             batch_size=batch_size,
             progress=progress,
+            backend=backend,
         )
         points.append(_point(step, rows))
         log.info("learning curve: step %d, strict accuracy %.1f%%", step, 100 * points[-1]["strict_accuracy"])

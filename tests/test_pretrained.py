@@ -43,7 +43,7 @@ def test_offline_auto_takes_the_package_index_and_a_dead_hub_falls_back(routes, 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     get_model(SMOLLM2_135M.name, tmp_path / "a")
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
-    monkeypatch.setattr(pretrained, "_hub_offline", lambda: False)
+    monkeypatch.setattr(pretrained, "hub_offline", lambda: False)
     get_model(SMOLLM2_135M.name, tmp_path / "b")  # the Hub "answers"
     mp.setattr(pretrained, "from_hub", route("hub", fail=True))
     get_model(SMOLLM2_135M.name, tmp_path / "c")  # it does not: the wheel
@@ -97,5 +97,29 @@ def test_threads_option_sets_torch_threads_and_refuses_zero():
         assert result.exit_code == 2 and torch.get_num_threads() == 1
         bad = runner.invoke(app, ["--threads", "0", "get-model", "nope"])
         assert bad.exit_code == 2 and "--threads must be >= 1" in bad.output
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_busy_cores_warning_only_when_others_take_the_threads_cores(monkeypatch, caplog):
+    import torch
+
+    from ehrmind import runtime
+
+    measured = runtime.others_cpu_use(0.05)
+    assert measured is not None and measured >= 0  # /proc/stat read on Linux
+    before = torch.get_num_threads()
+    monkeypatch.setattr(runtime, "available_cpus", lambda: 2)
+    try:
+        torch.set_num_threads(2)
+        monkeypatch.setattr(runtime, "others_cpu_use", lambda: 1.9)
+        with caplog.at_level("WARNING", logger="ehrmind.runtime"):
+            assert runtime.warn_if_busy("generation")
+        assert "--threads 1" in caplog.text
+        monkeypatch.setattr(runtime, "others_cpu_use", lambda: 0.1)
+        assert not runtime.warn_if_busy("generation")  # idle cores: torch's default stands
+        torch.set_num_threads(1)
+        monkeypatch.setattr(runtime, "others_cpu_use", lambda: 1.9)
+        assert not runtime.warn_if_busy("generation")  # one thread cannot wait for another
     finally:
         torch.set_num_threads(before)

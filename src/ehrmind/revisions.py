@@ -20,6 +20,18 @@ _COMMIT = re.compile(r"[0-9a-f]{40}")
 RUN_RECORD = "ehrmind_run.json"  # the training run record (ehrmind.train.run.RUN_RECORD)
 
 
+def hub_offline() -> bool:
+    """Whether the Hub must not be asked: `HF_HUB_OFFLINE` as huggingface_hub read it at import, or as the
+    environment says now (it may be set after the import)."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return True
+    try:
+        from huggingface_hub import constants
+    except ImportError:  # pragma: no cover - transformers depends on huggingface_hub
+        return True
+    return bool(constants.HF_HUB_OFFLINE)
+
+
 def hub_commit(repo_id: str, repo_type: str = "model", revision: str | None = None) -> str | None:
     """The commit a Hub branch or tag points at: the revision itself when it is a commit, else the local Hub
     cache's ref, else (when online) the Hub's answer; None when it cannot be known."""
@@ -34,7 +46,7 @@ def hub_commit(repo_id: str, repo_type: str = "model", revision: str | None = No
             found = ref.read_text(encoding="utf-8").strip()
             if _COMMIT.fullmatch(found):
                 return found
-        if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE") == "1":
+        if hub_offline():
             return None
         from huggingface_hub import HfApi
 

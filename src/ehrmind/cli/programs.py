@@ -53,20 +53,19 @@ def demo_cmd(
 ) -> None:
     """The main job on the embedded default: CPU, a small local model, no network."""
     setup_logging()
+    from ehrmind.errors import ConfigError
     from ehrmind.io import output_folder
 
     split = "dev" if dev else "heldout"
-    output_folder(out or Path("runs/study" if study else "runs/real" if model else "runs/demo"), create=False)
+    out = out or Path("runs/study" if study else "runs/real" if model else "runs/demo")
+    output_folder(out, create=False)
     if study and model:
-        from ehrmind.errors import ConfigError
-
         fail(
             ConfigError(
                 "--model runs the demo on a pretrained model; the study builds its own (drop --study)"
             )
         )
     if study:
-        from ehrmind.errors import ConfigError
         from ehrmind.programs.study import StudySettings, run_study
 
         try:
@@ -76,7 +75,7 @@ def demo_cmd(
         settings = StudySettings(
             seeds=chosen, general_seed=0 if seed is None else seed, evaluate_on=split, data_seed=data_seed
         )
-        report = run_study(out or Path("runs/study"), settings)
+        report = run_study(out, settings)
     else:
         from ehrmind.programs.demo import DemoSettings, run_demo
 
@@ -85,5 +84,5 @@ def demo_cmd(
             if model
             else DemoSettings(evaluate_on=split, data_seed=data_seed)
         )
-        report = run_demo(out or Path("runs/real" if model else "runs/demo"), chosen_settings, seed=seed or 0)
+        report = run_demo(out, chosen_settings, seed=0 if seed is None else seed)
     typer.echo(f"finished; report: {report}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -157,7 +158,7 @@ class HFGenerator:
 
         text = self.prompt_text(prompt) + prefix
         full = [self.tokenizer(text + c, add_special_tokens=False)["input_ids"] for c in choices]
-        shared = len(_common_prefix(full))
+        shared = len(os.path.commonprefix(full))
         shared = max(1, min(shared, min(len(ids) for ids in full) - 1))  # every choice keeps a token
         out = []
         for ids in full:
@@ -192,16 +193,3 @@ class HFGenerator:
                 f"the model's context of {limit} tokens; lower --max-new-tokens or give the task a token budget "
                 "(e.g. --task-option prompt_token_budget=...)"
             )
-
-
-def _common_prefix(seqs: Sequence[Sequence[int]]) -> list[int]:
-    """The longest list of token ids every sequence starts with."""
-    first = list(seqs[0])
-    n = len(first)
-    for seq in seqs[1:]:
-        n = min(n, len(seq))
-        for i in range(n):
-            if seq[i] != first[i]:
-                n = i
-                break
-    return first[:n]

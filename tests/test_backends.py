@@ -321,7 +321,7 @@ def test_a_trained_folder_is_rendered_with_its_training_template_variables(tmp_p
     folder = tmp_path / "sft"
     folder.mkdir()
     (folder / "ehrmind_run.json").write_text(
-        json.dumps({"recipe": {"chat_template_kwargs": {"enable_thinking": False}}})
+        json.dumps({"recipe": {"task": "medcalc", "chat_template_kwargs": {"enable_thinking": False}}})
     )
     assert Backend().for_model(str(folder)).chat_template_kwargs == {"enable_thinking": False}
     given = Backend.choose(chat_template_kwargs={"enable_thinking": True})
@@ -336,3 +336,42 @@ def test_a_trained_folder_is_rendered_with_its_training_template_variables(tmp_p
     ehrmind.evaluate("medcalc", synthetic_csv, str(folder), tmp_path / "e", limit=2, backend=backend)
     run = json.loads((tmp_path / "e" / "metrics.json").read_text())["run"]
     assert run["chat_template_kwargs"] == {"enable_thinking": False} and seen == [str(folder)]
+
+
+def test_hf_samples_with_the_settings_only_whatever_the_folders_generation_config_says(tmp_path, tiny_model):
+    """A repetition penalty (or top-k, a default temperature) in a folder's generation_config.json changed
+    transformers' output while vLLM ignored it: both now sample with ehrmind's settings only, and the run
+    record lists what the folder set and was not applied."""
+    import shutil
+
+    from ehrmind.generate.hf import HFGenerator
+
+    folder = tmp_path / "penalised"
+    shutil.copytree(tiny_model, folder)
+    config = json.loads((folder / "generation_config.json").read_text())
+    (folder / "generation_config.json").write_text(
+        json.dumps({**config, "repetition_penalty": 1.3, "top_k": 5})
+    )
+    prompt = [[{"role": "user", "content": "Compute the FeverPAIN score of this patient."}]]
+    settings = GenerationSettings(max_new_tokens=24)
+    plain, penalised = HFGenerator(str(tiny_model), settings), HFGenerator(str(folder), settings)
+    assert penalised.generate(prompt) == plain.generate(prompt)
+    assert penalised.describe()["generation_config_ignored"] == {"repetition_penalty": 1.3, "top_k": 5}
+    assert "generation_config_ignored" not in plain.describe()
+    assert plain.describe()["stop_token_ids"] == [plain.tokenizer.eos_token_id]
+    # sampling: temperature and top-p only, as vLLM; transformers would add its default top-k of 50
+    sampled = HFGenerator(str(folder), GenerationSettings(temperature=0.6, top_p=0.95))
+    assert sampled.describe()["sampling"] == {"temperature": 0.6, "top_p": 0.95, "top_k": 0}
+    names = [type(w).__name__ for w in sampled._sampling_warpers(sampled.sampling())]
+    assert names == ["TemperatureLogitsWarper", "TopPLogitsWarper"]
+
+
+def test_backend_help_shows_the_extra_to_install():
+    """Rich reads `[vllm]` as markup: the help must still print the whole install command."""
+    from typer.testing import CliRunner
+
+    from ehrmind.cli import app
+
+    for command in ("eval", "rationales"):
+        out = CliRunner().invoke(app, [command, "--help"], terminal_width=200).output
+        assert "'ehrmind[vllm]'" in "".join(out.split()), command

@@ -218,6 +218,14 @@ def test_import_recipe_reports_every_key_and_writes_a_recipe_that_loads(tmp_path
     text = out.read_text()
     assert text.startswith("# ehrmind rl recipe translated by `ehrmind import-recipe`")
     assert "#   reward_funcs: dropped" in text and "#   overwrite_output_dir: ignored" in text
+    # passed through, and said (issue #26, item 3): on the console and in the recipe it wrote
+    said = " ".join(result.output.split())
+    for what in ("trl.log_completions is on", "uploaded to the Hugging Face Hub as Qwen2.5-1.5B-Open-R1-GRPO",
+                 "trl.report_to names wandb"):  # fmt: skip
+        assert what in said and what in text, what
+    assert [line[:15] for line in text.splitlines() if line.startswith("# WARNING")] == [
+        "# WARNING: trl."
+    ] * 3
     recipe = load_recipe(out, stage="rl")
     assert recipe.model == "Qwen/Qwen2.5-1.5B-Instruct" and recipe.data == "AI-MO/NuminaMath-TIR"
     assert recipe.model_kwargs.dtype == "bfloat16" and recipe.model_kwargs.revision == "main"

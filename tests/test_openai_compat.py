@@ -228,6 +228,44 @@ def test_concurrent_requests_keep_prompt_order():
     assert gen.requests_sent == 5
 
 
+def test_a_slow_reply_within_the_per_token_budget_is_waited_for_not_retried():
+    """Issue #26, item 5: 120 s per request was too short for a CPU server queueing sampled requests, and
+    each timeout became a retry the server then generated twice. The read timeout grows with max_tokens."""
+
+    def slow(body, headers):
+        time.sleep(1.5)
+        return 200, {}, completion("late")
+
+    with Scripted(slow) as srv:
+        gen, sleeps = client(srv.url, timeout=1.0)  # max_new_tokens 32: 32 s to reply
+        assert gen.generate([PROMPT]) == [["late"]]
+    assert gen.requests_sent == 1 and not sleeps
+    assert gen.read_timeout(32) == 32.0 and gen.read_timeout(1) == 1.0  # at least `timeout`
+    assert OpenAICompatGenerator("http://h/v1", "m").read_timeout(1024) > 120
+
+
+def test_a_failure_that_would_repeat_is_not_retried():
+    # https to a plain-HTTP port fails the TLS handshake the same way every time
+    with Scripted(sequence((200, {}, completion("x")))) as srv:
+        gen, sleeps = client(srv.url.replace("http://", "https://"), max_retries=3)
+        with pytest.raises(EndpointError, match="not retried") as e:
+            gen.generate([PROMPT])
+    assert e.value.status is None and gen.requests_sent == 1 and not sleeps
+
+
+def test_the_client_does_not_log_each_request(caplog, monkeypatch):
+    # httpx logs one INFO line per request ("HTTP Request: POST …"): noise in an evaluation's log
+    import logging
+
+    for name in ("httpx", "httpcore"):
+        monkeypatch.setattr(logging.getLogger(name), "level", logging.NOTSET)
+    with caplog.at_level(logging.INFO), Scripted(sequence((200, {}, completion("x")))) as srv:
+        gen, _ = client(srv.url)
+        gen.generate([PROMPT, PROMPT])
+    assert not [r for r in caplog.records if r.name.startswith(("httpx", "httpcore"))]
+    assert logging.getLogger("httpx").level == logging.WARNING
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [

@@ -114,6 +114,24 @@ def test_miniature_demo_end_to_end(tmp_path):
     record = json.loads((tmp_path / "sft" / "ehrmind_run.json").read_text())
     assert record["recipe"]["data"] == str(tmp_path / "data" / "sft_teacher" / "examples.jsonl")
     assert (tmp_path / "training.png").exists() and (tmp_path / "accuracy_by_stage.png").exists()
+    # what you train is what you run: plain `ehrmind eval` of the demo's SFT model (no prompt option) renders
+    # the recipe's prompt and gives the demo's own after-SFT predictions on the same items
+    from typer.testing import CliRunner
+
+    from ehrmind.cli import app
+
+    args = ["eval", "--task", "medcalc", "--model", str(tmp_path / "sft"), "--out", str(tmp_path / "plain")]
+    args += ["--data", str(tmp_path / "data" / "heldout" / "examples.jsonl"), "--max-new-tokens", "16"]
+    assert (r := CliRunner().invoke(app, args)).exit_code == 0, r.output
+    plain = json.loads((tmp_path / "plain" / "metrics.json").read_text())
+    demo = json.loads((tmp_path / "eval" / "sft" / "metrics.json").read_text())
+    assert plain["run"]["task_options"] == demo["run"]["task_options"]  # the recipe's system prompt
+    assert (plain["strict_accuracy"], plain["accuracy"]) == (demo["strict_accuracy"], demo["accuracy"])
+    completions = [
+        [row["completion"] for row in map(json.loads, (tmp_path / d / "predictions.jsonl").open())]
+        for d in ("plain", "eval/sft")
+    ]
+    assert completions[0] == completions[1]
     # a second run resumes: nothing is retrained, the report is the same
     before = (tmp_path / "sft" / "ehrmind_run.json").stat().st_mtime
     run_demo(tmp_path, s, sft_overrides=sft, rl_overrides=rl, progress=False)

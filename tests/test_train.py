@@ -94,6 +94,29 @@ def test_bad_sft_recipes_fail_with_a_fix(tmp_path, overrides, message):
         # KL is a penalty: a negative coefficient would reward drifting from the reference
         pytest.param(["trl.beta=-0.1"], "penalty", id="negative-kl"),
         pytest.param(["reward_weights.bad_format=1"], "bad_format <= wrong", id="format-bonus"),
+        # vLLM's context must hold the longest kept prompt and its completion
+        pytest.param(
+            [
+                "trl.use_vllm=true",
+                "trl.vllm_max_model_length=100",
+                "max_prompt_tokens=64",
+                "trl.max_completion_length=64",
+            ],
+            "must hold the longest kept prompt and its completion: max_prompt_tokens 64",
+            id="vllm-context-too-short",
+        ),  # fmt: skip
+        # TRL's colocated vLLM engine takes no revision: it would load the default one
+        pytest.param(
+            ["trl.use_vllm=true", "model_kwargs.revision=0123abc"],
+            "colocated vLLM engine loads",
+            id="vllm-revision",
+        ),
+        # TRL's own trust_remote_code (passed to vLLM) and the model ehrmind loads must agree
+        pytest.param(
+            ["trl.trust_remote_code=true", "model_kwargs.trust_remote_code=false"],
+            "set it in one place",
+            id="remote-code-conflict",
+        ),
     ],
 )
 def test_bad_rl_recipes(tmp_path, overrides, message):
@@ -159,8 +182,93 @@ def test_shipped_recipes_validate(monkeypatch):
         # 32 prompts × 12 samples per step on 8 GPUs
         t = rl.trl
         assert t["per_device_train_batch_size"] * 8 * t["steps_per_generation"] == 32 * 12
+        # vLLM sizes its KV cache for the prompts and completions trained on, not the model's whole context
+        assert t["vllm_max_model_length"] >= rl.max_prompt_tokens + t["max_completion_length"]
     for stage in ("sft", "rl"):
         assert load_recipe(REPO / "recipes" / "demo.yaml", stage=stage).trl["use_cpu"] is True
+
+
+def test_shipped_recipes_print_and_send_nothing(monkeypatch):
+    """Issue #26, item 3: base.yaml turned on log_completions (every prompt, note included, printed at each
+    step). No shipped recipe prints notes or sends anything off the machine."""
+    from ehrmind.train.recipe import privacy_warnings
+
+    monkeypatch.setenv("WORLD_SIZE", "8")
+    # every runnable recipe (base.yaml has no model: the medcalc model recipes include it)
+    paths = [*(REPO / "recipes").glob("*.yaml"), *(REPO / "recipes" / "medcalc").glob("*-instruct.yaml"),
+             *(REPO / "src" / "ehrmind" / "recipes").glob("*.yaml")]  # fmt: skip
+    assert (
+        len(paths) == 7
+    )  # recipes: demo, pretrained, two medcalc models; the package: demo, pretrained, study
+    for path in paths:
+        for stage in ("sft", "rl"):
+            assert privacy_warnings(load_recipe(path, stage=stage).trl) == [], (path, stage)
+
+
+@pytest.mark.parametrize(
+    ("trl", "named"),
+    [
+        ({}, []),  # nothing set: TRL's defaults as ehrmind passes them (report_to none)
+        ({"report_to": "none", "log_completions": False, "push_to_hub": False}, []),
+        ({"report_to": []}, []),
+        ({"report_to": "tensorboard"}, []),  # local files
+        (
+            {"report_to": ["tensorboard", "wandb"]},
+            ["report_to names wandb"],
+        ),  # the tracker, not the local one
+        ({"report_to": "mlflow"}, ["report_to names mlflow"]),
+        ({"report_to": "all"}, ["report_to names all"]),  # every tracker installed
+        ({"log_completions": True}, ["log_completions"]),  # prompts (notes) printed at each step
+        ({"push_to_hub": True}, ["Hugging Face Hub"]),
+        ({"hub_model_id": "me/medcalc"}, ["Hugging Face Hub as me/medcalc"]),
+        ({"log_completions": True, "report_to": ["comet_ml"]}, ["log_completions", "comet_ml"]),
+    ],
+)
+def test_privacy_warnings(trl, named):
+    from ehrmind.train.recipe import privacy_warnings
+
+    warnings = privacy_warnings(trl)
+    assert len(warnings) == len(named) and all(n in w for n, w in zip(named, warnings, strict=True)), warnings
+
+
+def test_run_start_warns_of_what_leaves_the_machine(tmp_path, caplog):
+    import contextlib
+    import importlib.util
+
+    from ehrmind.train.run import start
+
+    path = _recipe(tmp_path, "rl", Path("d.jsonl"), Path("m"), tmp_path / "o", num_generations=4,
+                   per_device_train_batch_size=4, push_to_hub=True, report_to=["wandb"], log_completions=True)  # fmt: skip
+    missing = importlib.util.find_spec("wandb") is None  # then the run stops: one line naming the package
+    refused = pytest.raises(ConfigError, match=r"names wandb but it is not installed: pip install wandb")
+    with (
+        caplog.at_level("WARNING", logger="ehrmind.train.run"),
+        refused if missing else contextlib.nullcontext(),
+    ):
+        start(load_recipe(path, stage="rl"))
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 3 and "push_to_hub" in warned[1] and "wandb" in warned[2], warned
+
+
+def test_recipe_settings_reach_trl_without_the_renamed_checkpointing_warning(tmp_path):
+    """transformers 5 warned on every run (a FutureWarning: `gradient_checkpointing` is deprecated) because
+    the TRL config was built with the old name; ehrmind passes the new one. trust_remote_code reaches TRL's
+    own field, which TRL passes to its colocated vLLM engine."""
+    import warnings
+
+    from trl import GRPOConfig
+
+    from ehrmind.train.recipe import trl_kwargs
+
+    path = _recipe(tmp_path, "rl", Path("d.jsonl"), Path("m"), tmp_path / "o", num_generations=4,
+                   per_device_train_batch_size=4, gradient_checkpointing=True, vllm_max_model_length=512)  # fmt: skip
+    recipe = load_recipe(path, ["model_kwargs.trust_remote_code=true"], stage="rl")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        config = GRPOConfig(**trl_kwargs(recipe))
+    assert not [w for w in caught if "checkpointing" in str(w.message)], [str(w.message) for w in caught]
+    assert config.gradient_checkpointing is True and config.activation_checkpointing is True
+    assert config.trust_remote_code is True and config.vllm_max_model_length == 512
 
 
 # ------------------------------------------------------------------ real training steps
@@ -544,7 +652,7 @@ def test_half_written_checkpoint_is_skipped_on_resume(tmp_path, tiny_model, trai
     run_sft(load_recipe(path))
     # what a kill during the step-4 save leaves: the model written, the trainer state cut short
     (out / "checkpoint-4" / "trainer_state.json").write_text('{"global_step": 4, "log_hi')
-    for name in ("log_history.json", "config.json"):
+    for name in ("log_history.json", "config.json", "trainer_state.json"):  # the final save never happened
         (out / name).unlink()
     with caplog.at_level("WARNING", logger="ehrmind.train.run"):
         assert last_checkpoint(out) == str(out / "checkpoint-2")
@@ -554,3 +662,94 @@ def test_half_written_checkpoint_is_skipped_on_resume(tmp_path, tiny_model, trai
     assert state["global_step"] == 4 and (out / "config.json").exists()
     steps = [h["step"] for h in json.loads((out / "log_history.json").read_text()) if "loss" in h]
     assert steps == [1, 2, 3, 4]
+
+
+# ------------------------------------------------------------------ a run already trained (issue #26, item 7)
+
+
+def _files(out: Path) -> dict[str, bytes]:
+    return {
+        name: (out / name).read_bytes()
+        for name in ("ehrmind_run.json", "model.safetensors", "log_history.json")
+    }
+
+
+def test_a_trained_run_says_so_and_keeps_its_record(tmp_path, tiny_model, train_jsonl):
+    """`ehrmind sft` again on a finished output_dir resumed it and trained nothing, rewriting its run record;
+    with a lower max_steps it ran one step at learning rate 0. Now a run at (or past) its planned steps says
+    so and leaves the folder as it is; a higher max_steps trains on; a run stopped before its final save says
+    where its model is (the Trainer would train one more step to save it), its record untouched."""
+    out = tmp_path / "sft"
+    path = _recipe(tmp_path, "sft", train_jsonl, tiny_model, out, learning_rate=1e-3, num_train_epochs=1,
+                   per_device_train_batch_size=8, max_length=512)  # fmt: skip
+    cmd = ["sft", "--recipe", str(path), "--set", "limit=16"]  # 16 rows, 8 per step: 2 steps in the epoch
+    assert runner.invoke(app, cmd).exit_code == 0
+    before, mtime = _files(out), (out / "ehrmind_run.json").stat().st_mtime_ns
+    # TRL's model card named the base model "[None]" (a local folder): it names the folder now
+    card = (out / "README.md").read_text()
+    assert "[None]" not in card and f"fine-tuned version of the local model `{tiny_model}`" in card
+
+    for extra, said in (([], "(step 2)"), (["--set", "trl.max_steps=1"], "(step 2, past the 1 planned)")):
+        result = runner.invoke(app, [*cmd, *extra])
+        assert result.exit_code == 0, result.output
+        assert f"{out} is already trained {said}: nothing to train" in result.output
+        assert _files(out) == before and (out / "ehrmind_run.json").stat().st_mtime_ns == mtime
+
+    result = runner.invoke(app, [*cmd, "--set", "trl.max_steps=3"])  # one step more
+    assert result.exit_code == 0 and "already trained" not in result.output, result.output
+    history = json.loads((out / "log_history.json").read_text())
+    assert [h["step"] for h in history if "loss" in h] == [1, 2, 3]
+    record = (out / "ehrmind_run.json").read_bytes()
+    assert json.loads(record)["recipe"]["trl"]["max_steps"] == 3 and record != before["ehrmind_run.json"]
+
+    # stopped after its last checkpoint (step 3), before the final save: said, nothing trained or written
+    for name in ("trainer_state.json", "model.safetensors", "log_history.json"):
+        (out / name).unlink()
+    mtime = (out / "ehrmind_run.json").stat().st_mtime_ns
+    result = runner.invoke(app, cmd)  # its one epoch is 2 steps: the checkpoint at step 3 is past it
+    assert result.exit_code == 2, result.output
+    assert f"{out / 'checkpoint-3'} holds the last step (3, past the 2 planned)" in result.output
+    assert "final save" in result.output and not (out / "model.safetensors").exists()
+    assert (out / "ehrmind_run.json").stat().st_mtime_ns == mtime and (
+        out / "ehrmind_run.json"
+    ).read_bytes() == record
+
+
+def test_grpo_with_a_lower_max_steps_trains_nothing(tmp_path, tiny_model, train_jsonl):
+    """The README's `ehrmind rl --set trl.max_steps=10` on a run already past step 10 ran one step at learning
+    rate 0 and rewrote the run record to say max_steps 10."""
+    out = tmp_path / "rl"
+    path = _recipe(tmp_path, "rl", train_jsonl, tiny_model, out, learning_rate=1e-3, max_steps=2,
+                   per_device_train_batch_size=4, num_generations=4, max_completion_length=8)  # fmt: skip
+    assert runner.invoke(app, ["rl", "--recipe", str(path)]).exit_code == 0
+    before, mtime = _files(out), (out / "ehrmind_run.json").stat().st_mtime_ns
+    result = runner.invoke(app, ["rl", "--recipe", str(path), "--set", "trl.max_steps=1"])
+    assert result.exit_code == 0, result.output
+    assert f"{out} is already trained (step 2, past the 1 planned)" in result.output
+    assert _files(out) == before and (out / "ehrmind_run.json").stat().st_mtime_ns == mtime
+
+
+def test_model_card_names_the_hub_model_a_folder_comes_from(tmp_path):
+    from ehrmind.train.run import NO_BASE, RUN_RECORD, base_model, name_base_model
+
+    sft, rl = tmp_path / "sft", tmp_path / "rl"
+    for folder, model in ((sft, "Qwen/Qwen2.5-3B-Instruct"), (rl, str(sft))):
+        folder.mkdir()
+        (folder / RUN_RECORD).write_text(json.dumps({"model": model}))
+    assert base_model(str(rl)) == ("Qwen/Qwen2.5-3B-Instruct", [str(rl), str(sft)])
+    assert base_model("Qwen/Qwen2.5-3B-Instruct") == ("Qwen/Qwen2.5-3B-Instruct", [])
+    built = tmp_path / "smollm2"  # a folder `ehrmind get-model` built names its Hub model
+    built.mkdir()
+    (built / "ehrmind_model.json").write_text(json.dumps({"hub_id": "HuggingFaceTB/SmolLM2-135M-Instruct"}))
+    assert base_model(str(built)) == ("HuggingFaceTB/SmolLM2-135M-Instruct", [str(built)])
+    card = tmp_path / "README.md"
+    card.write_text(
+        f"---\nlibrary_name: transformers\n---\n\nThis model is a fine-tuned version of {NO_BASE}.\n"
+    )
+    name_base_model(card, str(rl))
+    text = card.read_text()
+    assert "base_model: Qwen/Qwen2.5-3B-Instruct" in text
+    assert (
+        f"[Qwen/Qwen2.5-3B-Instruct](https://huggingface.co/Qwen/Qwen2.5-3B-Instruct), through `{rl}` → `{sft}`"
+        in text
+    )

@@ -37,8 +37,8 @@ def evaluate(
     seed: int = 0,
     split: str | None = None,
     limit: int | None = None,
-    mode: str = "reasoning",
-    prefill: bool | str = False,
+    mode: str | None = None,
+    prefill: bool | str | None = None,
     task_options: dict[str, Any] | None = None,
     backend: Backend | None = None,
     generation: GenerationSettings | None = None,
@@ -46,11 +46,14 @@ def evaluate(
 ) -> dict[str, Any]:
     """`ehrmind eval`: generate `samples` completions per example with `model` (`backend`: transformers by
     default) and score them with the task's verifier; returns metrics.json's content. `generation` (a
-    `GenerationSettings`) replaces the six generation keywords."""
+    `GenerationSettings`) replaces the six generation keywords. A model folder ehrmind trained is prompted as
+    in training (`ehrmind.trained`): `mode`, `prefill` and `task_options` left unset take its values, and one
+    set to another value is recorded and reported."""
     from ehrmind.eval.runner import evaluate_examples
     from ehrmind.generate.backends import make_generator
     from ehrmind.io import output_folder
     from ehrmind.registry import get_task
+    from ehrmind.trained import choose_options
 
     backend = (backend or Backend()).for_model(model)
     output_folder(out, create=False)  # a file in the way fails before the model loads
@@ -62,7 +65,8 @@ def evaluate(
         batch_size=batch_size,
         seed=seed,
     )  # checked here, before the model loads
-    t = get_task(task, mode=mode, prefill=prefill, **(task_options or {}))
+    prompt = choose_options(task, model, given_options(mode, prefill, task_options), backend)
+    t = get_task(task, **prompt.options)
     examples = t.load(str(data), split)[:limit]
     return evaluate_examples(
         t,
@@ -75,7 +79,19 @@ def evaluate(
         backend=backend,
         progress=progress,
         limit=limit,
+        **prompt.record(),
     )
+
+
+def given_options(
+    mode: str | None, prefill: bool | str | None, task_options: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The task options a caller set: mode and prefill join the others unless left None."""
+    return {
+        **(task_options or {}),
+        **({"mode": mode} if mode is not None else {}),
+        **({"prefill": prefill} if prefill is not None else {}),
+    }
 
 
 def score(
@@ -85,8 +101,8 @@ def score(
     out: str | Path,
     *,
     split: str | None = None,
-    mode: str = "reasoning",
-    prefill: bool | str = False,
+    mode: str | None = None,
+    prefill: bool | str | None = None,
     task_options: dict[str, Any] | None = None,
     overwrite: bool = False,
 ) -> dict[str, Any]:
@@ -95,7 +111,7 @@ def score(
     from ehrmind.eval.runner import run_record, run_score
     from ehrmind.registry import get_task
 
-    t = get_task(task, mode=mode, prefill=prefill, **(task_options or {}))
+    t = get_task(task, **given_options(mode, prefill, task_options))
     examples = t.load(str(data), split)
     return run_score(
         t, examples, predictions, out, info=run_record(t, examples, str(data)), overwrite=overwrite
@@ -110,7 +126,7 @@ def diagnose(
     model: str | None = None,
     predictions: str | Path | None = None,
     k: int = 8,
-    modes: Sequence[str] = ("reasoning",),
+    modes: Sequence[str] | None = None,
     generation: GenerationSettings | None = None,
     backend: Backend | None = None,
     **options: Any,

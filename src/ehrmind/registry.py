@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from ehrmind.errors import ConfigError
@@ -51,7 +52,17 @@ def get_task(name: str, **options: Any) -> Task:
     """An instance of the task registered as `name`, configured with `options` (prompt mode, prefill, …),
     checked against the task's options model (`Task.Options`)."""
     cls = task_class(name)
-    return cls(**check_options(cls, options))
+    checked = check_options(cls, options)
+    task = cls(**checked)
+    task.options = MappingProxyType(checked)
+    return task
+
+
+def text_options(name: str) -> set[str]:
+    """The options of task `name` typed as plain text (a system prompt): the CLI keeps their values as
+    written instead of reading them as YAML."""
+    fields = task_class(name).Options.model_fields
+    return {n for n, f in fields.items() if f.annotation in (str, str | None)}
 
 
 def task_class(name: str) -> type[Task]:

@@ -33,8 +33,18 @@ def _everywhere(
             "1 can be several times faster (docs/BENCHMARKS.md).",
         ),
     ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Debug logs, and other libraries' info logs.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Warnings and errors only.")] = False,
 ) -> None:
     """Options for every command: `ehrmind --threads 1 eval …`."""
+    import logging
+
+    from ehrmind.cli.common import LOG_LEVEL
+
+    ours = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    LOG_LEVEL.update(ehrmind=ours, others=logging.INFO if verbose else logging.WARNING)
     if threads is not None:
         from ehrmind.runtime import set_threads
 

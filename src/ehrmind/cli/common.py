@@ -8,7 +8,7 @@ import functools
 import inspect
 import logging
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import typer
@@ -47,15 +47,47 @@ class ListOptions(TyperCommand):
         return super().parse_args(ctx, spread)
 
 
-def setup_logging(verbose: bool = False) -> None:
-    from rich.logging import RichHandler
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is when a record comes (as Rich's console does), not the stream of the
+    moment logging was set up, which a caller such as a test runner may have closed since."""
 
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(message)s",
-        handlers=[RichHandler(show_path=False, rich_tracebacks=False)],
-        force=True,
-    )
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        import sys
+
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+LOG_LEVEL = {"ehrmind": logging.INFO, "others": logging.WARNING}
+"""ehrmind's own progress at INFO, other libraries' chatter (transformers, httpx: a line per request) only
+from WARNING; `ehrmind --verbose` / `--quiet` change it for every command."""
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Logs go to stderr (stdout keeps what a command prints as its result): through Rich on a terminal, as
+    plain unwrapped lines with a time stamp otherwise (CI logs, files), so no line is cut at 80 columns."""
+    import sys
+
+    if sys.stderr.isatty():
+        from rich.console import Console
+        from rich.logging import RichHandler
+
+        handler: logging.Handler = RichHandler(
+            console=Console(stderr=True), show_path=False, rich_tracebacks=False
+        )
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    ours = logging.DEBUG if verbose else LOG_LEVEL["ehrmind"]
+    logging.basicConfig(level=LOG_LEVEL["others"], handlers=[handler], force=True)
+    logging.getLogger("ehrmind").setLevel(ours)
+    for name in ("httpx", "httpcore"):  # one INFO line per HTTP request
+        logging.getLogger(name).setLevel(max(logging.WARNING, LOG_LEVEL["others"]))
 
 
 def fail(e: Exception) -> None:
@@ -63,11 +95,40 @@ def fail(e: Exception) -> None:
     raise typer.Exit(code=2)
 
 
-def key_values(pairs: list[str] | None) -> dict[str, object]:
-    """`key=value` strings to a dict; values parsed as YAML scalars (numbers, booleans, lists)."""
-    from ehrmind.train.recipe import apply_overrides
+def key_values(pairs: list[str] | None, *, text: Collection[str] = ()) -> dict[str, object]:
+    """`key=value` strings to a dict. A value is read as a YAML scalar (numbers, booleans, lists), except for
+    the keys in `text` (options typed as text, e.g. a system prompt), which keep the value as written, and a
+    value YAML cannot read as a scalar (plain text with `: ` in it), which stays the text given: no quoting
+    needed for prose."""
+    from ehrmind.errors import ConfigError
+    from ehrmind.io import parse_yaml
 
-    return apply_overrides({}, pairs or [])
+    out: dict[str, object] = {}
+    for item in pairs or []:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"expected key=value, got {item!r}")
+        if key in text:
+            out[key] = value
+            continue
+        try:
+            parsed = parse_yaml(value, key)
+        except ConfigError:
+            parsed = value
+        if isinstance(parsed, dict) and not value.lstrip().startswith("{"):
+            parsed = value  # `Answer: a number` is prose, not a mapping
+        out[key] = parsed
+    return out
+
+
+def task_option_values(task: str, pairs: list[str] | None) -> dict[str, object]:
+    """`--task-option key=value` pairs for `task`, its text-typed options (system_prompt, …) kept as written."""
+    if not pairs:
+        return {}
+    from ehrmind.registry import text_options
+
+    return key_values(pairs, text=text_options(task))
 
 
 class FlagGroup:

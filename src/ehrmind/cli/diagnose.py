@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ehrmind.cli.common import flag_groups, key_values, setup_logging
+from ehrmind.cli.common import flag_groups, setup_logging, task_option_values
 from ehrmind.cli.options import (
     ANY_BACKEND,
     BackendFlags,
@@ -44,7 +44,7 @@ def diagnose_cmd(
     sampling: Sampling = ROLLOUT,
     split: SplitOpt = None,
     mode: ModesOpt = None,
-    prefill: PrefillOpt = False,
+    prefill: PrefillOpt = None,
     device: DeviceOpt = "cpu",
     backend_flags: BackendFlags = ANY_BACKEND,
     task_option: TaskOptionOpt = None,
@@ -118,13 +118,13 @@ def diagnose_cmd(
         settings,
         model=model,
         predictions=predictions,
-        modes=mode or ["reasoning"],
+        modes=mode or None,
         split=split,
         limit=limit,
         backend=backend_flags.choose(device),
         generation=sampling.settings(samples=sampling.samples or k),
         prefill=prefill,
-        task_options=key_values(task_option),
+        task_options=task_option_values(task, task_option),
         one_shot_file=one_shot_file,
     )
     overall, by = diagnosis["overall"], diagnosis["plan_by"]

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ehrmind.cli.common import fail, flag_groups, key_values, setup_logging
+from ehrmind.cli.common import fail, flag_groups, setup_logging, task_option_values
 from ehrmind.cli.options import (
     ANY_BACKEND,
     GREEDY,
@@ -53,8 +53,8 @@ def eval_cmd(
     limit: LimitOpt = None,
     sampling: Sampling = GREEDY,
     split: SplitOpt = None,
-    mode: ModeOpt = "reasoning",
-    prefill: PrefillOpt = False,
+    mode: ModeOpt = None,
+    prefill: PrefillOpt = None,
     device: DeviceOpt = "cpu",
     task_option: TaskOptionOpt = None,
     backend_flags: BackendFlags = ANY_BACKEND,
@@ -82,7 +82,7 @@ def eval_cmd(
         limit=limit,
         mode=mode,
         prefill=prefill,
-        task_options=key_values(task_option),
+        task_options=task_option_values(task, task_option),
         backend=backend,
         generation=sampling.settings(),
     )
@@ -97,8 +97,8 @@ def score_cmd(
     ],
     out: OutOpt,
     split: SplitOpt = None,
-    mode: ModeOpt = "reasoning",
-    prefill: PrefillOpt = False,
+    mode: ModeOpt = None,
+    prefill: PrefillOpt = None,
     task_option: TaskOptionOpt = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
@@ -114,7 +114,7 @@ def score_cmd(
         split=split,
         mode=mode,
         prefill=prefill,
-        task_options=key_values(task_option),
+        task_options=task_option_values(task, task_option),
         overwrite=overwrite,
     )
     summary(metrics, out)

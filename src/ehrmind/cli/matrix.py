@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from ehrmind.cli.common import flag_groups, key_values, setup_logging
+from ehrmind.cli.common import flag_groups, setup_logging, task_option_values
 from ehrmind.cli.options import (
     ANY_BACKEND,
     GREEDY,
@@ -56,12 +56,12 @@ def matrix_cmd(
         )
     options: dict[str, dict[str, object]] = {}
     for t, kv in task_pairs(task_option or [], ":", "--task-option TASK:key=value", unique=False):
-        options.setdefault(t, {}).update(key_values([kv]))
+        options.setdefault(t, {}).update(task_option_values(t, [kv]))
     run_matrix(
         models,
         {t: paths[t] for t in tasks},
         out,
-        modes=mode or ["reasoning"],
+        modes=mode or None,
         limit=limit,
         split=split,
         backend=backend_flags.choose(device),

@@ -34,18 +34,20 @@ MaybeModelOpt = Annotated[str | None, _MODEL]
 DeviceOpt = Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1, mps …")]
 
 ModeOpt = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--mode",
         help="Prompt mode: reasoning (think + answer), direct (answer only) or one-shot (medcalc; with "
-        "--task-option one_shot_file=PATH).",
+        "--task-option one_shot_file=PATH). Default: the mode a model folder ehrmind trained was trained "
+        "with, else reasoning.",
     ),
 ]
 ModesOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--mode",
-        help="Prompt mode(s), reported side by side: reasoning (default), direct, one-shot (with --one-shot-file).",
+        help="Prompt mode(s), reported side by side: reasoning, direct, one-shot (with --one-shot-file). "
+        "Default: the mode a model folder ehrmind trained was trained with, else reasoning.",
     ),
 ]
 OneShotOpt = Annotated[
@@ -56,13 +58,20 @@ OneShotOpt = Annotated[
     ),
 ]
 PrefillOpt = Annotated[
-    bool, typer.Option("--prefill/--no-prefill", help="Prefill the assistant turn with the paper's opening.")
+    bool | None,
+    typer.Option(
+        "--prefill/--no-prefill",
+        help="Prefill the assistant turn with the paper's opening. Default: as a model folder ehrmind "
+        "trained was trained, else no prefill.",
+    ),
 ]
 TaskOptionOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--task-option",
-        help="Task-specific option key=value, e.g. prompt_token_budget=3072 (trec_ct; repeatable).",
+        help="A task option key=value, e.g. prompt_token_budget=3072 (trec_ct) or system_prompt=Answer "
+        "briefly. (text as written; repeatable). A model folder ehrmind trained supplies the options it was "
+        "trained with; one given here that differs is reported.",
     ),
 ]
 
@@ -80,7 +89,7 @@ BackendOpt = Annotated[
     str | None,
     typer.Option(
         "--backend",
-        help="hf (transformers, this process), vllm (vLLM offline engine, GPU; pip install 'ehrmind[vllm]') "
+        help="hf (transformers, this process), vllm (vLLM offline engine, GPU; pip install 'ehrmind\\[vllm]') "
         "or openai (an OpenAI-compatible endpoint at --url). Default: openai with --url, else hf.",
     ),
 ]

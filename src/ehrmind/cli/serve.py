@@ -25,9 +25,10 @@ def serve_cmd(
         int,
         typer.Option(
             "--max-batch",
-            help="Most sequences generated together from concurrent requests (1: one at a time).",
+            help="Most sequences (requests x n) generated together from concurrent requests (1: one at a "
+            "time). Seeded sampled requests batch too, each sampling from its own seed.",
         ),
-    ] = 8,
+    ] = 16,
     batch_wait_ms: Annotated[
         float,
         typer.Option("--batch-wait-ms", help="A batch closes when no request came for this long (ms)."),

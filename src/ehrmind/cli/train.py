@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ehrmind.cli.common import fail, key_values, setup_logging
+from ehrmind.cli.common import fail, setup_logging, task_option_values
 from ehrmind.cli.options import (
     ApiKeyEnvOpt,
     BatchSizeOpt,
@@ -64,6 +64,12 @@ def _train(
         r = load_recipe(recipe, overrides or [], stage=stage, plans=plans, task=task)  # type: ignore[arg-type]
         if r.imported is not None:
             _print_translation(r.imported)
+        from ehrmind.train.run import trained
+
+        done = trained(r)  # a finished run is said so and left as it is (run record included)
+        if done is not None and done.saved:
+            typer.echo(done.message())
+            return
         if stage == "sft":
             from ehrmind.train.sft import run_sft as run
         else:
@@ -114,7 +120,9 @@ def import_recipe_cmd(
     ] = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
-    """Translate a flat TRL / open-r1 config into an ehrmind recipe; print their key → our key for every key."""
+    """Translate a flat TRL / open-r1 config into an ehrmind recipe; print their key → our key for every key,
+    and a warning for each setting it passes through that prints notes or sends data off the machine."""
+    setup_logging()
     from ehrmind.errors import ConfigError
     from ehrmind.train.flat import TranslationError, read_flat, write_recipe
 
@@ -162,13 +170,13 @@ def rationales_cmd(
     max_retries: Annotated[int, typer.Option("--max-retries", help="Retries on 429/5xx/no reply.")] = 5,
     concurrency: Annotated[int, typer.Option("--concurrency", help="Parallel HTTP requests.")] = 1,
     split: SplitOpt = None,
-    prefill: PrefillOpt = False,
+    prefill: PrefillOpt = None,
     device: DeviceOpt = "cpu",
     backend: Annotated[
         str | None,
         typer.Option(
             "--backend",
-            help="With --model: hf (default) or vllm (pip install 'ehrmind[vllm]'); --teacher-url is openai.",
+            help="With --model: hf (default) or vllm (pip install 'ehrmind\\[vllm]'); --teacher-url is openai.",
         ),
     ] = None,
     task_option: TaskOptionOpt = None,
@@ -178,11 +186,18 @@ def rationales_cmd(
     Teacher mode gives the gold answer and asks for the reasoning; --self samples without it (rejection
     sampling). Writes rationales.jsonl (SFT data), attempts.jsonl and summary.json; resumable."""
     setup_logging()
+    from ehrmind.api import given_options
+    from ehrmind.generate.backends import Backend
     from ehrmind.generate.settings import GenerationSettings
     from ehrmind.registry import get_task
     from ehrmind.train.rationales import make_generator, run_rationales
+    from ehrmind.trained import choose_options
 
-    t = get_task(task, prefill=prefill, **key_values(task_option))
+    # --self samples the model being trained: with the prompt it was trained on (`ehrmind.trained`)
+    given = given_options(None, prefill, task_option_values(task, task_option))
+    served = Backend.choose(url=teacher_url, api_key_env=api_key_env) if self_mode and teacher_url else None
+    prompt = choose_options(task, (model or teacher_model) if self_mode else None, given, served)
+    t = get_task(task, **prompt.options)
     examples = t.load(data, split)[:limit]
     settings = GenerationSettings(
         max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed
@@ -209,7 +224,7 @@ def rationales_cmd(
         mode=mode,
         keep_per_example=keep_per_example,
         batch_size=batch_size,
-        info={"data": data, "limit": limit, "seed": seed},
+        info={"data": data, "limit": limit, "seed": seed, **prompt.record()},
     )
     typer.echo(
         f"kept {summary['kept']} of {summary['attempts']} attempts ({summary['examples_with_rationale']} of "
@@ -219,7 +234,9 @@ def rationales_cmd(
 
 
 def export_verl_cmd(
-    out: Annotated[Path, typer.Option("--out", help="Output folder (train/val parquet, run_verl.sh).")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Output folder (train/val parquet, run_verl.sh, merge_verl.sh).")
+    ],
     task: Annotated[
         str | None, typer.Option("--task", help="Registered task (default: the recipe's).")
     ] = None,
@@ -256,28 +273,48 @@ def export_verl_cmd(
     seed: Annotated[
         int | None, typer.Option("--seed", help="Split seed (default: the recipe's, else 0).")
     ] = None,
+    output_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--output-dir",
+            help="verl's checkpoints (default: the recipe's output_dir, else OUT/checkpoints).",
+        ),
+    ] = None,
+    allow_unmirrored: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-unmirrored",
+            help="Accept that verl runs this refused setting differently, e.g. trl.lr_scheduler_type "
+            "(repeatable; recorded in run_verl.sh and export.json).",
+        ),
+    ] = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
-    """verl RL export: train/val parquet and run_verl.sh mirroring the recipe's GRPO settings (docs/verl.md)."""
+    """verl RL export: train/val parquet, run_verl.sh mirroring every GRPO setting of the recipe (or refusing
+    it, with the reason) and merge_verl.sh, the way back to a folder `ehrmind eval` loads (docs/verl.md)."""
     setup_logging()
     from ehrmind.errors import ConfigError
     from ehrmind.registry import get_task
-    from ehrmind.train.verl_launch import export_verl, split_train_val
+    from ehrmind.train.verl_launch import (
+        CHECKPOINTS,
+        export_recipe,
+        export_verl,
+        hydra_value,
+        split_train_val,
+    )
 
     r = None
     if recipe is not None:
         from ehrmind.train.recipe import load_recipe
 
         r = load_recipe(recipe, option or [], stage="rl")
-    elif option:
-        raise ConfigError("--set overrides a recipe; give --recipe")
     task_name, data_src = task or (r.task if r else None), data or (r.data if r else None)
     if not task_name or not data_src:
         raise ConfigError("give --task and --data, or a --recipe that names them")
     given = {
         **({"mode": mode} if mode else {}),
         **({"prefill": prefill} if prefill is not None else {}),
-        **key_values(task_option),
+        **task_option_values(task_name, task_option),
     }
     if r is not None and task_name == r.task:
         from ehrmind.train.recipe import recipe_task
@@ -290,7 +327,8 @@ def export_verl_cmd(
     else:
         t = get_task(task_name, **given)
     split_seed = seed if seed is not None else (r.seed if r else 0)
-    examples = t.load(data_src, split or (r.split if r else None))
+    data_split = split or (r.split if r else None)
+    examples = t.load(data_src, data_split)
     if r and r.limit:
         examples = examples[: r.limit]
     if val_data:
@@ -299,25 +337,31 @@ def export_verl_cmd(
         train, val, grouped = split_train_val(
             examples, val_fraction, split_seed, group_by, fields=t.split_fields
         )
+    resolved = export_recipe(
+        r,
+        t,
+        data=data_src,
+        split=data_split,
+        model=model or (r.model if r else None),
+        output_dir=output_dir or (r.output_dir if r else out / CHECKPOINTS),
+        seed=split_seed,
+        trl_overrides=[] if r else option or [],
+    )
     info = export_verl(
         t,
         train,
         val,
         out,
-        trl=r.trl if r else {},
-        model=model or (r.model if r else None),
+        recipe=resolved,
         gpus=gpus,
-        seed=split_seed,
-        output_dir=r.output_dir if r else None,
-        max_prompt_tokens=r.max_prompt_tokens if r else None,
-        template_kwargs=getattr(r, "chat_template_kwargs", None) or None,
+        allow=allow_unmirrored or [],
         overwrite=overwrite,
         record={
             "task": t.name,
             "task_version": t.version,
-            "data": data_src,
+            "data": resolved.data,
             "val": grouped,
-            "recipe": str(recipe) if recipe else None,
+            "recipe": str(recipe.resolve()) if recipe else None,
             "seed": split_seed,
             "prefill": t.prefill_text,
         },
@@ -325,7 +369,7 @@ def export_verl_cmd(
     lengths = info["prompt_lengths"]
     typer.echo(
         f"wrote {out}: train.parquet ({info['n_train']} rows), val.parquet ({info['n_val']} rows, held out by "
-        f"{grouped}), run_verl.sh, export.json"
+        f"{grouped}), run_verl.sh, merge_verl.sh, export.json"
         + (
             f"; dropped {info['dropped_prompt_too_long']} prompts over max_prompt_tokens"
             if info["dropped_prompt_too_long"]
@@ -333,9 +377,15 @@ def export_verl_cmd(
         )
     )
     typer.echo(f"prompt length {lengths['max_tokens']} tokens, {lengths['how']}")
+    typer.echo(f"{info['total_training_steps']} verl steps; checkpoints in {info['checkpoints']}")
     for key, value in info["overrides"].items():
-        typer.echo(f"  {key}={str(value).lower() if isinstance(value, bool) else value}")
+        typer.echo(f"  {key}={hydra_value(value)}")
+    for line in info["accepted_differences"]:
+        typer.echo(f"ACCEPTED DIFFERENCE {line}")
+    if info["not_carried"]:
+        typer.echo(f"not carried (how TRL runs, not what it trains): {', '.join(info['not_carried'])}")
     typer.echo(f"install verl: {info['verl_install']}; run: MODEL=... bash {out / 'run_verl.sh'}")
+    typer.echo(f"back to a model folder for ehrmind eval: bash {out / 'merge_verl.sh'} [STEP]")
 
 
 def tiny_model_cmd(

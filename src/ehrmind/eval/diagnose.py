@@ -39,7 +39,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter, defaultdict
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,7 @@ from ehrmind.io import atomic_write_json, atomic_write_jsonl, atomic_write_text,
 from ehrmind.metrics import item_mean_ci
 from ehrmind.parsing import parse_date
 from ehrmind.tasks.base import Task
+from ehrmind.trained import PromptChoice
 from ehrmind.types import Example
 
 log = logging.getLogger(__name__)
@@ -394,16 +395,24 @@ def plan_yaml(plan: dict[str, Any], diagnosis: dict[str, Any], by: str, out: Pat
 
 def mode_tasks(
     task_name: str,
-    modes: Sequence[str],
+    modes: Sequence[str] | None,
     *,
-    prefill: bool | str = False,
+    prefill: bool | str | None = None,
     task_options: dict[str, Any] | None = None,
     one_shot_file: str | Path | None = None,
-) -> dict[str, Task]:
-    """One configured Task per prompt mode; the prefill applies to the modes that open a <think> block and
-    the exemplar file to `one-shot`."""
+    model: str | None = None,
+    backend: Backend | None = None,
+) -> dict[str, tuple[Task, PromptChoice]]:
+    """One configured Task per prompt mode, with how its options relate to `model`'s training
+    (`ehrmind.trained`: a folder ehrmind trained is prompted as in training unless told otherwise; no
+    `modes` means its trained mode, else reasoning). The prefill applies to the modes that open a <think>
+    block and the exemplar file to `one-shot`."""
     from ehrmind.registry import get_task
+    from ehrmind.trained import TrainedPrompt, choose_options
 
+    if modes is None:
+        trained = TrainedPrompt.of(model, backend)
+        modes = [str(trained.options_for(task_name).get("mode", "reasoning")) if trained else "reasoning"]
     if not modes:
         raise ConfigError("give at least one prompt mode")
     if len(set(modes)) != len(modes):
@@ -412,18 +421,21 @@ def mode_tasks(
         raise ConfigError("--one-shot-file is only used with --mode one-shot")
     tasks = {}
     for mode in modes:
-        options = dict(task_options or {})
+        given: dict[str, Any] = {**(task_options or {}), "mode": mode}
         if mode == "one-shot" and one_shot_file:
-            options["one_shot_file"] = str(one_shot_file)
-        tasks[mode] = get_task(
-            task_name, mode=mode, prefill=prefill if mode != "direct" else False, **options
-        )
+            given["one_shot_file"] = str(one_shot_file)
+        if mode == "direct":
+            given["prefill"] = False
+        elif prefill is not None:
+            given["prefill"] = prefill
+        choice = choose_options(task_name, model, given, backend)
+        tasks[mode] = (get_task(task_name, **choice.options), choice)
     return tasks
 
 
-def check_renders(tasks: dict[str, Task], examples: Sequence[Example]) -> None:
+def check_renders(tasks: Iterable[Task], examples: Sequence[Example]) -> None:
     """Render every prompt before a model loads: a missing one-shot exemplar fails here, not mid-run."""
-    for task in tasks.values():
+    for task in tasks:
         for ex in examples:
             task.render(ex)
 
@@ -436,12 +448,12 @@ def run_diagnose(
     *,
     model: str | None = None,
     predictions: str | Path | None = None,
-    modes: Sequence[str] = ("reasoning",),
+    modes: Sequence[str] | None = None,
     split: str | None = None,
     limit: int | None = None,
     generation: GenerationSettings | None = None,
     backend: Backend | None = None,
-    prefill: bool | str = False,
+    prefill: bool | str | None = None,
     task_options: dict[str, Any] | None = None,
     one_shot_file: str | Path | None = None,
     progress: bool = True,
@@ -459,25 +471,27 @@ def run_diagnose(
         backend = (backend or Backend()).for_model(model)
     if (model is None) == (predictions is None):
         raise ConfigError("give either --model (to generate) or --predictions (to diagnose existing samples)")
-    if predictions is not None and len(modes) != 1:
+    if predictions is not None and modes is not None and len(modes) != 1:
         raise ConfigError("--predictions holds one prompt mode's samples; give exactly one --mode")
     samples = gen.samples
     if samples < settings.k:
         raise ConfigError(f"--samples ({samples}) must be >= --k ({settings.k})")
-    tasks = mode_tasks(
-        task_name, modes, prefill=prefill, task_options=task_options, one_shot_file=one_shot_file
-    )
-    primary = tasks[modes[0]]
+    prompts = mode_tasks(
+        task_name, modes, prefill=prefill, task_options=task_options, one_shot_file=one_shot_file, model=model,
+        backend=backend,
+    )  # fmt: skip
+    modes = list(prompts)
+    primary = prompts[modes[0]][0]
     by = plan_field(primary, settings)
     examples = primary.load(data, split)[:limit]
     if not examples:
         raise ConfigError(f"no examples in {data}")
-    check_renders(tasks, examples)
+    check_renders([t for t, _ in prompts.values()], examples)
     out = output_folder(out_dir)
 
     generator = None
     results: dict[str, dict[str, Any]] = {}
-    for mode, task in tasks.items():
+    for mode, (task, prompt) in prompts.items():
         mode_dir = out / mode
         one_shot = str(one_shot_file) if mode == "one-shot" else None
         if predictions is not None:
@@ -493,7 +507,7 @@ def run_diagnose(
                 generator = make_generator(model, gen, backend)
             metrics = evaluate_examples(
                 task, examples, data, generator, mode_dir, model=model, settings=gen, backend=backend,
-                progress=progress, limit=limit, one_shot_file=one_shot,
+                progress=progress, limit=limit, one_shot_file=one_shot, **prompt.record(),
             )  # fmt: skip
         rows = read_jsonl(mode_dir / PREDICTIONS)
         diag, items = diagnose_rows(task, examples, rows, settings)
@@ -620,6 +634,7 @@ def write_diagnosis_report(
         "model",
         "predictions",
         "prefill",
+        "task_options",
         "temperature",
         "top_p",
         "max_new_tokens",
@@ -630,6 +645,10 @@ def write_diagnosis_report(
             lines.append(f"| {key} | `{str(run[key]).replace(chr(10), chr(92) + 'n')}` |")
     lines.append(f"| prompt modes | `{', '.join(results)}` (diagnosed: `{diagnosis['mode']}`) |")
     lines.append(f"| k / samples per item | {k} / {diagnosis['samples']} |")
+    from ehrmind.trained import report_lines
+
+    trained = report_lines(run.get("trained_prompt"))
+    lines += ["", *trained] if trained else []
     lines += [
         "",
         "## Verdict rule",

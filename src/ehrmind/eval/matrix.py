@@ -63,12 +63,61 @@ def model_labels(models: Sequence[str]) -> list[str]:
     return labels
 
 
+Cell = tuple[str, str, Any, list[Any], Any]
+"""(task name, mode, configured Task, examples, PromptChoice): one evaluation of a model."""
+
+
+def _plan_cells(
+    model: str,
+    data: dict[str, str],
+    modes: Sequence[str] | None,
+    split: str | None,
+    limit: int | None,
+    task_options: dict[str, dict[str, Any]] | None,
+    one_shot_file: str | Path | None,
+    loaded: dict[str, list[Any]],
+    backend: Backend,
+) -> tuple[list[Cell], dict[tuple[str, str], str]]:
+    """The cells `model` is evaluated in, every prompt rendered before any model loads, and the (task, mode)
+    pairs skipped with the reason. A model folder ehrmind trained is prompted as it was trained
+    (`ehrmind.trained`), so each model has its own cells; `loaded` keeps each task's examples across models."""
+    from ehrmind.eval.diagnose import check_renders, mode_tasks
+    from ehrmind.registry import get_task
+
+    cells: list[Cell] = []
+    skipped: dict[tuple[str, str], str] = {}
+    for task_name, path in data.items():
+        supported = type(get_task(task_name)).modes
+        usable = None if modes is None else [m for m in modes if m in supported]
+        for m in modes or ():
+            if m not in supported:
+                skipped[(task_name, m)] = f"task {task_name} has no {m!r} mode"
+        if usable == []:
+            continue
+        tasks = mode_tasks(
+            task_name,
+            usable,
+            task_options=(task_options or {}).get(task_name),
+            one_shot_file=one_shot_file if usable and "one-shot" in usable else None,
+            model=model,
+            backend=backend,
+        )
+        if task_name not in loaded:
+            loaded[task_name] = next(iter(tasks.values()))[0].load(path, split)[:limit]
+        examples = loaded[task_name]
+        if not examples:
+            raise ConfigError(f"no examples for task {task_name} in {path}")
+        check_renders([t for t, _ in tasks.values()], examples)
+        cells += [(task_name, m, t, examples, prompt) for m, (t, prompt) in tasks.items()]
+    return cells, skipped
+
+
 def run_matrix(
     models: Sequence[str],
     data: dict[str, str],
     out_dir: str | Path,
     *,
-    modes: Sequence[str] = ("reasoning",),
+    modes: Sequence[str] | None = None,
     limit: int | None = None,
     split: str | None = None,
     generation: GenerationSettings | None = None,
@@ -81,9 +130,7 @@ def run_matrix(
     mode; a mode a task does not support is an "n/a" cell. `generation` says how completions are sampled
     (default: one greedy completion) and `backend` where they come from (default: transformers on the CPU).
     Returns the matrix (also written as JSON)."""
-    from ehrmind.eval.diagnose import check_renders, mode_tasks
     from ehrmind.eval.runner import evaluate_examples
-    from ehrmind.registry import get_task
 
     if not models:
         raise ConfigError("give at least one model (--models A B …)")
@@ -96,44 +143,25 @@ def run_matrix(
     out = Path(out_dir)
     labels = model_labels(models)
 
-    # every task, mode and prompt is checked before any model loads
-    cells_todo: list[tuple[str, str, Any, Any]] = []
-    skipped: dict[tuple[str, str], str] = {}
-    for task_name, path in data.items():
-        supported = type(get_task(task_name)).modes
-        usable = [m for m in modes if m in supported]
-        for m in modes:
-            if m not in supported:
-                skipped[(task_name, m)] = f"task {task_name} has no {m!r} mode"
-        if not usable:
-            continue
-        tasks = mode_tasks(
-            task_name,
-            usable,
-            task_options=(task_options or {}).get(task_name),
-            one_shot_file=one_shot_file if "one-shot" in usable else None,
-        )
-        examples = next(iter(tasks.values())).load(path, split)[:limit]
-        if not examples:
-            raise ConfigError(f"no examples for task {task_name} in {path}")
-        check_renders(tasks, examples)
-        cells_todo += [(task_name, m, t, examples) for m, t in tasks.items()]
-
-    multi_mode = len(modes) > 1 or modes[0] != "reasoning"
-    rows: list[dict[str, Any]] = []
+    loaded: dict[str, list[Any]] = {}  # each task's examples, loaded once
     chosen = backend or Backend()
-    for model, label in zip(models, labels, strict=True):
+    plans = [
+        _plan_cells(m, data, modes, split, limit, task_options, one_shot_file, loaded, chosen) for m in models
+    ]
+    multi_mode = modes is not None and (len(modes) > 1 or modes[0] != "reasoning")
+    rows: list[dict[str, Any]] = []
+    for model, label, (cells_todo, skipped) in zip(models, labels, plans, strict=True):
         backend = chosen.for_model(model)
         from ehrmind.generate.backends import make_generator
 
         generator = make_generator(model, gen, backend) if cells_todo else None
-        for task_name, mode, task, examples in cells_todo:
+        for task_name, mode, task, examples, prompt in cells_todo:
             cell_dir = out / "runs" / label / (f"{task_name}-{mode}" if multi_mode else task_name)
             log.info("matrix: %s on %s (%s)", label, task_name, mode)
             metrics = evaluate_examples(
                 task, examples, data[task_name], generator, cell_dir, model=model, settings=gen,
                 backend=backend, progress=progress, limit=limit,
-                one_shot_file=str(one_shot_file) if mode == "one-shot" else None,
+                one_shot_file=str(one_shot_file) if mode == "one-shot" else None, **prompt.record(),
             )  # fmt: skip
             rows.append(
                 {
@@ -147,6 +175,7 @@ def run_matrix(
                     "main_metric": main_metric(task, metrics),
                     "data_sha256": metrics["run"]["data_sha256"],
                     "dir": str(cell_dir.relative_to(out)),
+                    **({"prompt_overridden": sorted(prompt.overridden)} if prompt.overridden else {}),
                 }
             )
         del generator
@@ -158,7 +187,7 @@ def run_matrix(
     matrix = {
         "models": [{"label": lb, "model": m} for lb, m in zip(labels, models, strict=True)],
         "tasks": [{"task": t, "data": p} for t, p in data.items()],
-        "modes": list(modes),
+        "modes": list(modes) if modes is not None else ["as trained (else reasoning)"],
         "settings": {
             "limit": limit,
             "samples": gen.samples,
@@ -212,6 +241,15 @@ def _main(c: dict[str, Any] | None) -> str:
     return f"{mm['value']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{mm['value']:.3f}"
 
 
+def _override_lines(matrix: dict[str, Any]) -> list[str]:
+    """The cells whose prompt differs from the model's training (`ehrmind.trained`), named with the options."""
+    cells = [c for c in matrix["cells"] if c.get("prompt_overridden")]
+    if not cells:
+        return []
+    named = "; ".join(f"{c['model']} on {c['task']}: {', '.join(c['prompt_overridden'])}" for c in cells)
+    return [f"**Prompt differs from training** in {len(cells)} cell(s) ({named}); see each run's report.", ""]
+
+
 def write_matrix_report(out: Path, matrix: dict[str, Any]) -> Path:
     rows, tasks, cells = _grid(matrix)
     s = matrix["settings"]
@@ -225,6 +263,7 @@ def write_matrix_report(out: Path, matrix: dict[str, Any]) -> Path:
         f"Prompt modes: {', '.join(matrix['modes'])}; limit {s['limit']}; samples {s['samples']}; temperature "
         f"{s['temperature']}; max_new_tokens {s['max_new_tokens']}; seed {s['seed']}.",
         "",
+        *_override_lines(matrix),
         "## Accuracy (95% CI)",
         "",
         f"![accuracy heatmap]({MATRIX_PNG})",

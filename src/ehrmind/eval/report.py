@@ -126,6 +126,7 @@ def write_report(
         "predictions",
         "prompt_mode",
         "prefill",
+        "task_options",
         "samples",
         "temperature",
         "top_p",
@@ -147,6 +148,10 @@ def write_report(
         lines.append(
             f"| environment | `python {env.get('python')}; {packages}{'; ' + backend if backend else ''}` |"
         )
+    from ehrmind.trained import report_lines
+
+    trained = report_lines(run.get("trained_prompt"))
+    lines += ["", *trained] if trained else []
     lines += ["", "## Overall", ""]
     lines += _table({"all": metrics}, "", verdicts)
     lines += [

@@ -23,6 +23,7 @@ from ehrmind.runs import RUN_INFO as RUN_INFO  # where eval's record is, for cal
 from ehrmind.runs import RunFolder
 from ehrmind.snapshot import examples_hash
 from ehrmind.tasks.base import Task
+from ehrmind.trained import prompt_options
 from ehrmind.types import Example, Prediction
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ METRICS = "metrics.json"
 # Settings that must match for a rerun into the same folder to count as a resume.
 RESUME_KEYS = (
     "task", "data_sha256", "model", "prompt_mode", "prefill", "samples", "temperature", "top_p",
-    "max_new_tokens", "seed", "batch_size", "logprobs", "chat_template_kwargs", "revision",
+    "max_new_tokens", "seed", "batch_size", "logprobs", "chat_template_kwargs", "revision", "task_options",
 )  # fmt: skip  # batch_size: batches are seeded by position and padded together, so it shapes the completions
 
 
@@ -56,6 +57,7 @@ def run_info(task: Task, examples: Sequence[Example], data: str, **extra: Any) -
         "n_examples": len(examples),
         "prompt_mode": task.mode,
         "prefill": task.prefill_text,
+        **prompt_options(task),
         "ehrmind_version": __version__,
         **extra,
     }

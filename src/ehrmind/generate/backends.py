@@ -124,27 +124,23 @@ class Backend:
 
     def for_model(self, model: str) -> Backend:
         """This backend for `model`: a model folder an ehrmind run trained with chat-template variables
-        (its `ehrmind_run.json`) is rendered with the same ones unless others are given, so evaluation prompts
-        are the prompts it was trained on (e.g. Qwen3's `enable_thinking`)."""
+        (its `ehrmind_run.json`, `ehrmind.trained`) is rendered with the same ones unless others are given, so
+        evaluation prompts are the prompts it was trained on (e.g. Qwen3's `enable_thinking`)."""
         import dataclasses
-        import json
-        from pathlib import Path
 
-        from ehrmind.revisions import RUN_RECORD
+        from ehrmind.trained import TrainedPrompt
 
-        record = Path(model).expanduser() / RUN_RECORD
-        if self.chat_template_kwargs or self.name == "openai" or not record.is_file():
+        if self.chat_template_kwargs or self.name == "openai":
             return self
-        try:
-            trained = (json.loads(record.read_text(encoding="utf-8")).get("recipe") or {}).get(
-                "chat_template_kwargs"
-            )
-        except (OSError, ValueError, AttributeError):
+        trained = TrainedPrompt.of(model)
+        if trained is None or not trained.chat_template_kwargs:
             return self
-        if not trained or not isinstance(trained, dict):
-            return self
-        log.info("%s was trained with chat-template variables %s; rendering with them", model, trained)
-        return dataclasses.replace(self, chat_template_kwargs=dict(trained))
+        log.info(
+            "%s was trained with chat-template variables %s; rendering with them",
+            model,
+            trained.chat_template_kwargs,
+        )
+        return dataclasses.replace(self, chat_template_kwargs=dict(trained.chat_template_kwargs))
 
     def loading(self) -> dict[str, Any]:
         """`from_pretrained` / `vllm.LLM` arguments that pick the model: only those given."""

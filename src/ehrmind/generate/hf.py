@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Sequence
@@ -66,6 +67,7 @@ class HFGenerator:
         self.tokenizer.padding_side = "left"  # decoder-only models continue from the right edge
         self.model = loaded.to(device)
         self.model.eval()
+        self.ignored_generation_config = self._own_generation_config()
         if str(device) == "cpu":
             from ehrmind.runtime import warn_if_busy
 
@@ -74,9 +76,34 @@ class HFGenerator:
         self.seeds_calls = True
         """`generate` takes `call_seed` (evaluation seeds each batch by its position)."""
 
+    def _own_generation_config(self) -> dict[str, Any]:
+        """Replace the model's generation config by one that holds only its special tokens, so sampling is
+        these settings and nothing else (as on vLLM); returns what the folder's config set beyond them
+        (`settings.ignored_generation_config`), warned about once and kept in the run record."""
+        from transformers import GenerationConfig
+
+        from ehrmind.generate.settings import SPECIAL_TOKENS, ignored_generation_config
+
+        old = self.model.generation_config
+        ignored = ignored_generation_config(old.to_diff_dict())
+        self.model.generation_config = GenerationConfig(
+            **{k: getattr(old, k) for k in SPECIAL_TOKENS if getattr(old, k, None) is not None}
+        )
+        if ignored:
+            log.warning(
+                "%s: generation_config.json sets %s; ignored: ehrmind samples with temperature %s and top-p %s "
+                "only, on every backend (recorded in run.json)",
+                self.name,
+                ", ".join(f"{k}={v}" for k, v in ignored.items()),
+                self.settings.temperature,
+                self.settings.top_p,
+            )
+        return ignored
+
     def describe(self) -> dict[str, Any]:
         """What the run record keeps about this backend: dtype, device, the Hub commit (None for a local
-        folder) and the settings' context limit."""
+        folder), the settings' context limit, the tokens generation stops at and what of the folder's
+        generation config was not applied."""
         config = self.model.config
         return {
             "backend": "transformers",
@@ -85,40 +112,79 @@ class HFGenerator:
             "model_revision": getattr(config, "_commit_hash", None),
             "model_type": getattr(config, "model_type", None),
             "context_tokens": getattr(config, "max_position_embeddings", None),
+            "stop_token_ids": sorted(self._eos_ids()),
+            "sampling": self.sampling() if self.settings.temperature > 0 else "greedy",
+            **(
+                {"generation_config_ignored": self.ignored_generation_config}
+                if self.ignored_generation_config
+                else {}
+            ),
         }
 
     def prompt_text(self, messages: list[dict[str, str]]) -> str:
         return render_prompt(self.tokenizer, messages, **self.chat_template_kwargs)
 
+    def sampling(self) -> dict[str, Any]:
+        """What sampling applies, on both of `generate`'s paths and in the run record: the settings'
+        temperature and top-p, and no top-k (transformers' default would be 50; vLLM has none)."""
+        return {"temperature": self.settings.temperature, "top_p": self.settings.top_p, "top_k": 0}
+
+    seeds_prompts = True
+    """`generate` takes `seeds`, one per prompt: a prompt's samples then depend only on (prompt, settings,
+    seed), not on the prompts that share the call (`ehrmind serve` batches seeded requests on it)."""
+
     def generate(
-        self, prompts: list[list[dict[str, str]]], n: int = 1, *, call_seed: int | None = None
+        self,
+        prompts: list[list[dict[str, str]]],
+        n: int = 1,
+        *,
+        call_seed: int | None = None,
+        seeds: Sequence[int] | None = None,
     ) -> list[list[str]]:
-        """`n` completions for each prompt (special tokens stripped). `call_seed` fixes this call's sampling
-        (evaluation passes the batch's position, so a resumed run samples what an uninterrupted one did);
-        without it each call takes the next seed of a counter."""
+        """`n` completions for each prompt (special tokens stripped).
+
+        Sampling draws from one of two kinds of random stream:
+        - `seeds` (one per prompt): sample j of prompt i draws from its own generator, seeded from
+          (seeds[i], j) (`RowSampler`), so it is the same alone or batched with any other prompts (up to
+          the float effects of padding, see docs/generation.md); sample 0 of n=2 is the sample of n=1;
+        - otherwise one stream for the whole call: `call_seed` fixes it (evaluation passes the batch's
+          position, so a resumed run samples what an uninterrupted one did); without it each call takes the
+          next seed of a counter.
+        Greedy decoding (temperature 0) ignores both."""
         import torch
+        from transformers import LogitsProcessorList
 
         s = self.settings
+        if seeds is not None and len(seeds) != len(prompts):
+            raise ConfigError(f"{len(seeds)} seeds for {len(prompts)} prompts")
         texts = [self.prompt_text(m) for m in prompts]
         enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(
             self.device
         )
         self._check_context(int(enc["attention_mask"].sum(dim=1).max()))
-        # Seed per call so a run is reproducible and a resumed run continues deterministically.
-        torch.manual_seed(s.seed + (self._calls if call_seed is None else call_seed))
-        self._calls += 1
-        sampling: dict[str, Any] = (
-            {"do_sample": True, "temperature": s.temperature, "top_p": s.top_p}
-            if s.temperature > 0
-            else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
-        )
+        per_row = n
+        greedy: dict[str, Any] = {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+        knobs = self.sampling()
+        sampling: dict[str, Any]
+        if s.temperature > 0 and seeds is not None:
+            # greedy over scores that RowSampler made one-hot; rows expanded here (greedy takes one per row)
+            rows = [row_seed(seed, j) for seed in seeds for j in range(n)]
+            sampler = RowSampler(self._sampling_warpers(knobs), rows)
+            sampling = {**greedy, "logits_processor": LogitsProcessorList([sampler])}
+            enc = {k: v.repeat_interleave(n, dim=0) for k, v in enc.items()}
+            per_row = 1
+        else:
+            # Seed per call so a run is reproducible and a resumed run continues deterministically.
+            torch.manual_seed(s.seed + (self._calls if call_seed is None else call_seed))
+            self._calls += 1
+            sampling = {"do_sample": True, **knobs} if s.temperature > 0 else greedy
         with torch.inference_mode():
             out = self.model.generate(
                 **enc,
                 max_new_tokens=s.max_new_tokens,
-                num_return_sequences=n,
+                num_return_sequences=per_row,
                 pad_token_id=self.tokenizer.pad_token_id,
-                eos_token_id=self.tokenizer.eos_token_id,
+                eos_token_id=sorted(self._eos_ids()),  # the tokenizer's and the folder's, as vLLM stops
                 **sampling,
             )
         new_tokens = out[:, enc["input_ids"].shape[1] :]
@@ -129,6 +195,42 @@ class HFGenerator:
         """Per prompt and completion of the last call: "stop" (an end-of-sequence token) or "length" (cut
         at max_new_tokens), as OpenAI's `finish_reason`."""
         return [decoded[i * n : (i + 1) * n] for i in range(len(prompts))]
+
+    def _sampling_warpers(self, knobs: dict[str, Any]) -> list[Any]:
+        """The warpers transformers' own sampling applies (`GenerationMixin._get_logits_processor` with
+        do_sample, transformers 5), in its order, for `knobs` (generate's sampling arguments) over the
+        model's `generation_config` and transformers' defaults (top_k 50 unless set): the seeded path samples
+        from the distribution the unseeded one does. A test compares them with transformers' own."""
+        import copy
+
+        from transformers import generation as g
+
+        config = copy.deepcopy(self.model.generation_config)
+        config.update(
+            do_sample=True, **knobs
+        )  # sampling's config (without do_sample it warns of temperature)
+        defaults = getattr(config, "_get_default_generation_params", dict)()
+        config.update(**{k: v for k, v in defaults.items() if getattr(config, k, None) is None})
+        warpers: list[Any] = []
+        if config.temperature is not None and config.temperature != 1.0:
+            warpers.append(g.TemperatureLogitsWarper(config.temperature))
+        if getattr(config, "top_h", None) is not None:
+            warpers.append(g.logits_process.TopHLogitsWarper(top_h=config.top_h))
+        if config.top_k is not None and config.top_k != 0:
+            warpers.append(g.TopKLogitsWarper(top_k=config.top_k, min_tokens_to_keep=1))
+        if config.top_p is not None and config.top_p < 1.0:
+            warpers.append(g.TopPLogitsWarper(top_p=config.top_p, min_tokens_to_keep=1))
+        if config.min_p is not None:
+            warpers.append(g.MinPLogitsWarper(min_p=config.min_p, min_tokens_to_keep=1))
+        if config.typical_p is not None and config.typical_p < 1.0:
+            warpers.append(g.TypicalLogitsWarper(mass=config.typical_p, min_tokens_to_keep=1))
+        if config.epsilon_cutoff is not None and 0.0 < config.epsilon_cutoff < 1.0:
+            warpers.append(g.EpsilonLogitsWarper(epsilon=config.epsilon_cutoff, min_tokens_to_keep=1))
+        if config.eta_cutoff is not None and 0.0 < config.eta_cutoff < 1.0:
+            warpers.append(
+                g.EtaLogitsWarper(epsilon=config.eta_cutoff, min_tokens_to_keep=1, device=self.model.device)
+            )
+        return warpers
 
     def _eos_ids(self) -> set[int]:
         ids: set[int] = set()
@@ -193,3 +295,41 @@ class HFGenerator:
                 f"the model's context of {limit} tokens; lower --max-new-tokens or give the task a token budget "
                 "(e.g. --task-option prompt_token_budget=...)"
             )
+
+
+def row_seed(seed: int, sample: int) -> int:
+    """The 32-bit seed of one sampled row: sample `sample` of a prompt sent with `seed`. Hashed, because a
+    CPU `torch.Generator` keeps only the low 32 bits of its seed (seed and seed + 2**32 draw alike)."""
+    digest = hashlib.blake2b(f"{seed}:{sample}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big")
+
+
+class RowSampler:
+    """A logits processor that samples each row's next token from the row's own `torch.Generator`, so a row
+    draws the same random numbers whatever rows share its batch (transformers' sampling draws one stream for
+    the batch). It applies `warpers` (temperature, top-k, top-p: what sampling would apply), then draws as
+    vLLM does for seeded requests: argmax(p / q) with q ~ Exponential(1) per token, which picks token i with
+    probability p_i; and returns scores that are 0 at the drawn token and -inf elsewhere, for greedy decoding
+    to take. Rows that already ended keep drawing, so every row's stream advances one draw per step."""
+
+    def __init__(self, warpers: list[Any], seeds: Sequence[int]):
+        self.warpers = warpers
+        self.seeds = list(seeds)
+        self._generators: list[Any] | None = None
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        if self._generators is None:  # made at the first step, on the scores' device
+            self._generators = [torch.Generator(scores.device).manual_seed(s) for s in self.seeds]
+        if len(self._generators) != scores.shape[0]:
+            raise RuntimeError(f"{len(self._generators)} row seeds for a batch of {scores.shape[0]} rows")
+        for warp in self.warpers:
+            scores = warp(input_ids, scores)
+        probs = torch.softmax(scores.float(), dim=-1)
+        noise = torch.empty_like(probs)
+        for row, gen in zip(noise, self._generators, strict=True):
+            row.exponential_(generator=gen)
+        # a draw of exactly 0 would make 0 / 0 = NaN, which argmax takes for the largest value
+        drawn = (probs / noise.clamp_(min=torch.finfo(noise.dtype).tiny)).argmax(dim=-1, keepdim=True)
+        return torch.full_like(scores, float("-inf")).scatter_(-1, drawn, 0.0)

@@ -8,13 +8,20 @@ Nothing leaves the machine unless the caller gives the URL.
   (some providers ignore `n`) is asked again for the rest.
 - `seeds` (one per prompt) are sent as the request's `seed`, so an endpoint that honours it (vLLM, OpenAI
   best-effort, `ehrmind serve`) samples reproducibly and a resumed run asks for what the first one did.
-- Connection errors, timeouts, HTTP 408/409/429 and 5xx are retried with exponential backoff
-  (`backoff * 2**k`, capped at `max_backoff`); a `Retry-After` header (seconds or an HTTP date) is honoured
-  instead. The retry loop is ours rather than httpx's or the `openai` client's, because every message it
-  writes must have prompt text removed (servers sometimes echo the input).
+- Timeouts fit a CPU server that queues requests: connecting may take `CONNECT_TIMEOUT_S`, a reply
+  `max(timeout, READ_SECONDS_PER_TOKEN * max_tokens)` (a read timeout shorter than the completion takes
+  only turns a slow reply into a retry the server then generates twice).
+- Failures that may pass are retried with exponential backoff (`backoff * 2**k`, capped at `max_backoff`):
+  refused, reset or closed connections, timeouts, HTTP 408/409/429 and 5xx; a `Retry-After` header
+  (seconds or an HTTP date) is honoured instead. A failure that would only repeat (a URL scheme or proxy
+  httpx cannot use, a TLS handshake that fails: a certificate that does not verify, https to a plain-HTTP
+  port) fails at once. The retry loop is ours rather
+  than httpx's or the `openai` client's, because every message it writes must have prompt text removed
+  (servers sometimes echo the input).
 - Any other 4xx fails at once with `EndpointError` naming the status and an excerpt of the server's error
   message, with text from the prompt removed.
 - The API key is sent as a bearer token and never logged, shown in `repr` or put in an error message.
+  httpx's own INFO line per request is silenced (its loggers set to WARNING unless already configured).
 - A final assistant message (prefill) is continued: the request carries vLLM's
   `continue_final_message: true, add_generation_prompt: false` (`ehrmind serve` continues it always). The
   Task prepends the part of the output contract it supplied when verifying (`Task.contract_prefix`).
@@ -28,6 +35,7 @@ import json
 import logging
 import math
 import re
+import ssl
 import threading
 import time
 import urllib.parse
@@ -47,6 +55,13 @@ RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 MAX_RETRY_AFTER = 600.0
 """A `Retry-After` longer than this (seconds) is capped, so a misconfigured server cannot hang a run."""
 EXCERPT_CHARS = 300
+CONNECT_TIMEOUT_S = 10.0
+"""Seconds to open a connection (at most `timeout`): a server that accepts none in this long is down or
+unreachable, and the attempt is retried."""
+READ_SECONDS_PER_TOKEN = 1.0
+"""A reply may take this long per requested token (`max_tokens`) before the read times out, if longer than
+`timeout`: a CPU server queues requests behind the batch it is generating, and larger models are slower;
+a retry after a timeout only makes the server generate the request twice."""
 
 
 class EndpointError(UserError, RuntimeError):
@@ -105,6 +120,7 @@ class OpenAICompatGenerator:
         self.name = model
         self.settings = settings or GenerationSettings()
         self.timeout = timeout
+        """Seconds to wait for a reply, at least: `read_timeout` gives long completions longer."""
         self.max_retries = max_retries
         self.backoff = backoff
         self.max_backoff = max_backoff
@@ -140,13 +156,28 @@ class OpenAICompatGenerator:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def read_timeout(self, max_tokens: int | None) -> float:
+        """Seconds a reply to a request for `max_tokens` tokens may take: `timeout`, or more for long
+        completions (`READ_SECONDS_PER_TOKEN` each)."""
+        return max(self.timeout, READ_SECONDS_PER_TOKEN * (max_tokens or 0))
+
+    def _timeout(self, max_tokens: int | None) -> Any:
+        import httpx
+
+        read = self.read_timeout(max_tokens)
+        return httpx.Timeout(read, connect=min(self.timeout, CONNECT_TIMEOUT_S), pool=read)
+
     def _client(self) -> Any:
         import httpx
 
         with self._count_lock:
             if self._http is None:
+                for name in ("httpx", "httpcore"):  # one INFO line per request is noise; theirs if set
+                    logger = logging.getLogger(name)
+                    if logger.level == logging.NOTSET:
+                        logger.setLevel(logging.WARNING)
                 self._http = httpx.Client(
-                    timeout=self.timeout,
+                    timeout=self._timeout(None),
                     limits=httpx.Limits(
                         max_connections=self.concurrency, max_keepalive_connections=self.concurrency
                     ),
@@ -252,7 +283,7 @@ class OpenAICompatGenerator:
         attempt = 0
         while True:
             try:
-                return parse(self._post_once(data, headers, messages))
+                return parse(self._post_once(data, headers, messages, body.get("max_tokens")))
             except _Retryable as e:
                 if attempt >= self.max_retries:
                     raise EndpointError(
@@ -274,16 +305,25 @@ class OpenAICompatGenerator:
                 )
                 self._sleep(delay)
 
-    def _post_once(self, data: bytes, headers: dict[str, str], messages: list[dict[str, str]]) -> bytes:
+    def _post_once(
+        self, data: bytes, headers: dict[str, str], messages: list[dict[str, str]], max_tokens: int | None
+    ) -> bytes:
         import httpx
 
         client = self._client()
         with self._count_lock:
             self.requests_sent += 1
         try:
-            resp = client.post(self.url, content=data, headers=headers)
-        except (httpx.TransportError, OSError) as e:  # refused, reset, timed out, not HTTP …
-            raise _Retryable(f"no reply ({type(e).__name__}: {e})") from None
+            resp = client.post(self.url, content=data, headers=headers, timeout=self._timeout(max_tokens))
+        except (httpx.TransportError, OSError) as e:
+            if not retryable(e):
+                raise EndpointError(
+                    f"{public_url(self.url)}: no reply ({type(e).__name__}: {e}); not retried"
+                ) from None
+            what = "no reply"
+            if isinstance(e, httpx.ReadTimeout):
+                what = f"no reply within {self.read_timeout(max_tokens):.0f} s"
+            raise _Retryable(f"{what} ({type(e).__name__}: {e})") from None
         status = resp.status_code
         if 200 <= status < 300:
             return resp.content
@@ -308,6 +348,25 @@ class OpenAICompatGenerator:
         if not got:
             raise _Retryable("reply has no choices")
         return [(t, f if isinstance(f, str) else None) for t, f in got]
+
+
+def retryable(error: BaseException) -> bool:
+    """Whether a failure to get any reply may pass on its own: a refused, reset or closed connection, a
+    timeout. Not: a scheme or proxy httpx cannot use, a request it cannot write, a TLS handshake that fails
+    as such (a certificate that does not verify, https to a plain-HTTP port): each attempt would fail alike.
+    A TLS connection cut short (`ssl.SSLEOFError` and the like) is retried."""
+    import httpx
+
+    if isinstance(error, (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.ProxyError)):
+        return False
+    cause: BaseException | None = error
+    for _ in range(8):  # the chain httpx -> httpcore -> ssl
+        if cause is None:
+            break
+        if type(cause) in (ssl.SSLError, ssl.SSLCertVerificationError):
+            return False
+        cause = cause.__cause__ or cause.__context__
+    return isinstance(error, (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError, OSError))
 
 
 def _top_logprobs(raw: bytes) -> list[tuple[str, float]]:
@@ -390,3 +449,19 @@ def redact(text: str, messages: list[dict[str, str]]) -> str:
         elif not out or out[-1] != "[…]":
             out.append("[…]")
     return " ".join(out)
+
+
+def model_entry(base_url: str, model: str, api_key: str | None = None, timeout: float = 10.0) -> dict | None:
+    """The endpoint's `/v1/models` entry for `model` (what `ehrmind serve` publishes about it), or None when
+    the endpoint does not list it or cannot be asked: a model list is optional to an OpenAI-compatible server."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        reply = httpx.get(f"{base_url.rstrip('/')}/models", headers=headers, timeout=timeout, trust_env=False)
+        reply.raise_for_status()
+        entries = reply.json().get("data") or []
+    except (httpx.HTTPError, ValueError, AttributeError) as e:
+        log.debug("%s/models: %s", public_url(base_url), type(e).__name__)
+        return None
+    return next((e for e in entries if isinstance(e, dict) and e.get("id") == model), None)

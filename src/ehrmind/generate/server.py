@@ -14,14 +14,19 @@ and generates each group of compatible ones in one `generate` call (prompts left
 concurrent clients gain even on CPU. Compatible means the same `max_tokens` and:
 
 - greedy (temperature 0): any seed; left padding gives the same text as a request generated alone;
-- sampled without a `seed`: the same temperature, top_p and n (no reproducibility is promised);
-- sampled with a `seed`: never batched, generated alone from that seed, so the same request gives the same
-  completions however many others arrive with it (batched sampling shares one random stream);
+- sampled with a `seed`: the same temperature, top_p and n, each request's rows drawing from their own
+  random streams seeded from its seed (`HFGenerator.generate(seeds=…)`), so a request gives the same
+  completions alone or with any others (up to float effects of left padding: equal in every case measured,
+  see docs/generation.md); a generator without `seeds_prompts` generates each seeded request alone;
+- sampled without a `seed`: the same temperature, top_p and n, one random stream for the batch (no
+  reproducibility is promised);
 - log-probability requests: alone.
 
 If a batch fails, each of its requests is generated again alone, so every client gets its own answer (a
 prompt that does not fit the context is one client's 400, not the batch's); no client waits forever: on
-shutdown the worker answers what it holds and refuses the rest with 503.
+shutdown the worker answers what it holds and refuses the rest with 503. A client that went away (timed
+out, interrupted) before its request was generated is skipped, and one that goes away before its reply is
+written costs one INFO line, never a traceback.
 
 One client cannot tie it up: bodies over `MAX_BODY_BYTES`, JSON deeper than `MAX_JSON_DEPTH` and prompts
 that cannot fit the model's context are refused before parsing or tokenizing; a stalled client is dropped
@@ -35,10 +40,14 @@ import json
 import logging
 import math
 import queue
+import select
+import socket
+import sys
 import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -46,6 +55,7 @@ from typing import Any
 
 from ehrmind.errors import ConfigError
 from ehrmind.generate.settings import GenerationSettings
+from ehrmind.trained import SERVED_KEY
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +74,9 @@ connection holds at most one body of `MAX_BODY_BYTES`."""
 READ_TIMEOUT_S = 30.0
 """A client that stops sending mid-request is dropped after this long."""
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-MAX_BATCH = 8
-"""Default for `max_batch`: the most sequences (requests × n) generated in one call."""
+MAX_BATCH = 16
+"""Default for `max_batch`: the most sequences (requests × n) generated in one call; 16 takes the requests of
+`ehrmind eval --url --concurrency 8 --samples 2` in one call."""
 BATCH_WAIT_MS = 5.0
 """Default for `batch_wait_ms`: a batch closes when no request has arrived for this long."""
 
@@ -78,6 +89,14 @@ class ServerClosing(RuntimeError):
     """The server is shutting down: answered 503, so a client retries elsewhere or later."""
 
 
+class ClientGone(ConnectionError):
+    """The client closed its connection before its request was generated: nothing to answer."""
+
+
+DISCONNECTS = (ConnectionError, TimeoutError)
+"""What a client that goes away raises in the thread serving it (broken pipe, reset, aborted, timed out)."""
+
+
 @dataclass
 class _Job:
     """One request handed to the worker; `future` gets its result or its exception."""
@@ -86,9 +105,13 @@ class _Job:
     n: int
     settings: GenerationSettings
     seeded: bool
-    """The request gave a `seed`: sampled alone, reproducibly."""
+    """The request gave a `seed` (`settings.seed`): sampled reproducibly from it."""
+    seeds_prompts: bool = False
+    """The generator takes a seed per prompt (`seeds_prompts`): seeded jobs can share a call."""
     top_logprobs: int | None = None
     """Set for a log-probability request (one token, alone)."""
+    gone: Callable[[], bool] | None = None
+    """Whether the client has closed its connection (checked before generating)."""
     arrived: float = field(default_factory=time.monotonic)
     future: Future = field(default_factory=Future)
 
@@ -100,7 +123,9 @@ class _Job:
         if s.temperature == 0:
             return ("greedy", s.max_new_tokens)
         if self.seeded:
-            return None
+            return (
+                ("seeded", s.max_new_tokens, s.temperature, s.top_p, self.n) if self.seeds_prompts else None
+            )
         return ("sample", s.max_new_tokens, s.temperature, s.top_p, self.n)
 
 
@@ -134,15 +159,21 @@ class ChatBackend:
         *,
         max_batch: int = MAX_BATCH,
         batch_wait_ms: float = BATCH_WAIT_MS,
+        trained: dict[str, Any] | None = None,
     ):
+        """`trained`: the served folder's trained prompt (`TrainedPrompt.recipe()`), published in `/v1/models`
+        so that `ehrmind eval --url` prompts it as it was trained."""
         if not _integer(max_batch) or max_batch < 1:
             raise ConfigError(f"max_batch must be an integer >= 1 (1: no batching), got {max_batch!r}")
         if not _number(batch_wait_ms) or not 0 <= batch_wait_ms <= 10_000:
             raise ConfigError(f"batch_wait_ms must be from 0 to 10000, got {batch_wait_ms!r}")
         self.generator = generator
+        self.trained = trained
         self.model_name = model_name or str(getattr(generator, "name", "model"))
         self.defaults: GenerationSettings = generator.settings
         """Settings for what a request leaves out, read once: the worker swaps `generator.settings`."""
+        self.seeds_prompts = bool(getattr(generator, "seeds_prompts", False))
+        """The generator samples each prompt from its own seed (`HFGenerator`): seeded requests batch."""
         self.max_batch = max_batch
         self.batch_wait = batch_wait_ms / 1000
         self.requests_served = 0
@@ -157,14 +188,31 @@ class ChatBackend:
     def models(self) -> dict[str, Any]:
         return {
             "object": "list",
-            "data": [{"id": self.model_name, "object": "model", "created": 0, "owned_by": "ehrmind"}],
+            "data": [
+                {
+                    "id": self.model_name,
+                    "object": "model",
+                    "created": 0,
+                    "owned_by": "ehrmind",
+                    **({SERVED_KEY: self.trained} if self.trained else {}),
+                }
+            ],
         }
 
-    def complete(self, body: Any) -> dict[str, Any]:
+    def complete(self, body: Any, gone: Callable[[], bool] | None = None) -> dict[str, Any]:
+        """The reply to one request body; `gone()` says whether its client has left (then it is skipped and
+        `ClientGone` raised)."""
         messages, n, settings = self._parse(body)
         if body.get("logprobs"):
             return self._logprobs(body, messages, n, settings)
-        job = _Job(messages, n, settings, seeded=body.get("seed") is not None)
+        job = _Job(
+            messages,
+            n,
+            settings,
+            seeded=body.get("seed") is not None,
+            seeds_prompts=self.seeds_prompts,
+            gone=gone,
+        )
         texts, finish, usage = self._submit(job)
         choices = [
             {
@@ -222,6 +270,7 @@ class ChatBackend:
                             stop = True
                             break
                         jobs.append(job)
+                jobs = self._present(jobs)
                 try:
                     for group in _groups(jobs, self.max_batch):
                         self._answer(group)
@@ -242,6 +291,22 @@ class ChatBackend:
                     break
                 if job is not None:
                     job.future.set_exception(ServerClosing("the server is shutting down"))
+
+    @staticmethod
+    def _present(jobs: list[_Job]) -> list[_Job]:
+        """`jobs` whose clients are still connected; the others get `ClientGone` (a client that timed out
+        and retried would otherwise have its request generated twice)."""
+        kept = []
+        for job in jobs:
+            try:
+                gone = job.gone is not None and job.gone()
+            except Exception:  # a check that fails must not cost the client its answer
+                gone = False
+            if gone:
+                job.future.set_exception(ClientGone("the client closed its connection"))
+            else:
+                kept.append(job)
+        return kept
 
     def _answer(self, group: list[_Job]) -> None:
         """Generate `group` in one call and answer each job; if that fails, generate each job alone."""
@@ -272,10 +337,14 @@ class ChatBackend:
             if first.top_logprobs is not None:
                 results: list[Any] = [gen.next_token_logprobs(first.messages, first.top_logprobs)]
             else:
-                # a seeded job is alone: its sampling starts from its own seed, whatever ran before it
-                fixed = first.seeded and getattr(gen, "seeds_calls", False)
                 prompts = [job.messages for job in group]
-                texts = gen.generate(prompts, n=first.n, **({"call_seed": 0} if fixed else {}))
+                seeding: dict[str, Any] = {}
+                if first.seeded and first.seeds_prompts:  # each prompt samples from its own seed
+                    seeding = {"seeds": [job.settings.seed for job in group]}
+                elif first.seeded and getattr(gen, "seeds_calls", False):
+                    # a seeded job alone: its sampling starts from its own seed, whatever ran before it
+                    seeding = {"call_seed": 0}
+                texts = gen.generate(prompts, n=first.n, **seeding)
                 finish = getattr(gen, "last_finish_reasons", None)
                 if not isinstance(finish, list) or len(finish) != len(group):
                     finish = [[]] * len(group)
@@ -453,6 +522,19 @@ def _drain(sock: Any, limit: int = 1 << 20, seconds: float = 0.5) -> None:
         pass
 
 
+def _closed(sock: Any) -> bool:
+    """Whether the client has closed `sock` (readable with nothing to read, or reset); never blocks. A
+    client that half-closes while awaiting its reply counts as gone (HTTP clients do not)."""
+    try:
+        if not select.select([sock], [], [], 0)[0]:
+            return False
+        return sock.recv(1, socket.MSG_PEEK) == b""
+    except BlockingIOError:
+        return False
+    except (OSError, ValueError):  # reset, or already closed here
+        return True
+
+
 class _BoundedServer(ThreadingHTTPServer):
     """A thread per connection, at most `MAX_CONNECTIONS` at once: one more is answered 503 and closed
     instead of queueing without bound (20 clients sending 10 MB each held 2.9 GB)."""
@@ -497,6 +579,14 @@ class _BoundedServer(ThreadingHTTPServer):
         finally:
             self.slots.release()
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away mid-request is one INFO line, not a traceback on stderr."""
+        error = sys.exc_info()[1]
+        if isinstance(error, DISCONNECTS):
+            log.info("client %s disconnected (%s)", client_address[0], type(error).__name__)
+            return
+        super().handle_error(request, client_address)
+
 
 def _handler(backend: ChatBackend) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
@@ -509,11 +599,19 @@ def _handler(backend: ChatBackend) -> type[BaseHTTPRequestHandler]:
 
         def _send(self, status: int, obj: Any) -> None:
             data = json.dumps(obj, ensure_ascii=False).encode("utf-8")
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            except DISCONNECTS as e:  # it timed out or was interrupted: nobody to answer
+                self.close_connection = True
+                log.info(
+                    "client %s went away before its reply (%s); reply dropped",
+                    self.client_address[0],
+                    type(e).__name__,
+                )
 
         def _error(self, status: int, message: str, kind: str = "invalid_request_error") -> None:
             self._send(status, {"error": {"message": message, "type": kind, "code": status}})
@@ -560,7 +658,12 @@ def _handler(backend: ChatBackend) -> type[BaseHTTPRequestHandler]:
                 self._error(400, "the request body is not JSON")
                 return
             try:
-                self._send(200, backend.complete(body))
+                self._send(200, backend.complete(body, gone=lambda: _closed(self.connection)))
+            except ClientGone:
+                self.close_connection = True
+                log.info(
+                    "client %s went away before its request was generated; skipped", self.client_address[0]
+                )
             except BadRequest as e:
                 self._error(400, str(e))
             except ServerClosing as e:
@@ -581,6 +684,7 @@ def make_server(
     *,
     max_batch: int = MAX_BATCH,
     batch_wait_ms: float = BATCH_WAIT_MS,
+    trained: dict[str, Any] | None = None,
 ) -> _BoundedServer:
     """A ready `ThreadingHTTPServer` (port 0 picks a free port: read `server.server_address`); call
     `serve_forever()` (in a thread for tests) and `shutdown()` + `server_close()` to stop (the latter also
@@ -590,7 +694,9 @@ def make_server(
         log.warning(
             "serving on %s: anyone who can reach this address can use the model (no authentication)", host
         )
-    backend = ChatBackend(generator, model_name, max_batch=max_batch, batch_wait_ms=batch_wait_ms)
+    backend = ChatBackend(
+        generator, model_name, max_batch=max_batch, batch_wait_ms=batch_wait_ms, trained=trained
+    )
     try:
         return _BoundedServer((host, port), _handler(backend), backend=backend)
     except BaseException:  # e.g. the port is in use: no worker left behind
@@ -610,10 +716,26 @@ def serve(
     max_batch: int = MAX_BATCH,
     batch_wait_ms: float = BATCH_WAIT_MS,
 ) -> None:
-    """Load `model` with HFGenerator and serve it until interrupted."""
+    """Load `model` with HFGenerator and serve it until interrupted. A folder ehrmind trained is rendered with
+    its training's chat-template variables, and its trained prompt is published in `/v1/models`
+    (`ehrmind.trained`)."""
     from ehrmind.generate.hf import HFGenerator
+    from ehrmind.trained import TrainedPrompt
 
-    generator = HFGenerator(model, settings or GenerationSettings(), device=device)
+    trained = TrainedPrompt.of(model)
+    generator = HFGenerator(
+        model,
+        settings or GenerationSettings(),
+        device=device,
+        chat_template_kwargs=trained.chat_template_kwargs if trained else None,
+    )
+    if trained is not None:
+        log.info(
+            "%s was trained on %s with %s: published in /v1/models for ehrmind eval --url",
+            model,
+            trained.task,
+            ", ".join(f"{k}={v!r}"[:60] for k, v in trained.options.items()) or "the task's defaults",
+        )
     server = make_server(
         generator,
         host,
@@ -621,6 +743,7 @@ def serve(
         model_name=model_name or model,
         max_batch=max_batch,
         batch_wait_ms=batch_wait_ms,
+        trained=trained.recipe() if trained else None,
     )
     h, p = server.server_address[:2]
     url = f"http://{h if ':' not in str(h) else f'[{h}]'}:{p}/v1"

@@ -68,3 +68,21 @@ class GenerationSettings:
             "seed": self.seed,
             "batch_size": self.batch_size,
         }
+
+
+SPECIAL_TOKENS = ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id")
+NOT_SAMPLING = ("transformers_version", "_from_model_config", "cache_implementation", "use_cache")
+
+
+def ignored_generation_config(values: dict[str, object]) -> dict[str, object]:
+    """What a model folder's `generation_config.json` (its non-default values, `values`) would change about
+    sampling beyond its special tokens: a repetition penalty, top-k, a default temperature …
+
+    ehrmind samples with its own settings only, identically on every backend: transformers would apply these
+    (and its own top-k of 50), vLLM ignores them when given explicit sampling parameters. So both backends
+    drop them, stop at the folder's end-of-turn tokens, and the run record lists what was dropped."""
+    return {
+        k: v
+        for k, v in values.items()
+        if k not in SPECIAL_TOKENS and k not in NOT_SAMPLING and not (k == "do_sample" and v is False)
+    }

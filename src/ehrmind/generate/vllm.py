@@ -27,6 +27,21 @@ def _import_vllm() -> Any:
     return vllm
 
 
+def _folder_generation_config(model: str, engine_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """What the model's generation_config.json sets beyond its special tokens: vLLM applies none of it to
+    explicit `SamplingParams` (only its end-of-turn tokens), as `HFGenerator` drops it; recorded, not used."""
+    from ehrmind.generate.settings import ignored_generation_config
+
+    try:
+        from transformers import GenerationConfig
+
+        pick = {k: engine_kwargs[k] for k in ("revision", "trust_remote_code") if k in engine_kwargs}
+        config = GenerationConfig.from_pretrained(model, **pick)
+    except Exception:  # no generation_config.json (or offline): nothing was there to ignore
+        return {}
+    return ignored_generation_config(config.to_diff_dict())
+
+
 class VLLMGenerator:
     """Loads `model` into a vLLM engine once; generates completions for batches of chat prompts."""
 
@@ -45,6 +60,7 @@ class VLLMGenerator:
         self.chat_template_kwargs = dict(chat_template_kwargs or {})
         self.engine_kwargs = dict(engine_kwargs)
         self.llm = vllm.LLM(model=model, seed=self.settings.seed, **engine_kwargs)
+        self.ignored_generation_config = _folder_generation_config(model, engine_kwargs)
         self.samples_per_request = True
         """`generate` takes `n` samples per prompt in one request and `seeds`, one per prompt."""
 
@@ -54,6 +70,11 @@ class VLLMGenerator:
             "backend": "vllm",
             "vllm_version": getattr(self._vllm, "__version__", None),
             "engine": {k: v for k, v in self.engine_kwargs.items() if isinstance(v, (str, int, float, bool))},
+            **(
+                {"generation_config_ignored": self.ignored_generation_config}
+                if self.ignored_generation_config
+                else {}
+            ),
         }
 
     def _params(self, n: int, seed: int, **extra: Any) -> Any:

@@ -10,6 +10,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, ClassVar, Literal, final
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -79,6 +80,8 @@ class Task(ABC):
     """What a teacher's rationale must reason from (`ehrmind rationales`, teacher mode)."""
     Options: ClassVar[type[TaskOptions]] = TaskOptions
     """The task's options model: its constructor's keyword arguments, typed (defaults equal; a test checks)."""
+    options: Mapping[str, Any] = MappingProxyType({})
+    """The options `get_task` made this instance with, as checked (what a run record keeps of them)."""
 
     def __init__(
         self,

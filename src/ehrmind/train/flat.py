@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,8 @@ from ehrmind.errors import ConfigError
 
 if TYPE_CHECKING:
     from ehrmind.train.recipe import Stage
+
+log = logging.getLogger(__name__)
 
 FLAT_MARKERS = ("model_name_or_path", "dataset_name", "model_revision", "torch_dtype")
 """A file with one of these and none of `RECIPE_MARKERS` is a flat TRL config."""
@@ -365,19 +368,25 @@ def read_flat(
 
 def write_recipe(translation: Translation, out: str | Path, *, overwrite: bool = False) -> Path:
     """Validate the translated recipe (TRL fields included) and write it as YAML, headed by a comment naming
-    the flat file and every key left out of it (ignored or dropped) with the reason."""
+    the flat file, every key left out of it (ignored or dropped) with the reason, and a warning for each
+    setting passed through that prints notes or sends data off the machine (also logged, as a run of the
+    recipe will at its start)."""
     import yaml
 
     from ehrmind.io import atomic_write_text
-    from ehrmind.train.recipe import validate_recipe
+    from ehrmind.train.recipe import privacy_warnings, validate_recipe
 
     path = Path(out)
     if path.exists() and not overwrite:
         raise ConfigError(f"{path} exists; choose another --out, or --overwrite to replace it")
     validate_recipe(translation.recipe, f"{translation.source} (translated)")
     left_out = [k for k in translation.keys if k.ours is None or k.status == "ignored"]
+    warnings = privacy_warnings(translation.recipe.get("trl") or {})
+    for warning in warnings:
+        log.warning("%s", warning)
     header = [
         f"# ehrmind {translation.stage} recipe translated by `ehrmind import-recipe` from {translation.source}",
+        *(f"# WARNING: {w}" for w in warnings),
         *(["# not translated:"] if left_out else []),
         *(f"#   {k.theirs}: {k.status} — {k.note}" for k in left_out),
     ]

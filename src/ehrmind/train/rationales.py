@@ -43,6 +43,7 @@ from ehrmind.io import JsonlAppender, atomic_write_json, atomic_write_jsonl, rea
 from ehrmind.runs import RunFolder
 from ehrmind.snapshot import examples_hash
 from ehrmind.tasks.base import Task
+from ehrmind.trained import prompt_options
 from ehrmind.types import Example
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ RESUME_KEYS = (
     "temperature",
     "top_p",
     "max_new_tokens",
+    "task_options",
 )
 """Settings that must match for a rerun into the same folder to continue it (the data may grow: --limit)."""
 
@@ -231,6 +233,7 @@ def run_rationales(
         "keep_per_example": keep_per_example,
         "prompt_mode": task.mode,
         "prefill": task.prefill_text,
+        **prompt_options(task),
         "temperature": temperature,
         "top_p": getattr(settings, "top_p", None),
         "max_new_tokens": getattr(settings, "max_new_tokens", None),

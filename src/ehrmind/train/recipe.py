@@ -246,6 +246,7 @@ def validate_recipe(data: dict[str, Any], where: str) -> Recipe:
     recipe.trl = check_trl_fields(recipe)
     model_init_kwargs(recipe)  # a conflict with model_kwargs, or a key ehrmind cannot pass, fails here
     template_kwargs(recipe)
+    check_vllm(recipe)
     return recipe
 
 
@@ -396,6 +397,15 @@ def check_trl_fields(recipe: Recipe) -> dict[str, Any]:
             raise ConfigError(
                 "trl.beta is the KL penalty coefficient and must be >= 0 (a negative value rewards KL)"
             )
+        context = t.get("vllm_max_model_length")
+        if t.get("use_vllm") and context is not None and recipe.max_prompt_tokens:
+            completion = int(t.get("max_completion_length") or fields["max_completion_length"].default)
+            if context < recipe.max_prompt_tokens + completion:
+                raise ConfigError(
+                    f"trl.vllm_max_model_length ({context}) must hold the longest kept prompt and its completion: "
+                    f"max_prompt_tokens {recipe.max_prompt_tokens} + trl.max_completion_length {completion} = "
+                    f"{recipe.max_prompt_tokens + completion}"
+                )
     w = recipe.reward_weights
     if w.bad_format > w.wrong or w.wrong >= w.correct:
         raise ConfigError("reward_weights must satisfy bad_format <= wrong < correct")
@@ -415,9 +425,77 @@ def trl_kwargs(recipe: Recipe) -> dict[str, Any]:
     template = template_kwargs(recipe)
     if template and recipe.stage == "rl":  # SFTConfig has no such field: ehrmind renders every SFT prompt
         kwargs["chat_template_kwargs"] = template
+    remote = model_init_kwargs(recipe).get("trust_remote_code")
+    if remote is not None:  # TRL passes its own field to the colocated vLLM engine and the reference model
+        kwargs["trust_remote_code"] = remote
+    _renamed_checkpointing(kwargs, recipe.stage)
     kwargs["output_dir"] = recipe.output_dir
     kwargs["seed"] = recipe.seed
     return kwargs
+
+
+def _renamed_checkpointing(kwargs: dict[str, Any], stage: Stage) -> None:
+    """transformers 5 renamed `gradient_checkpointing(_kwargs)` to `activation_checkpointing(_kwargs)` and warns
+    (a FutureWarning, on every run) when a config is built with the old name set, which TRL's configs always
+    do by default. Where the new name exists, the value goes there instead; recipes keep either name."""
+    import dataclasses
+
+    fields = {f.name: f for f in dataclasses.fields(trl_config_class(stage)) if f.init}
+    for old, new in (
+        ("gradient_checkpointing", "activation_checkpointing"),
+        ("gradient_checkpointing_kwargs", "activation_checkpointing_kwargs"),
+    ):
+        if new not in fields or old not in fields:
+            continue
+        value = kwargs.pop(old, fields[old].default)
+        if kwargs.get(new) is None and value is not None:
+            kwargs[new] = value
+
+
+LOCAL_TRACKERS = ("none", "tensorboard")
+"""`trl.report_to` values that keep everything on the machine; any other (wandb, mlflow, comet_ml, neptune,
+clearml, trackio, …, or "all": every tracker installed) may send what it logs off it."""
+
+
+def privacy_warnings(trl: dict[str, Any]) -> list[str]:
+    """One sentence for each TRL setting that prints training data or sends data off the machine: printed
+    completions (with their prompts, the patient notes), uploads to the Hub, experiment trackers."""
+    out = []
+    if trl.get("log_completions"):
+        out.append(
+            "trl.log_completions is on: TRL prints every prompt (the patient note included) and completion at "
+            "each logging step, and sends them to the trackers in report_to; set trl.log_completions=false"
+        )
+    if trl.get("push_to_hub") or trl.get("hub_model_id"):
+        name = f" as {trl['hub_model_id']}" if trl.get("hub_model_id") else ""
+        out.append(
+            f"trl.push_to_hub / hub_model_id: the model trained on these notes (and its checkpoints) would be "
+            f"uploaded to the Hugging Face Hub{name}; remove them to keep it on this machine"
+        )
+    report_to = trl.get("report_to")
+    names = [report_to] if isinstance(report_to, str) else list(report_to or [])
+    trackers = [str(n) for n in names if str(n).lower() not in LOCAL_TRACKERS]
+    if trackers:
+        out.append(
+            f"trl.report_to names {', '.join(trackers)}: training metrics (and, with log_completions, prompts and "
+            "completions) are sent to that tracker, possibly off this machine; set trl.report_to=none to keep "
+            "them here"
+        )
+    return out
+
+
+def check_vllm(recipe: Recipe) -> None:
+    """What TRL's vLLM rollouts cannot honour is refused: TRL's colocated engine loads `model` by its name,
+    with `trust_remote_code` but no revision, so any revision but the default would load other files."""
+    if recipe.stage != "rl" or not recipe.trl.get("use_vllm"):
+        return
+    revision = model_init_kwargs(recipe).get("revision")
+    if revision not in (None, "main") and recipe.trl.get("vllm_mode", "colocate") == "colocate":
+        raise ConfigError(
+            f"model_kwargs.revision = {revision!r} with trl.use_vllm: TRL's colocated vLLM engine loads "
+            f"{recipe.model!r} at its default revision, not {revision!r}; download that revision into a folder "
+            f"(`hf download {recipe.model} --revision {revision} --local-dir DIR`) and give DIR as the model"
+        )
 
 
 MODEL_INIT_KEYS = ("dtype", "torch_dtype", "attn_implementation", "trust_remote_code", "revision")
@@ -471,9 +549,14 @@ def model_init_kwargs(recipe: Recipe) -> dict[str, Any]:
             "trl.model_init_kwargs (torch_dtype)",
             "trl.model_init_kwargs",
         )
-    return _merge_checked(
+    merged = _merge_checked(
         recipe.model_kwargs.model_dump(exclude_none=True), given, "model_kwargs", "trl.model_init_kwargs"
     )
+    if "trust_remote_code" in recipe.trl:  # TRL's own field: the model ehrmind loads must agree with it
+        merged = _merge_checked(
+            {"trust_remote_code": recipe.trl["trust_remote_code"]}, merged, "trl", "model_kwargs"
+        )
+    return merged
 
 
 def template_kwargs(recipe: Recipe) -> dict[str, Any]:

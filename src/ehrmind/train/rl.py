@@ -6,21 +6,22 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ehrmind.train.recipe import Recipe, template_kwargs, trl_kwargs
+from ehrmind.train.recipe import Recipe, template_kwargs
 from ehrmind.train.run import Prepared
 
 log = logging.getLogger(__name__)
 
 
 def build_rl_trainer(recipe: Recipe) -> tuple[Any, Prepared]:
+    """The GRPO trainer for a recipe. Writes the run record: build a trainer only to train (`run_rl`)."""
     import datasets
     from trl import GRPOConfig, GRPOTrainer
 
     from ehrmind.rewards.trl import reward_functions
     from ehrmind.train.data import rl_rows
-    from ehrmind.train.run import prepare, write_run_record
+    from ehrmind.train.run import prepare, start, write_run_record
 
-    config = GRPOConfig(**trl_kwargs(recipe))  # before the model loads: ZeRO-3's zero.Init (see sft.py)
+    config = GRPOConfig(**start(recipe))  # before the model loads: ZeRO-3's zero.Init (see sft.py)
     prepared = prepare(recipe)
     rows, counts = rl_rows(
         prepared.task,
@@ -43,7 +44,7 @@ def build_rl_trainer(recipe: Recipe) -> tuple[Any, Prepared]:
 
 
 def run_rl(recipe: Recipe) -> Path:
-    from ehrmind.train.run import train_and_save
+    """Train and save, or only say so when output_dir already holds this run trained (`run.run_stage`)."""
+    from ehrmind.train.run import run_stage
 
-    trainer, prepared = build_rl_trainer(recipe)
-    return train_and_save(trainer, recipe, prepared)
+    return run_stage(recipe, build_rl_trainer)

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ehrmind.train.recipe import Recipe, template_kwargs, trl_kwargs
+from ehrmind.train.recipe import Recipe, template_kwargs
 from ehrmind.train.run import Prepared
 
 log = logging.getLogger(__name__)
@@ -14,16 +14,17 @@ log = logging.getLogger(__name__)
 
 def build_sft_trainer(recipe: Recipe, extra_rows: list[dict[str, str]] | None = None) -> tuple[Any, Prepared]:
     """The SFT trainer for a recipe; `extra_rows` (prompt/completion text, e.g. knowledge cards rendered with
-    the model's chat template) are added to the rows built from the data."""
+    the model's chat template) are added to the rows built from the data. Writes the run record: build a
+    trainer only to train (`run_sft`, `run.run_stage`)."""
     import datasets
     from trl import SFTConfig, SFTTrainer
 
     from ehrmind.train.data import select_examples, sft_rows
-    from ehrmind.train.run import prepare, write_run_record
+    from ehrmind.train.run import prepare, start, write_run_record
 
     # The TRL config first: under `accelerate launch` with DeepSpeed ZeRO-3 it enables zero.Init, so the
     # model loaded next is partitioned as it loads instead of materialised whole on every rank (issue #14).
-    config = SFTConfig(**{"completion_only_loss": True, **trl_kwargs(recipe)})
+    config = SFTConfig(**{"completion_only_loss": True, **start(recipe)})
     prepared = prepare(recipe)
     sd = recipe.sft_data
     selected = select_examples(
@@ -60,7 +61,7 @@ def build_sft_trainer(recipe: Recipe, extra_rows: list[dict[str, str]] | None = 
 
 
 def run_sft(recipe: Recipe, extra_rows: list[dict[str, str]] | None = None) -> Path:
-    from ehrmind.train.run import train_and_save
+    """Train and save, or only say so when output_dir already holds this run trained (`run.run_stage`)."""
+    from ehrmind.train.run import run_stage
 
-    trainer, prepared = build_sft_trainer(recipe, extra_rows)
-    return train_and_save(trainer, recipe, prepared)
+    return run_stage(recipe, lambda r: build_sft_trainer(r, extra_rows))

@@ -1,8 +1,11 @@
-"""`ehrmind export-verl`: train/val parquet and a verl launch script that mirrors an ehrmind RL recipe.
+"""`ehrmind export-verl`: train/val parquet, a verl launch script that runs an ehrmind RL recipe as TRL would,
+and the way back from verl's checkpoints to a folder `ehrmind eval` loads.
 
-The recipe's GRPO settings (TRL `GRPOConfig` fields) map onto verl 0.9.1's Hydra overrides in `verl_overrides`,
-one place, listed in docs/verl.md. The prompt length verl pads and truncates to is measured on the data with
-the model's tokenizer when it loads locally, else estimated from characters and flagged as such.
+Every TRL `GRPOConfig` setting of the recipe is mirrored into verl 0.9.1's Hydra overrides or refused with the
+reason (`verl_mirror`; docs/verl.md lists them); every path in the script is absolute. The prompt length verl
+pads and truncates to is measured on the data with the model's tokenizer when it loads locally, else estimated
+from characters and flagged as such. `merge_verl.sh` merges a checkpoint with verl's own model merger and writes
+`ehrmind_run.json` (the resolved recipe) beside it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,15 @@ from typing import Any
 
 from ehrmind.errors import ConfigError
 from ehrmind.tasks.base import Task
+from ehrmind.train.verl_mirror import (
+    ROLLOUT,
+    Inputs,
+    Mirror,
+    Refusal,
+    accept,
+    grpo_settings,
+    mirror,
+)
 from ehrmind.types import Example
 
 log = logging.getLogger(__name__)
@@ -158,136 +170,166 @@ def measure_prompts(
     return list(examples), PromptLengths(estimate, False, how, prefill)
 
 
-# ---------------------------------------------------------------- the mapping
+# ---------------------------------------------------------------- paths
 
 
-def grpo_settings(trl: dict[str, Any]) -> dict[str, Any]:
-    """The recipe's `trl` values over TRL `GRPOConfig`'s defaults (what `ehrmind rl` would run with)."""
-    from trl import GRPOConfig
+def location(value: str | None) -> str | None:
+    """A local path made absolute; a Hub id (`org/name` or `name`, not a local path) as given. The launch
+    script runs from anywhere, so nothing in it is relative to where the export ran."""
+    if not value:
+        return value
+    path = Path(value).expanduser()
+    local = path.exists() or path.is_absolute() or value.startswith((".", "~")) or value.count("/") > 1
+    return str(path.resolve()) if local else value
 
-    defaults = {f.name: f.default for f in dataclasses.fields(GRPOConfig) if f.init}
-    return {**{k: v for k, v in defaults.items() if v is not dataclasses.MISSING}, **trl}
+
+RECIPELESS_TRL = {"lr_scheduler_type": "constant"}
+"""What an export without --recipe sets over TRL's defaults (recorded in its run record)."""
 
 
-LOSS_AGG = {
-    "grpo": "seq-mean-token-mean",
-    "bnpo": "token-mean",
-    "dapo": "token-mean",
-    "dr_grpo": "seq-mean-token-sum-norm",
-}
-"""TRL `loss_type` → verl `actor.loss_agg_mode`."""
+def export_recipe(
+    recipe: Any,
+    task: Task,
+    *,
+    data: str,
+    split: str | None,
+    model: str | None,
+    output_dir: str | Path,
+    seed: int,
+    trl_overrides: Sequence[str] = (),
+) -> Any:
+    """The recipe verl runs, resolved as `ehrmind rl` resolves one: its task with the options the export used
+    (command-line --mode, --prefill, --task-option included), the reward weights the rows carry, absolute data,
+    model and output paths, and the seed. Without a --recipe, one is built from the command's task and data,
+    with `trl_overrides` (`trl.KEY=VALUE`, as --set gives them) over TRL's defaults and a constant learning
+    rate (`RECIPELESS_TRL`: verl's own schedule; TRL's default linear decay has no verl counterpart, and
+    without a recipe there is no TRL run to be faithful to).
+    Its `model_dump(mode="json")` is the `recipe` of the run record the way back writes (`merge_verl.sh`)."""
+    from ehrmind.train.recipe import apply_overrides, validate_recipe
+
+    base: dict[str, Any] = (
+        recipe.model_dump(mode="json") if recipe is not None else {"stage": "rl", "trl": dict(RECIPELESS_TRL)}
+    )
+    if recipe is None and trl_overrides:
+        stray = [o for o in trl_overrides if not o.strip().startswith("trl.")]
+        if stray:
+            raise ConfigError(
+                f"--set {stray[0]}: without --recipe, --set takes trl.* settings (task options: --mode, "
+                "--prefill, --task-option)"
+            )
+        base = apply_overrides(base, list(trl_overrides))
+    options = {k: v for k, v in task.options.items() if k != "reward_weights"}
+    base.update(
+        task=task.name,
+        task_options=json.loads(json.dumps(options, default=str)),
+        reward_weights=dataclasses.asdict(task.weights),
+        data=location(data),
+        split=split,
+        model=location(model) or "",
+        output_dir=str(Path(output_dir).expanduser().resolve()),
+        seed=seed,
+    )
+    return validate_recipe(base, "export-verl")
+
+
+# ---------------------------------------------------------------- the launch
 
 
 def verl_overrides(
-    trl: dict[str, Any],
+    recipe: Any,
     *,
     train_file: Path,
     val_file: Path,
     lengths: PromptLengths,
     reward_path: Path,
     gpus: int,
-    seed: int,
-    output_dir: str | None,
+    n_train: int,
     experiment: str,
     agent_loops: Path | None = None,
-    template_kwargs: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """verl 0.9.1 Hydra overrides for `python3 -m verl.trainer.main_ppo`, from the recipe's GRPO settings."""
-    t = grpo_settings(trl)
-    g = int(t["num_generations"])
-    per_device = int(t["per_device_train_batch_size"])
-    accumulation = int(t["gradient_accumulation_steps"])
-    steps = int(t.get("steps_per_generation") or accumulation)
-    completions = int(t.get("generation_batch_size") or per_device * gpus * steps)
-    if completions % g:
-        raise ConfigError(
-            f"{completions} completions per generation (per_device_train_batch_size {per_device} × {gpus} GPUs "
-            f"× steps_per_generation {steps}) is not a multiple of num_generations {g}; change --gpus or the recipe"
+    allow: Sequence[str] = (),
+) -> tuple[dict[str, Any], Mirror, list[Refusal]]:
+    """verl 0.9.1 Hydra overrides for `python3 -m verl.trainer.main_ppo` from a resolved recipe: the data and
+    paths, then every GRPO setting through `verl_mirror.mirror` (refusals not in `allow` are a ConfigError).
+    Returns the overrides, the mirror (what is not carried, the step count) and the accepted differences."""
+    from ehrmind.train.recipe import model_init_kwargs, template_kwargs
+
+    lora = recipe.lora.model_dump() if recipe.lora.enabled else None
+    m = mirror(
+        Inputs(
+            trl=grpo_settings(recipe.trl),
+            given=frozenset(recipe.trl),
+            gpus=gpus,
+            n_train=n_train,
+            seed=recipe.seed,
+            model_kwargs=model_init_kwargs(recipe),
+            lora=lora,
         )
-    prompts = completions // g
-    updates = max(1, steps // accumulation)  # optimizer steps per generation batch
-    if prompts % updates:
-        raise ConfigError(f"{prompts} prompts per step do not split into {updates} optimizer steps")
-    beta = float(t.get("beta") or 0.0)
-    epsilon = float(t["epsilon"])
-    loss_type = str(t.get("loss_type") or "grpo")
-    if loss_type not in LOSS_AGG:
-        raise ConfigError(f"trl.loss_type {loss_type!r} has no verl equivalent here ({', '.join(LOSS_AGG)})")
-    scale = t.get("scale_rewards", "group")
+    )
+    accepted = accept(m, list(allow))
     o: dict[str, Any] = {
-        "algorithm.adv_estimator": "grpo",
-        "algorithm.norm_adv_by_std_in_grpo": scale not in (False, "none", "batch"),
-        "algorithm.use_kl_in_reward": False,
         "data.train_files": str(train_file),
         "data.val_files": str(val_file),
         "data.max_prompt_length": lengths.max_tokens,
-        "data.max_response_length": int(t["max_completion_length"]),
         "data.filter_overlong_prompts": True,
         "data.truncation": "error",
-        "data.train_batch_size": prompts,
-        "data.seed": seed,
         "actor_rollout_ref.model.path": "$MODEL",  # the script's MODEL variable
-        "actor_rollout_ref.actor.optim.lr": float(t["learning_rate"]),
-        "actor_rollout_ref.actor.ppo_mini_batch_size": prompts // updates,
-        "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu": per_device,
-        "actor_rollout_ref.actor.use_kl_loss": beta > 0,
-        "actor_rollout_ref.actor.kl_loss_coef": beta,
-        "actor_rollout_ref.actor.kl_loss_type": "low_var_kl",
-        "actor_rollout_ref.actor.clip_ratio_low": epsilon,
-        "actor_rollout_ref.actor.clip_ratio_high": float(t.get("epsilon_high") or epsilon),
-        "actor_rollout_ref.actor.loss_agg_mode": LOSS_AGG[loss_type],
-        "actor_rollout_ref.actor.entropy_coeff": 0,
-        "actor_rollout_ref.rollout.name": "vllm",
-        "actor_rollout_ref.rollout.n": g,
-        "actor_rollout_ref.rollout.temperature": float(t["temperature"]),
-        "actor_rollout_ref.rollout.top_p": float(t["top_p"]),
-        "actor_rollout_ref.rollout.prompt_length": lengths.max_tokens + lengths.prefill_tokens,
-        "actor_rollout_ref.rollout.tensor_model_parallel_size": int(t.get("vllm_tensor_parallel_size") or 1),
-        "actor_rollout_ref.rollout.gpu_memory_utilization": float(
-            t.get("vllm_gpu_memory_utilization") or 0.3
-        ),
-        "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu": per_device,
-        "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu": per_device,
+        ROLLOUT + "prompt_length": lengths.max_tokens + lengths.prefill_tokens,
+        **m.overrides,
         "reward.custom_reward_function.path": str(reward_path),
         "reward.custom_reward_function.name": "compute_score",
         "trainer.n_gpus_per_node": gpus,
         "trainer.nnodes": 1,
-        "trainer.total_epochs": int(math.ceil(float(t["num_train_epochs"]))),
-        "trainer.logger": "[console]",  # nothing leaves the machine unless configured (ehrmind's default)
+        "trainer.logger": ["console"],  # nothing leaves the machine unless configured (ehrmind's default)
         "trainer.project_name": "ehrmind",
         "trainer.experiment_name": experiment,
+        "trainer.default_local_dir": recipe.output_dir,
     }
-    if lengths.prefill_tokens == 0:
-        o["actor_rollout_ref.rollout.prompt_length"] = lengths.max_tokens
-    if str(t.get("save_strategy")) == "steps" and t.get("save_steps"):
-        o["trainer.save_freq"] = int(t["save_steps"])
-        o["trainer.test_freq"] = int(t["save_steps"])
-    if output_dir:
-        o["trainer.default_local_dir"] = output_dir
-    for k, v in (template_kwargs or {}).items():  # `++`: add to verl's empty mapping
+    for k, v in template_kwargs(recipe).items():  # `++`: add to verl's empty mapping
         o[f"++data.apply_chat_template_kwargs.{k}"] = v
     if agent_loops is not None:
-        o["actor_rollout_ref.rollout.agent.agent_loop_config_path"] = str(agent_loops)
-    return o
+        o[ROLLOUT + "agent.agent_loop_config_path"] = str(agent_loops)
+    return o, m, accepted
 
 
-def _value(v: Any) -> str:
+def hydra_value(v: Any) -> str:
+    """A value as Hydra's override grammar reads it back (lists, mappings, null; text that would parse as a
+    number, such as verl's `lower_upper` thresholds, quoted)."""
     if isinstance(v, bool):
         return "true" if v else "false"
+    if v is None:
+        return "null"
+    if isinstance(v, (list, tuple)):
+        return "[" + ",".join(hydra_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ",".join(f"{k}:{hydra_value(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, str):
+        try:
+            float(v)
+        except ValueError:
+            return v
+        return f"'{v}'"
     return str(v)
 
 
-def launch_script(overrides: dict[str, Any], *, model: str | None, header: Sequence[str]) -> str:
-    """A bash script running verl's trainer with the overrides; extra `key=value` arguments are appended."""
+def launch_script(
+    overrides: dict[str, Any], *, model: str | None, checkpoints: str, header: Sequence[str]
+) -> str:
+    """A bash script running verl's trainer with the overrides; extra `key=value` arguments are appended. It
+    notes the MODEL it trains beside the checkpoints, for the run record `merge_verl.sh` writes."""
     default = (
         f'MODEL="${{MODEL:-{model}}}"'
         if model
         else 'MODEL="${MODEL:?set MODEL to the model path (no --model or recipe model at export)}"'
     )
+    ckpt = shlex.quote(checkpoints)
     lines = ["#!/usr/bin/env bash", *(f"# {h}" if h else "#" for h in header), "set -euo pipefail", default]
-    lines += ["export MODEL", "exec python3 -m verl.trainer.main_ppo \\"]
+    lines += [
+        "export MODEL",
+        f"mkdir -p {ckpt} && printf '%s\\n' \"$MODEL\" > {shlex.quote(str(Path(checkpoints) / MODEL_NOTE))}",
+        "exec python3 -m verl.trainer.main_ppo \\",
+    ]
     for k, v in overrides.items():
-        arg = f'"{k}={v}"' if v == "$MODEL" else shlex.quote(f"{k}={_value(v)}")
+        arg = f'"{k}={v}"' if v == "$MODEL" else shlex.quote(f"{k}={hydra_value(v)}")
         lines.append(f"    {arg} \\")
     lines.append('    "$@"')
     return "\n".join(lines) + "\n"
@@ -305,6 +347,76 @@ AGENT_LOOPS_YAML = (
 )
 
 
+# ---------------------------------------------------------------- the way back
+
+MODEL_NOTE = "ehrmind_model.txt"
+"""Beside verl's checkpoints: the MODEL run_verl.sh trained (the run record's model)."""
+
+MERGE_SCRIPT = """\
+#!/usr/bin/env bash
+# The way back from verl (docs/verl.md): merge the actor's FSDP shards of one checkpoint (default: the last)
+# into a Hugging Face folder with verl's own merger, and write ehrmind_run.json beside the weights, holding the
+# resolved recipe (task, task options, chat-template variables), so `ehrmind eval --model TARGET` renders the
+# prompts this run trained on. Run it where verl is installed (PYTHON: that interpreter, default python3).
+# Usage: bash {script} [STEP] [TARGET]     (default TARGET: {checkpoints}/global_step_STEP/huggingface_model)
+set -euo pipefail
+CHECKPOINTS={checkpoints_q}
+EXPORT={export_q}
+PYTHON="${{PYTHON:-python3}}"
+if [ -n "${{1:-}}" ]; then STEP="$1"; else
+  test -f "$CHECKPOINTS/latest_checkpointed_iteration.txt" || {{ echo "no verl checkpoint in $CHECKPOINTS" >&2; exit 1; }}
+  STEP="$(cat "$CHECKPOINTS/latest_checkpointed_iteration.txt")"
+fi
+ACTOR="$CHECKPOINTS/global_step_$STEP/actor"
+TARGET="${{2:-$CHECKPOINTS/global_step_$STEP/huggingface_model}}"
+test -d "$ACTOR" || {{ echo "no actor checkpoint at $ACTOR" >&2; exit 1; }}
+"$PYTHON" -m verl.model_merger merge --backend fsdp{trust} --local_dir "$ACTOR" --target_dir "$TARGET"
+"$PYTHON" - "$EXPORT/export.json" "$TARGET" "$ACTOR" "$STEP" "$CHECKPOINTS/{note}" <<'EOF'
+import json, sys
+from pathlib import Path
+
+export, target, actor, step, note = sys.argv[1:]
+record = json.loads(Path(export).read_text(encoding="utf-8"))["run_record"]
+if Path(note).is_file():  # the MODEL run_verl.sh trained
+    record["model"] = record["recipe"]["model"] = Path(note).read_text(encoding="utf-8").strip()
+record.update(verl_checkpoint=actor, global_step=int(step))
+Path(target, "ehrmind_run.json").write_text(json.dumps(record, indent=2) + "\\n", encoding="utf-8")
+EOF
+echo "wrote $TARGET (step $STEP) with ehrmind_run.json; evaluate it: ehrmind eval --model $TARGET --data ..."
+"""
+
+
+def merge_script(export: Path, checkpoints: str, *, trust_remote_code: bool) -> str:
+    """`merge_verl.sh`: verl's checkpoint → a Hugging Face folder `ehrmind eval` loads with its training prompt."""
+    return MERGE_SCRIPT.format(
+        script=export / "merge_verl.sh",
+        checkpoints=checkpoints,
+        checkpoints_q=shlex.quote(checkpoints),
+        export_q=shlex.quote(str(export)),
+        trust=" --trust-remote-code" if trust_remote_code else "",
+        note=MODEL_NOTE,
+    )
+
+
+def run_record(recipe: Any, task: Task, out: Path, accepted: Sequence[Refusal]) -> dict[str, Any]:
+    """The `ehrmind_run.json` `merge_verl.sh` writes beside the merged weights (it adds the checkpoint and the
+    MODEL trained): the resolved recipe as `ehrmind rl` records it, and where it came from."""
+    import ehrmind
+
+    return {
+        "recipe": recipe.model_dump(mode="json"),
+        "exported_to": "verl",
+        "verl_version": VERL_VERSION,
+        "export": str(out),
+        "ehrmind_version": ehrmind.__version__,
+        "task_version": task.version,
+        "seed": recipe.seed,
+        "model": recipe.model,
+        "data": recipe.data,
+        "accepted_differences": [r.line() for r in accepted],
+    }
+
+
 # ---------------------------------------------------------------- writing
 
 
@@ -314,6 +426,8 @@ def replace_folder(out: Path, overwrite: bool) -> tuple[Path, Any]:
 
     if out.exists() and out.is_dir() and any(out.iterdir()) and not overwrite:
         raise ConfigError(f"{out} is not empty; use another --out or --overwrite to replace it")
+    if (out / CHECKPOINTS / "latest_checkpointed_iteration.txt").exists():
+        raise ConfigError(f"{out / CHECKPOINTS} holds verl checkpoints; --overwrite would delete them")
     output_folder(out.parent)
     output_folder(out, create=False)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
@@ -331,70 +445,102 @@ def replace_folder(out: Path, overwrite: bool) -> tuple[Path, Any]:
     return tmp, commit
 
 
+CHECKPOINTS = "checkpoints"
+"""verl's checkpoints inside the export folder, when the recipe names no output_dir."""
+
+
+def _header(
+    out: Path, recipe: Any, lengths: PromptLengths, m: Mirror, accepted: Sequence[Refusal], n_train: int
+) -> list[str]:
+    import ehrmind
+
+    t = grpo_settings(recipe.trl)
+    shape = m.shape
+    basis = (
+        f"trl.max_steps {t['max_steps']}"
+        if int(t["max_steps"]) > 0
+        else f"trl.num_train_epochs {t['num_train_epochs']} over train.parquet's {n_train} prompts"
+    )
+    lines = [
+        f"verl launch written by ehrmind {ehrmind.__version__} export-verl (docs/verl.md).",
+        f"Install: {VERL_INSTALL}   then: pip install --no-deps <ehrmind> (ehrmind's verifier, pure Python)",
+        f"Run: MODEL=/path/to/model bash {out / 'run_verl.sh'} [extra key=value overrides]",
+        f"Back: bash {out / 'merge_verl.sh'} [STEP]  -> a Hugging Face folder with ehrmind_run.json (ehrmind eval)",
+        f"Prompts: {lengths.max_tokens} tokens at most, {lengths.how}.",
+        f"Steps: {m.total_steps} verl steps of {shape.prompts} prompts x {t['num_generations']} samples "
+        f"({shape.optimizer_steps} optimizer step(s) each), from {basis}.",
+        f"KL: trl.beta {float(t['beta'] or 0):g} -> actor.use_kl_loss={'true' if t['beta'] else 'false'} "
+        "(beta 0: no KL term, and verl builds no reference model).",
+        "Every GRPOConfig setting is mirrored below or refused (docs/verl.md, 'What each setting maps to').",
+    ]
+    if accepted:
+        lines.append("ACCEPTED DIFFERENCES (--allow-unmirrored), verl does not run these as TRL would:")
+        lines += [f"  {r.line()}" for r in accepted]
+    if m.not_carried:
+        lines.append(f"Not carried (how TRL runs, not what it trains): {', '.join(m.not_carried)}.")
+    return lines
+
+
 def export_verl(
     task: Task,
     train: Sequence[Example],
     val: Sequence[Example],
     out: str | Path,
     *,
-    trl: dict[str, Any],
-    model: str | None,
+    recipe: Any,
     gpus: int = 8,
-    seed: int = 0,
-    output_dir: str | None = None,
-    max_prompt_tokens: int | None = None,
-    template_kwargs: dict[str, Any] | None = None,
+    allow: Sequence[str] = (),
     overwrite: bool = False,
     record: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write OUT/train.parquet, OUT/val.parquet, OUT/run_verl.sh (and OUT/agent_loops.yaml with a prefill)
-    and OUT/export.json; the folder appears whole or not at all. Returns what export.json records."""
+    """Write OUT/train.parquet, OUT/val.parquet, OUT/run_verl.sh, OUT/merge_verl.sh (and OUT/agent_loops.yaml
+    with a prefill) and OUT/export.json for a resolved recipe (`export_recipe`); the folder appears whole or not
+    at all. Returns what export.json records."""
     import ehrmind
     import ehrmind.rewards.verl as reward_module
     from ehrmind.rewards.verl import PREFILL_AGENT, write_verl_parquet
+    from ehrmind.train.recipe import model_init_kwargs, template_kwargs
 
     out = Path(out).resolve()
     tmp, commit = replace_folder(out, overwrite)
     try:
-        train_kept, lengths = measure_prompts(task, train, model, max_prompt_tokens, template_kwargs)
-        val_kept, val_lengths = measure_prompts(task, val, model, max_prompt_tokens, template_kwargs)
+        kwargs = template_kwargs(recipe)
+        model = recipe.model or None
+        train_kept, lengths = measure_prompts(task, train, model, recipe.max_prompt_tokens, kwargs)
+        val_kept, val_lengths = measure_prompts(task, val, model, recipe.max_prompt_tokens, kwargs)
         if val_lengths.max_tokens > lengths.max_tokens:
             lengths = dataclasses.replace(lengths, max_tokens=val_lengths.max_tokens)
-        write_verl_parquet(task, train_kept, tmp / "train.parquet", split="train")
-        write_verl_parquet(task, val_kept, tmp / "val.parquet", split="val")
-        agent_loops = None
-        if task.prefill_text:
-            agent_loops = out / "agent_loops.yaml"
-            (tmp / "agent_loops.yaml").write_text(
-                AGENT_LOOPS_YAML.format(name=PREFILL_AGENT), encoding="utf-8"
-            )
+        agent_loops = out / "agent_loops.yaml" if task.prefill_text else None
         reward_path = Path(reward_module.__file__).resolve()
-        overrides = verl_overrides(
-            trl,
+        overrides, m, accepted = verl_overrides(
+            recipe,
             train_file=out / "train.parquet",
             val_file=out / "val.parquet",
             lengths=lengths,
             reward_path=reward_path,
             gpus=gpus,
-            seed=seed,
-            output_dir=output_dir,
+            n_train=len(train_kept),
             experiment=task.name,
             agent_loops=agent_loops,
-            template_kwargs=template_kwargs,
+            allow=allow,
         )
-        header = [
-            f"verl launch written by ehrmind {ehrmind.__version__} export-verl (docs/verl.md).",
-            f"Install: {VERL_INSTALL}   then: pip install --no-deps <ehrmind> (ehrmind's verifier, pure Python)",
-            f"Run: MODEL=/path/to/model bash {out / 'run_verl.sh'} [extra key=value overrides]",
-            f"Prompts: {lengths.max_tokens} tokens at most, {lengths.how}.",
-            f"KL: trl.beta {overrides['actor_rollout_ref.actor.kl_loss_coef']:g} -> actor.use_kl_loss="
-            f"{_value(overrides['actor_rollout_ref.actor.use_kl_loss'])} (beta 0: no KL term, and verl builds "
-            "no reference model).",
-        ]
-        (tmp / "run_verl.sh").write_text(
-            launch_script(overrides, model=model, header=header), encoding="utf-8"
+        write_verl_parquet(task, train_kept, tmp / "train.parquet", split="train")
+        write_verl_parquet(task, val_kept, tmp / "val.parquet", split="val")
+        if agent_loops is not None:
+            (tmp / "agent_loops.yaml").write_text(
+                AGENT_LOOPS_YAML.format(name=PREFILL_AGENT), encoding="utf-8"
+            )
+        header = _header(out, recipe, lengths, m, accepted, len(train_kept))
+        script = launch_script(overrides, model=model, checkpoints=recipe.output_dir, header=header)
+        trust = bool(
+            model_init_kwargs(recipe).get("trust_remote_code") or recipe.trl.get("trust_remote_code")
         )
-        (tmp / "run_verl.sh").chmod(0o755)
+        for name, text in (
+            ("run_verl.sh", script),
+            ("merge_verl.sh", merge_script(out, recipe.output_dir, trust_remote_code=trust)),
+        ):
+            (tmp / name).write_text(text, encoding="utf-8")
+            (tmp / name).chmod(0o755)
         info = {
             **(record or {}),
             "ehrmind_version": ehrmind.__version__,
@@ -405,7 +551,12 @@ def export_verl(
             "dropped_prompt_too_long": lengths.dropped + val_lengths.dropped,
             "prompt_lengths": dataclasses.asdict(lengths),
             "reward_function": str(reward_path),
+            "checkpoints": recipe.output_dir,
+            "total_training_steps": m.total_steps,
+            "accepted_differences": [r.line() for r in accepted],
+            "not_carried": m.not_carried,
             "overrides": overrides,
+            "run_record": run_record(recipe, task, out, accepted),
         }
         (tmp / "export.json").write_text(json.dumps(info, indent=2, default=str) + "\n", encoding="utf-8")
         commit()

@@ -114,3 +114,62 @@ def test_matrix_checks_its_arguments_before_loading_models(tmp_path, task_data):
     assert result.exit_code == 2 and "needs exemplars" in result.output
     result = runner.invoke(app, [*base, "--tasks", "medcalc", "--data", "medcalc"])
     assert result.exit_code == 2 and "expected --data TASK=PATH" in result.output
+
+
+def test_matrix_pairs_every_model_with_the_baseline(tmp_path, task_data):
+    """--baseline: each other model's cell gets the paired difference on the same items — accuracy with
+    McNemar, and the balanced accuracy EHRSHOT reports, recomputed per resample (equal to the cells' own)."""
+    import ehrmind
+    from ehrmind.generate.backends import Backend
+    from ehrmind.generate.scripted import ScriptedGenerator
+
+    gold = {
+        ex.input["timeline"]: ex.target["label"] for ex in get_task("ehrshot").load(str(task_data["ehrshot"]))
+    }
+
+    def reply(model):  # "trained" answers every EHRSHOT item right, the baseline says "no" to all
+        def answer(messages, k, seed):  # each task reads its own key (MedCalc: a wrong answer for both)
+            right = next((y for tl, y in gold.items() if tl in messages[-1]["content"]), False)
+            said = {"answer": -1, "prediction": "yes" if (model == "trained" and right) else "no"}
+            return f"<think>x</think><answer>{json.dumps(said)}</answer>"
+
+        return answer
+
+    backend = Backend(factory=lambda model, settings: ScriptedGenerator(reply(model)))
+    data = {"medcalc": str(task_data["medcalc"]), "ehrshot": str(task_data["ehrshot"])}
+    m = ehrmind.matrix(["base", "trained"], data, tmp_path / "m", backend=backend, baseline="base")
+    cells = {(c["model"], c["task"]): c for c in m["cells"]}
+    assert "vs_baseline" not in cells[("base", "ehrshot")]
+    v = cells[("trained", "ehrshot")]["vs_baseline"]
+    assert sorted(gold.values()) == [False, False, True, True]
+    # the two "yes" items gained, none lost: accuracy 50% -> 100%
+    assert v["lenient"]["n"] == 4 and v["lenient"]["difference"] == pytest.approx(0.5)
+    assert (v["lenient"]["gained"], v["lenient"]["lost"]) == (2, 0) and v["lenient"]["mcnemar_p"] == 0.5
+    # balanced accuracy 0.5 (always "no") -> 1.0, the difference of the two cells' own values
+    own = [cells[(m, "ehrshot")]["main_metric"]["value"] for m in ("trained", "base")]
+    assert v["main_metric"]["difference"] == pytest.approx(0.5) == pytest.approx(own[0] - own[1])
+    assert len(v["main_metric"]["ci95"]) == 2
+    assert cells[("trained", "medcalc")]["vs_baseline"]["lenient"]["difference"] == pytest.approx(0.0)
+    assert (
+        "main_metric" not in cells[("trained", "medcalc")]["vs_baseline"]
+    )  # accuracy is MedCalc's main metric
+    report = (tmp_path / "m" / "matrix.md").read_text()
+    assert "## Against the baseline `base` (paired, same items)" in report
+    assert "| trained | ehrshot | 4 | +50.0 pts [" in report and "| balanced accuracy +0.500 [" in report
+    with pytest.raises(ehrmind.errors.ConfigError, match="--baseline 'other' is not one of"):
+        ehrmind.matrix(["base", "trained"], data, tmp_path / "m2", backend=backend, baseline="other")
+
+
+def test_eval_prints_the_tasks_main_metric(tmp_path, tiny_model, task_data):
+    """`ehrmind eval --task ehrshot` prints balanced accuracy (its main metric), not only accuracy; MedCalc,
+    whose main metric is accuracy, prints no second line."""
+    base = ["eval", "--model", str(tiny_model), "--max-new-tokens", "4"]
+    r = runner.invoke(
+        app, [*base, "--task", "ehrshot", "--data", str(task_data["ehrshot"]), "--out", str(tmp_path / "e")]
+    )
+    assert r.exit_code == 0, r.output
+    assert "balanced accuracy 0." in r.output
+    r = runner.invoke(
+        app, [*base, "--task", "medcalc", "--data", str(task_data["medcalc"]), "--out", str(tmp_path / "m")]
+    )
+    assert r.exit_code == 0 and "balanced accuracy" not in r.output

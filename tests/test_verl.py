@@ -144,9 +144,8 @@ def test_launch_script_holds_the_recipe_settings(tmp_path, synthetic_60, tiny_mo
     assert float(o["actor_rollout_ref.actor.optim.lr"]) == trl["learning_rate"]
     assert o["actor_rollout_ref.actor.use_kl_loss"] == "true"
     assert float(o["actor_rollout_ref.actor.kl_loss_coef"]) == trl["beta"]
-    assert (
-        o["actor_rollout_ref.actor.kl_loss_type"] == "low_var_kl+"
-    )  # TRL's bias-corrected k3: k2's gradient
+    # the paper's k3 as is (the recipe turns TRL's bias correction off), as its verl script ran it
+    assert o["actor_rollout_ref.actor.kl_loss_type"] == "low_var_kl" and not trl["use_bias_correction_kl"]
     assert float(o["actor_rollout_ref.actor.clip_ratio_low"]) == trl["epsilon"]
     assert float(o["actor_rollout_ref.actor.clip_ratio_high"]) == trl["epsilon"]
     assert float(o["actor_rollout_ref.rollout.temperature"]) == trl["temperature"]

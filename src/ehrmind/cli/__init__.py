@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from ehrmind.cli import data, diagnose, evaluate, matrix, programs, serve, train
+from ehrmind.cli import data, diagnose, ehrshot, evaluate, matrix, programs, serve, train
 from ehrmind.cli.common import Commands, ListOptions
 
 app = typer.Typer(
@@ -57,6 +57,7 @@ COMMANDS = (
     ("diagnose", diagnose.diagnose_cmd),
     ("matrix", matrix.matrix_cmd),
     ("data", data.data_cmd),
+    ("ehrshot-train-data", ehrshot.ehrshot_train_data_cmd),
     ("sft", train.sft_cmd),
     ("rl", train.rl_cmd),
     ("import-recipe", train.import_recipe_cmd),

@@ -28,14 +28,24 @@ from ehrmind.cli.options import (
 )
 
 
-def summary(metrics: dict, out: Path) -> None:
-    """What eval and score print: accuracy with its interval, and where the results went."""
+def summary(metrics: dict, out: Path, task: str | None = None) -> None:
+    """What eval and score print: accuracy with its interval, the task's main metric where it has another
+    (balanced accuracy for TREC CT and EHRSHOT), and where the results went."""
+    from ehrmind.eval.matrix import main_metric
+    from ehrmind.registry import get_task
+
     acc, ci = metrics.get("accuracy"), metrics.get("ci95")
     acc_s = "—" if acc is None else f"{100 * acc:.1f}%"
     ci_s = "" if not ci else f" (95% CI {100 * ci[0]:.1f}–{100 * ci[1]:.1f})"
     typer.echo(
         f"accuracy {acc_s}{ci_s} over n={metrics.get('n')}; format errors {metrics.get('format_error_rate')}"
     )
+    mm = main_metric(get_task(task), metrics) if task else None
+    if mm is not None:
+        mci = mm.get("ci95")
+        typer.echo(
+            f"{mm['name']} {mm['value']:.3f}" + (f" (95% CI {mci[0]:.3f}–{mci[1]:.3f})" if mci else "")
+        )
     if metrics.get("official_accuracy") is not None:  # the benchmark's own extraction, where the task has one
         typer.echo(
             f"official accuracy {100 * metrics['official_accuracy']:.1f}% "
@@ -86,7 +96,7 @@ def eval_cmd(
         backend=backend,
         generation=sampling.settings(),
     )
-    summary(metrics, out)
+    summary(metrics, out, task)
 
 
 def score_cmd(
@@ -117,7 +127,7 @@ def score_cmd(
         task_options=task_option_values(task, task_option),
         overwrite=overwrite,
     )
-    summary(metrics, out)
+    summary(metrics, out, task)
 
 
 def export_predictions_cmd(

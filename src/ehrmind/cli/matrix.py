@@ -40,6 +40,14 @@ def matrix_cmd(
             "--task-option", help="TASK:key=value, e.g. trec_ct:prompt_token_budget=1500 (repeatable)."
         ),
     ] = None,
+    baseline: Annotated[
+        str | None,
+        typer.Option(
+            "--baseline",
+            help="One of --models (its path or label), e.g. the untrained model: every other model's cells "
+            "get the paired difference against it on the same items (accuracy, McNemar, balanced accuracy).",
+        ),
+    ] = None,
 ) -> None:
     """Evaluate every model on every task: a table and a heatmap of accuracy and each task's main metric."""
     setup_logging()
@@ -68,6 +76,7 @@ def matrix_cmd(
         generation=sampling.settings(),
         task_options=options,
         one_shot_file=one_shot_file,
+        baseline=baseline,
     )
     typer.echo(
         f"wrote {out / 'matrix.md'}, {out / 'matrix.json'}, {out / 'matrix.png'} (runs in {out / 'runs'})"

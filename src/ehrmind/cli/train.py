@@ -180,17 +180,51 @@ def rationales_cmd(
         ),
     ] = None,
     task_option: TaskOptionOpt = None,
+    build_data: Annotated[
+        Path | None,
+        typer.Option(
+            "--build-data",
+            help="--data is raw data: write the split snapshot here first (as `ehrmind data`) and use its "
+            "train.jsonl.",
+        ),
+    ] = None,
+    data_option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--data-set", help="With --build-data: a task data option key=value (`ehrmind data --set`)."
+        ),
+    ] = None,
+    per_label: Annotated[
+        int | None,
+        typer.Option(
+            "--per-label", help="Label tasks: this many examples per gold label (paper TREC: 1000)."
+        ),
+    ] = None,
+    min_confidence: Annotated[
+        str | None,
+        typer.Option(
+            "--min-confidence",
+            help="Teacher states a confidence (very not confident … very confident); keep at or above this.",
+        ),
+    ] = None,
+    outline: Annotated[
+        bool, typer.Option("--outline", help="Ask the teacher for overview, reasoning, conclusion.")
+    ] = False,
 ) -> None:
     """SFT warm-up rationales from a teacher endpoint or the model itself (--self), kept only if verified.
 
     Teacher mode gives the gold answer and asks for the reasoning; --self samples without it (rejection
-    sampling). Writes rationales.jsonl (SFT data), attempts.jsonl and summary.json; resumable."""
+    sampling). Writes rationales.jsonl (SFT data), attempts.jsonl and summary.json; resumable. With
+    --build-data, --per-label, --min-confidence and --outline it is the paper's warm-up in one command
+    (docs/trec_ct.md)."""
     setup_logging()
     from ehrmind.api import given_options
+    from ehrmind.cli.common import key_values
+    from ehrmind.errors import ConfigError
     from ehrmind.generate.backends import Backend
     from ehrmind.generate.settings import GenerationSettings
     from ehrmind.registry import get_task
-    from ehrmind.train.rationales import make_generator, run_rationales
+    from ehrmind.train.rationales import make_generator, prepare_examples, run_rationales
     from ehrmind.trained import choose_options
 
     # --self samples the model being trained: with the prompt it was trained on (`ehrmind.trained`)
@@ -198,7 +232,13 @@ def rationales_cmd(
     served = Backend.choose(url=teacher_url, api_key_env=api_key_env) if self_mode and teacher_url else None
     prompt = choose_options(task, (model or teacher_model) if self_mode else None, given, served)
     t = get_task(task, **prompt.options)
-    examples = t.load(data, split)[:limit]
+    data_options = key_values(data_option)
+    if data_options and build_data is None:
+        raise ConfigError("--data-set applies to --build-data (the snapshot it writes)")
+    examples = prepare_examples(
+        t, data, split=split, build_data=build_data, data_options=data_options, per_label=per_label,
+        seed=seed, limit=limit,
+    )  # fmt: skip
     settings = GenerationSettings(
         max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed
     )
@@ -224,8 +264,13 @@ def rationales_cmd(
         mode=mode,
         keep_per_example=keep_per_example,
         batch_size=batch_size,
-        info={"data": data, "limit": limit, "seed": seed, **prompt.record()},
-    )
+        info={
+            "data": data, "limit": limit, "seed": seed, "build_data": str(build_data) if build_data else None,
+            "data_options": data_options, "per_label": per_label, **prompt.record(),
+        },
+        min_confidence=min_confidence,
+        outline=outline,
+    )  # fmt: skip
     typer.echo(
         f"kept {summary['kept']} of {summary['attempts']} attempts ({summary['examples_with_rationale']} of "
         f"{summary['n_scorable']} examples); dropped {summary['dropped_by_reason'] or 0}"

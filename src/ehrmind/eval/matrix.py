@@ -124,12 +124,15 @@ def run_matrix(
     backend: Backend | None = None,
     task_options: dict[str, dict[str, Any]] | None = None,
     one_shot_file: str | Path | None = None,
+    baseline: str | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Evaluate every model on every task (`data`: task name → data path, in column order) in each prompt
     mode; a mode a task does not support is an "n/a" cell. `generation` says how completions are sampled
     (default: one greedy completion) and `backend` where they come from (default: transformers on the CPU).
-    Returns the matrix (also written as JSON)."""
+    `baseline` (one of `models`, e.g. the untrained one) adds, for every other model's cell, the paired
+    difference against the baseline's cell on the same items (`compare_to_baseline`). Returns the matrix (also
+    written as JSON)."""
     from ehrmind.eval.runner import evaluate_examples
 
     if not models:
@@ -184,8 +187,12 @@ def run_matrix(
                 {"model": label, "model_path": model, "task": task_name, "mode": mode, "skipped": reason}
             )
 
+    if baseline is not None:
+        base_label = _baseline_label(baseline, models, labels)
+        compare_to_baseline(out, rows, base_label, by_mode=multi_mode)
     matrix = {
         "models": [{"label": lb, "model": m} for lb, m in zip(labels, models, strict=True)],
+        **({"baseline": base_label} if baseline is not None else {}),
         "tasks": [{"task": t, "data": p} for t, p in data.items()],
         "modes": list(modes) if modes is not None else ["as trained (else reasoning)"],
         "settings": {
@@ -204,6 +211,112 @@ def run_matrix(
     write_matrix_report(out, matrix)
     plot_matrix(matrix, out / MATRIX_PNG)
     return matrix
+
+
+# ---------------------------------------------------------------- paired against a baseline
+
+
+def _baseline_label(baseline: str, models: Sequence[str], labels: Sequence[str]) -> str:
+    for model, label in zip(models, labels, strict=True):
+        if baseline in (model, label):
+            return label
+    raise ConfigError(f"--baseline {baseline!r} is not one of --models ({', '.join(models)})")
+
+
+def _per_item(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per item: the share of its samples judged correct (lenient: the benchmark's rule), of those correct
+    and in the output format (strict), and its gold label when the rows carry one; unscorable items left out."""
+    per: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        if r.get("correct") is None:
+            continue
+        item = per.setdefault(str(r["id"]), {"lenient": [], "strict": [], "label": r.get("label")})
+        item["lenient"].append(float(bool(r["correct"])))
+        item["strict"].append(float(bool(r["correct"]) and bool(r.get("format_ok"))))
+    return {
+        i: {"lenient": sum(v["lenient"]) / len(v["lenient"]), "strict": sum(v["strict"]) / len(v["strict"]),
+            "label": v["label"]}
+        for i, v in per.items()
+    }  # fmt: skip
+
+
+def paired_balanced_accuracy(
+    after: dict[str, dict[str, Any]],
+    before: dict[str, dict[str, Any]],
+    *,
+    resamples: int = 10_000,
+    seed: int = 0,
+) -> dict[str, Any] | None:
+    """Balanced accuracy (mean over gold classes of the share correct) after − before on the same items,
+    with a paired percentile bootstrap over items; None when the items carry no gold label."""
+    import numpy as np
+
+    ids = sorted(set(after) & set(before))
+    labels = [after[i]["label"] for i in ids]
+    if not ids or any(lb is None for lb in labels):
+        return None
+    classes = sorted({str(lb) for lb in labels})
+    onehot = np.array([[str(lb) == c for c in classes] for lb in labels], dtype=float)  # items × classes
+    d = {k: np.array([side[i]["lenient"] for i in ids]) for k, side in (("after", after), ("before", before))}
+
+    def ba(weights: np.ndarray, correct: np.ndarray) -> np.ndarray:  # (B, items) counts → (B,)
+        hits = (weights * correct) @ onehot
+        totals = weights @ onehot
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.nanmean(np.where(totals > 0, hits / totals, np.nan), axis=1)
+
+    one = np.ones((1, len(ids)))
+    point = float(ba(one, d["after"])[0] - ba(one, d["before"])[0])
+    rng = np.random.default_rng(seed)
+    w = rng.multinomial(len(ids), np.full(len(ids), 1 / len(ids)), size=resamples).astype(float)
+    diffs = ba(w, d["after"]) - ba(w, d["before"])
+    lo, hi = np.percentile(diffs[np.isfinite(diffs)], [2.5, 97.5])
+    return {
+        "difference": point,
+        "ci95": [float(lo), float(hi)],
+        "n": len(ids),
+        "method": "paired bootstrap over items",
+    }
+
+
+def compare_to_baseline(out: Path, rows: list[dict[str, Any]], baseline: str, *, by_mode: bool) -> None:
+    """For every cell of another model than `baseline`: `vs_baseline`, the paired difference against the
+    baseline's cell of the same task (and mode, when the matrix has several) on the items both scored —
+    lenient and strict accuracy (paired bootstrap, McNemar with one sample) and, for a task whose main metric
+    is balanced accuracy, that metric too, kept only when it reproduces the cell's own value (a task that
+    computes it over a subset of rows, or over several samples by vote, gets none rather than a wrong one)."""
+    from ehrmind.eval.runner import PREDICTIONS
+    from ehrmind.io import read_jsonl
+    from ehrmind.metrics import paired_difference
+
+    def key(c: dict[str, Any]) -> tuple[str, str]:
+        return (c["task"], c["mode"] if by_mode else "")
+
+    base = {key(c): c for c in rows if c["model"] == baseline and not c.get("skipped")}
+    for cell in rows:
+        ref = base.get(key(cell))
+        if cell["model"] == baseline or cell.get("skipped") or ref is None:
+            continue
+        after = _per_item(read_jsonl(out / cell["dir"] / PREDICTIONS))
+        before = _per_item(read_jsonl(out / ref["dir"] / PREDICTIONS))
+        shared = sorted(set(after) & set(before))
+        if not shared:
+            continue
+        result: dict[str, Any] = {"baseline": baseline}
+        for name in ("lenient", "strict"):
+            a, b = ({i: side[i][name] for i in shared} for side in (after, before))
+            result[name] = paired_difference(a, b)
+        mm = cell.get("main_metric") or {}
+        if mm.get("name") == "balanced accuracy":
+            paired = paired_balanced_accuracy({i: after[i] for i in shared}, {i: before[i] for i in shared})
+            own = (ref.get("main_metric") or {}).get("value")
+            if (
+                paired is not None
+                and own is not None
+                and abs(mm["value"] - own - paired["difference"]) < 1e-9
+            ):
+                result["main_metric"] = {"name": mm["name"], **paired}
+        cell["vs_baseline"] = result
 
 
 # ---------------------------------------------------------------- table and heatmap
@@ -250,6 +363,48 @@ def _override_lines(matrix: dict[str, Any]) -> list[str]:
     return [f"**Prompt differs from training** in {len(cells)} cell(s) ({named}); see each run's report.", ""]
 
 
+def _pts(d: dict[str, Any], scale: float = 100.0, unit: str = " pts", digits: int = 1) -> str:
+    lo, hi = d["ci95"]
+    return f"{scale * d['difference']:+.{digits}f}{unit} [{scale * lo:+.{digits}f}, {scale * hi:+.{digits}f}]"
+
+
+def _baseline_lines(matrix: dict[str, Any]) -> list[str]:
+    """The paired comparisons against the baseline (`compare_to_baseline`), one row per compared cell."""
+    compared = [c for c in matrix["cells"] if c.get("vs_baseline")]
+    if not compared:
+        return []
+    lines = [
+        "",
+        f"## Against the baseline `{matrix.get('baseline')}` (paired, same items)",
+        "",
+        "| model | task | n | Δ accuracy (lenient) | McNemar p | Δ strict accuracy | Δ main metric |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for c in compared:
+        v = c["vs_baseline"]
+        p = v["lenient"].get("mcnemar_p")
+        mm = v.get("main_metric")
+        main = (
+            f"{mm['name']} {_pts(mm, 1.0, '', 3)}"
+            if mm
+            else "(accuracy)"
+            if not c.get("main_metric")
+            else "—"
+        )
+        lines.append(
+            f"| {c['model']} | {c['task']} | {v['lenient']['n']} | {_pts(v['lenient'])} | "
+            f"{'—' if p is None else f'{p:.2g}'} | {_pts(v['strict'])} | {main} |"
+        )
+    lines += [
+        "",
+        "Differences are the model's minus the baseline's on the items both scored, with a paired bootstrap 95% "
+        "interval over items (10,000 resamples) and McNemar's exact test (one sample per item). Δ main metric: "
+        "balanced accuracy recomputed per resample from each item's correctness and gold class; — where it "
+        "cannot be recomputed that way.",
+    ]
+    return lines
+
+
 def write_matrix_report(out: Path, matrix: dict[str, Any]) -> Path:
     rows, tasks, cells = _grid(matrix)
     s = matrix["settings"]
@@ -293,6 +448,7 @@ def write_matrix_report(out: Path, matrix: dict[str, Any]) -> Path:
         "task's own (bootstrap). *(accuracy)*: the task's main metric is its accuracy. Each cell is an `ehrmind "
         "eval` folder under `runs/` with its predictions, metrics and report.",
     ]
+    lines += _baseline_lines(matrix)
     skipped = [c for c in matrix["cells"] if c.get("skipped")]
     if skipped:
         lines += ["", *[f"- n/a: {c['model']} × {c['task']} [{c['mode']}]: {c['skipped']}" for c in skipped]]

@@ -23,12 +23,20 @@ not empty, (teacher mode) it does not cite the given answer, and it is not a dup
   examples whose attempts are all recorded and drops half-written ones.
 - `summary.json` — attempts, kept, dropped by reason, by gold label (label tasks) and by category.
 - `run.json` — the settings; a rerun into the folder with other settings is refused.
+
+Warm-up options (the EHRMind paper's TREC recipe, `docs/trec_ct.md`): `balanced_sample` takes the same number
+of examples per gold label (`--per-label`); `outline=True` asks the teacher for the paper's three-part
+reasoning (overview, reasoning, conclusion); `min_confidence` asks it to end the reasoning with a
+`Confidence: …` line on the paper's five-point scale and keeps only rationales at or above that level (the
+line is removed from the kept text); `prepare_examples` builds the split snapshot from raw data first, so one
+command goes from raw data to `rationales.jsonl`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import random
 import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -64,6 +72,8 @@ RESUME_KEYS = (
     "top_p",
     "max_new_tokens",
     "task_options",
+    "min_confidence",
+    "outline",
 )
 """Settings that must match for a rerun into the same folder to continue it (the data may grow: --limit)."""
 
@@ -74,7 +84,14 @@ EMPTY = "empty reasoning"
 CITES_ANSWER = "cites the given answer"
 DUPLICATE = "duplicate"
 OVER_LIMIT = "over keep limit"
-REASONS = (KEPT, BAD_FORMAT, WRONG, EMPTY, CITES_ANSWER, DUPLICATE, OVER_LIMIT)
+NO_CONFIDENCE = "no confidence stated"
+LOW_CONFIDENCE = "low confidence"
+REASONS = (
+    KEPT, BAD_FORMAT, WRONG, EMPTY, NO_CONFIDENCE, LOW_CONFIDENCE, CITES_ANSWER, DUPLICATE, OVER_LIMIT
+)  # fmt: skip
+
+CONFIDENCE_LEVELS = ("very not confident", "not confident", "neutral", "confident", "very confident")
+"""The paper's teacher scale (linjc16/EHRMind gen_reasoning_data.py:94), lowest first."""
 
 TEACHER_NOTE = (
     "Note for writing a worked example (do not mention this note): the correct answer to this case is "
@@ -92,10 +109,30 @@ _CITES = re.compile(
 )
 """Phrases that show a teacher rationale leans on the answer it was given instead of the case."""
 
+TEACHER_OUTLINE = (
+    "Structure the reasoning in three parts: 1. Overview: the key facts of the patient and of the criteria. "
+    "2. Reasoning towards the prediction: weigh each criterion against those facts. 3. Conclusion: sum up "
+    "and state the prediction."
+)
+TEACHER_CONFIDENCE = (
+    "Then review your reasoning and end it, still inside <think>, with one line 'Confidence: LEVEL', LEVEL "
+    "one of Very Confident, Confident, Neutral, Not Confident, Very Not Confident."
+)
+_CONFIDENCE = re.compile(
+    r"(?:^|\n)[#*\s]*confidence[#*:\s-]*\[?\s*"
+    r"(very not confident|not confident|very confident|confident|neutral)\s*\]?[.*\s]*$",
+    re.IGNORECASE,
+)
+"""The confidence at the very end of a reasoning: `Confidence: Neutral`, or the paper's `# Confidence #`
+heading with the level on the next line."""
+
 
 # ------------------------------------------------------------------ prompts and verdicts
-def teacher_messages(task: Task, example: Example) -> list[dict[str, str]]:
-    """The task's prompt with the teacher note appended to the (last) user turn; a prefill stays last."""
+def teacher_messages(
+    task: Task, example: Example, *, outline: bool = False, confidence: bool = False
+) -> list[dict[str, str]]:
+    """The task's prompt with the teacher note appended to the (last) user turn; a prefill stays last.
+    `outline` adds the paper's three-part structure, `confidence` the request for a closing confidence line."""
     messages = [dict(m) for m in task.render(example)]
     i = max(j for j, m in enumerate(messages) if m["role"] == "user")
     gold = task.gold_value(example)
@@ -104,8 +141,76 @@ def teacher_messages(task: Task, example: Example) -> list[dict[str, str]]:
         evidence=task.rationale_evidence,
         answer_json=json.dumps({task.answer_key: gold}, ensure_ascii=False),
     )
-    messages[i]["content"] = f"{messages[i]['content']}\n\n{note}"
+    extra = [TEACHER_OUTLINE] * outline + [TEACHER_CONFIDENCE] * confidence
+    messages[i]["content"] = "\n\n".join([messages[i]["content"], *extra, note])
     return messages
+
+
+def split_confidence(reasoning: str) -> tuple[str, str | None]:
+    """The reasoning without its closing confidence line, and the level (lower case; None when not stated)."""
+    m = _CONFIDENCE.search(reasoning)
+    if m is None:
+        return reasoning, None
+    return reasoning[: m.start()].rstrip(), m.group(1).lower()
+
+
+def _check_confidence(min_confidence: str | None) -> None:
+    if min_confidence is not None and min_confidence not in CONFIDENCE_LEVELS:
+        raise ConfigError(
+            f"--min-confidence must be one of {', '.join(CONFIDENCE_LEVELS)}; got {min_confidence!r}"
+        )
+
+
+def balanced_sample(
+    task: Task, examples: Sequence[Example], per_label: int, *, seed: int = 0
+) -> list[Example]:
+    """`per_label` scorable examples of each gold label, drawn with `seed`, in the data's order (the paper's
+    `sample_balanced_triplet`, linjc16/EHRMind src/dataset/matching/utils.py:5-32). A label with fewer
+    examples stops the run, as the paper's code does; value tasks (no labels) are refused."""
+    if per_label < 1:
+        raise ConfigError(f"--per-label must be >= 1, got {per_label}")
+    groups: dict[str, list[Example]] = defaultdict(list)
+    for ex in examples:
+        if not task.can_score(ex):
+            continue
+        label = label_of(task, ex)
+        if label is None:
+            raise ConfigError(f"--per-label needs a label task; {task.name} answers are values, not labels")
+        groups[label].append(ex)
+    short = {label: len(m) for label, m in sorted(groups.items()) if len(m) < per_label}
+    if short or not groups:
+        raise ConfigError(
+            f"--per-label {per_label}: too few training examples for label(s) {short or 'any'}; lower "
+            "--per-label or add data"
+        )
+    rng = random.Random(seed)
+    keep = {ex.id for label in sorted(groups) for ex in rng.sample(groups[label], per_label)}
+    return [ex for ex in examples if ex.id in keep]
+
+
+def prepare_examples(
+    task: Task,
+    data: str | Path,
+    *,
+    split: str | None = None,
+    build_data: str | Path | None = None,
+    data_options: dict[str, Any] | None = None,
+    per_label: int | None = None,
+    seed: int = 0,
+    limit: int | None = None,
+) -> list[Example]:
+    """The examples a rationale run sees. With `build_data`, `data` is raw data: the task's split snapshot is
+    written there first (`Task.build_data`, as `ehrmind data`) and its `train.jsonl` is used, so rationales
+    never come from validation or test patients. Then `per_label` balancing, then `limit`."""
+    if build_data is not None:
+        if split is not None:
+            raise ConfigError("--build-data writes the splits and uses train.jsonl; drop --split")
+        task.build_data(data, build_data, seed=seed, **(data_options or {}))
+        data, split = Path(build_data) / "train.jsonl", None
+    examples = task.load(data, split)
+    if per_label is not None:
+        examples = balanced_sample(task, examples, per_label, seed=seed)
+    return list(examples[:limit])
 
 
 def cites_answer(reasoning: str) -> bool:
@@ -127,15 +232,19 @@ def judge_attempts(
     source: str,
     keep_per_example: int = 1,
     first_sample: int = 0,
+    min_confidence: str | None = None,
 ) -> tuple[list[dict[str, Any]], list[Example]]:
-    """Attempt rows (one per completion) and the kept rationales as Examples."""
+    """Attempt rows (one per completion) and the kept rationales as Examples. With `min_confidence`, a
+    rationale must end with a confidence at or above it; the confidence line is not kept."""
     rows: list[dict[str, Any]] = []
     kept: list[Example] = []
     seen: set[str] = set()
     for k, completion in enumerate(completions):
         sample = first_sample + k
         score = task.verify(example, completion)
-        reasoning = (score.think or "").strip()
+        reasoning, confidence = (score.think or "").strip(), None
+        if min_confidence is not None:
+            reasoning, confidence = split_confidence(reasoning)
         norm = " ".join(reasoning.split()).lower()
         if not score.format_ok:
             reason = BAD_FORMAT
@@ -143,6 +252,12 @@ def judge_attempts(
             reason = WRONG
         elif not reasoning:
             reason = EMPTY
+        elif min_confidence is not None and confidence is None:
+            reason = NO_CONFIDENCE
+        elif min_confidence is not None and (
+            CONFIDENCE_LEVELS.index(confidence) < CONFIDENCE_LEVELS.index(min_confidence)
+        ):
+            reason = LOW_CONFIDENCE
         elif mode == "teacher" and cites_answer(reasoning):
             reason = CITES_ANSWER
         elif norm in seen:
@@ -166,6 +281,7 @@ def judge_attempts(
                 "parsed": score.parsed,
                 "format_ok": score.format_ok,
                 "correct": score.correct,
+                "confidence": confidence,
                 "completion": completion,
             }
         )
@@ -207,6 +323,8 @@ def run_rationales(
     batch_size: int = 8,
     info: dict[str, Any] | None = None,
     progress: bool = True,
+    min_confidence: str | None = None,
+    outline: bool = False,
 ) -> dict[str, Any]:
     """Generate `samples` attempts per scorable example, keep the verified ones; returns the summary.
 
@@ -216,6 +334,11 @@ def run_rationales(
         raise ConfigError(f"mode must be 'teacher' or 'self', got {mode!r}")
     if task.mode != "reasoning":
         raise ConfigError("rationales are <think> text: use the task's reasoning prompt mode, not direct")
+    _check_confidence(min_confidence)
+    if mode == "self" and (min_confidence is not None or outline):
+        raise ConfigError(
+            "--min-confidence and --outline instruct a teacher; --self samples the unchanged prompt"
+        )
     if samples < 1 or batch_size < 1 or keep_per_example < 0:
         raise ConfigError("need --samples >= 1, --batch-size >= 1 and --keep-per-example >= 0 (0 = all)")
     settings = getattr(generator, "settings", None)
@@ -237,6 +360,8 @@ def run_rationales(
         "temperature": temperature,
         "top_p": getattr(settings, "top_p", None),
         "max_new_tokens": getattr(settings, "max_new_tokens", None),
+        "min_confidence": min_confidence,
+        "outline": outline or None,  # None, as in folders written before the option: they still resume
         "data_sha256": examples_hash(examples),
         "n_examples": len(examples),
         "ehrmind_version": __version__,
@@ -246,7 +371,7 @@ def run_rationales(
     with folder.run(run, [ATTEMPTS, RATIONALES]):
         _attempt(
             task, examples, scorable, generator, out, samples, mode, source, keep_per_example, batch_size,
-            progress,
+            progress, min_confidence, outline,
         )  # fmt: skip
     summary = _finish(task, out, examples, scorable, run)
     log.info(
@@ -272,6 +397,8 @@ def _attempt(
     keep_per_example: int,
     batch_size: int,
     progress: bool,
+    min_confidence: str | None = None,
+    outline: bool = False,
 ) -> None:
     """Attempt the examples not yet attempted, appending each batch's attempts and kept rationales."""
     by_id = {ex.id: ex for ex in examples}
@@ -294,7 +421,12 @@ def _attempt(
             batch = [ex for ex in scorable[start : start + batch_size] if ex.id not in done]
             if not batch:
                 continue
-            prompts = [teacher_messages(task, ex) if mode == "teacher" else task.render(ex) for ex in batch]
+            prompts = [
+                teacher_messages(task, ex, outline=outline, confidence=min_confidence is not None)
+                if mode == "teacher"
+                else task.render(ex)
+                for ex in batch
+            ]
             completions = (
                 generator.generate(prompts, n=samples, call_seed=position)
                 if seeded
@@ -305,8 +437,9 @@ def _attempt(
                 if len(outs) != samples:
                     raise RuntimeError(f"generator returned {len(outs)} completions, expected {samples}")
                 rows, kept = judge_attempts(
-                    task, ex, outs, mode=mode, source=source, keep_per_example=keep_per_example
-                )
+                    task, ex, outs, mode=mode, source=source, keep_per_example=keep_per_example,
+                    min_confidence=min_confidence,
+                )  # fmt: skip
                 attempt_rows += rows
                 kept_rows += [k.to_dict() for k in kept]
             kept_sink.write(kept_rows)  # rationales first: a kill before the attempts are written

@@ -5,6 +5,7 @@ budget no longer shares its name with a recipe's `max_prompt_tokens`."""
 from __future__ import annotations
 
 import inspect
+import re
 import typing
 
 import pytest
@@ -95,3 +96,42 @@ def test_the_prompt_mode_is_declared_once():
     from ehrmind.train.recipe import Recipe
 
     assert Recipe.model_fields["task_options"].default_factory is TaskOptions
+
+
+# ------------------------------------------------------------------ issue #27's option fixes
+
+
+@pytest.mark.parametrize(
+    ("task", "options", "message"),
+    [
+        # an EHRSHOT builder option with a typo fails when given, not when raw events are read (or never)
+        ("ehrshot", {"windw_days": 30}, "unknown option(s) windw_days"),
+        # inverted reward weights: the rule lives with RewardWeights, so every path refuses them
+        ("medcalc", {"reward_weights": {"correct": 0.0, "bad_format": 5.0}}, "bad_format <= wrong < correct"),
+        ("trec_ct", {"reward_weights": {"correct": 1.0, "wrong": 1.0}}, "bad_format <= wrong < correct"),
+    ],
+)
+def test_bad_options_fail_for_every_family(task, options, message):
+    from ehrmind import get_task
+    from ehrmind.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        get_task(task, **options)
+
+
+def test_ehrshot_build_options_and_labeler_settings_pass():
+    from ehrmind import get_task
+
+    assert get_task("ehrshot", max_tokens=300, rules="ehrshot").options["max_tokens"] == 300
+
+
+def test_data_set_options_a_task_does_not_take_are_refused(tmp_path, synthetic_csv):
+    """`ehrmind data --task medcalc --set windw=30` wrote `windw` into manifest.json as if applied."""
+    from typer.testing import CliRunner
+
+    from ehrmind.cli import app
+
+    args = ["data", "--task", "medcalc", "--source", str(synthetic_csv), "--out", str(tmp_path / "d")]
+    r = CliRunner().invoke(app, [*args, "--set", "windw=30"])
+    assert r.exit_code == 2 and "not applied: windw" in r.output and not (tmp_path / "d").exists()
+    assert CliRunner().invoke(app, args).exit_code == 0

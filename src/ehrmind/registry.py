@@ -95,8 +95,11 @@ def check_options(cls: type[Task], options: dict[str, Any], where: str = "") -> 
         checked = model.model_validate(options)
     except ValidationError as e:
         first = e.errors()[0]
-        field = ".".join(str(p) for p in first["loc"][:1]) or "options"
-        raise ConfigError(f"task {cls.name!r} option {where}{field}: {first['msg']}") from None
+        msg = str(first["msg"]).removeprefix("Value error, ")
+        if not first["loc"]:  # a rule over several options (a model validator)
+            raise ConfigError(f"task {cls.name!r} {where.rstrip('.') or 'options'}: {msg}") from None
+        field = ".".join(str(p) for p in first["loc"][:1])
+        raise ConfigError(f"task {cls.name!r} option {where}{field}: {msg}") from None
     return {k: getattr(checked, k) for k in options}
 
 

@@ -144,6 +144,11 @@ class RewardWeights:
     def __post_init__(self) -> None:
         if self.format not in ("paper", "strict"):
             raise ValueError(f"reward format must be 'paper' or 'strict', got {self.format!r}")
+        if not self.bad_format <= self.wrong < self.correct:  # the rule lives with its type: every caller
+            raise ValueError(
+                "reward weights must satisfy bad_format <= wrong < correct (a bad format is a penalty, a correct "
+                f"answer pays most), got correct={self.correct}, wrong={self.wrong}, bad_format={self.bad_format}"
+            )
 
     def reward(self, format_ok: bool, correct: bool | None) -> float | None:
         if not format_ok:

@@ -101,7 +101,10 @@ class Task(ABC):
         self.prefill_text: str = PAPER_PREFILL if prefill is True else (prefill or "")
         self.system_prompt = system_prompt
         if isinstance(reward_weights, dict):
-            reward_weights = RewardWeights(**reward_weights)
+            try:
+                reward_weights = RewardWeights(**reward_weights)
+            except (TypeError, ValueError) as e:
+                raise ConfigError(f"reward_weights: {e}") from None
         self.weights = reward_weights or RewardWeights()
 
     # ------------------------------------------------------------------ loading
@@ -171,9 +174,17 @@ class Task(ABC):
     def build_data(self, source: str | Path, out_dir: str | Path, **options: Any) -> dict[str, Any]:
         """`ehrmind data`: write canonical Examples as JSONL plus a manifest; returns the manifest.
 
-        Tasks with splits or labelers override this (options come from the command line)."""
+        Tasks with splits or labelers override this (options come from the command line); this one takes
+        `split` (of a Hub dataset) and records `seed`, and refuses any other option rather than write it into
+        the manifest as if it had been applied."""
         from ehrmind.snapshot import write_snapshot
 
+        unknown = sorted(set(options) - {"split", "seed"})
+        if unknown:
+            raise ConfigError(
+                f"task {self.name!r} builds its data with no options; not applied: {', '.join(unknown)} (`ehrmind "
+                "data` takes --split for it)"
+            )
         return write_snapshot(self, self.load(source, options.pop("split", None)), source, out_dir, **options)
 
     # ------------------------------------------------------------------ prompting

@@ -406,9 +406,10 @@ def check_trl_fields(recipe: Recipe) -> dict[str, Any]:
                     f"max_prompt_tokens {recipe.max_prompt_tokens} + trl.max_completion_length {completion} = "
                     f"{recipe.max_prompt_tokens + completion}"
                 )
-    w = recipe.reward_weights
-    if w.bad_format > w.wrong or w.wrong >= w.correct:
-        raise ConfigError("reward_weights must satisfy bad_format <= wrong < correct")
+    try:  # RewardWeights holds the ordering rule
+        RewardWeights(**recipe.reward_weights.model_dump())
+    except ValueError as e:
+        raise ConfigError(f"reward_weights: {e}") from None
     return coerced
 
 

@@ -18,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from ehrmind.errors import ConfigError, DataError, excerpt
 from ehrmind.parsing import normalize_text
@@ -102,13 +102,26 @@ def parse_probability(value: Any) -> float | None:
 
 class EhrshotOptions(TaskOptions):
     """Further keywords are the example builder's options (window, rules, …; `ehrmind data --task ehrshot`
-    takes the same), checked by the builder when it runs."""
+    takes the same): their names are checked here, when the options are given (a typo such as `windw_days`
+    fails at once, not when raw events are read, or never), their values by the builder when it runs."""
 
     model_config = ConfigDict(extra="allow")
 
     labeler: str | None = Field(
         None, description="Build examples from raw events (MEDS / EHRSHOT) with this labeler when loading."
     )
+
+    @model_validator(mode="after")
+    def _known_build_options(self) -> EhrshotOptions:
+        from ehrmind.tasks.ehrshot.build import BUILD_OPTIONS, _labeler_fields
+
+        unknown = sorted(set(self.model_extra or {}) - set(BUILD_OPTIONS) - _labeler_fields())
+        if unknown:
+            raise ValueError(
+                f"unknown option(s) {', '.join(unknown)}; build options: {', '.join(sorted(BUILD_OPTIONS))}; "
+                f"labeler options: {', '.join(sorted(_labeler_fields()))}"
+            )
+        return self
 
 
 @register_task("ehrshot")

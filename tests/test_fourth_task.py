@@ -104,3 +104,36 @@ def test_trained_for_a_step(bmi_csv, tiny_model, tmp_path):
     record = json.loads((tmp_path / "sft" / "ehrmind_run.json").read_text())
     assert record["recipe"]["task"] == "toy_bmi" and record["data_counts"]["kept"] == 3
     assert (tmp_path / "sft" / "config.json").exists()
+
+
+def test_a_family_outside_the_package_is_reachable_from_the_cli(tmp_path, bmi_csv):
+    """Issue #27: `--task pkg.module:Class` imports a family from the Python path, and an installed package's
+    `ehrmind.tasks` entry point registers one under its own name — through the real command line (a fresh
+    process: nothing imported it before)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = Path(__file__).resolve().parent
+    # an installed distribution, as pip leaves one: its metadata with the entry point, its code on the path
+    dist = tmp_path / "site" / "toy_bmi_family-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: toy-bmi-family\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[ehrmind.tasks]\ntoy_bmi = example_family.task:BmiTask\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), str(tests)])}
+
+    def data(task: str, out: str) -> subprocess.CompletedProcess:
+        args = [sys.executable, "-m", "ehrmind", "data", "--task", task, "--source", str(bmi_csv)]
+        return subprocess.run([*args, "--out", str(tmp_path / out)], env=env, capture_output=True, text=True)
+
+    for task, out in (("example_family.task:BmiTask", "by-path"), ("toy_bmi", "by-entry-point")):
+        done = data(task, out)
+        assert done.returncode == 0, done.stderr[-2000:]
+        rows = [json.loads(x) for x in (tmp_path / out / "examples.jsonl").read_text().splitlines()]
+        assert len(rows) == 16 and {r["task"] for r in rows} == {"toy_bmi"}
+    # a broken entry point is named, with its package, in one line
+    (dist / "entry_points.txt").write_text("[ehrmind.tasks]\ntoy_bmi = example_family.nope\n")
+    done = data("toy_bmi", "broken")
+    assert done.returncode == 2 and "entry point 'toy_bmi'" in done.stderr and "toy-bmi-family" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -31,14 +31,53 @@ def register_task(name: str):
     return deco
 
 
+ENTRY_POINTS = "ehrmind.tasks"
+"""The entry-point group through which an installed package adds task families: in its pyproject.toml,
+`[project.entry-points."ehrmind.tasks"] toy_bmi = "my_pkg.task"` (a module that registers its Task, or the
+Task class itself as `my_pkg.task:BmiTask`)."""
+_loaded = False
+
+
 def _load_builtins() -> None:
-    """Import every subpackage of `ehrmind.tasks` (each registers its Task); on first lookup only, so
-    `import ehrmind` stays cheap."""
+    """Import every subpackage of `ehrmind.tasks` and every `ehrmind.tasks` entry point of the installed
+    packages (each registers its Task); on first lookup only, so `import ehrmind` stays cheap. An entry point
+    that fails to load is a ConfigError naming it and its package."""
+    global _loaded
+    if _loaded:
+        return
     import ehrmind.tasks
 
     for info in pkgutil.iter_modules(ehrmind.tasks.__path__):
         if info.ispkg:
             importlib.import_module(f"ehrmind.tasks.{info.name}")
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINTS):
+        try:
+            ep.load()
+        except Exception as e:  # another package's code: say whose, not a traceback
+            dist = getattr(ep.dist, "name", "?")
+            raise ConfigError(
+                f"task entry point {ep.name!r} = {ep.value!r} of package {dist} failed to load: "
+                f"{type(e).__name__}: {e}"
+            ) from None
+    _loaded = True
+
+
+def _import_class(spec: str) -> type[Task]:
+    """`pkg.module:Class`: a Task class outside ehrmind's packages (on the Python path), imported by name."""
+    from ehrmind.tasks.base import Task
+
+    module_name, _, attr = spec.partition(":")
+    try:
+        obj = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as e:
+        raise UnknownTask(f"cannot import task {spec!r} ({type(e).__name__}: {e})") from None
+    if not (isinstance(obj, type) and issubclass(obj, Task)):
+        raise UnknownTask(f"{spec!r} is not a Task class")
+    if not obj.name:  # a class that did not register itself: registered under its module:Class spelling
+        register_task(spec)(obj)
+    return obj
 
 
 class UnknownTask(ConfigError, KeyError):
@@ -66,8 +105,11 @@ def text_options(name: str) -> set[str]:
 
 
 def task_class(name: str) -> type[Task]:
-    """The class registered as `name` (an UnknownTask naming the known ones otherwise)."""
+    """The class registered as `name`, or imported as `pkg.module:Class` (a family outside the package, on
+    the Python path); an UnknownTask naming the known ones otherwise."""
     _load_builtins()
+    if ":" in name and name not in _TASKS:
+        return _import_class(name)
     if name not in _TASKS:
         raise UnknownTask(f"unknown task {name!r}; known tasks: {', '.join(sorted(_TASKS))}")
     return _TASKS[name]

@@ -375,3 +375,39 @@ def test_backend_help_shows_the_extra_to_install():
     for command in ("eval", "rationales"):
         out = CliRunner().invoke(app, [command, "--help"], terminal_width=200).output
         assert "'ehrmind[vllm]'" in "".join(out.split()), command
+
+
+def test_a_backend_plugs_in_from_outside(tmp_path, synthetic_csv):
+    """Issue #27: backends are a registry — one registered from outside the package (here a test module, in
+    a fresh process, found through an installed package's `ehrmind.backends` entry point) works from the
+    command line like the built-in ones, with no edit to ehrmind."""
+    import os
+    import subprocess
+
+    module = tmp_path / "site" / "echo_backend.py"
+    module.parent.mkdir()
+    module.write_text(
+        "from ehrmind.generate.backends import register_backend\n"
+        "from ehrmind.generate.scripted import ScriptedGenerator\n\n"
+        "@register_backend('echo')\n"
+        "def build(model, settings, backend):\n"
+        "    return ScriptedGenerator(lambda m, k, s: '<think>x</think><answer>{\"answer\": 1}</answer>', model)\n"
+    )
+    dist = tmp_path / "site" / "echo_backend-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: echo-backend\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[ehrmind.backends]\necho = echo_backend\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
+    args = [sys.executable, "-m", "ehrmind", "eval", "--task", "medcalc", "--data", str(synthetic_csv)]
+    args += ["--model", "anything", "--backend", "echo", "--limit", "3", "--out", str(tmp_path / "e")]
+    done = subprocess.run(args, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    run = json.loads((tmp_path / "e" / "metrics.json").read_text())["run"]
+    assert run["backend"] == "echo" and run["n_examples"] == 3
+    # flags that do not fit its kind are refused as for the built-in ones
+    done = subprocess.run([*args[:-2], "--url", "http://127.0.0.1:9/v1", "--out", str(tmp_path / "u")],
+                          env=env, capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 2 and "apply to an endpoint" in done.stderr
+    unknown = subprocess.run([*args[:-4], "--backend", "nope", "--out", str(tmp_path / "n")], env=env,
+                             capture_output=True, text=True)  # fmt: skip
+    assert unknown.returncode == 2 and "one of hf, vllm, openai, echo" in unknown.stderr

@@ -58,7 +58,7 @@ class TrainedPrompt:
             return None
         path = Path(model).expanduser() / RUN_RECORD
         if not path.is_file():
-            if backend is not None and backend.name == "openai" and backend.url:
+            if backend is not None and backend.endpoint and backend.url:
                 return cls.served(backend.url, str(model), backend.api_key())
             return None
         try:

@@ -90,7 +90,8 @@ BackendOpt = Annotated[
     typer.Option(
         "--backend",
         help="hf (transformers, this process), vllm (vLLM offline engine, GPU; pip install 'ehrmind\\[vllm]') "
-        "or openai (an OpenAI-compatible endpoint at --url). Default: openai with --url, else hf.",
+        "or openai (an OpenAI-compatible endpoint at --url), or one an installed package registers "
+        "(ehrmind.backends entry point). Default: openai with --url, else hf.",
     ),
 ]
 UrlOpt = Annotated[

@@ -10,6 +10,10 @@ rationales, and one factory that builds the generator from it.
 
 Every generator has `generate(prompts, n)`; the evaluation runner reads the optional capabilities
 (`seeds_calls`, `samples_per_request`, `last_finish_reasons`, `choice_logprobs`, `describe`).
+
+Backends are a registry, not a closed list: `@register_backend("sglang")` on a `build(model, settings,
+backend)` function makes `--backend sglang` work in every command, and an installed package declares its
+module in the `ehrmind.backends` entry-point group so the command line finds it.
 """
 
 from __future__ import annotations
@@ -18,22 +22,72 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from ehrmind.errors import ConfigError
 from ehrmind.generate.settings import GenerationSettings
 
 log = logging.getLogger(__name__)
 
-BackendName = Literal["hf", "vllm", "openai"]
-BACKENDS: tuple[str, ...] = ("hf", "vllm", "openai")
+
+@dataclass(frozen=True)
+class BackendKind:
+    """A registered backend: how it builds a generator, and what it is (`register_backend`)."""
+
+    name: str
+    build: Callable[[str, GenerationSettings, Backend], Any]
+    """`build(model, settings, backend)` → a generator (`generate(prompts, n)`; see `ehrmind.eval.runner`)."""
+    endpoint: bool = False
+    """Generates at a URL (`--url`, `--api-key-env`, `--concurrency`, `--logprobs`), not from a model it loads
+    (`--revision`, `--trust-remote-code`, `--device`)."""
+
+
+_KINDS: dict[str, BackendKind] = {}
+ENTRY_POINTS = "ehrmind.backends"
+"""The entry-point group through which an installed package adds backends (a module that calls
+`register_backend`): `[project.entry-points."ehrmind.backends"] sglang = "my_pkg.sglang"`."""
+_loaded = False
+
+
+def register_backend(name: str, *, endpoint: bool = False):
+    """Decorator: `@register_backend("sglang")` on `build(model, settings, backend) -> generator`; `--backend
+    sglang` then reaches it from every command. A duplicate name raises."""
+
+    def deco(build: Callable[[str, GenerationSettings, Backend], Any]) -> Callable[..., Any]:
+        if name in _KINDS and _KINDS[name].build is not build:
+            raise ValueError(f"backend {name!r} is already registered by {_KINDS[name].build.__module__}")
+        _KINDS[name] = BackendKind(name, build, endpoint)
+        return build
+
+    return deco
+
+
+def backend_kinds() -> dict[str, BackendKind]:
+    """Every backend: the built-in ones and those of installed packages' `ehrmind.backends` entry points (an
+    entry point that fails to load is a ConfigError naming it and its package)."""
+    global _loaded
+    if not _loaded:
+        from importlib.metadata import entry_points
+
+        for ep in entry_points(group=ENTRY_POINTS):
+            try:
+                ep.load()
+            except Exception as e:  # another package's code: say whose, not a traceback
+                dist = getattr(ep.dist, "name", "?")
+                raise ConfigError(
+                    f"backend entry point {ep.name!r} = {ep.value!r} of package {dist} failed to load: "
+                    f"{type(e).__name__}: {e}"
+                ) from None
+        _loaded = True
+    return _KINDS
 
 
 @dataclass(frozen=True)
 class Backend:
     """A checked backend choice with its options (`Backend.choose` applies the rules once)."""
 
-    name: BackendName = "hf"
+    name: str = "hf"
+    """A registered backend (`register_backend`): hf, vllm, openai, or one a package adds."""
     url: str | None = None
     api_key_env: str | None = None
     concurrency: int = 1
@@ -68,11 +122,13 @@ class Backend:
     ) -> Backend:
         """The backend a command's flags ask for, or a ConfigError saying which flag does not fit."""
         chosen = name or ("openai" if url else "hf")
-        if chosen not in BACKENDS:
-            raise ConfigError(f"--backend must be one of {', '.join(BACKENDS)}, got {name!r}")
-        if chosen == "openai" and not url:
-            raise ConfigError("--backend openai needs --url (the endpoint, e.g. http://127.0.0.1:8000/v1)")
-        if chosen != "openai":
+        kinds = backend_kinds()
+        if chosen not in kinds:
+            raise ConfigError(f"--backend must be one of {', '.join(kinds)}, got {name!r}")
+        endpoint = kinds[chosen].endpoint
+        if endpoint and not url:
+            raise ConfigError(f"--backend {chosen} needs --url (the endpoint, e.g. http://127.0.0.1:8000/v1)")
+        if not endpoint:
             given = [
                 flag
                 for flag, value in (
@@ -88,14 +144,14 @@ class Backend:
                 raise ConfigError(
                     "--logprobs applies to an endpoint (--url); a local model gives P(yes) itself"
                 )
-        if chosen == "openai" and (options.get("revision") or options.get("trust_remote_code")):
+        if endpoint and (options.get("revision") or options.get("trust_remote_code")):
             raise ConfigError(
                 "--revision and --trust-remote-code choose a model to load; an endpoint serves its own"
             )
         if concurrency < 1:
             raise ConfigError(f"--concurrency must be >= 1, got {concurrency}")
         return cls(
-            name=chosen,  # type: ignore[arg-type]
+            name=chosen,
             url=url,
             api_key_env=api_key_env,
             concurrency=concurrency,
@@ -113,14 +169,20 @@ class Backend:
         }
         if self.name == "hf":
             return shared
-        if self.name == "vllm":
-            return {"backend": "vllm", **shared}
+        if not self.endpoint:
+            return {"backend": self.name, **shared}
         return {
-            "backend": "openai",
+            "backend": self.name,
             "concurrency": self.concurrency,
             **({"logprobs": True} if self.logprobs else {}),
             **shared,
         }
+
+    @property
+    def endpoint(self) -> bool:
+        """Whether this backend generates at a URL (the server renders prompts and loads the model)."""
+        kind = backend_kinds().get(self.name)
+        return kind.endpoint if kind is not None else bool(self.url)
 
     def for_model(self, model: str) -> Backend:
         """This backend for `model`: a model folder an ehrmind run trained with chat-template variables
@@ -130,7 +192,7 @@ class Backend:
 
         from ehrmind.trained import TrainedPrompt
 
-        if self.chat_template_kwargs or self.name == "openai":
+        if self.chat_template_kwargs or self.endpoint:
             return self
         trained = TrainedPrompt.of(model)
         if trained is None or not trained.chat_template_kwargs:
@@ -159,38 +221,18 @@ class Backend:
 
 
 def make_generator(model: str, settings: GenerationSettings, backend: Backend | None = None) -> Any:
-    """The generator for `model` (a folder or Hub id; for `openai`, the served model name)."""
+    """The generator for `model` (a folder or Hub id; for an endpoint, the served model name)."""
     backend = backend or Backend()
     if backend.factory is not None:
         return backend.factory(model, settings)
-    if backend.name == "openai":
-        from ehrmind.generate.openai_compat import OpenAICompatGenerator
+    kinds = backend_kinds()
+    if backend.name not in kinds:
+        raise ConfigError(f"unknown backend {backend.name!r}; known: {', '.join(kinds)}")
+    return kinds[backend.name].build(model, settings, backend)
 
-        return OpenAICompatGenerator(
-            backend.url or "",
-            model,
-            api_key=backend.api_key(),
-            settings=settings,
-            timeout=backend.timeout,
-            max_retries=backend.max_retries,
-            concurrency=backend.concurrency,
-            logprobs=backend.logprobs,
-            extra_body=(
-                {"chat_template_kwargs": backend.chat_template_kwargs}
-                if backend.chat_template_kwargs
-                else None
-            ),
-        )
-    if backend.name == "vllm":
-        from ehrmind.generate.vllm import VLLMGenerator
 
-        return VLLMGenerator(
-            model,
-            settings,
-            chat_template_kwargs=backend.chat_template_kwargs,
-            **backend.loading(),
-            **backend.vllm_options,
-        )
+@register_backend("hf")
+def _hf(model: str, settings: GenerationSettings, backend: Backend) -> Any:
     from ehrmind.generate.hf import HFGenerator
 
     return HFGenerator(
@@ -199,4 +241,36 @@ def make_generator(model: str, settings: GenerationSettings, backend: Backend | 
         device=backend.device,
         chat_template_kwargs=backend.chat_template_kwargs,
         **backend.loading(),
+    )
+
+
+@register_backend("vllm")
+def _vllm(model: str, settings: GenerationSettings, backend: Backend) -> Any:
+    from ehrmind.generate.vllm import VLLMGenerator
+
+    return VLLMGenerator(
+        model,
+        settings,
+        chat_template_kwargs=backend.chat_template_kwargs,
+        **backend.loading(),
+        **backend.vllm_options,
+    )
+
+
+@register_backend("openai", endpoint=True)
+def _openai(model: str, settings: GenerationSettings, backend: Backend) -> Any:
+    from ehrmind.generate.openai_compat import OpenAICompatGenerator
+
+    return OpenAICompatGenerator(
+        backend.url or "",
+        model,
+        api_key=backend.api_key(),
+        settings=settings,
+        timeout=backend.timeout,
+        max_retries=backend.max_retries,
+        concurrency=backend.concurrency,
+        logprobs=backend.logprobs,
+        extra_body=(
+            {"chat_template_kwargs": backend.chat_template_kwargs} if backend.chat_template_kwargs else None
+        ),
     )

@@ -50,18 +50,24 @@ def _load_builtins() -> None:
     for info in pkgutil.iter_modules(ehrmind.tasks.__path__):
         if info.ispkg:
             importlib.import_module(f"ehrmind.tasks.{info.name}")
+    load_entry_points(ENTRY_POINTS, "task")
+    _loaded = True
+
+
+def load_entry_points(group: str, what: str) -> None:
+    """Import what installed packages declare in entry-point `group` (their modules register themselves); one
+    that fails is a ConfigError naming it and its package, not another package's traceback."""
     from importlib.metadata import entry_points
 
-    for ep in entry_points(group=ENTRY_POINTS):
+    for ep in entry_points(group=group):
         try:
             ep.load()
-        except Exception as e:  # another package's code: say whose, not a traceback
+        except Exception as e:  # another package's code: say whose
             dist = getattr(ep.dist, "name", "?")
             raise ConfigError(
-                f"task entry point {ep.name!r} = {ep.value!r} of package {dist} failed to load: "
+                f"{what} entry point {ep.name!r} = {ep.value!r} of package {dist} failed to load: "
                 f"{type(e).__name__}: {e}"
             ) from None
-    _loaded = True
 
 
 def _import_class(spec: str) -> type[Task]:

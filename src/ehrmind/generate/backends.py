@@ -67,17 +67,9 @@ def backend_kinds() -> dict[str, BackendKind]:
     entry point that fails to load is a ConfigError naming it and its package)."""
     global _loaded
     if not _loaded:
-        from importlib.metadata import entry_points
+        from ehrmind.registry import load_entry_points
 
-        for ep in entry_points(group=ENTRY_POINTS):
-            try:
-                ep.load()
-            except Exception as e:  # another package's code: say whose, not a traceback
-                dist = getattr(ep.dist, "name", "?")
-                raise ConfigError(
-                    f"backend entry point {ep.name!r} = {ep.value!r} of package {dist} failed to load: "
-                    f"{type(e).__name__}: {e}"
-                ) from None
+        load_entry_points(ENTRY_POINTS, "backend")
         _loaded = True
     return _KINDS
 

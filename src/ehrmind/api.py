@@ -53,7 +53,7 @@ def evaluate(
     from ehrmind.generate.backends import make_generator
     from ehrmind.io import output_folder
     from ehrmind.registry import get_task
-    from ehrmind.trained import choose_options
+    from ehrmind.trained import TrainedPrompt, choose_options
 
     backend = (backend or Backend()).for_model(model)
     output_folder(out, create=False)  # a file in the way fails before the model loads
@@ -65,7 +65,8 @@ def evaluate(
         batch_size=batch_size,
         seed=seed,
     )  # checked here, before the model loads
-    prompt = choose_options(task, model, given_options(mode, prefill, task_options), backend)
+    trained = TrainedPrompt.of(model, backend)
+    prompt = choose_options(task, trained, given_options(mode, prefill, task_options), model)
     t = get_task(task, **prompt.options)
     examples = t.load(str(data), split)[:limit]
     return evaluate_examples(

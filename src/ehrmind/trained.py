@@ -133,13 +133,12 @@ class PromptChoice:
 
 
 def choose_options(
-    task: str, model: str | Path | None, given: dict[str, Any] | None = None, backend: Any = None
+    task: str, trained: TrainedPrompt | None, given: dict[str, Any] | None = None, model: Any = None
 ) -> PromptChoice:
-    """The options for running `task` with `model` (served by `backend`, when an endpoint): the command's
-    `given` options over the ones `model` was trained with. Options a command did not set must be absent from
-    `given` (not its default value)."""
+    """The options for running `task` with a model trained as `trained` says (`TrainedPrompt.of`, read once
+    per command; None: not trained by ehrmind): the command's `given` options over the trained ones. Options a
+    command did not set must be absent from `given` (not its default value). `model` names it in the log."""
     given = dict(given or {})
-    trained = TrainedPrompt.of(model, backend)
     if trained is None:
         return PromptChoice(options=given)
     base = trained.options_for(task)

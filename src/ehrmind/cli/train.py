@@ -225,12 +225,13 @@ def rationales_cmd(
     from ehrmind.generate.settings import GenerationSettings
     from ehrmind.registry import get_task
     from ehrmind.train.rationales import make_generator, prepare_examples, run_rationales
-    from ehrmind.trained import choose_options
+    from ehrmind.trained import TrainedPrompt, choose_options
 
     # --self samples the model being trained: with the prompt it was trained on (`ehrmind.trained`)
     given = given_options(None, prefill, task_option_values(task, task_option))
     served = Backend.choose(url=teacher_url, api_key_env=api_key_env) if self_mode and teacher_url else None
-    prompt = choose_options(task, (model or teacher_model) if self_mode else None, given, served)
+    sampled = (model or teacher_model) if self_mode else None
+    prompt = choose_options(task, TrainedPrompt.of(sampled, served), given, sampled)
     t = get_task(task, **prompt.options)
     data_options = key_values(data_option)
     if data_options and build_data is None:

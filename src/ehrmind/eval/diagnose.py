@@ -51,7 +51,7 @@ from ehrmind.io import atomic_write_json, atomic_write_jsonl, atomic_write_text,
 from ehrmind.metrics import item_mean_ci
 from ehrmind.parsing import parse_date
 from ehrmind.tasks.base import Task
-from ehrmind.trained import PromptChoice
+from ehrmind.trained import PromptChoice, TrainedPrompt
 from ehrmind.types import Example
 
 log = logging.getLogger(__name__)
@@ -400,18 +400,17 @@ def mode_tasks(
     prefill: bool | str | None = None,
     task_options: dict[str, Any] | None = None,
     one_shot_file: str | Path | None = None,
+    trained: TrainedPrompt | None = None,
     model: str | None = None,
-    backend: Backend | None = None,
 ) -> dict[str, tuple[Task, PromptChoice]]:
-    """One configured Task per prompt mode, with how its options relate to `model`'s training
-    (`ehrmind.trained`: a folder ehrmind trained is prompted as in training unless told otherwise; no
-    `modes` means its trained mode, else reasoning). The prefill applies to the modes that open a <think>
-    block and the exemplar file to `one-shot`."""
+    """One configured Task per prompt mode, with how its options relate to the model's training
+    (`trained`, `ehrmind.trained`: a folder ehrmind trained is prompted as in training unless told otherwise;
+    no `modes` means its trained mode, else reasoning); `model` names it in the log. The prefill applies to
+    the modes that open a <think> block and the exemplar file to `one-shot`."""
     from ehrmind.registry import get_task
-    from ehrmind.trained import TrainedPrompt, choose_options
+    from ehrmind.trained import choose_options
 
     if modes is None:
-        trained = TrainedPrompt.of(model, backend)
         modes = [str(trained.options_for(task_name).get("mode", "reasoning")) if trained else "reasoning"]
     if not modes:
         raise ConfigError("give at least one prompt mode")
@@ -428,7 +427,7 @@ def mode_tasks(
             given["prefill"] = False
         elif prefill is not None:
             given["prefill"] = prefill
-        choice = choose_options(task_name, model, given, backend)
+        choice = choose_options(task_name, trained, given, model)
         tasks[mode] = (get_task(task_name, **choice.options), choice)
     return tasks
 
@@ -477,8 +476,8 @@ def run_diagnose(
     if samples < settings.k:
         raise ConfigError(f"--samples ({samples}) must be >= --k ({settings.k})")
     prompts = mode_tasks(
-        task_name, modes, prefill=prefill, task_options=task_options, one_shot_file=one_shot_file, model=model,
-        backend=backend,
+        task_name, modes, prefill=prefill, task_options=task_options, one_shot_file=one_shot_file,
+        trained=TrainedPrompt.of(model, backend), model=model,
     )  # fmt: skip
     modes = list(prompts)
     primary = prompts[modes[0]][0]

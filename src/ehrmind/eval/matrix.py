@@ -83,7 +83,9 @@ def _plan_cells(
     (`ehrmind.trained`), so each model has its own cells; `loaded` keeps each task's examples across models."""
     from ehrmind.eval.diagnose import check_renders, mode_tasks
     from ehrmind.registry import get_task
+    from ehrmind.trained import TrainedPrompt
 
+    trained = TrainedPrompt.of(model, backend)  # once per model (an endpoint is asked once)
     cells: list[Cell] = []
     skipped: dict[tuple[str, str], str] = {}
     for task_name, path in data.items():
@@ -99,8 +101,8 @@ def _plan_cells(
             usable,
             task_options=(task_options or {}).get(task_name),
             one_shot_file=one_shot_file if usable and "one-shot" in usable else None,
+            trained=trained,
             model=model,
-            backend=backend,
         )
         if task_name not in loaded:
             loaded[task_name] = next(iter(tasks.values()))[0].load(path, split)[:limit]

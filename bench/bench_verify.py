@@ -3,8 +3,8 @@ any shape in under one second on one core").
 
 Each shape of `tests/test_hostile_text.py` is verified against each task's example kinds (MedCalc decimal,
 integer, date, gestational age; TREC CT; EHRSHOT), through `Task.verify` and the benchmark's own extraction
-(`verify_extra`), which is what `ehrmind score` does per row. The shapes are timed interleaved, round after
-round, and the median of the rounds is reported per (shape, case), so a burst of load on the shared machine
+(the analyses' row fields, `row_fields`), which is what `ehrmind score` does per row. The shapes are timed
+interleaved, round after round, and the median of the rounds is reported per (shape, case), so a burst of load on the shared machine
 moves one round, not one shape.
 
     .venv/bin/python bench/bench_verify.py [--rounds 5] [--out bench/verify.json]
@@ -31,6 +31,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from ehrmind import get_task
+    from ehrmind.tasks.analysis import row_fields
     from test_hostile_text import CASES, SHAPES
 
     times: dict[tuple[str, str], list[float]] = {}
@@ -40,7 +41,7 @@ def main() -> None:
                 task = get_task(task_name)
                 started = time.perf_counter()
                 task.verify(example, text)
-                task.verify_extra(example, text)
+                row_fields(task, example, text)
                 times.setdefault((shape, f"{task_name}/{example.id}"), []).append(
                     time.perf_counter() - started
                 )

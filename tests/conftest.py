@@ -44,9 +44,12 @@ def real_model() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
+    from ehrmind.tasks.medcalc.tiny_corpus import tiny_corpus
     from ehrmind.train.tiny import build_tiny_model
 
-    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model", size="tiny", seed=0)
+    return build_tiny_model(
+        tmp_path_factory.mktemp("tiny") / "model", size="tiny", seed=0, texts=tiny_corpus()
+    )
 
 
 @pytest.fixture(scope="session")

@@ -229,9 +229,13 @@ def test_vllm_generator_groups_prefill_seeds_each_prompt_and_reports_finish(fake
     (llm,) = fake_vllm
     assert llm.model == "org/model" and llm.seed == 5 and llm.kwargs == {"max_model_len": 4096}
     got = gen.generate([PROMPT, PREFILLED, PROMPT], n=2, seeds=[10, 11, 12])
-    assert [t[0][:9] for t in got] == ["<think>s1", "<think>s1", "<think>s1"]
-    assert [t[1].split("</think>")[0] for t in got] == ["<think>s10k1", "<think>s11k1", "<think>s12k1"]
-    assert gen.last_finish_reasons == [["length", "stop"]] * 3
+    assert [t[0][:9] for t in got.completions] == ["<think>s1", "<think>s1", "<think>s1"]
+    assert [t[1].split("</think>")[0] for t in got.completions] == [
+        "<think>s10k1",
+        "<think>s11k1",
+        "<think>s12k1",
+    ]
+    assert got.finish_reasons == [["length", "stop"]] * 3
     (plain, p1, gp1, cont1, _), (pre, p2, gp2, cont2, _) = llm.calls
     assert plain == [PROMPT, PROMPT] and (gp1, cont1) == (True, False)
     assert pre == [PREFILLED] and (gp2, cont2) == (False, True)
@@ -282,8 +286,8 @@ def test_real_vllm_matches_the_contract(tiny_model):
     )
     a = gen.generate([PROMPT, PREFILLED], n=3, seeds=[1, 2])
     b = gen.generate([PROMPT, PREFILLED], n=3, seeds=[1, 2])
-    assert a == b and [len(x) for x in a] == [3, 3]
-    assert all(f in ("stop", "length") for fs in gen.last_finish_reasons for f in fs)
+    assert a == b and [len(x) for x in a.completions] == [3, 3]
+    assert all(f in ("stop", "length") for fs in a.finish_reasons for f in fs)
 
 
 def test_diagnose_and_matrix_run_against_an_endpoint(tmp_path, synthetic_csv):

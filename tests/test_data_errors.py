@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from ehrmind import get_task
 from ehrmind.cli import app
 from ehrmind.errors import DataError
+from ehrmind.generate.base import Capabilities, Generated
 
 runner = CliRunner()
 
@@ -202,15 +203,18 @@ def test_score_refuses_a_snapshot_with_a_repeated_id(tmp_path, synthetic_csv):
 class _Answers:
     """A scripted generator (the model is not what is tested): answers every prompt with `text`, or raises."""
 
-    name = "scripted"
+    name, settings, capabilities = "scripted", None, Capabilities()
 
     def __init__(self, text: str | None):
         self.text = text
 
+    def describe(self):
+        return {}
+
     def generate(self, prompts, n=1):
         if self.text is None:
             raise RuntimeError("generation failed")
-        return [[self.text] * n for _ in prompts]
+        return Generated.unexplained([[self.text] * n for _ in prompts])
 
 
 def _eval_setup(tmp_path, synthetic_csv):
@@ -325,7 +329,8 @@ def test_killed_and_resumed_sampled_eval_is_byte_identical(tmp_path, synthetic_c
     class KilledAfter:
         """The same model, killed (an exception) when a third batch starts."""
 
-        name, seeds_calls = gen.name, True
+        name, settings, capabilities, describe = gen.name, gen.settings, gen.capabilities, gen.describe
+        choice_logprobs = gen.choice_logprobs
 
         def __init__(self):
             self.calls = 0
@@ -335,10 +340,6 @@ def test_killed_and_resumed_sampled_eval_is_byte_identical(tmp_path, synthetic_c
             if self.calls == 3:
                 raise Killed
             return gen.generate(prompts, n, call_seed=call_seed)
-
-        @property
-        def last_finish_reasons(self):
-            return gen.last_finish_reasons
 
     whole = tmp_path / "whole"
     run_eval(task, examples, gen, whole, samples=2, batch_size=3, info=info, progress=False)

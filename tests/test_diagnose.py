@@ -26,6 +26,7 @@ from ehrmind.eval.diagnose import (
     pass_at_k,
     run_diagnose,
 )
+from ehrmind.tasks.base import gold_completion
 from ehrmind.train.data import select_examples
 from ehrmind.train.recipe import load_recipe
 
@@ -127,9 +128,15 @@ def test_paper_categories_by_task():
     def ex(category):
         return Example(id="x", task="medcalc", input={}, target={}, metadata={"category": category})
 
-    assert [med.paper_reliable_m(ex(c)) for c in ("diagnosis", "severity", "risk", "lab")] == [7, 7, 21, None]
-    assert get_task("trec_ct").paper_reliable_m(ex("eligible")) == 3
-    assert get_task("ehrshot").paper_reliable_m(ex("new_hypertension")) is None
+    from ehrmind.tasks.analysis import PaperRules, attached
+
+    def m(task, example):
+        rules = attached(task, PaperRules)
+        return rules[0].reliable_m(example) if rules else None
+
+    assert [m(med, ex(c)) for c in ("diagnosis", "severity", "risk", "lab")] == [7, 7, 21, None]
+    assert m(get_task("trec_ct"), ex("eligible")) == 3
+    assert m(get_task("ehrshot"), ex("new_hypertension")) is None
 
 
 def test_reliable_rule():
@@ -209,7 +216,7 @@ def _hand_predictions(path: Path, tmp_path: Path) -> Path:
     with open(preds, "w") as fh:
         for ex in task.load(path):
             right = ex.metadata["calculator_name"].startswith("Mean Arterial")
-            for sample, completion in enumerate([task.gold_completion(ex, "r") if right else wrong, wrong]):
+            for sample, completion in enumerate([gold_completion(task, ex, "r") if right else wrong, wrong]):
                 fh.write(json.dumps({"id": ex.id, "sample": sample, "completion": completion}) + "\n")
     return preds
 
@@ -245,6 +252,7 @@ def test_diagnose_from_predictions_writes_a_plan_sft_accepts(tmp_path, synthetic
         yaml.safe_dump(
             {
                 "stage": "sft",
+                "task": "medcalc",
                 "data": str(synthetic_jsonl),
                 "model": "m",
                 "output_dir": str(tmp_path / "o"),
@@ -312,7 +320,9 @@ def test_diagnose_errors(tmp_path, synthetic_jsonl):
     bad = tmp_path / "bad_plan.yaml"
     bad.write_text("stage: rl\n")
     recipe = tmp_path / "r.yaml"
-    recipe.write_text(yaml.safe_dump({"stage": "sft", "data": data, "model": "m", "output_dir": "o"}))
+    recipe.write_text(
+        yaml.safe_dump({"stage": "sft", "task": "medcalc", "data": data, "model": "m", "output_dir": "o"})
+    )
     with pytest.raises(ConfigError, match="cannot set stages"):
         load_recipe(recipe, stage="sft", plans=[bad])
 
@@ -333,7 +343,7 @@ def _one_shot_file(tmp_path: Path) -> Path:
 
 
 def test_one_shot_mode_shows_the_exemplar_as_a_previous_turn(tmp_path, synthetic_jsonl):
-    task = get_task("medcalc", mode="one-shot", one_shot_file=str(_one_shot_file(tmp_path)), prefill=True)
+    task = get_task("medcalc", mode="one-shot", exemplars=str(_one_shot_file(tmp_path)), prefill=True)
     examples = task.load(synthetic_jsonl)
     map_row = next(ex for ex in examples if ex.metadata["calculator_id"] == 5)
     msgs = task.render(map_row)
@@ -346,7 +356,7 @@ def test_one_shot_mode_shows_the_exemplar_as_a_previous_turn(tmp_path, synthetic
     )
     assert map_row.input["note"] in msgs[3]["content"] and msgs[4]["content"].endswith("<think>")
     # verified as in reasoning mode
-    assert task.verify(map_row, task.gold_completion(map_row, "r")).reward == 1.1
+    assert task.verify(map_row, gold_completion(task, map_row, "r")).reward == 1.1
     assert task.verify(map_row, '<answer>{"answer": 1}</answer>').format_ok is False
     bmi = next(ex for ex in examples if ex.metadata["calculator_id"] != 5)
     with pytest.raises(
@@ -360,20 +370,20 @@ def test_one_shot_options_fail_early(tmp_path):
     with pytest.raises(ConfigError, match="needs exemplars"):
         get_task("medcalc", mode="one-shot")
     with pytest.raises(ConfigError, match="only applies to mode 'one-shot'"):
-        get_task("medcalc", one_shot_file=str(_one_shot_file(tmp_path)))
+        get_task("medcalc", exemplars=str(_one_shot_file(tmp_path)))
     with pytest.raises(ConfigError, match="'reasoning' or 'direct' for task 'ehrshot'"):
         get_task("ehrshot", mode="one-shot")
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"5": {"Patient Note": "x", "Response": {"answer": 1}}}))
     with pytest.raises(Exception, match=r"bad.json, row 5, field 'Response.step_by_step_thinking': empty"):
-        get_task("medcalc", mode="one-shot", one_shot_file=str(bad))
+        get_task("medcalc", mode="one-shot", exemplars=str(bad))
 
 
 @pytest.mark.parametrize("name", ["official-json", "verified-csv"])
 def test_published_one_shot_sets_cover_every_test_calculator(name, medcalc_test_csv):
     path = shared_file(ONE_SHOT_JSON if name == "official-json" else ONE_SHOT_CSV)
-    task = get_task("medcalc", mode="one-shot", one_shot_file=str(path))
-    assert len(task.exemplars) == 55
+    task = get_task("medcalc", mode="one-shot", exemplars=str(path))
+    assert len(task._shots) == 55
     first = {}
     for ex in task.load(medcalc_test_csv):
         first.setdefault(ex.metadata["calculator_id"], ex)
@@ -387,7 +397,7 @@ def test_official_one_shot_keeps_calculator_24s_own_question(medcalc_test_csv):
     # about different steroids (15 questions); its exemplar keeps the Hydrocortisone → Dexamethasone question.
     from ehrmind.tasks.medcalc.prompts import OFFICIAL_ONE_SHOT_QUESTIONS
 
-    task = get_task("medcalc", mode="one-shot", one_shot_file=str(shared_file(ONE_SHOT_JSON)))
+    task = get_task("medcalc", mode="one-shot", exemplars=str(shared_file(ONE_SHOT_JSON)))
     rows = [ex for ex in task.load(medcalc_test_csv) if ex.metadata["calculator_id"] in (24, 5)]
     steroid = [ex for ex in rows if ex.metadata["calculator_id"] == 24]
     assert len({ex.input["question"] for ex in steroid}) > 1
@@ -455,6 +465,7 @@ def test_diagnose_cli_then_sft_with_the_plan(tmp_path, tiny_model, shared_rows):
         yaml.safe_dump(
             {
                 "stage": "sft",
+                "task": "medcalc",
                 "data": str(shared_rows),
                 "model": str(tiny_model),
                 "output_dir": str(tmp_path / "sft"),

@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 from ehrmind import Example, get_task
 from ehrmind.errors import ConfigError, DataError
 from ehrmind.snapshot import examples_hash
+from ehrmind.tasks.analysis import ChoicePoint, attached, report_sections, task_metrics
+from ehrmind.tasks.base import gold_completion
 from ehrmind.tasks.ehrshot import (
     LABELER_NAMES,
     SerializerConfig,
@@ -31,9 +33,9 @@ from ehrmind.tasks.ehrshot import (
     parse_probability,
     read_label_file,
 )
+from ehrmind.tasks.ehrshot.analyses import YesProbability, binary_block
 from ehrmind.tasks.ehrshot.build import LABEL_NAMES
 from ehrmind.tasks.ehrshot.readers import Event
-from ehrmind.tasks.ehrshot.task import binary_block
 
 D = datetime
 
@@ -932,7 +934,7 @@ def test_verify_reads_prediction_and_probability():
         ex, '<think>x</think><answer>{"prediction": "yes", "probability": ' + "9" * 400 + "}</answer>"
     )
     assert huge.correct is True and huge.parsed["probability"] is None  # a reward never raises
-    assert task.verify(ex, task.gold_completion(ex)).correct is True
+    assert task.verify(ex, gold_completion(task, ex)).correct is True
     direct = get_task("ehrshot", mode="direct")
     assert direct.verify(ex, '<answer>{"prediction": "yes"}</answer>').format_ok is True
     msgs = task.render(ex)
@@ -991,7 +993,9 @@ def test_metrics_against_hand_computed_values():
         _row("d", False, "no", sample=2),
     ]
     task = get_task("ehrshot")
-    m = task.metrics(rows)  # summarize's blocks plus the per-labeler block (one labeler: also the overall)
+    m = task_metrics(
+        task, rows
+    )  # summarize's blocks plus the per-labeler block (one labeler: also the overall)
     b = m["by_labeler"]["t"]
     # predictions: a yes (2/3), b invalid, c no (1/3), d no -> sensitivity 1/2, specificity 1 -> 0.75
     assert b["balanced_accuracy"] == pytest.approx(0.75) and b["invalid_rate"] == pytest.approx(0.25)
@@ -1001,9 +1005,11 @@ def test_metrics_against_hand_computed_values():
         b["auroc"] == pytest.approx(0.625) and b["score_source"] == "share of yes" and b["n_unreadable"] == 1
     )
     assert (
-        m["balanced_accuracy"] == pytest.approx(0.75) and m["auroc"] == pytest.approx(0.625) and m["n"] == 4
+        m["binary"]["balanced_accuracy"] == pytest.approx(0.75)
+        and m["binary"]["auroc"] == pytest.approx(0.625)
+        and m["n"] == 4
     )
-    assert any("| t | 4 | 2 | 0.750 |" in line for line in task.report_sections(m))
+    assert any("| t | 4 | 2 | 0.750 |" in line for line in report_sections(task, m))
     # one class only: AUROC undefined (None), never a made-up number
     assert binary_block([_row("a", True, "yes"), _row("b", True, "no")])["auroc"] is None
 
@@ -1038,13 +1044,13 @@ def test_choice_point_is_where_the_answer_value_starts():
     task = get_task("ehrshot")
     ex = None  # the completion alone decides
     done = '<think>BP high.</think>\n<answer>{"prediction": "yes", "probability": 0.7}</answer>'
-    prefix, choices = task.choice_point(ex, done)
+    prefix, choices = YesProbability().point(task, ex, done)
     assert prefix == '<think>BP high.</think>\n<answer>{"prediction": ' and choices == {
         "yes": '"yes"',
         "no": '"no"',
     }
-    assert task.choice_point(ex, "I cannot tell.") is None
-    assert get_task("medcalc").choice_point(ex, done) is None  # not a binary task
+    assert YesProbability().point(task, ex, "I cannot tell.") is None
+    assert attached(get_task("medcalc"), ChoicePoint) == []  # not a binary task
 
 
 def test_records_to_examples_from_flat_rows(tmp_path):
@@ -1238,7 +1244,7 @@ def test_hf_model_probability_from_the_logits(tiny_model, tmp_path):
         metadata={"category": "t", "labeler": "new_hypertension"},
     )
     done = '<think>r</think>\n<answer>{"prediction": "no"}</answer>'
-    prefix, choices = task.choice_point(ex, done)
+    prefix, choices = YesProbability().point(task, ex, done)
     yes, no = gen.choice_logprobs(task.render(ex), prefix, [choices["yes"], choices["no"]])
     assert yes < 0 and no < 0 and yes != no
     p = model_probability(task, gen, ex, done)

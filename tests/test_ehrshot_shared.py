@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from conftest import MIMIC_DEMO, shared_file
 from ehrmind import get_task
 from ehrmind.cli import app
+from ehrmind.tasks.base import gold_completion
 
 runner = CliRunner()
 
@@ -104,7 +105,7 @@ def test_score_gold_completions_is_perfect(htn_data, tmp_path):
     examples = task.load(htn_data)
     preds = tmp_path / "gold.jsonl"
     preds.write_text(
-        "".join(json.dumps({"id": e.id, "completion": task.gold_completion(e)}) + "\n" for e in examples)
+        "".join(json.dumps({"id": e.id, "completion": gold_completion(task, e)}) + "\n" for e in examples)
     )
     out = tmp_path / "score"
     args = [
@@ -121,7 +122,11 @@ def test_score_gold_completions_is_perfect(htn_data, tmp_path):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["accuracy"] == 1.0 and metrics["balanced_accuracy"] == 1.0 and metrics["auroc"] == 1.0
+    assert (
+        metrics["accuracy"] == 1.0
+        and metrics["binary"]["balanced_accuracy"] == 1.0
+        and metrics["binary"]["auroc"] == 1.0
+    )
     assert (
         metrics["run"]["data_sha256"]
         == json.loads((htn_data / "manifest.json").read_text())["files"]["examples.jsonl"]["sha256"]

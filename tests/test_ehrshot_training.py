@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from ehrmind.cli import app
 from ehrmind.errors import ConfigError, DataError
+from ehrmind.tasks.base import gold_completion
 from ehrmind.tasks.ehrshot.warmup import (
     HELD_OUT,
     POOL,
@@ -210,7 +211,7 @@ def test_data_warmup_sft_rl_eval_on_the_mimic_demo(tmp_path, tiny_model):
     def reply(messages, sample, seed):
         user = next(m["content"] for m in messages if m["role"] == "user")
         ex = next(e for t, e in gold.items() if t in user)
-        return task.gold_completion(ex, "The record shows the relevant conditions.")
+        return gold_completion(task, ex, "The record shows the relevant conditions.")
 
     summary = make_rationales(task, data, ScriptedGenerator(reply), samples=1)
     assert summary["kept"] == 6
@@ -247,7 +248,7 @@ def test_data_warmup_sft_rl_eval_on_the_mimic_demo(tmp_path, tiny_model):
     result = runner.invoke(app, [*args, "--out", str(out), "--limit", "4", "--max-new-tokens", "8"])
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["n"] == 4 and "balanced_accuracy" in metrics
+    assert metrics["n"] == 4 and "balanced_accuracy" in metrics["binary"]
 
 
 def _rows(folder: Path) -> list[dict]:
@@ -270,3 +271,66 @@ def test_self_rationales_from_the_command_line(tmp_path, tiny_model):
     assert "no rationale passed verification (4 attempts" in result.output
     attempts = (out / WARMUP / "attempts.jsonl").read_text().splitlines()
     assert len(attempts) == 4 and not any(json.loads(a)["kept"] for a in attempts)
+
+
+def test_warmup_rationales_from_a_teacher_through_the_command(tmp_path, monkeypatch):
+    """`ehrmind ehrshot-train-data --teacher-url` on an `ehrmind data` snapshot: patient-disjoint splits, a
+    label-balanced pool, and the teacher's rationales kept only where they verify (a scripted teacher, right
+    on yes-labels and wrong on no-labels here), with the recipe's prompt (fast; the MIMIC demo run is slow)."""
+    import ehrmind.train.rationales as rationales
+    from ehrmind import get_task
+    from ehrmind.generate.scripted import ScriptedGenerator
+    from ehrmind.io import atomic_write_jsonl
+    from ehrmind.snapshot import write_snapshot
+
+    rows = [
+        {"id": f"p{i}@2020", "subject_id": i, "prediction_time": "2020-06-01T00:00:00",
+         "timeline": f"2020-01-01 clinic visit: blood pressure 1{40 + i}/9{i} mmHg",
+         "question": "Will the patient be diagnosed with hypertension within the next year?",
+         "label": "yes" if i % 2 else "no", "labeler": "new_hypertension"}
+        for i in range(12)
+    ]  # fmt: skip
+    atomic_write_jsonl(tmp_path / "flat.jsonl", rows)
+    task = get_task("ehrshot")
+    snapshot = tmp_path / "snap"
+    write_snapshot(task, task.load(tmp_path / "flat.jsonl"), tmp_path / "flat.jsonl", snapshot)
+
+    def teacher(messages, sample, seed):  # answers yes: right for yes-labels only; continues the prefill
+        assert messages[-1]["role"] == "assistant" and messages[-1]["content"].endswith("<think>")
+        return 'The blood pressure is high.</think>\n<answer>{"prediction": "yes"}</answer>'
+
+    seen = {}
+
+    def fake(**kw):
+        seen.update(kw)
+        return ScriptedGenerator(teacher, "teacher", settings=kw["settings"]), "teacher"
+
+    monkeypatch.setattr(rationales, "teacher_generator", fake)
+    out = tmp_path / "data"
+    recipe = _paper_recipe(tmp_path, out, tmp_path / "model")
+    args = [
+        "ehrshot-train-data",
+        "--source",
+        str(snapshot),
+        "--labeler",
+        "new_hypertension",
+        "--out",
+        str(out),
+    ]
+    args += ["--per-label", "3", "--recipe", str(recipe), "--teacher-url", "http://127.0.0.1:9/v1"]
+    result = runner.invoke(app, [*args, "--samples", "2"])
+    assert result.exit_code == 0, result.output
+    assert seen["teacher_url"] == "http://127.0.0.1:9/v1" and seen["settings"].samples == 2
+    train = {
+        json.loads(x)["metadata"]["subject_id"]
+        for x in (out / TRAIN / "examples.jsonl").read_text().splitlines()
+    }
+    held = {
+        json.loads(x)["metadata"]["subject_id"]
+        for x in (out / "held_out" / "examples.jsonl").read_text().splitlines()
+    }
+    assert train and held and not train & held  # split by patient
+    kept = [json.loads(x) for x in (out / WARMUP / "rationales.jsonl").read_text().splitlines()]
+    assert len(kept) == 3 and all(r["target"]["label"] is True for r in kept)  # only the verified ones
+    assert {r["metadata"]["explanation"] for r in kept} == {"The blood pressure is high."}
+    assert "kept" in result.output

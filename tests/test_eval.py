@@ -165,7 +165,7 @@ def test_prefill_is_continued_not_closed(tokenizer):
     messages = [
         {"role": "system", "content": "S"},
         {"role": "user", "content": "U"},
-        {"role": "assistant", "content": task.prefill_text},
+        {"role": "assistant", "content": task.contract.prefill},
     ]
     for tok in (tokenizer, _with_template(tokenizer, LLAMA3_LIKE)):
         assert render_prompt(tok, messages).endswith("Let me solve this step by step.\n<think>")

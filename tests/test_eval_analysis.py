@@ -9,6 +9,8 @@ import pytest
 
 from ehrmind import get_task
 from ehrmind.eval.analysis import failure_reason, format_problem, mask
+from ehrmind.generate.base import Capabilities, Generated
+from ehrmind.tasks.medcalc.analyses import OutputTypes
 from ehrmind.tasks.medcalc.task import parse_gold
 from ehrmind.types import Example
 
@@ -16,15 +18,17 @@ from ehrmind.types import Example
 class _Scripted:
     """Answers each prompt with the completion scripted for its example, and reports finish reasons."""
 
-    name = "scripted"
+    name, settings, capabilities = "scripted", None, Capabilities()
 
     def __init__(self, by_prompt: dict[str, tuple[str, str]]):
         self.by_prompt = by_prompt
 
+    def describe(self):
+        return {}
+
     def generate(self, prompts, n=1):
         got = [self.by_prompt[p[-1]["content"]] for p in prompts]
-        self.last_finish_reasons = [[f] * n for _, f in got]
-        return [[c] * n for c, _ in got]
+        return Generated([[c] * n for c, _ in got], [[f] * n for _, f in got])
 
 
 def _answer(value) -> str:
@@ -69,9 +73,10 @@ def test_eval_report_explains_failures_against_hand_counted_rows(tmp_path, synth
         }
     ]
     assert errors["truncation_rate"] == pytest.approx(1 / 6) and errors["n_with_finish_reason"] == 6
-    rel = errors["numeric_error"]["relative error"]
+    types = metrics["output_types"]  # MedCalc's own analysis, beside the generic error analysis
+    rel = types["numeric_error"]["relative error"]
     assert rel["n"] == 2 and rel["median_abs"] == pytest.approx(0.3) and rel["p90_abs"] == pytest.approx(0.5)
-    assert errors["by_output_type"] == {
+    assert types["by_output_type"] == {
         "decimal": {"n": 6, "accuracy": pytest.approx(2 / 6), "wrong_value": 2, "unread": 2}
     }
     assert [e["id"] for e in errors["examples"]["wrong value"]] == [examples[2].id, examples[3].id]
@@ -113,7 +118,7 @@ def test_numeric_error_kinds_for_integers_dates_and_gestational_ages():
         {"id": "3", "correct": False, "parsed": "09/30/2014", "format_ok": True},  # 7 days late
         {"id": "4", "correct": False, "parsed": [4, 1], "format_ok": True},  # 2 days early
     ]
-    got = task.error_analysis(examples, rows)
+    got = OutputTypes().summarize(task, examples, rows)
     assert got["numeric_error"]["off by"]["most_common"] == [[2.0, 1], [-1.0, 1]]
     assert got["numeric_error"]["days off (date)"]["median_abs"] == 7
     assert got["numeric_error"]["days off (gestational age)"]["most_common"] == [[-2.0, 1]]
@@ -158,9 +163,9 @@ def test_hf_generator_reports_finish_reasons(tiny_model):
 
     gen = HFGenerator(str(tiny_model), GenerationSettings(max_new_tokens=3))
     prompts = [[{"role": "user", "content": "Hello"}], [{"role": "user", "content": "Compute the score."}]]
-    outs = gen.generate(prompts, n=1)
-    assert len(gen.last_finish_reasons) == 2 and all(len(f) == 1 for f in gen.last_finish_reasons)
-    for (text,), (why,) in zip(outs, gen.last_finish_reasons, strict=True):
+    got = gen.generate(prompts, n=1)
+    assert len(got.finish_reasons) == 2 and all(len(f) == 1 for f in got.finish_reasons)
+    for (text,), (why,) in zip(got.completions, got.finish_reasons, strict=True):
         assert why in ("stop", "length")
         if why == "length":  # cut at 3 tokens: the text is at most that long
             assert len(gen.tokenizer(text, add_special_tokens=False)["input_ids"]) <= 3
@@ -170,3 +175,29 @@ def test_hf_generator_reports_finish_reasons(tiny_model):
         and described["device"] == "cpu"
         and described["backend"] == "transformers"
     )
+
+
+def test_medcalc_analyses_need_the_examples_and_a_scorable_gold():
+    """Scoring without the data at hand (`score` of rows alone): MedCalc's analyses that read the examples
+    add no block; an example whose gold cannot be scored gets no official verdict (None, never False)."""
+    from ehrmind.tasks.analysis import task_metrics
+    from ehrmind.tasks.medcalc.analyses import OfficialVerdict, OutputTypes, ReasoningChecks
+
+    task = get_task("medcalc")
+    rows = [{"id": "1", "correct": False, "parsed": None, "format_ok": False, "completion": "x"}]
+    assert (
+        OutputTypes().summarize(task, {}, rows) is None
+        and ReasoningChecks().summarize(task, {}, rows) is None
+    )
+    metrics = task_metrics(task, rows)
+    assert "output_types" not in metrics and "reasoning_checks" not in metrics
+    assert OutputTypes().report(metrics) == [] and ReasoningChecks().report(metrics) == []
+    unscorable = Example(
+        id="u", task="medcalc", input={"note": "n", "question": "q"},
+        target={"output_type": "decimal", "answer": "1", "value": 1.0, "lower": None, "upper": None},
+        metadata={"category": "lab", "calculator_id": 1, "calculator_name": "c"},
+    )  # fmt: skip
+    assert OfficialVerdict().row(task, unscorable, '<answer>{"answer": 1}</answer>') == {
+        "official_correct": None,
+        "official_parsed": None,
+    }

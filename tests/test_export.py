@@ -78,7 +78,7 @@ def test_ehrshot_predictions_in_the_meds_evaluation_schema(tmp_path, mimic_htn_d
         else 1.0 - r["boolean_value"]
         for r in rows
     ]
-    assert roc_auc_score(y, s) == pytest.approx(metrics["auroc"])
+    assert roc_auc_score(y, s) == pytest.approx(metrics["binary"]["auroc"])
 
 
 def test_trec_run_file_gives_ehrminds_ndcg_through_ir_measures(tmp_path):

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from ehrmind import get_task
 from ehrmind.cli import app
+from ehrmind.tasks.base import gold_completion
 
 ADAPTER = Path(__file__).resolve().parents[1] / "src" / "ehrmind" / "integrations" / "inspect_tasks.py"
 
@@ -40,8 +41,8 @@ def test_inspect_eval_scores_equal_ehrmind_score(tmp_path, synthetic_csv):
     task = get_task("medcalc")
     examples = task.load(synthetic_csv)[:5]
     texts = [
-        task.gold_completion(examples[0], "right"),
-        task.gold_completion(examples[1], "right"),
+        gold_completion(task, examples[0], "right"),
+        gold_completion(task, examples[1], "right"),
         '<think>w</think>\n<answer>{"answer": -3}</answer>',  # wrong value
         "I think it is about 40.",  # no output contract
         '{"answer": "n/a"}',

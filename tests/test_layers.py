@@ -1,5 +1,6 @@
-"""Issue #13: tasks own their knowledge. Generic layers (eval/, train/, rewards/, generate/) name no task and
-no task's own metadata field, and only the Task base class reads the output contract."""
+"""Issues #13 and #27: tasks own their knowledge. Generic layers (the core modules, eval/, train/, rewards/,
+generate/, cli/) name no task, no task's own metadata field and no analysis's keys; only the contract reads and
+writes the output contract; the Task core stays small."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from pathlib import Path
 
 import ehrmind
 from ehrmind import get_task, list_tasks
+from ehrmind.tasks.base import gold_completion
 
 SRC = Path(ehrmind.__file__).parent
-GENERIC = ("eval", "train", "rewards", "generate")
 CONTRACT_PARSERS = {"check_contract", "find_json_with_key"}
 
 
@@ -23,7 +24,7 @@ def _task_words() -> set[str]:
     """Registered task names, and metadata fields only one task declares (shared fields such as `category`
     are the generic contract)."""
     tasks = [type(get_task(n)) for n in _builtin_tasks()]
-    fields = Counter(f for t in tasks for f in {*t.group_fields, *t.row_fields})
+    fields = Counter(f for t in tasks for f in {*t.groups.by, *t.groups.rows})
     own = {f for f, count in fields.items() if count == 1}
     return {t.name for t in tasks} | own | {"calculator_id"}
 
@@ -46,25 +47,94 @@ def _constants(path: Path) -> list[tuple[int, str]]:
     ]
 
 
+def _generic_modules() -> list[Path]:
+    """Every module but the families' (tasks/<family>/), the programs and the integrations: the core modules,
+    eval/, train/, rewards/, generate/ and cli/."""
+    outside = ("programs", "integrations")
+    return [
+        p
+        for p in sorted(SRC.rglob("*.py"))
+        if p.relative_to(SRC).parts[0] not in outside
+        and not (p.relative_to(SRC).parts[0] == "tasks" and len(p.relative_to(SRC).parts) > 2)
+    ]
+
+
+def _analysis_words() -> set[str]:
+    """The names of the built-in families' analyses (their blocks in metrics.json) and the keys they write."""
+    words = {a.name for n in _builtin_tasks() for a in get_task(n).analyses}
+    return words | {"official_correct", "official_accuracy", "numbers_in_note_rate", "by_output_type"}
+
+
+def _identifiers(path: Path) -> list[tuple[int, str]]:
+    """Names, attributes, parameters and definitions in the code."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Name):
+            out.append((node.lineno, node.id))
+        elif isinstance(node, ast.Attribute):
+            out.append((node.lineno, node.attr))
+        elif isinstance(node, ast.arg):
+            out.append((node.lineno, node.arg))
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            out.append((node.lineno, node.name))
+    return out
+
+
 def test_generic_layers_name_no_task():
-    words = _task_words()
-    assert {"medcalc", "trec_ct", "ehrshot", "calculator_name"} <= words
+    """Issue #27: the core modules, eval/, train/, rewards/, generate/ and cli/ name no task, no field only
+    one task declares and no analysis's keys — in string values, identifiers and parameter names."""
+    words = _task_words() | _analysis_words()
+    assert {"medcalc", "trec_ct", "ehrshot", "calculator_name", "reasoning_checks"} <= words
+    knowledge = {"medcalc", "trec_ct", "ehrshot", "calculator", "calculators", "one_shot_file"}
     found = [
         f"{path.relative_to(SRC)}:{line}: {value!r}"
-        for layer in GENERIC
-        for path in sorted((SRC / layer).rglob("*.py"))
+        for path in _generic_modules()
         for line, value in _constants(path)
         if value in words
     ]
-    assert found == [], "a task's knowledge belongs in its folder (a Task attribute or hook):\n" + "\n".join(
+    found += [
+        f"{path.relative_to(SRC)}:{line}: {name}"
+        for path in _generic_modules()
+        for line, name in _identifiers(path)
+        if any(word in name.lower().split("_") or name.lower() == word for word in knowledge)
+    ]
+    assert found == [], "a task's knowledge belongs in its folder (an analysis or a hook):\n" + "\n".join(
         found
     )
 
 
-def test_only_the_task_base_class_parses_the_output_contract():
+def test_the_task_core_is_small():
+    """Issue #27: `Task` has at most 16 public names — what a family declares, the five methods it writes,
+    and load, build_data, render, verify (an instance adds its options and its configured contract)."""
+    from ehrmind.tasks.base import Task
+
+    names = {n for n in (*vars(Task), *Task.__annotations__) if not n.startswith("_")}
+    assert names == {
+        "name", "version", "Options", "options", "contract", "groups", "analyses",  # what a family declares
+        "records_to_examples", "task_text", "user_prompt", "judge", "gold_value",  # what it writes
+        "load", "build_data", "render", "verify",
+    }  # fmt: skip
+    assert len(names) <= 16
+    abstract = set(Task.__abstractmethods__)
+    assert abstract == {"records_to_examples", "task_text", "user_prompt", "judge", "gold_value"}
+
+
+def test_only_the_contract_writes_the_format_sentence():
+    """Issue #27: the `<think>`/`<answer>` instruction is written by the contract, nowhere else."""
+    found = [
+        f"{path.relative_to(SRC)}:{line}"
+        for path in sorted(SRC.rglob("*.py"))
+        if path.relative_to(SRC).as_posix() not in ("contract.py", "parsing.py")
+        for line, value in _constants(path)
+        if "<answer> </answer> tags" in value or "<answer></answer> tags" in value
+    ]
+    assert found == [], "write it with the task's Contract:\n" + "\n".join(found)
+
+
+def test_only_the_contract_parses_the_output_contract():
     users = []
     for path in sorted(SRC.rglob("*.py")):
-        if path.relative_to(SRC).as_posix() in ("parsing.py", "tasks/base.py"):
+        if path.relative_to(SRC).as_posix() in ("parsing.py", "contract.py"):
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             names = (
@@ -77,7 +147,10 @@ def test_only_the_task_base_class_parses_the_output_contract():
                 else []
             )
             users += [f"{path.relative_to(SRC)}:{node.lineno}: {n}" for n in names if n in CONTRACT_PARSERS]
-    assert users == [], "read completions with Task.extract (or the Score it gives):\n" + "\n".join(users)
+    assert users == [], (
+        "read completions with the task's contract (`task.contract.read`, or the Score it gives):\n"
+        + "\n".join(users)
+    )
 
 
 def test_user_errors_are_one_line_and_bugs_keep_their_traceback(monkeypatch, tmp_path, synthetic_csv):
@@ -115,6 +188,11 @@ def test_task_specific_commands_belong_to_the_task(tmp_path, synthetic_csv):
         app, ["audit", "--task", "trec_ct", "--data", str(synthetic_csv), "--out", str(tmp_path)]
     )
     assert r.exit_code == 2 and "task 'trec_ct' has no knowledge base" in r.output
+    assert "tasks that have one: medcalc" in r.output
+    # no --task: the one family that declares a label audit (MedCalc's calculators)
+    r = CliRunner().invoke(app, ["audit", "--data", str(synthetic_csv), "--out", str(tmp_path / "a")])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "a" / "audit.csv").exists() and (tmp_path / "a" / "summary.md").exists()
 
 
 def test_the_python_api_is_what_the_commands_call(tmp_path, synthetic_csv):
@@ -126,7 +204,7 @@ def test_the_python_api_is_what_the_commands_call(tmp_path, synthetic_csv):
     from ehrmind.generate.scripted import ScriptedGenerator
 
     task = ehrmind.get_task("medcalc")
-    gold = {task.user_prompt(ex): task.gold_completion(ex, "r") for ex in task.load(synthetic_csv)}
+    gold = {task.user_prompt(ex): gold_completion(task, ex, "r") for ex in task.load(synthetic_csv)}
     gen = ScriptedGenerator(lambda messages, k, seed: gold[messages[-1]["content"]])
     backend = ehrmind.Backend(factory=lambda model, settings: gen)
     metrics = ehrmind.evaluate("medcalc", synthetic_csv, "scripted", tmp_path / "e", limit=5, backend=backend)
@@ -215,7 +293,7 @@ def test_prediction_rows_are_one_typed_record(synthetic_csv):
 
     task = get_task("medcalc")
     ex = task.load(synthetic_csv)[0]
-    p = prediction_row(task, ex, 2, task.gold_completion(ex), finish_reason="stop", yes_probability=None)
+    p = prediction_row(task, ex, 2, gold_completion(task, ex), finish_reason="stop", yes_probability=None)
     assert isinstance(p, Prediction) and p.score.correct and p.extra["category"] == ex.metadata["category"]
     row = p.to_dict()
     assert list(row)[:3] == ["id", "sample", "completion"] and row["sample"] == 2

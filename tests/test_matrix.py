@@ -17,9 +17,12 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def second_model(tmp_path_factory) -> Path:
+    from ehrmind.tasks.medcalc.tiny_corpus import tiny_corpus
     from ehrmind.train.tiny import build_tiny_model
 
-    return build_tiny_model(tmp_path_factory.mktemp("tiny2") / "model-b", size="tiny", seed=1)
+    return build_tiny_model(
+        tmp_path_factory.mktemp("tiny2") / "model-b", size="tiny", seed=1, texts=tiny_corpus()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -49,10 +52,10 @@ def task_data(tmp_path_factory) -> dict[str, Path]:
 @pytest.mark.parametrize(
     ("task", "metrics", "expected"),
     [
-        # EHRSHOT: balanced accuracy at the top level
+        # EHRSHOT: balanced accuracy of its binary analysis
         (
             "ehrshot",
-            {"balanced_accuracy": 0.75, "balanced_accuracy_ci95": [0.5, 1.0]},
+            {"binary": {"balanced_accuracy": 0.75, "balanced_accuracy_ci95": [0.5, 1.0]}},
             ("balanced accuracy", 0.75, [0.5, 1.0]),
         ),
         # TREC CT: balanced accuracy of the pair classification
@@ -63,7 +66,7 @@ def task_data(tmp_path_factory) -> dict[str, Path]:
         ),
         # MedCalc: accuracy is the main metric, whatever else its metrics hold
         ("medcalc", {"accuracy": 0.5, "balanced_accuracy": 0.7}, None),
-        ("ehrshot", {"balanced_accuracy": None}, None),
+        ("ehrshot", {"binary": {"balanced_accuracy": None}}, None),
     ],
 )
 def test_main_metric(task, metrics, expected):
@@ -173,3 +176,39 @@ def test_eval_prints_the_tasks_main_metric(tmp_path, tiny_model, task_data):
         app, [*base, "--task", "medcalc", "--data", str(task_data["medcalc"]), "--out", str(tmp_path / "m")]
     )
     assert r.exit_code == 0 and "balanced accuracy" not in r.output
+
+
+@pytest.mark.parametrize(
+    ("task", "metrics", "lines"),
+    [
+        # EHRSHOT: its binary analysis's headline, balanced accuracy then AUROC, each with its interval
+        (
+            "ehrshot",
+            {"binary": {"balanced_accuracy": 0.75, "balanced_accuracy_ci95": [0.5, 1.0], "auroc": 0.8,
+                        "auroc_ci95": None}},
+            ["balanced accuracy 0.750 (95% CI 0.500–1.000)", "AUROC 0.800"],
+        ),
+        # TREC CT: classification then ranking
+        (
+            "trec_ct",
+            {"classification": {"balanced_accuracy": 0.4}, "ranking": {"ndcg@10": 0.61, "ndcg@10_ci95": [0.5, 0.7]}},
+            ["balanced accuracy 0.400", "NDCG@10 0.610 (95% CI 0.500–0.700)"],
+        ),
+        # MedCalc: the benchmark's own verdict beside accuracy, and the reasoning checks
+        (
+            "medcalc",
+            {"official_accuracy": 0.5, "n_official_disagree": 3,
+             "reasoning_checks": {"numbers_in_note_rate": 0.9, "final_value_matches_answer_rate": None}},
+            ["official accuracy 50.0% (3 rows where the two verdicts differ)", "values in note 90.0%"],
+        ),
+    ],
+)  # fmt: skip
+def test_eval_prints_each_analysis_headline(task, metrics, lines, tmp_path, capsys):
+    """Issue #27: what `eval`/`score` print after accuracy comes from the task's analyses; a value the run
+    lacks prints nothing (MedCalc's final-value rate here)."""
+    from ehrmind.cli.evaluate import summary
+
+    summary({"accuracy": 0.5, "ci95": [0.4, 0.6], "n": 10, **metrics}, tmp_path, task)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("accuracy 50.0% (95% CI 40.0–60.0) over n=10")
+    assert out[1:-1] == lines

@@ -10,6 +10,7 @@ import pytest
 from ehrmind.errors import ConfigError
 from ehrmind.io import atomic_write_jsonl
 from ehrmind.registry import get_task
+from ehrmind.tasks.base import gold_completion
 from ehrmind.tasks.medcalc.audit import run_audit
 from ehrmind.tasks.medcalc.calculators import CALCULATORS, CalcResult, calculator, load_all
 from ehrmind.tasks.medcalc.cards import CARD_QUESTION, card_item, card_rows, formula_card, worked_examples
@@ -28,7 +29,7 @@ def _registered(cid: int) -> None:
 
 
 def _verified(ex: Example) -> bool:
-    return bool(TASK.verify(ex, TASK.gold_completion(ex, ex.metadata["explanation"])).correct)
+    return bool(TASK.verify(ex, gold_completion(TASK, ex, ex.metadata["explanation"])).correct)
 
 
 def test_required_calculators_have_specs():
@@ -172,7 +173,7 @@ def test_worked_examples_go_through_sft_selection():
         pytest.skip("calculators 5 and 6 are not registered yet")
     exs = worked_examples(ids, n_examples_per_calc=3, seed=0)
     assert len(exs) == 3 * len(ids)
-    picked = select_examples(exs, calculators=[str(ids[0])])
+    picked = select_examples(exs, subgroups=[str(ids[0])])
     assert picked and all(ex.metadata["calculator_id"] == ids[0] for ex in picked)
 
 

@@ -21,6 +21,9 @@ from typer.testing import CliRunner
 from ehrmind import Example, get_task
 from ehrmind.cli import app
 from ehrmind.eval.runner import prediction_row, run_eval, run_info
+from ehrmind.generate.base import Capabilities, Generated
+from ehrmind.tasks.analysis import row_fields
+from ehrmind.tasks.base import gold_completion
 from ehrmind.tasks.medcalc import official
 from ehrmind.tasks.medcalc.official import (
     MAX_EXPRESSION_CHARS,
@@ -175,7 +178,7 @@ def test_official_beside_ehrmind(gold, completion, official_verdict, ehrmind_ver
     ex = GOLDS[gold]
     assert official_correct(completion, ex.target, ex.metadata["calculator_id"]) is official_verdict
     assert TASK.verify(ex, completion).correct is ehrmind_verdict
-    extra = TASK.verify_extra(ex, completion)  # what a prediction row carries
+    extra = row_fields(TASK, ex, completion)  # what a prediction row carries
     assert extra["official_correct"] is official_verdict
     assert extra["official_parsed"] is None or len(extra["official_parsed"]) <= 100
 
@@ -202,7 +205,7 @@ def test_official_ids_agree_with_the_schema():
 
 def test_unscorable_gold_has_no_official_verdict():
     ex = Example(id="u", task="medcalc", input={}, target={"output_type": "unknown"}, metadata={})
-    assert TASK.verify_extra(ex, contract(4)) == {"official_correct": None, "official_parsed": None}
+    assert row_fields(TASK, ex, contract(4)) == {"official_correct": None, "official_parsed": None}
 
 
 # ---------------------------------------------------------------- the safe evaluator
@@ -382,7 +385,7 @@ def test_score_writes_official_verdicts(tmp_path, synthetic_csv):
     task = get_task("medcalc")
     examples = task.load(synthetic_csv)[:6]
     long_think = "HEAD-OF-REASONING " + "step " * 200
-    completions = [task.gold_completion(ex) for ex in examples[:4]]
+    completions = [gold_completion(task, ex) for ex in examples[:4]]
     # official reads a capital key, ehrmind does not; official divides a percent by 100, ehrmind does not
     completions.append(
         f'<think>{long_think}</think>\n<answer>{{"Answer": {task.gold_value(examples[4])}}}</answer>'
@@ -430,13 +433,16 @@ def test_score_writes_official_verdicts(tmp_path, synthetic_csv):
 class Scripted:
     """A generator answering every prompt with the same completion."""
 
-    name = "scripted"
+    name, settings, capabilities = "scripted", None, Capabilities()
 
     def __init__(self, completion: str):
         self.completion = completion
 
+    def describe(self):
+        return {}
+
     def generate(self, prompts, n=1):
-        return [[self.completion] for _ in prompts]
+        return Generated.unexplained([[self.completion] for _ in prompts])
 
 
 def test_resumed_eval_fills_official_verdicts(tmp_path, synthetic_csv):
@@ -444,7 +450,7 @@ def test_resumed_eval_fills_official_verdicts(tmp_path, synthetic_csv):
     examples = task.load(synthetic_csv)[:3]
     out = tmp_path / "eval"
     out.mkdir()
-    old = prediction_row(task, examples[0], 0, task.gold_completion(examples[0])).to_dict()
+    old = prediction_row(task, examples[0], 0, gold_completion(task, examples[0])).to_dict()
     del old["official_correct"], old["official_parsed"]  # a row written before official_correct existed
     (out / "predictions.jsonl").write_text(json.dumps(old) + "\n")
     info = run_info(task, examples, str(synthetic_csv), model="scripted", samples=1, seed=0)

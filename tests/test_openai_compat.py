@@ -35,6 +35,7 @@ from ehrmind.generate.openai_compat import (
     parse_retry_after,
     public_url,
 )
+from ehrmind.tasks.ehrshot.analyses import YesProbability
 
 PATIENT = (
     "A 58-year-old woman with metastatic triple-negative breast cancer, previously treated with paclitaxel."
@@ -133,7 +134,7 @@ def client(url: str, **kw: Any) -> tuple[OpenAICompatGenerator, list[float]]:
 def test_request_body_order_of_choices_and_key():
     with Scripted(sequence((200, {}, completion("second", "first", indices=[1, 0])))) as srv:
         gen, sleeps = client(srv.url, api_key="sk-secret-123")
-        assert gen.generate([PROMPT], n=2) == [["first", "second"]]
+        assert gen.generate([PROMPT], n=2).completions == [["first", "second"]]
     body, headers = srv.requests[0]
     assert body == {
         "model": "teacher-x",
@@ -155,7 +156,7 @@ def test_503_then_success_honours_retry_after():
     )
     with Scripted(replies) as srv:
         gen, sleeps = client(srv.url, backoff=0.25)
-        assert gen.generate([PROMPT]) == [["ok"]]
+        assert gen.generate([PROMPT]).completions == [["ok"]]
     assert len(srv.requests) == 2 and gen.requests_sent == 2
     assert sleeps == [3.0]  # the server's Retry-After, not the backoff
 
@@ -175,7 +176,7 @@ def test_429_is_retried_and_malformed_reply_too():
     )
     with Scripted(replies) as srv:
         gen, sleeps = client(srv.url, backoff=0.1)
-        assert gen.generate([PROMPT]) == [["x"]]
+        assert gen.generate([PROMPT]).completions == [["x"]]
     assert len(srv.requests) == 3 and sleeps == [0.1, 0.2]
 
 
@@ -212,7 +213,7 @@ def test_connection_refused_is_retried():
 def test_fewer_choices_than_n_are_requested_again():
     with Scripted(sequence((200, {}, completion("one")))) as srv:  # a provider that ignores n
         gen, _ = client(srv.url)
-        assert gen.generate([PROMPT, PROMPT], n=3) == [["one"] * 3, ["one"] * 3]
+        assert gen.generate([PROMPT, PROMPT], n=3).completions == [["one"] * 3, ["one"] * 3]
     assert [b["n"] for b, _ in srv.requests] == [3, 2, 1, 3, 2, 1]
 
 
@@ -224,7 +225,7 @@ def test_concurrent_requests_keep_prompt_order():
     with Scripted(echo) as srv:
         gen, _ = client(srv.url, concurrency=3)
         prompts = [[{"role": "user", "content": str(i)}] for i in range(5)]
-        assert gen.generate(prompts) == [[str(i)] for i in range(5)]
+        assert gen.generate(prompts).completions == [[str(i)] for i in range(5)]
     assert gen.requests_sent == 5
 
 
@@ -238,7 +239,7 @@ def test_a_slow_reply_within_the_per_token_budget_is_waited_for_not_retried():
 
     with Scripted(slow) as srv:
         gen, sleeps = client(srv.url, timeout=1.0)  # max_new_tokens 32: 32 s to reply
-        assert gen.generate([PROMPT]) == [["late"]]
+        assert gen.generate([PROMPT]).completions == [["late"]]
     assert gen.requests_sent == 1 and not sleeps
     assert gen.read_timeout(32) == 32.0 and gen.read_timeout(1) == 1.0  # at least `timeout`
     assert OpenAICompatGenerator("http://h/v1", "m").read_timeout(1024) > 120
@@ -313,10 +314,10 @@ def test_server_over_tiny_model(tiny_generator):
     with serving(tiny_generator) as url:
         assert [m["id"] for m in _get(f"{url}/models")["data"]] == ["tiny"]
         gen, _ = client(url, settings=GenerationSettings(max_new_tokens=8, temperature=0.9))
-        outs = gen.generate([PROMPT, PROMPT[:1] + [{"role": "user", "content": "Hi"}]], n=2)
+        outs = gen.generate([PROMPT, PROMPT[:1] + [{"role": "user", "content": "Hi"}]], n=2).completions
         assert len(outs) == 2 and all(len(o) == 2 and all(isinstance(t, str) for t in o) for o in outs)
         # a prefill (final assistant message) is continued
-        assert len(gen.generate([[*PROMPT, {"role": "assistant", "content": "<think>"}]])[0]) == 1
+        assert len(gen.generate([[*PROMPT, {"role": "assistant", "content": "<think>"}]]).completions[0]) == 1
         # a request the server refuses is a 400, not retried
         bad, sleeps = client(url, settings=GenerationSettings(max_new_tokens=8, temperature=0.0))
         with pytest.raises(EndpointError, match="HTTP 400.*temperature") as e:
@@ -437,7 +438,7 @@ def test_serve_command(tiny_model):
         url = line.split(" at ")[1].split()[0]
         assert _get(f"{url}/models")["data"][0]["id"] == "t"
         gen, _ = client(url, settings=GenerationSettings(max_new_tokens=4))
-        assert len(gen.generate([PROMPT])[0]) == 1
+        assert len(gen.generate([PROMPT]).completions[0]) == 1
     finally:
         proc.terminate()
         proc.wait(timeout=20)
@@ -519,7 +520,7 @@ def test_endpoint_logprobs_give_the_models_own_p_yes(tiny_generator):
     from ehrmind.generate.openai_compat import first_token_logprobs
 
     task, ex, completion = _ehrshot_case()
-    prefix, choices = task.choice_point(ex, completion)
+    prefix, choices = YesProbability().point(task, ex, completion)
     continued = [*task.render(ex), {"role": "assistant", "content": prefix + '"'}]
     top = tiny_generator.next_token_logprobs(continued, 20)
     # a random model rarely ranks "yes" or "no" in its top 20: choices built from its own list test the
@@ -543,7 +544,7 @@ def test_endpoint_logprobs_give_the_models_own_p_yes(tiny_generator):
 
 def test_endpoint_without_logprobs_is_a_clear_error_and_serve_bounds_them(tiny_generator):
     task, ex, text = _ehrshot_case()
-    prefix, choices = task.choice_point(ex, text)
+    prefix, choices = YesProbability().point(task, ex, text)
     with Scripted(lambda body, headers: (200, {}, completion("yes"))) as server:
         gen, _ = client(server.url, logprobs=True)
         with pytest.raises(EndpointError, match="does not return log-probabilities"):

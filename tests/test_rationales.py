@@ -24,8 +24,8 @@ from ehrmind.train.rationales import (
     RATIONALES,
     SUMMARY,
     cites_answer,
-    make_generator,
     run_rationales,
+    teacher_generator,
     teacher_messages,
 )
 from ehrmind.types import Example
@@ -296,7 +296,7 @@ def test_cites_answer(text, cites):
         ({"model": "m", "self_mode": True, "api_key_env": "K"}, "only applies"),
     ],
 )
-def test_make_generator_refuses(kw, problem, monkeypatch):
+def test_teacher_generator_refuses(kw, problem, monkeypatch):
     monkeypatch.delenv("EHRMIND_UNSET_VAR", raising=False)
     base = {
         "teacher_url": None,
@@ -306,7 +306,7 @@ def test_make_generator_refuses(kw, problem, monkeypatch):
         "self_mode": False,
     }
     with pytest.raises(ConfigError, match=problem):
-        make_generator(**{**base, **kw}, settings=GenerationSettings())
+        teacher_generator(**{**base, **kw}, settings=GenerationSettings())
 
 
 # ---------------------------------------------------------------- the tiny model, for real

@@ -186,8 +186,9 @@ def test_generation_stops_at_end_of_turn_and_a_cut_is_reported(generator):
     """Greedy generation ends at `<|im_end|>` ("stop", the token not in the text); a completion cut at
     max_new_tokens is "length"."""
     short = [{"role": "user", "content": "Answer with one word, yes or no: is the sky blue?"}]
-    ((text,),) = generator.generate([short])
-    assert generator.last_finish_reasons == [["stop"]]
+    got = generator.generate([short])
+    ((text,),) = got.completions
+    assert got.finish_reasons == [["stop"]]
     assert text.strip() and END not in text and "<|im_start|>" not in text
     story = [{"role": "user", "content": "Write a long story about a hospital, in ten paragraphs."}]
     settings, generator.settings = (
@@ -195,10 +196,11 @@ def test_generation_stops_at_end_of_turn_and_a_cut_is_reported(generator):
         dataclasses.replace(generator.settings, max_new_tokens=6),
     )
     try:
-        ((cut,),) = generator.generate([story])
+        got = generator.generate([story])
     finally:
         generator.settings = settings
-    assert generator.last_finish_reasons == [["length"]]
+    ((cut,),) = got.completions
+    assert got.finish_reasons == [["length"]]
     assert len(generator.tokenizer(cut, add_special_tokens=False)["input_ids"]) <= 7
 
 
@@ -208,8 +210,8 @@ def test_left_padding_leaves_each_prompt_its_own_greedy_completion(generator):
     short = [{"role": "user", "content": "What is 2 + 3? Answer with the number."}]
     long = [{"role": "user", "content": "Summarize this note. " + "The patient reports a sore throat. " * 30}]
     assert generator.tokenizer.padding_side == "left"
-    ((alone,),) = generator.generate([short])
-    (together, _) = generator.generate([short, long])
+    ((alone,),) = generator.generate([short]).completions
+    (together, _) = generator.generate([short, long]).completions
     assert together[0] == alone
 
 

@@ -7,15 +7,19 @@ import json
 import pytest
 
 from ehrmind import get_task
-from ehrmind.eval.reasoning_checks import has_reasoning_checks, summarize_reasoning_checks
+from ehrmind.tasks.analysis import task_metrics
+from ehrmind.tasks.base import gold_completion
+from ehrmind.tasks.medcalc.analyses import ReasoningChecks
+from ehrmind.tasks.medcalc.reasoning import check_medcalc_reasoning as check_reading
 from ehrmind.tasks.medcalc.reasoning import value_tokens
 from ehrmind.types import Example
 
 
 def check_medcalc_reasoning(example: Example, completion: str, prefill: bool = False) -> dict:
-    """The checks as evaluation reaches them: `Task.extract`, then the task's `check_reasoning`."""
+    """The checks as evaluation reaches them: the contract's reading, then MedCalc's checks."""
     task = get_task("medcalc", prefill=prefill)
-    return task.check_reasoning(example, task.extract(completion))
+    got = task.contract.read(completion).strict
+    return check_reading(example, got.think, got.answer)
 
 
 QT_NOTE = "Heart rate 80 bpm, QT interval 400 msec."
@@ -164,7 +168,7 @@ def test_rates_over_rows_with_the_explanations_as_reference():
         {"id": "a", "category": "physical", "completion": _c("QT is 380, so QTc = 500", 500)},
         {"id": "b", "category": "physical", "completion": '<answer>{"answer": 5}</answer>'},
     ]
-    block = summarize_reasoning_checks(task, [good, bad], rows)
+    block = ReasoningChecks().summarize(task, {ex.id: ex for ex in (good, bad)}, rows)
     # completion 1: 400, 80 found, 60 not (2/3); completion 2: 380 not found (0/1); completion 3: no reasoning
     assert block["n_completions"] == 3 and block["n_with_reasoning"] == 2 and block["n_with_values"] == 2
     assert block["numbers_in_note_rate"] == pytest.approx((2 / 3 + 0) / 2)
@@ -176,8 +180,9 @@ def test_rates_over_rows_with_the_explanations_as_reference():
 
 
 def test_only_tasks_with_a_check_get_one():
-    assert has_reasoning_checks(get_task("medcalc")) and not has_reasoning_checks(get_task("ehrshot"))
-    assert summarize_reasoning_checks(get_task("ehrshot"), [], []) is None
+    rows = [{"id": "1", "category": "physical", "completion": '<answer>{"answer": 5}</answer>'}]
+    assert "reasoning_checks" in task_metrics(get_task("medcalc"), rows, [_ex(QT_NOTE)])
+    assert "reasoning_checks" not in task_metrics(get_task("ehrshot"), [], [])
 
 
 def test_scored_medcalc_runs_report_the_rates(tmp_path, synthetic_csv):
@@ -190,7 +195,7 @@ def test_scored_medcalc_runs_report_the_rates(tmp_path, synthetic_csv):
     preds = tmp_path / "preds.jsonl"
     preds.write_text(
         "".join(
-            json.dumps({"id": ex.id, "completion": task.gold_completion(ex, ex.metadata["explanation"])})
+            json.dumps({"id": ex.id, "completion": gold_completion(task, ex, ex.metadata["explanation"])})
             + "\n"
             for ex in examples
         )

@@ -87,7 +87,7 @@ def test_paper_and_strict_rewards(completion, ex, paper, strict):
 
 def test_default_is_the_paper_and_strict_is_named():
     assert RewardWeights().format == "paper"
-    assert PAPER.weights.format == "paper"
+    assert PAPER.options.reward_weights.format == "paper"
     with pytest.raises(ValueError, match="'paper' or 'strict'"):
         RewardWeights(format="lenient")
 
@@ -113,8 +113,10 @@ def test_trl_reward_components_sum_to_score_reward(task):
     totals = [a + b for a, b in zip(fmt(completions, ids), correctness(completions, ids), strict=True)]
     assert totals == [task.verify(INT4, c).reward for c in completions]
     # the format component is the penalty exactly when the reward's own format rule fails
-    penalised = [f == task.weights.bad_format for f in fmt(completions, ids)]
-    assert penalised == [task.verify(INT4, c).reward == task.weights.bad_format for c in completions]
+    penalised = [f == task.options.reward_weights.bad_format for f in fmt(completions, ids)]
+    assert penalised == [
+        task.verify(INT4, c).reward == task.options.reward_weights.bad_format for c in completions
+    ]
 
 
 def test_verl_export_keeps_the_rule():

@@ -21,12 +21,14 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import Field
 from typer.testing import CliRunner
 
 from ehrmind import register_task
 from ehrmind.cli import app
+from ehrmind.contract import Contract, Wording
 from ehrmind.io import atomic_write_jsonl
-from ehrmind.tasks.base import Task
+from ehrmind.tasks.base import PromptMode, Task, TaskOptions
 from ehrmind.types import Example
 
 runner = CliRunner()
@@ -37,15 +39,20 @@ RIGHT = 0.35  # the share of warm-up rows with the right code
 MAX_COMPLETION = 16
 
 
+class SignalOptions(TaskOptions):
+    mode: PromptMode = Field("direct", description="Answer only.")
+    system_prompt: str | None = Field(
+        'Answer as <answer>{"answer": CODE}</answer>.', description="The prompt this test was calibrated on."
+    )
+
+
 @register_task("signal_code")
 class SignalCodeTask(Task):
-    """The answer is the code of the signal colour; rows are {"id", "case", "colour", "sft_code"} (`sft_code`:
-    the warm-up's target, right or wrong)."""
+    """The answer is the code of the signal colour; rows are {"id", "case", "colour", "sft_code"[, "sft"]}
+    (`sft_code`: the warm-up's target, right or wrong; a row marked `sft` has it as its target)."""
 
-    modes = ("direct",)
-
-    def __init__(self, mode: str = "direct", **kwargs: Any):
-        super().__init__(mode="direct", **kwargs)
+    Options = SignalOptions
+    contract = Contract("answer", Wording(steps="", what="code", shape='{"answer": CODE}'), modes=("direct",))
 
     def records_to_examples(
         self, rows: Iterable[tuple[int, dict[str, Any]]], source: Any
@@ -55,21 +62,18 @@ class SignalCodeTask(Task):
                 id=str(row["id"]),
                 task=self.name,
                 input={"case": int(row["case"]), "colour": row["colour"]},
-                target={"value": CODES[row["colour"]]},
+                target={"value": int(row["sft_code"]) if row.get("sft") else CODES[row["colour"]]},
                 metadata={"category": "signal", "sft_code": int(row["sft_code"])},
             )
 
-    def instructions(self) -> str:
-        return 'Answer as <answer>{"answer": CODE}</answer>.'
+    def task_text(self) -> str:
+        return ""
 
     def user_prompt(self, example: Example) -> str:
         return f"Case {example.input['case']}: the signal is {example.input['colour']}."
 
     def gold_value(self, example: Example) -> Any:
         return example.target["value"]
-
-    def gold_completion(self, example: Example, reasoning: str = "") -> str:
-        return f'<answer>{{"answer": {example.metadata["sft_code"]}}}</answer>'
 
     def judge(self, example: Example, value: Any) -> tuple[bool | None, Any, str]:
         ok = isinstance(value, int) and value == example.target["value"]
@@ -124,18 +128,21 @@ def _eval_prompt_ids(model: Path, data: Path) -> dict[str, list[int]]:
 @pytest.fixture(scope="module")
 def warmed(tmp_path_factory) -> dict[str, Path]:
     """A tiny model warmed up on the SFT rows (35% right)."""
+    from ehrmind.tasks.medcalc.tiny_corpus import tiny_corpus
     from ehrmind.train.tiny import build_tiny_model
 
     root = tmp_path_factory.mktemp("sanity")
     train, heldout = root / "train.jsonl", root / "heldout.jsonl"
     atomic_write_jsonl(train, _rows(400, seed=1))
+    atomic_write_jsonl(root / "sft.jsonl", [{**row, "sft": True} for row in _rows(400, seed=1)])
     atomic_write_jsonl(heldout, _rows(100, seed=2))
     corpus = [f"Case {i}: the signal is {c}." for i in range(50) for c in CODES]
-    model = build_tiny_model(root / "model", size="tiny", seed=0, corpus=corpus)
+    # the tests' usual tiny model (MedCalc's texts) plus the toy task's lines, as this test was calibrated on
+    model = build_tiny_model(root / "model", size="tiny", seed=0, corpus=corpus, texts=tiny_corpus())
     recipe = _recipe(
         root / "sft.yaml",
         stage="sft",
-        data=str(train),
+        data=str(root / "sft.jsonl"),
         model=str(model),
         output_dir=str(root / "sft"),
         trl={**CPU, "learning_rate": 3e-3, "max_steps": 120, "per_device_train_batch_size": 16,

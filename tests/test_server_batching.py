@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from ehrmind.errors import ConfigError
+from ehrmind.generate.base import Capabilities, Generated
 from ehrmind.generate.hf import GenerationSettings
 from ehrmind.generate.server import ChatBackend, ServerClosing, make_server
 
@@ -166,12 +167,15 @@ class Recorder:
 
     def __init__(self, seeds_prompts: bool) -> None:
         self.settings = GenerationSettings(max_new_tokens=4)
-        self.seeds_prompts = seeds_prompts
+        self.capabilities = Capabilities(seeds_prompts=seeds_prompts)
         self.calls: list[tuple[int, dict[str, Any]]] = []
 
-    def generate(self, prompts: list[Any], n: int = 1, **seeding: Any) -> list[list[str]]:
+    def describe(self) -> dict[str, Any]:
+        return {}
+
+    def generate(self, prompts: list[Any], n: int = 1, **seeding: Any) -> Generated:
         self.calls.append((len(prompts), seeding))
-        return [[f"s{i}"] * n for i in range(len(prompts))]
+        return Generated.unexplained([[f"s{i}"] * n for i in range(len(prompts))])
 
 
 @pytest.mark.parametrize("seeds_prompts", [True, False])
@@ -248,13 +252,16 @@ def test_a_prompt_too_long_for_the_context_fails_alone_in_its_batch(generator):
 class Failing:
     """A generator whose every call fails (a bug, out of memory, …)."""
 
-    name = "broken"
+    name, capabilities = "broken", Capabilities()
 
     def __init__(self) -> None:
         self.settings = GenerationSettings(max_new_tokens=4)
         self.calls: list[int] = []
 
-    def generate(self, prompts: list[Any], n: int = 1) -> list[list[str]]:
+    def describe(self) -> dict[str, Any]:
+        return {}
+
+    def generate(self, prompts: list[Any], n: int = 1) -> Generated:
         self.calls.append(len(prompts))
         raise RuntimeError("boom")
 
@@ -299,18 +306,21 @@ def test_batch_settings_are_checked(kw):
 class Blocking:
     """A generator whose calls wait for `release`; records the prompts of each call."""
 
-    name = "blocking"
+    name, capabilities = "blocking", Capabilities()
 
     def __init__(self) -> None:
         self.settings = GenerationSettings(max_new_tokens=4)
         self.started, self.release = threading.Event(), threading.Event()
         self.calls: list[int] = []
 
-    def generate(self, prompts: list[Any], n: int = 1, **seeding: Any) -> list[list[str]]:
+    def describe(self) -> dict[str, Any]:
+        return {}
+
+    def generate(self, prompts: list[Any], n: int = 1, **seeding: Any) -> Generated:
         self.calls.append(len(prompts))
         self.started.set()
         self.release.wait(30)
-        return [["done"] * n for _ in prompts]
+        return Generated.uniform([["done"] * n for _ in prompts], "stop")
 
 
 def _send_and_reset(port: int, body: dict[str, Any]) -> socket.socket:

@@ -24,7 +24,8 @@ def _recipe(tmp_path, text: str):
     return load_recipe(path)
 
 
-def test_every_task_declares_its_constructor_options_with_the_same_defaults():
+def test_every_task_declares_its_options_once():
+    """Issue #27: the options model is the constructor's one declaration (no parameter list beside it)."""
     families = [
         n
         for n in list_tasks()
@@ -33,15 +34,12 @@ def test_every_task_declares_its_constructor_options_with_the_same_defaults():
     assert {"medcalc", "trec_ct", "ehrshot"} <= set(families)  # test doubles elsewhere are not families
     for name in families:
         cls = task_class(name)
-        fields = cls.Options.model_fields
-        params = {
-            p.name: p.default
-            for p in inspect.signature(cls.__init__).parameters.values()
-            if p.name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
-        }
-        assert set(params) == set(fields), name
-        assert {k: fields[k].default for k in params} == params, name
-        assert all(f.description for f in fields.values()), name
+        params = [p for p in inspect.signature(cls.__init__).parameters.values() if p.name != "self"]
+        assert [p.kind for p in params] == [inspect.Parameter.VAR_KEYWORD], name
+        assert all(f.description for f in cls.Options.model_fields.values()), name
+        assert cls.Options.model_config.get("extra") == "forbid", name  # never extra="allow"
+        task = cls()
+        assert task.options == cls.Options() and task.options.model_fields_set == set(), name
 
 
 def test_a_bad_value_names_the_task_and_the_field():
@@ -69,10 +67,10 @@ def test_a_recipe_passes_the_tasks_own_options(tmp_path):
 
     recipe = _recipe(tmp_path, "task: trec_ct\ntask_options: {prompt_token_budget: 1500, mode: direct}\n")
     task = recipe_task(recipe)
-    assert task.prompt_token_budget == 1500 and task.mode == "direct"
+    assert task.prompt_token_budget == 1500 and task.contract.mode == "direct"
     assert recipe.task_options.model_dump()["prompt_token_budget"] == 1500
     assert recipe.model_dump()["task_options"]["prompt_token_budget"] == 1500  # in ehrmind_run.json too
-    assert recipe_task(recipe, mode="reasoning").mode == "reasoning"
+    assert recipe_task(recipe, mode="reasoning").contract.mode == "reasoning"
 
 
 @pytest.mark.parametrize(
@@ -105,7 +103,7 @@ def test_the_prompt_mode_is_declared_once():
     ("task", "options", "message"),
     [
         # an EHRSHOT builder option with a typo fails when given, not when raw events are read (or never)
-        ("ehrshot", {"windw_days": 30}, "unknown option(s) windw_days"),
+        ("ehrshot", {"windw_days": 30}, "has no option windw_days"),
         # inverted reward weights: the rule lives with RewardWeights, so every path refuses them
         ("medcalc", {"reward_weights": {"correct": 0.0, "bad_format": 5.0}}, "bad_format <= wrong < correct"),
         ("trec_ct", {"reward_weights": {"correct": 1.0, "wrong": 1.0}}, "bad_format <= wrong < correct"),
@@ -122,7 +120,7 @@ def test_bad_options_fail_for_every_family(task, options, message):
 def test_ehrshot_build_options_and_labeler_settings_pass():
     from ehrmind import get_task
 
-    assert get_task("ehrshot", max_tokens=300, rules="ehrshot").options["max_tokens"] == 300
+    assert get_task("ehrshot", max_tokens=300, rules="ehrshot").options.max_tokens == 300
 
 
 def test_data_set_options_a_task_does_not_take_are_refused(tmp_path, synthetic_csv):

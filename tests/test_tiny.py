@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -9,14 +10,17 @@ from pathlib import Path
 
 import pytest
 
+from ehrmind.tasks.medcalc.tiny_corpus import tiny_corpus
 from ehrmind.train.tiny import (
     CHAT_TEMPLATE,
     EOS_TOKEN,
     INFO_FILE,
     SIZES,
+    CorpusTexts,
     build_tiny_model,
     build_tokenizer,
     default_corpus,
+    family_texts,
 )
 
 TEXTS = [
@@ -30,6 +34,15 @@ TEXTS = [
     "<|begin|><|user|>\nhi<|end|>\n",
 ]
 PREFILL = "Let me solve this step by step.\n<think>"
+MEDCALC = tiny_corpus()
+"""The texts the tests' and the demo's tiny model is built with."""
+
+PUBLISHED_CORPUS_SHA256 = "f6d87c026050ba6055aff70e17c6dbf9aa7b32b1013f97235d313d169b175dd7"
+"""sha256 of the tokenizer corpus (lines joined by newlines) the published tiny model (`make demo`) was built
+from, when tiny.py still held MedCalc's prompts and calculator names (#27 moved them to
+`ehrmind.tasks.medcalc.tiny_corpus`)."""
+PUBLISHED_VOCAB_SHA256 = "168db0ec4653b270cbf2e49ee56ddd0c0ad433f33e8abec140cddf616af2eca4"
+"""sha256 of that tokenizer's [vocab, merges] (JSON, sorted keys)."""
 
 
 @pytest.fixture(autouse=True)
@@ -42,7 +55,7 @@ def _offline(monkeypatch):
 def built(tmp_path_factory) -> Path:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HF_HUB_OFFLINE", "1")
-        return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model", size="tiny", seed=0)
+        return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model", size="tiny", seed=0, texts=MEDCALC)
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +101,9 @@ def test_saved_files_and_metadata(built):
 
 
 def test_reload_gives_identical_ids_and_exact_text(built, reloaded_tokenizer):
-    in_memory = build_tokenizer(SIZES["tiny"]["vocab_size"])  # deterministic: the tokenizer that was saved
+    in_memory = build_tokenizer(
+        SIZES["tiny"]["vocab_size"], texts=MEDCALC
+    )  # deterministic: the tokenizer that was saved
     reloaded = reloaded_tokenizer
     assert type(reloaded).__name__ in ("TokenizersBackend", "PreTrainedTokenizerFast")
     assert str(reloaded.backend_tokenizer.pre_tokenizer) == str(in_memory.backend_tokenizer.pre_tokenizer)
@@ -118,6 +133,42 @@ def test_extra_corpus_extends_vocabulary():
     tok = build_tokenizer(2048, corpus=["dose of zorblaxitine 5 mg"] * 50)
     assert "Ġzorblaxitine" in tok.get_vocab()
     assert len(default_corpus()) > 1000
+
+
+def test_medcalc_texts_give_the_published_tokenizer(built):
+    """The demo's published numbers were made with this tokenizer: MedCalc's texts, now passed in by the
+    family, must build the corpus (and vocabulary) tiny.py once held, line for line."""
+    lines = default_corpus(texts=MEDCALC)
+    assert len(lines) == 8054
+    digest = hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
+    assert digest == PUBLISHED_CORPUS_SHA256, (
+        "a changed tiny corpus is a new tiny model (and new demo numbers)"
+    )
+    model = json.loads((built / "tokenizer.json").read_text(encoding="utf-8"))["model"]
+    vocab = json.dumps([model["vocab"], model["merges"]], sort_keys=True).encode("utf-8")
+    assert hashlib.sha256(vocab).hexdigest() == PUBLISHED_VOCAB_SHA256
+    assert lines[: 5 * len(MEDCALC.prompts)] == list(MEDCALC.prompts) * 5  # the prompts lead, 5 times over
+
+
+def test_generic_corpus_names_no_task():
+    """Without a family's texts the corpus holds none of MedCalc's prompts or names."""
+    lines = set(default_corpus())
+    assert not lines & set(MEDCALC.prompts) and not lines & set(MEDCALC.lines)
+    assert not any("weeks" in line and "<answer>" in line for line in lines)  # its worked answers
+    source = Path(sys.modules[default_corpus.__module__].__file__).read_text(encoding="utf-8")
+    assert "medcalc" not in source.lower() and "Cockcroft" not in source
+
+
+def test_a_family_gives_its_texts_and_the_cli_builds_the_demos_tokenizer(built, tmp_path):
+    from typer.testing import CliRunner
+
+    from ehrmind.cli import app
+
+    assert family_texts("medcalc") == MEDCALC
+    assert family_texts("trec_ct") == CorpusTexts()  # a family without a tiny_corpus module adds nothing
+    result = CliRunner().invoke(app, ["tiny-model", "--out", str(tmp_path / "cli")])  # the demo's task
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "cli" / "tokenizer.json").read_bytes() == (built / "tokenizer.json").read_bytes()
 
 
 # --------------------------------------------------------------------------------------- chat template
@@ -189,8 +240,8 @@ def _state(path: Path) -> dict:
 def test_seed_determines_weights(built, tmp_path):
     import torch
 
-    same = build_tiny_model(tmp_path / "same", size="tiny", seed=0)
-    other = build_tiny_model(tmp_path / "other", size="tiny", seed=1)
+    same = build_tiny_model(tmp_path / "same", size="tiny", seed=0, texts=MEDCALC)
+    other = build_tiny_model(tmp_path / "other", size="tiny", seed=1, texts=MEDCALC)
     assert (same / "tokenizer.json").read_bytes() == (built / "tokenizer.json").read_bytes()
     a, b, c = _state(built), _state(same), _state(other)
     assert a.keys() == b.keys() == c.keys()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -19,6 +20,7 @@ from typer.testing import CliRunner
 from ehrmind import register_task
 from ehrmind.cli import app
 from ehrmind.errors import ConfigError
+from ehrmind.tasks.base import gold_completion
 from ehrmind.tasks.medcalc import MedCalcTask
 from ehrmind.train.recipe import load_recipe
 from ehrmind.types import Score
@@ -139,6 +141,32 @@ def test_bad_recipe_fails_before_the_model_loads(tmp_path):
     result = runner.invoke(app, ["rl", "--recipe", str(path)])
     assert result.exit_code == 2 and "divisible by trl.num_generations (3)" in result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_a_recipe_must_name_its_task(tmp_path):
+    # no task is trained by default: the error names the file, the key to add and the registered tasks
+    path = tmp_path / "sft.yaml"
+    path.write_text(yaml.safe_dump({"stage": "sft", "data": "d.jsonl", "model": "m", "output_dir": "o"}))
+    with pytest.raises(ConfigError) as err:
+        load_recipe(path, stage="sft")
+    assert str(path) in str(err.value) and "add `task: <name>`" in str(err.value)
+    assert "medcalc" in str(err.value) and "trec_ct" in str(err.value)
+    assert load_recipe(path, ["task=trec_ct"], stage="sft").task == "trec_ct"
+
+
+def test_sft_data_calculators_is_read_as_subgroups(tmp_path, caplog):
+    picked = {"sft_data": {"calculators": ["Anion Gap", "39"]}}
+    path = _recipe(tmp_path, "sft", Path("d.jsonl"), Path("m"), tmp_path / "o", top=picked)
+    with caplog.at_level(logging.WARNING, logger="ehrmind.train.recipe"):
+        recipe = load_recipe(path, stage="sft")
+    assert (
+        recipe.sft_data.subgroups == ["Anion Gap", "39"] and "calculators" not in recipe.sft_data.model_dump()
+    )
+    assert "sft_data.calculators is deprecated" in caplog.text
+    same = load_recipe(path, ["sft_data.subgroups=[Anion Gap, '39']"], stage="sft")
+    assert same.sft_data.subgroups == ["Anion Gap", "39"]
+    with pytest.raises(ConfigError, match="calculators is the old name of subgroups"):
+        load_recipe(path, ["sft_data.subgroups=[Delta Gap]"], stage="sft")
 
 
 def test_overrides_includes_and_two_stage_files(tmp_path):
@@ -352,7 +380,12 @@ class ParityTask(MedCalcTask):
 
     def verify(self, example, completion):
         ok = len(completion) % 2 == 0
-        return Score(format_ok=True, correct=ok, parsed=len(completion), reward=self.weights.reward(True, ok))
+        return Score(
+            format_ok=True,
+            correct=ok,
+            parsed=len(completion),
+            reward=self.options.reward_weights.reward(True, ok),
+        )
 
 
 def test_grpo_steps_rewards_equal_verify(tmp_path, tiny_model, train_jsonl):
@@ -433,7 +466,7 @@ def test_medcalc_reward_components_sum_to_score_reward(train_jsonl):
     fmt, correct = reward_functions(task, examples)
     ex = examples[0]
     completions = [
-        task.gold_completion(ex, "r"),  # right and well-formed: 1.1
+        gold_completion(task, ex, "r"),  # right and well-formed: 1.1
         '<think>r</think><answer>{"answer": -1}</answer>',  # well-formed, wrong: 0
         '{"answer": 1}',  # no contract: -2
     ]

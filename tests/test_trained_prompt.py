@@ -15,6 +15,7 @@ from ehrmind.cli.common import key_values, task_option_values
 from ehrmind.errors import DataError
 from ehrmind.generate.backends import Backend
 from ehrmind.generate.scripted import ScriptedGenerator
+from ehrmind.tasks.medcalc.prompts import REASONING_SYSTEM
 from ehrmind.trained import TrainedPrompt, choose_options
 from test_trec_ct_data import make_source
 
@@ -187,7 +188,7 @@ def test_diagnose_and_matrix_prompt_each_model_as_it_was_trained(tmp_path, synth
     trained = [m for g in seen[str(folder)] for call in g.calls for m in call]
     base = [m for g in seen["org/base"] for call in g.calls for m in call]
     assert all(m[0]["content"] == SYSTEM for m in trained)
-    assert all(m[0]["content"] == get_task("medcalc").instructions() for m in base)
+    assert all(m[0]["content"] == REASONING_SYSTEM for m in base)
     cells = json.loads((tmp_path / "m" / "matrix.json").read_text())["cells"]
     assert not any("prompt_overridden" in c for c in cells)
     # asking for another mode is an override the matrix report names

@@ -9,6 +9,8 @@ import pytest
 
 from conftest import SHARED_DATA, shared_file
 from ehrmind import get_task
+from ehrmind.tasks.analysis import report_sections, task_metrics
+from ehrmind.tasks.base import gold_completion, scorable
 from ehrmind.tasks.trec_ct import LABELS, SIGIR_LABELS, SYNONYMS, parse_prediction
 from ehrmind.tasks.trec_ct.evaluation import majority, pair_votes, run_scores
 from ehrmind.tasks.trec_ct.prompts import approx_tokens
@@ -146,7 +148,7 @@ def test_gold_completions_score_100_percent(trec_examples):
     for mode, prefill in (("reasoning", False), ("reasoning", True), ("direct", False)):
         t = get_task("trec_ct", mode=mode, prefill=prefill)
         for ex in trec_examples:
-            s = t.verify(ex, t.gold_completion(ex, reasoning="Checked each criterion."))
+            s = t.verify(ex, gold_completion(t, ex, reasoning="Checked each criterion."))
             assert s.correct and s.format_ok and s.reward == 1.1, (mode, prefill, ex.id, s)
             assert s.parsed == ex.target["label_name"]
 
@@ -162,12 +164,12 @@ def test_sigir_pairs_are_ranked_not_classified(task):
         "highly likely to refer",
     }
     ex = examples[0]
-    assert not task.can_score(ex)
+    assert not scorable(task, ex)
     s = task.verify(ex, '<think>x</think><answer>{"prediction": "eligible"}</answer>')
     assert (s.correct, s.reward, s.parsed, s.format_ok) == (None, None, "eligible", True)
     assert task.verify(ex, "garbage").reward == -2.0  # a broken format is still penalised
     with pytest.raises(ValueError, match="ranking"):
-        task.gold_completion(ex)
+        gold_completion(task, ex)
 
 
 # ---------------------------------------------------------------- prompt and token budget
@@ -198,7 +200,7 @@ def test_budget_never_cuts_the_note_nor_drops_a_section_silently(trec_examples, 
             if not ex.input[section]:
                 assert f"{key}\n(none listed)" in text
         if not stats["over_budget"]:
-            assert approx_tokens(text) + approx_tokens(t.instructions()) <= budget
+            assert approx_tokens(text) + approx_tokens(t.task_text() + t.contract.sentence()) <= budget
 
 
 def test_budget_truncates_criteria_proportionally():
@@ -221,7 +223,7 @@ def test_budget_with_a_real_token_counter_and_one_huge_criterion():
     text, stats = t.fit_prompt(_ex(2, inclusion=[blob], exclusion=["Pregnancy"]))
     assert stats["truncated_criteria"] == 1 and "[… truncated …]" in text and "w0 w1 w2" in text
     assert "1. Pregnancy" in text
-    assert count_words(text) + count_words(t.instructions()) <= 400
+    assert count_words(text) + count_words(t.task_text() + t.contract.sentence()) <= 400
 
 
 def test_unsplit_criteria_and_demographics_are_stated(task):
@@ -275,7 +277,7 @@ HAND_RECORDS = [
 
 @pytest.fixture(scope="module")
 def hand_metrics(task) -> dict:
-    return task.metrics(HAND_RECORDS)
+    return task_metrics(task, HAND_RECORDS)
 
 
 def test_classification_metrics_by_hand(hand_metrics):
@@ -350,12 +352,12 @@ def test_sigir_rows_are_ranked_and_not_classified(task):
         _row("sigir-20141", "NCT30", 2, "eligible", scale="sigir"),
         _row("sigir-20141", "NCT31", 0, "eligible", scale="sigir"),
     ]
-    m = task.metrics(rows)
+    m = task_metrics(task, rows)
     assert m["classification"]["n"] == 7 and m["classification"]["n_not_classified"] == 2
     assert set(m["ranking"]["by_cohort"]) == {"sigir", "trec_2021"}
     assert m["ranking"]["by_cohort"]["sigir"]["n_patients"] == 1
     assert m["n_unscorable"] == 2
-    lines = "\n".join(task.report_sections(m))
+    lines = "\n".join(report_sections(task, m))
     assert "Confusion matrix" in lines and "NDCG@10" in lines and "| sigir |" in lines
 
 
@@ -364,7 +366,7 @@ def test_verdicts_in_rows_match_the_verifier(task, trec_examples, tmp_path: Path
     from ehrmind.eval.runner import prediction_row
 
     ex = trec_examples[0]
-    row = prediction_row(task, ex, 0, task.gold_completion(ex)).to_dict()
+    row = prediction_row(task, ex, 0, gold_completion(task, ex)).to_dict()
     assert row["patient_id"] == ex.metadata["patient_id"] and row["trial_id"] == ex.metadata["trial_id"]
     assert (row["label"], row["scale"], row["category"]) == (
         ex.target["label"],

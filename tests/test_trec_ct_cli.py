@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from conftest import SHARED_DATA, shared_file
 from ehrmind import get_task
 from ehrmind.cli import app
+from ehrmind.tasks.base import gold_completion, scorable
 from test_trec_ct_data import make_source
 
 runner = CliRunner()
@@ -59,12 +60,14 @@ def test_data_writes_patient_disjoint_splits(data_dir):
 def test_score_gold_completions(data_dir, tmp_path):
     task = get_task("trec_ct")
     examples = task.load(data_dir / "test.jsonl")
-    first_trec = next(ex for ex in examples if task.can_score(ex))
+    first_trec = next(ex for ex in examples if scorable(task, ex))
     preds = tmp_path / "preds.jsonl"
     with open(preds, "w") as fh:
         for ex in examples:
             # SIGIR pairs have no eligibility answer; state one so they can be ranked
-            completion = task.gold_completion(ex) if task.can_score(ex) else task.gold_completion(first_trec)
+            completion = (
+                gold_completion(task, ex) if scorable(task, ex) else gold_completion(task, first_trec)
+            )
             fh.write(json.dumps({"id": ex.id, "completion": completion}) + "\n")
     out = tmp_path / "score"
     result = runner.invoke(
@@ -83,7 +86,7 @@ def test_score_gold_completions(data_dir, tmp_path):
     )
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
-    n_trec = sum(task.can_score(ex) for ex in examples)
+    n_trec = sum(scorable(task, ex) for ex in examples)
     assert (
         metrics["accuracy"] == 1.0
         and metrics["n"] == n_trec

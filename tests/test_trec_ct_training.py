@@ -295,7 +295,9 @@ def test_rationales_refuses_bad_warmup_options(extra, message, tmp_path, monkeyp
     # no generator is built (none is needed to refuse): the checks come before any request
     import ehrmind.train.rationales as rat
 
-    monkeypatch.setattr(rat, "make_generator", lambda **kw: (None, "self" if kw["self_mode"] else "teacher"))
+    monkeypatch.setattr(
+        rat, "teacher_generator", lambda **kw: (None, "self" if kw["self_mode"] else "teacher")
+    )
     data = tmp_path / "pairs.jsonl"
     data.write_text("".join(json.dumps(ex.to_dict()) + "\n" for ex in POOL))
     args = ["rationales", "--task", "trec_ct", "--data", str(data), "--out", str(tmp_path / "o"), *extra]

@@ -22,6 +22,7 @@ import ehrmind.rewards.verl as reward_module
 from ehrmind import get_task
 from ehrmind.cli import app
 from ehrmind.rewards.verl import PREFILL_AGENT, compute_score, verl_rows
+from ehrmind.tasks.base import gold_completion
 from ehrmind.train.recipe import load_recipe
 from ehrmind.train.verl_launch import script_overrides, split_train_val
 from ehrmind.train.verl_mirror import ENGINE, MIRRORED, NO_DUAL_CLIP, Inputs, accept, grpo_settings, mirror
@@ -58,7 +59,7 @@ def rows(path: Path) -> list[dict]:
 
 def completions(task, ex) -> list[str]:
     return [
-        task.gold_completion(ex, "r"),  # gold answer in the contract
+        gold_completion(task, ex, "r"),  # gold answer in the contract
         'x</think><answer>{"answer": -1}</answer>',  # wrong answer
         "no",  # bad format
     ]
@@ -120,7 +121,7 @@ def test_split_keeps_groups_together():
         Example(id=str(i), task="medcalc", input={}, target={}, metadata={"note_id": f"n{i // 3}"})
         for i in range(30)
     ]
-    fields = get_task("medcalc").split_fields
+    fields = get_task("medcalc").groups.split
     train, val, field = split_train_val(examples, 0.2, seed=3, fields=fields)
     assert field == "note_id" and len(train) + len(val) == 30
     assert not {e.metadata["note_id"] for e in train} & {e.metadata["note_id"] for e in val}
@@ -228,7 +229,7 @@ def test_prefill_round_trips_through_compute_score(tmp_path, synthetic_csv):
     for row in rows(out / "train.parquet")[:5]:
         # verl renders the prompt itself: system and user turns; ehrmind's agent loop appends the prefill
         assert [m["role"] for m in row["prompt"]] == ["system", "user"]
-        assert row["agent_name"] == PREFILL_AGENT and row["extra_info"]["prefill"] == task.prefill_text
+        assert row["agent_name"] == PREFILL_AGENT and row["extra_info"]["prefill"] == task.contract.prefill
         ex = examples[row["extra_info"]["id"]]
         rewards = []
         for completion in completions(task, ex):  # what the model generates after the prefill
@@ -243,7 +244,7 @@ def test_direct_mode_is_kept(synthetic_csv):
     task = get_task("medcalc", mode="direct")
     ex = task.load(synthetic_csv)[0]
     row = verl_rows(task, [ex])[0]
-    assert compute_score(row["data_source"], task.gold_completion(ex), "", row["extra_info"])["score"] == 1.1
+    assert compute_score(row["data_source"], gold_completion(task, ex), "", row["extra_info"])["score"] == 1.1
     assert json.loads(row["extra_info"]["task_options"])["mode"] == "direct"
     assert "agent_name" not in row
 
@@ -760,7 +761,7 @@ def test_the_way_back_from_a_verl_checkpoint(tmp_path, synthetic_csv, tiny_model
     assert (
         recipe.task_options == demo.task_options and recipe.chat_template_kwargs == demo.chat_template_kwargs
     )
-    assert recipe_task(recipe).system_prompt == demo.task_options.system_prompt
+    assert recipe_task(recipe).options.system_prompt == demo.task_options.system_prompt
     # a folder ehrmind eval loads and evaluates
     result = CliRunner().invoke(
         app,

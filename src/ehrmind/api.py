@@ -135,7 +135,7 @@ def diagnose(
     """`ehrmind diagnose`: pass@k by group, missing vs misapplied knowledge, and an SFT plan. `generation`
     (default: `GenerationSettings.rollout(k)`, sampled as GRPO rollouts are) and `backend` say how
     completions are made; other keywords are `DiagnosisSettings` fields (threshold, reliable_rule, plan_by,
-    …) or `run_diagnose`'s (split, limit, prefill, task_options, one_shot_file)."""
+    …) or `run_diagnose`'s (split, limit, prefill, task_options, exemplars)."""
     import dataclasses
 
     from ehrmind.eval.diagnose import DiagnosisSettings, run_diagnose

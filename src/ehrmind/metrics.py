@@ -6,7 +6,8 @@ mean correctness, with a percentile bootstrap over examples (samples of one exam
 
 from __future__ import annotations
 
-from collections import defaultdict
+import re
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -353,3 +354,46 @@ def binary_score_metrics(y_true: Sequence[int], y_score: Sequence[float]) -> dic
         "auprc_ci95": bootstrap_metric(average_precision_rows, yt, ys),
         "prevalence": float(yt.mean()),
     }
+
+
+# ---------------------------------------------------------------- why rows fail
+
+WRONG_VALUE = "wrong value"
+"""A failure reason: an answer was read, and it is not the gold one."""
+_QUOTED = re.compile(r"'[^']{0,200}'|\"[^\"]{0,200}\"")
+_NUMBER = re.compile(r"-?\d\d+(?:[.,]\d+)*|-?\d[.,]\d+")
+
+
+def mask(reason: str) -> str:
+    """A reason with its values masked: quoted text → '…', numbers → N except single digits (the tag counts
+    of "found 0 <answer> tag(s)" tell a missing block from a repeated one); at most 120 characters."""
+    return _NUMBER.sub("N", _QUOTED.sub("'…'", reason))[:120]
+
+
+def failure_reason(row: dict[str, Any]) -> str | None:
+    """Why a row is wrong (None when it is correct): "wrong value", or the masked reason no answer was read."""
+    if row.get("correct") is True:
+        return None
+    if row.get("correct") is None:
+        return "gold answer cannot be scored"
+    if row.get("parsed") is not None:
+        return WRONG_VALUE
+    reason = str(row.get("reason") or "no answer found")
+    if reason.startswith("format: ") and "; " in reason:  # "format: <problem>; <why the value was unread>"
+        reason = reason.split("; ", 1)[1]
+    return mask(reason)
+
+
+def error_summary(kind: str, errors: Sequence[float]) -> dict[str, Any]:
+    """Summary of signed errors of one kind (relative error, off by, days off) for `numeric_error`."""
+    import statistics
+
+    absolute = sorted(abs(e) for e in errors)
+    out: dict[str, Any] = {
+        "n": len(errors),
+        "median_abs": statistics.median(absolute),
+        "p90_abs": absolute[min(len(absolute) - 1, int(0.9 * len(absolute)))],
+    }
+    if all(float(e).is_integer() for e in errors):
+        out["most_common"] = [[e, k] for e, k in Counter(errors).most_common(5)]
+    return out

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from ehrmind.errors import ConfigError
 
 if TYPE_CHECKING:
-    from ehrmind.tasks.base import Task
+    from ehrmind.tasks.base import Task, TaskOptions
 
 _TASKS: dict[str, type[Task]] = {}
-
-DEFAULT_TASK = "medcalc"
-"""The task a recipe that names none trains (the recipes of the EHRMind paper's main experiment)."""
 
 
 def register_task(name: str):
@@ -93,14 +89,10 @@ class UnknownTask(ConfigError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-def get_task(name: str, **options: Any) -> Task:
+def get_task(name: str, /, **options: Any) -> Task:
     """An instance of the task registered as `name`, configured with `options` (prompt mode, prefill, …),
     checked against the task's options model (`Task.Options`)."""
-    cls = task_class(name)
-    checked = check_options(cls, options)
-    task = cls(**checked)
-    task.options = MappingProxyType(checked)
-    return task
+    return task_class(name)(**options)
 
 
 def text_options(name: str) -> set[str]:
@@ -122,9 +114,15 @@ def task_class(name: str) -> type[Task]:
 
 
 def check_options(cls: type[Task], options: dict[str, Any], where: str = "") -> dict[str, Any]:
-    """`options` validated by the task's model: the given ones, typed (the constructor keeps its defaults).
-    A wrong name or value is a one-line ConfigError naming the task and the field (`where` prefixes it, e.g.
-    `task_options.` in a recipe)."""
+    """`options` validated by the task's model: the given ones, typed. A wrong name or value is a one-line
+    ConfigError naming the task and the field (`where` prefixes it, e.g. `task_options.` in a recipe)."""
+    checked = validate_options(cls, options, where)
+    return {k: getattr(checked, k) for k in options}
+
+
+def validate_options(cls: type[Task], options: dict[str, Any], where: str = "") -> TaskOptions:
+    """The task's options model made from `options` (what `Task.__init__` keeps), as `check_options` checks
+    them."""
     from pydantic import ValidationError
 
     model = cls.Options
@@ -148,7 +146,7 @@ def check_options(cls: type[Task], options: dict[str, Any], where: str = "") -> 
             raise ConfigError(f"task {cls.name!r} {where.rstrip('.') or 'options'}: {msg}") from None
         field = ".".join(str(p) for p in first["loc"][:1])
         raise ConfigError(f"task {cls.name!r} option {where}{field}: {msg}") from None
-    return {k: getattr(checked, k) for k in options}
+    return checked
 
 
 def task_options(cls: type[Task]) -> list[str]:

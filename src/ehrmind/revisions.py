@@ -17,7 +17,7 @@ from ehrmind.io import sha256_file
 log = logging.getLogger(__name__)
 
 _COMMIT = re.compile(r"[0-9a-f]{40}")
-RUN_RECORD = "ehrmind_run.json"  # the training run record (ehrmind.train.run.RUN_RECORD)
+RUN_RECORD = "ehrmind_run.json"  # the training record (ehrmind.train.run.RUN_RECORD)
 
 
 def hub_offline() -> bool:

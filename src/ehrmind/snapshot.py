@@ -45,25 +45,38 @@ def write_snapshot(
     written = {}
     for name, rows in files.items():
         atomic_write_jsonl(out / name, (ex.to_dict() for ex in rows))
-        written[name] = {
-            "n": len(rows),
-            "sha256": examples_hash(rows),
-            "counts": {field: _counts(rows, field) for field in task.group_fields},
-        }
+        written[name] = file_entry(task, rows)
+    manifest = manifest_head(task, source, written, extra)
+    atomic_write_json(out / MANIFEST, manifest)
+    return manifest
+
+
+def file_entry(task: Task, rows: Sequence[Example]) -> dict[str, Any]:
+    """A snapshot file's entry in the manifest: its size, hash and counts by each of the task's groups."""
+    return {
+        "n": len(rows),
+        "sha256": examples_hash(rows),
+        "counts": {field: _counts(rows, field) for field in task.groups.by},
+    }
+
+
+def manifest_head(
+    task: Task, source: str | Path, written: dict[str, dict[str, Any]], options: dict[str, Any]
+) -> dict[str, Any]:
+    """What every snapshot manifest starts with: task and version, the source and its hash, the files, the
+    options it was built with, when and by which ehrmind."""
     src = Path(source)
-    manifest = {
+    return {
         "task": task.name,
         "task_version": task.version,
         "source": str(source),
         "source_sha256": sha256_file(src) if src.is_file() else None,
         "n": sum(f["n"] for f in written.values()),
         "files": written,
-        "options": extra,
+        "options": options,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "ehrmind_version": __version__,
     }
-    atomic_write_json(out / MANIFEST, manifest)
-    return manifest
 
 
 def _counts(examples: Sequence[Example], field: str) -> dict[str, int]:

@@ -42,7 +42,7 @@ class TrainedPrompt:
     """The prompt a model folder was trained with (from its `ehrmind_run.json`)."""
 
     record: str
-    """Where it was read: the run record's path, or the endpoint's model list."""
+    """Where it was read: the training record's path, or the endpoint's model list."""
     task: str
     options: dict[str, Any]
     """The recipe's task options that shape the prompt (reward weights left out)."""
@@ -50,7 +50,7 @@ class TrainedPrompt:
 
     @classmethod
     def of(cls, model: str | Path | None, backend: Any = None) -> TrainedPrompt | None:
-        """The trained prompt of `model` when it is a local folder with an ehrmind run record, or (`backend`
+        """The trained prompt of `model` when it is a local folder with an ehrmind training record, or (`backend`
         an endpoint) when the endpoint is `ehrmind serve` serving such a folder; None for a Hub id, another
         endpoint or a folder ehrmind did not train. A record that cannot be read is a DataError naming it:
         silently using another prompt is what this module exists to prevent."""
@@ -69,7 +69,7 @@ class TrainedPrompt:
 
     @classmethod
     def from_recipe(cls, recipe: Any, where: Path | str) -> TrainedPrompt:
-        """From a run record's `recipe` (as `Recipe.model_dump(mode="json")` writes it)."""
+        """From a training record's `recipe` (as `Recipe.model_dump(mode="json")` writes it)."""
         if not isinstance(recipe, dict) or not isinstance(recipe.get("task"), str):
             raise DataError("no recipe with a task in the training record", file=where, field="recipe")
         options = recipe.get("task_options") or {}
@@ -200,6 +200,8 @@ def _describe(options: dict[str, Any]) -> str:
 def prompt_options(task: Task) -> dict[str, Any]:
     """The task's options beyond mode and prefill (a system prompt, trec_ct's prompt_token_budget, …) as a
     run record keeps them: `{"task_options": …}`, nothing when there are none (so older records resume)."""
+    from ehrmind.tasks.base import given_options
+
     skip = ("mode", "prefill", *NOT_PROMPT)
-    kept = {k: v for k, v in task.options.items() if k not in skip and v is not None}
+    kept = {k: v for k, v in given_options(task).items() if k not in skip and v is not None}
     return {"task_options": json.loads(json.dumps(kept, default=str))} if kept else {}

@@ -45,8 +45,8 @@ class Example:
 
 @dataclass(frozen=True)
 class Extraction:
-    """What `Task.extract` read from a completion under the output contract: the one reading every other
-    part of ehrmind (verification, reasoning checks, rationale filtering) starts from."""
+    """What the task's contract (`Contract.read`) read from a completion, under one set of rules: what every
+    other part of ehrmind (verification, reasoning checks, rationale filtering) starts from."""
 
     format_ok: bool
     """The contract's verdict under the rules asked for (`strict` unless said otherwise)."""
@@ -82,7 +82,7 @@ class Score:
     """The format verdict `reward` used, when its rules differ from `format_ok`'s (`RewardWeights.format`
     "paper", the default); None: the reward used `format_ok`."""
     think: str | None = field(default=None, compare=False)
-    """The `<think>` text `Task.extract` read (not in `to_dict`: prediction rows keep the completion)."""
+    """The `<think>` text the contract read (not in `to_dict`: prediction rows keep the completion)."""
     answer: dict[str, Any] | None = field(default=None, compare=False)
     """The answer object that was judged (not in `to_dict`)."""
 
@@ -112,12 +112,12 @@ class Prediction:
     completion: str
     score: Score
     extra: dict[str, Any] = field(default_factory=dict)
-    """The task's extra verdicts (`Task.verify_extra`, e.g. the benchmark's own extraction) and the example's
-    group and row fields (`Task.group_fields`, `Task.row_fields`), in that order."""
+    """The task's extra verdicts (its analyses' row fields, e.g. the benchmark's own extraction) and the example's
+    group and row fields (`task.groups.by`, `task.groups.rows`), in that order."""
     finish_reason: str | None = None
     """Why generation stopped when the generator says ("length": cut at max_new_tokens)."""
     yes_probability: float | None = None
-    """P(yes) from the model's own log-probabilities at the binary answer (`Task.choice_point`)."""
+    """P(yes) from the model's own log-probabilities at the binary answer (a `ChoicePoint` analysis)."""
 
     def to_dict(self) -> dict[str, Any]:
         row = {"id": self.id, "sample": self.sample, "completion": self.completion, **self.score.to_dict()}

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from ehrmind.cli import data, diagnose, ehrshot, evaluate, matrix, programs, serve, train
+from ehrmind.cli import data, diagnose, evaluate, matrix, programs, serve, train
 from ehrmind.cli.common import Commands, ListOptions
 
 app = typer.Typer(
@@ -57,7 +57,6 @@ COMMANDS = (
     ("diagnose", diagnose.diagnose_cmd),
     ("matrix", matrix.matrix_cmd),
     ("data", data.data_cmd),
-    ("ehrshot-train-data", ehrshot.ehrshot_train_data_cmd),
     ("sft", train.sft_cmd),
     ("rl", train.rl_cmd),
     ("import-recipe", train.import_recipe_cmd),
@@ -75,6 +74,29 @@ LISTS = {"diagnose", "matrix"}
 
 for _name, _command in COMMANDS:
     app.command(_name, cls=ListOptions if _name in LISTS else None)(_command)
+
+FAMILY_COMMANDS = "ehrmind.commands"
+"""The entry-point group through which a task family (built in or from another package) adds a command:
+`[project.entry-points."ehrmind.commands"] ehrshot-train-data = "ehrmind.tasks.ehrshot.command:…"`."""
+
+
+def _family_commands() -> None:
+    """Register the families' commands; one that fails to load is skipped with a warning naming it, so a
+    broken plug-in never takes the other commands down."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=FAMILY_COMMANDS):
+        if ep.name in {name for name, _ in COMMANDS}:
+            continue  # a built-in command keeps its name
+        try:
+            app.command(ep.name)(ep.load())
+        except Exception as e:  # another package's code: say whose, keep the CLI usable
+            import logging
+
+            logging.getLogger(__name__).warning("command %s (%s) not loaded: %s", ep.name, ep.value, e)
+
+
+_family_commands()
 
 
 def main() -> None:

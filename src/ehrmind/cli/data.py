@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ehrmind.cli.common import key_values, setup_logging
+from ehrmind.cli.common import fail, key_values, setup_logging
 from ehrmind.cli.options import DataOpt, OutOpt, SplitOpt, TaskOpt
 
 
@@ -45,8 +45,12 @@ def audit_cmd(
     data: DataOpt,
     out: OutOpt,
     task: Annotated[
-        str, typer.Option("--task", help="A task with a knowledge base to recompute labels with (medcalc).")
-    ] = "medcalc",
+        str | None,
+        typer.Option(
+            "--task",
+            help="A task with a knowledge base to recompute labels with (default: the one that has one).",
+        ),
+    ] = None,
     corrected: Annotated[
         Path | None,
         typer.Option("--corrected", help="Physician-corrected labels (Unique ID, Ground Truth Answer, …)."),
@@ -55,7 +59,24 @@ def audit_cmd(
     """Recompute every row with the task's knowledge base (MedCalc's calculators); report agreement and
     disagreement causes."""
     setup_logging()
-    from ehrmind.registry import get_task
+    from ehrmind.errors import ConfigError
+    from ehrmind.registry import get_task, list_tasks, task_class
+    from ehrmind.tasks.analysis import LabelAudit, attached
 
-    written = get_task(task).audit(data, out, corrected=corrected)
+    # families that declare an audit themselves (not subclasses that inherit one)
+    able = [
+        n for n in list_tasks() if "analyses" in vars(task_class(n)) and attached(get_task(n), LabelAudit)
+    ]
+    if task is None and len(able) != 1:
+        fail(ConfigError(f"give --task: tasks with a knowledge base to audit labels with: {', '.join(able)}"))
+    task = task or able[0]
+    audits = attached(get_task(task), LabelAudit)
+    if not audits:
+        fail(
+            ConfigError(
+                f"task {task!r} has no knowledge base to recompute its labels with (tasks that have one: "
+                f"{', '.join(able) or 'none'})"
+            )
+        )
+    written = audits[0].audit(data, out, corrected=corrected)
     typer.echo(f"wrote {', '.join(str(p) for p in written)}")

@@ -48,7 +48,7 @@ def diagnose_cmd(
     device: DeviceOpt = "cpu",
     backend_flags: BackendFlags = ANY_BACKEND,
     task_option: TaskOptionOpt = None,
-    one_shot_file: OneShotOpt = None,
+    exemplars: OneShotOpt = None,
     threshold: Annotated[
         float, typer.Option("--threshold", help="Verdict: misapplied when (reliable) pass@k >= this.")
     ] = 0.5,
@@ -125,7 +125,7 @@ def diagnose_cmd(
         generation=sampling.settings(samples=sampling.samples or k),
         prefill=prefill,
         task_options=task_option_values(task, task_option),
-        one_shot_file=one_shot_file,
+        exemplars=exemplars,
     )
     overall, by = diagnosis["overall"], diagnosis["plan_by"]
     from collections import Counter

@@ -29,10 +29,11 @@ from ehrmind.cli.options import (
 
 
 def summary(metrics: dict, out: Path, task: str | None = None) -> None:
-    """What eval and score print: accuracy with its interval, the task's main metric where it has another
-    (balanced accuracy for TREC CT and EHRSHOT), and where the results went."""
-    from ehrmind.eval.matrix import main_metric
+    """What eval and score print: accuracy with its interval, each analysis's headline (the task's main metric:
+    balanced accuracy and AUROC for EHRSHOT, balanced accuracy and NDCG@10 for TREC CT, MedCalc-Bench's own
+    accuracy), and where the results went."""
     from ehrmind.registry import get_task
+    from ehrmind.tasks.analysis import headlines
 
     acc, ci = metrics.get("accuracy"), metrics.get("ci95")
     acc_s = "—" if acc is None else f"{100 * acc:.1f}%"
@@ -40,17 +41,10 @@ def summary(metrics: dict, out: Path, task: str | None = None) -> None:
     typer.echo(
         f"accuracy {acc_s}{ci_s} over n={metrics.get('n')}; format errors {metrics.get('format_error_rate')}"
     )
-    mm = main_metric(get_task(task), metrics) if task else None
-    if mm is not None:
-        mci = mm.get("ci95")
-        typer.echo(
-            f"{mm['name']} {mm['value']:.3f}" + (f" (95% CI {mci[0]:.3f}–{mci[1]:.3f})" if mci else "")
-        )
-    if metrics.get("official_accuracy") is not None:  # the benchmark's own extraction, where the task has one
-        typer.echo(
-            f"official accuracy {100 * metrics['official_accuracy']:.1f}% "
-            f"({metrics.get('n_official_disagree', 0)} rows where the two verdicts differ)"
-        )
+    for headline in headlines(get_task(task))[1:] if task else []:  # each analysis's: the task's main metric
+        line = headline.line(metrics)
+        if line is not None:
+            typer.echo(line)
     typer.echo(f"wrote {out / 'predictions.jsonl'}, {out / 'metrics.json'}, {out / 'report.md'}")
 
 
@@ -154,10 +148,13 @@ def export_predictions_cmd(
     from ehrmind.errors import DataError
     from ehrmind.io import read_jsonl
     from ehrmind.registry import get_task
+    from ehrmind.tasks.analysis import Exports, attached
 
     t = get_task(task)
-    if fmt not in t.export_formats:
-        fail(ValueError(f"task {task} exports {', '.join(t.export_formats) or 'no format'}, not {fmt!r}"))
+    exporter = next((e for e in attached(t, Exports) if fmt in e.formats), None)
+    if exporter is None:
+        formats = [f for e in attached(t, Exports) for f in e.formats]
+        fail(ValueError(f"task {task} exports {', '.join(formats) or 'no format'}, not {fmt!r}"))
     path = predictions / "predictions.jsonl" if predictions.is_dir() else predictions
     rows = read_jsonl(path)
     unscored = next((i for i, r in enumerate(rows, 1) if "correct" not in r), None)
@@ -165,5 +162,5 @@ def export_predictions_cmd(
         raise DataError(
             "not a scored prediction row: score completions first (ehrmind score)", file=path, row=unscored
         )
-    counts = t.export_predictions(fmt, rows, out, run_name=run_name)
+    counts = exporter.export(t, fmt, rows, out, run_name=run_name)
     typer.echo(f"wrote {out} ({', '.join(f'{k} {v}' for k, v in counts.items())})")

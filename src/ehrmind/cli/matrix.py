@@ -30,7 +30,7 @@ def matrix_cmd(
     limit: LimitOpt = None,
     split: SplitOpt = None,
     mode: ModesOpt = None,
-    one_shot_file: OneShotOpt = None,
+    exemplars: OneShotOpt = None,
     sampling: Sampling = GREEDY,
     device: DeviceOpt = "cpu",
     backend_flags: BackendFlags = ANY_BACKEND,
@@ -75,7 +75,7 @@ def matrix_cmd(
         backend=backend_flags.choose(device),
         generation=sampling.settings(),
         task_options=options,
-        one_shot_file=one_shot_file,
+        exemplars=exemplars,
         baseline=baseline,
     )
     typer.echo(

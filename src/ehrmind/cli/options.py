@@ -38,7 +38,7 @@ ModeOpt = Annotated[
     typer.Option(
         "--mode",
         help="Prompt mode: reasoning (think + answer), direct (answer only) or one-shot (medcalc; with "
-        "--task-option one_shot_file=PATH). Default: the mode a model folder ehrmind trained was trained "
+        "--task-option exemplars=PATH). Default: the mode a model folder ehrmind trained was trained "
         "with, else reasoning.",
     ),
 ]

@@ -6,10 +6,11 @@ from typing import Annotated
 
 import typer
 
-from ehrmind.cli.common import fail, setup_logging
-from ehrmind.cli.options import DeviceOpt, ModelOpt
+from ehrmind.cli.common import fail, flag_groups, setup_logging
+from ehrmind.cli.options import ANY_BACKEND, BackendFlags, DeviceOpt, ModelOpt
 
 
+@flag_groups
 def serve_cmd(
     model: ModelOpt,
     host: Annotated[str, typer.Option("--host", help="Address to bind (loopback by default).")] = "127.0.0.1",
@@ -33,9 +34,11 @@ def serve_cmd(
         float,
         typer.Option("--batch-wait-ms", help="A batch closes when no request came for this long (ms)."),
     ] = 5.0,
+    backend_flags: BackendFlags = ANY_BACKEND,
 ) -> None:
     """A minimal OpenAI-compatible server (/v1/chat/completions, /v1/models) over a local model; concurrent
-    requests are generated in batches."""
+    requests are generated in batches. The model is loaded as `ehrmind eval` loads it (--backend, …), a
+    folder ehrmind trained with its training's chat-template variables."""
     setup_logging()
     from ehrmind.generate.server import serve
     from ehrmind.generate.settings import GenerationSettings
@@ -50,7 +53,7 @@ def serve_cmd(
             host,
             port,
             settings,
-            device=device,
+            backend=backend_flags.choose(device),
             model_name=name,
             on_ready=ready,
             max_batch=max_batch,

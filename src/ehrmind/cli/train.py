@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -30,6 +30,10 @@ from ehrmind.cli.options import (
     TopPOpt,
     TrainTaskOpt,
 )
+
+if TYPE_CHECKING:
+    from ehrmind.tasks.base import Task
+    from ehrmind.train.recipe import Recipe
 
 
 def _print_translation(translation) -> None:  # type: ignore[no-untyped-def]
@@ -224,7 +228,7 @@ def rationales_cmd(
     from ehrmind.generate.backends import Backend
     from ehrmind.generate.settings import GenerationSettings
     from ehrmind.registry import get_task
-    from ehrmind.train.rationales import make_generator, prepare_examples, run_rationales
+    from ehrmind.train.rationales import prepare_examples, run_rationales, teacher_generator
     from ehrmind.trained import TrainedPrompt, choose_options
 
     # --self samples the model being trained: with the prompt it was trained on (`ehrmind.trained`)
@@ -243,7 +247,7 @@ def rationales_cmd(
     settings = GenerationSettings(
         max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed
     )
-    generator, mode = make_generator(
+    generator, mode = teacher_generator(
         teacher_url=teacher_url,
         teacher_model=teacher_model,
         api_key_env=api_key_env,
@@ -340,40 +344,15 @@ def export_verl_cmd(
     it, with the reason) and merge_verl.sh, the way back to a folder `ehrmind eval` loads (docs/verl.md)."""
     setup_logging()
     from ehrmind.errors import ConfigError
-    from ehrmind.registry import get_task
-    from ehrmind.train.verl_launch import (
-        CHECKPOINTS,
-        export_recipe,
-        export_verl,
-        hydra_value,
-        split_train_val,
-    )
+    from ehrmind.train.verl_launch import CHECKPOINTS, export_recipe, export_verl, split_train_val
 
-    r = None
-    if recipe is not None:
-        from ehrmind.train.recipe import load_recipe
-
-        r = load_recipe(recipe, option or [], stage="rl")
-    task_name, data_src = task or (r.task if r else None), data or (r.data if r else None)
+    r = _rl_recipe(recipe, option)
+    task_name, data_src = _given_or_recipes(task, r, "task"), _given_or_recipes(data, r, "data")
     if not task_name or not data_src:
         raise ConfigError("give --task and --data, or a --recipe that names them")
-    given = {
-        **({"mode": mode} if mode else {}),
-        **({"prefill": prefill} if prefill is not None else {}),
-        **task_option_values(task_name, task_option),
-    }
-    if r is not None and task_name == r.task:
-        from ehrmind.train.recipe import recipe_task
-
-        t = recipe_task(r, **given)
-    elif r is not None:  # another task than the recipe's: only the options every task takes carry over
-        o = r.task_options
-        shared = {"mode": o.mode, "prefill": o.prefill, "system_prompt": o.system_prompt}
-        t = get_task(task_name, **shared, reward_weights=r.reward_weights.model_dump(), **given)
-    else:
-        t = get_task(task_name, **given)
+    t = _export_task(r, task_name, _given_task_options(task_name, mode, prefill, task_option))
     split_seed = seed if seed is not None else (r.seed if r else 0)
-    data_split = split or (r.split if r else None)
+    data_split = _given_or_recipes(split, r, "split")
     examples = t.load(data_src, data_split)
     if r and r.limit:
         examples = examples[: r.limit]
@@ -381,15 +360,15 @@ def export_verl_cmd(
         train, val, grouped = examples, t.load(val_data, val_split), "--val-data"
     else:
         train, val, grouped = split_train_val(
-            examples, val_fraction, split_seed, group_by, fields=t.split_fields
+            examples, val_fraction, split_seed, group_by, fields=t.groups.split
         )
     resolved = export_recipe(
         r,
         t,
         data=data_src,
         split=data_split,
-        model=model or (r.model if r else None),
-        output_dir=output_dir or (r.output_dir if r else out / CHECKPOINTS),
+        model=_given_or_recipes(model, r, "model"),
+        output_dir=_given_or_recipes(output_dir, r, "output_dir", out / CHECKPOINTS),
         seed=split_seed,
         trl_overrides=[] if r else option or [],
     )
@@ -409,18 +388,63 @@ def export_verl_cmd(
             "val": grouped,
             "recipe": str(recipe.resolve()) if recipe else None,
             "seed": split_seed,
-            "prefill": t.prefill_text,
+            "prefill": t.contract.prefill,
         },
     )
+    _echo_verl_export(out, info, grouped)
+
+
+def _rl_recipe(recipe: Path | None, option: list[str] | None) -> Recipe | None:
+    """The --recipe as an RL recipe, with the --set options merged; None without one."""
+    if recipe is None:
+        return None
+    from ehrmind.train.recipe import load_recipe
+
+    return load_recipe(recipe, option or [], stage="rl")
+
+
+def _given_or_recipes(given: Any, r: Recipe | None, name: str, default: Any = None) -> Any:
+    """A command-line value when given, else the recipe's `name` (`default` without a recipe)."""
+    return given or (getattr(r, name) if r else default)
+
+
+def _given_task_options(
+    task_name: str, mode: str | None, prefill: bool | None, task_option: list[str] | None
+) -> dict[str, Any]:
+    """The task options given on the command line: --mode, --prefill/--no-prefill and --task-option."""
+    return {
+        **({"mode": mode} if mode else {}),
+        **({"prefill": prefill} if prefill is not None else {}),
+        **task_option_values(task_name, task_option),
+    }
+
+
+def _export_task(r: Recipe | None, task_name: str, given: dict[str, Any]) -> Task:
+    """The task to export: the recipe's own with its options, or another task that takes from the recipe
+    only the options every task takes; command-line options win."""
+    from ehrmind.registry import get_task
+
+    if r is not None and task_name == r.task:
+        from ehrmind.train.recipe import recipe_task
+
+        return recipe_task(r, **given)
+    if r is not None:  # another task than the recipe's: only the options every task takes carry over
+        o = r.task_options
+        shared = {"mode": o.mode, "prefill": o.prefill, "system_prompt": o.system_prompt}
+        return get_task(task_name, **shared, reward_weights=r.reward_weights.model_dump(), **given)
+    return get_task(task_name, **given)
+
+
+def _echo_verl_export(out: Path, info: dict[str, Any], grouped: str) -> None:
+    """What the verl export wrote, the verl overrides it chose, and how to run and merge it."""
+    from ehrmind.train.verl_launch import hydra_value
+
     lengths = info["prompt_lengths"]
+    dropped = info["dropped_prompt_too_long"]
     typer.echo(
         f"wrote {out}: train.parquet ({info['n_train']} rows), val.parquet ({info['n_val']} rows, held out by "
         f"{grouped}), run_verl.sh, merge_verl.sh, export.json"
-        + (
-            f"; dropped {info['dropped_prompt_too_long']} prompts over max_prompt_tokens"
-            if info["dropped_prompt_too_long"]
-            else ""
-        )
+        + (f"; dropped {dropped} prompts over max_prompt_tokens" if dropped else "")
     )
     typer.echo(f"prompt length {lengths['max_tokens']} tokens, {lengths['how']}")
     typer.echo(f"{info['total_training_steps']} verl steps; checkpoints in {info['checkpoints']}")
@@ -438,14 +462,24 @@ def tiny_model_cmd(
     out: OutOpt,
     size: Annotated[str, typer.Option("--size", help="tiny or small")] = "tiny",
     seed: SeedOpt = 0,
+    task: Annotated[
+        str | None,
+        typer.Option("--task", help="The task whose prompts the tokenizer learns (default: the demo's)."),
+    ] = None,
 ) -> None:
-    """Build a small random causal LM with a chat template, locally (no hub), for tests and the demo."""
+    """Build a small random causal LM with a chat template, locally (no hub), for tests and the demo; its
+    tokenizer learns the prompts and names of `--task`'s family (by default the demo recipe's task)."""
     setup_logging()
-    from ehrmind.train.tiny import build_tiny_model
+    from ehrmind.train.tiny import build_tiny_model, family_texts
 
     if size not in ("tiny", "small"):
         fail(ValueError(f"--size must be tiny or small, got {size!r}"))
-    path = build_tiny_model(out, size=size, seed=seed)
+    if task is None:
+        from ehrmind.recipes import DEMO
+        from ehrmind.train.recipe import load_recipe
+
+        task = load_recipe(DEMO, stage="sft").task
+    path = build_tiny_model(out, size=size, seed=seed, texts=family_texts(task))
     typer.echo(f"wrote model and tokenizer to {path}")
 
 

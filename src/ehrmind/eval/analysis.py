@@ -5,42 +5,21 @@ masked, so "not a valid date: '13/45/2020'" and "… '02/30/2021'" count togethe
 answer was read but is wrong), each format problem, the truncation rate (completions the generator cut at
 `max_new_tokens`, from its finish reason) and a few example completions per reason — the completion's end,
 where the answer is; never the prompt or the patient note. The task adds what only it can judge
-(`Task.error_analysis`: e.g. MedCalc's numeric error by output type).
+(its analyses: e.g. MedCalc's numeric error by output type, `tasks/medcalc/analyses.py`).
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-WRONG_VALUE = "wrong value"
-"""A failure reason: an answer was read, and it is not the gold one."""
+from ehrmind.metrics import WRONG_VALUE as WRONG_VALUE
+from ehrmind.metrics import failure_reason as failure_reason
+from ehrmind.metrics import mask
+
 EXAMPLES_PER_REASON = 2
 EXAMPLE_CHARS = 300
-_QUOTED = re.compile(r"'[^']{0,200}'|\"[^\"]{0,200}\"")
-_NUMBER = re.compile(r"-?\d\d+(?:[.,]\d+)*|-?\d[.,]\d+")
-
-
-def mask(reason: str) -> str:
-    """A reason with its values masked: quoted text → '…', numbers → N except single digits (the tag counts
-    of "found 0 <answer> tag(s)" tell a missing block from a repeated one); at most 120 characters."""
-    return _NUMBER.sub("N", _QUOTED.sub("'…'", reason))[:120]
-
-
-def failure_reason(row: dict[str, Any]) -> str | None:
-    """Why a row is wrong (None when it is correct): "wrong value", or the masked reason no answer was read."""
-    if row.get("correct") is True:
-        return None
-    if row.get("correct") is None:
-        return "gold answer cannot be scored"
-    if row.get("parsed") is not None:
-        return WRONG_VALUE
-    reason = str(row.get("reason") or "no answer found")
-    if reason.startswith("format: ") and "; " in reason:  # "format: <problem>; <why the value was unread>"
-        reason = reason.split("; ", 1)[1]
-    return mask(reason)
 
 
 def format_problem(row: dict[str, Any]) -> str | None:
@@ -106,19 +85,6 @@ def report_lines(errors: dict[str, Any]) -> list[str]:
     )
     if errors.get("format_problems"):
         lines += _reason_table("format problem", errors["format_problems"], n)
-    for kind, block in (errors.get("numeric_error") or {}).items():
-        lines += ["", *_numeric_lines(kind, block)]
-    by_type = errors.get("by_output_type")
-    if by_type:
-        lines += [
-            "",
-            "| output type | n | accuracy | wrong value | no answer read |",
-            "|---|---:|---:|---:|---:|",
-        ]
-        for t, b in by_type.items():
-            lines.append(
-                f"| {t} | {b['n']} | {100 * b['accuracy']:.1f}% | {b['wrong_value']} | {b['unread']} |"
-            )
     shown = errors.get("examples") or {}
     if shown:
         lines += [
@@ -142,29 +108,3 @@ def _reason_table(what: str, items: Sequence[dict[str, Any]], n: int) -> list[st
         return []
     head = ["", f"| {what} (of {n} rows) | n | share |", "|---|---:|---:|"]
     return head + [f"| {f['reason']} | {f['n']} | {100 * f['share']:.1f}% |" for f in items]
-
-
-def _numeric_lines(kind: str, block: dict[str, Any]) -> list[str]:
-    lines = [
-        f"**{kind}** over {block['n']} wrong answers that were read: median |error| {block['median_abs']:g}, "
-        f"90th percentile {block['p90_abs']:g}."
-    ]
-    common = block.get("most_common")
-    if common:
-        lines.append("Most common: " + ", ".join(f"{v:+g} ({k}×)" for v, k in common) + ".")
-    return lines
-
-
-def error_summary(kind: str, errors: Sequence[float]) -> dict[str, Any]:
-    """Summary of signed errors of one kind (relative error, off by, days off) for `numeric_error`."""
-    import statistics
-
-    absolute = sorted(abs(e) for e in errors)
-    out: dict[str, Any] = {
-        "n": len(errors),
-        "median_abs": statistics.median(absolute),
-        "p90_abs": absolute[min(len(absolute) - 1, int(0.9 * len(absolute)))],
-    }
-    if all(float(e).is_integer() for e in errors):
-        out["most_common"] = [[e, k] for e, k in Counter(errors).most_common(5)]
-    return out

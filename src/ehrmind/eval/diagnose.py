@@ -15,7 +15,7 @@ merges into the recipe. The rules (docs/diagnosis.md; every threshold is a `Diag
 - **reliable pass@k** (`reliable_rule`) — guessing a few-valued answer makes plain pass@k high
   (1 - (1 - 1/m)^k for m equally likely answers), consistency does not come by chance. `paper` (default, the
   EHRMind paper's `src/eval/medcalc/analysis/cal_analysis.py:62-98` and `src/eval/matching/analysis/
-  cal_analysis.py:62-77, 115-116`): on the items the task names with m possible answers (`Task.paper_reliable_m`:
+  cal_analysis.py:62-77, 115-116`): on the items the task names with m possible answers (`PaperRules.reliable_m`:
   MedCalc diagnosis and severity m = 7, risk m = 21; TREC every item, m = 3) an item counts only with at least
   k // m + 2 correct samples and an answer entropy below 0.8 · ln m nats; every other item counts with its
   plain pass@k. `ehrmind` (option): on *guessable groups* an item counts (with its pass@k) only when at least
@@ -45,11 +45,13 @@ from pathlib import Path
 from typing import Any
 
 from ehrmind.errors import ConfigError
+from ehrmind.eval.report import RUN_FACTS, facts_rows
 from ehrmind.generate.backends import Backend
 from ehrmind.generate.settings import GenerationSettings
 from ehrmind.io import atomic_write_json, atomic_write_jsonl, atomic_write_text, output_folder, read_jsonl
 from ehrmind.metrics import item_mean_ci
 from ehrmind.parsing import parse_date
+from ehrmind.tasks.analysis import Headline, PaperRules, attached, headlines
 from ehrmind.tasks.base import Task
 from ehrmind.trained import PromptChoice, TrainedPrompt
 from ehrmind.types import Example
@@ -179,7 +181,7 @@ def answer_entropy(answers: Sequence[Hashable | None]) -> float:
 def is_reliable(c: int, entropy: float, settings: DiagnosisSettings, paper_m: int | None = None) -> bool:
     """The reliable-pass@k rule for one item (c correct samples, answer entropy in bits): enough correct samples
     and a consistent answer. Under the paper's rule `paper_m` is the item's number of possible answers
-    (`Task.paper_reliable_m`); an item without one always counts (its plain pass@k)."""
+    (`PaperRules.reliable_m`); an item without one always counts (its plain pass@k)."""
     if settings.reliable_rule == "paper":
         if paper_m is None:
             return True
@@ -204,6 +206,8 @@ def item_stats(
 ) -> list[dict[str, Any]]:
     """One entry per scorable item: n samples, c correct, answer entropy, distinct answers, gold, groups."""
     by_id = {ex.id: ex for ex in examples}
+    rules = attached(task, PaperRules)
+    paper_m = rules[0].reliable_m if rules else (lambda ex: None)
     samples: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         if r.get("correct") is not None:
@@ -226,8 +230,8 @@ def item_stats(
                 "distinct_answers": len(set(answers)),
                 "gold": normalize_answer(gold, integer=integer),
                 "discrete": _discrete(gold),
-                "paper_m": task.paper_reliable_m(ex),
-                **{f: str(ex.metadata.get(f, "")) for f in task.group_fields},
+                "paper_m": paper_m(ex),
+                **{f: str(ex.metadata.get(f, "")) for f in task.groups.by},
             }
         )
     return items
@@ -310,7 +314,7 @@ def diagnose_rows(
         for j in _curve_points(settings.k)
     }
     out: dict[str, Any] = {"overall": overall}
-    for f in task.group_fields:
+    for f in task.groups.by:
         groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for it in items:
             groups[it[f]].append(it)
@@ -328,13 +332,13 @@ def plan_field(task: Task, settings: DiagnosisSettings) -> str:
     """The group field the diagnosis plans by: `plan_by`, checked against the task's `plan_fields` (what the
     SFT data builder can select by), or the finest of them."""
     if settings.plan_by is not None:
-        if settings.plan_by not in task.plan_fields:
+        if settings.plan_by not in task.groups.plan:
             raise ConfigError(
                 f"plan_by {settings.plan_by!r} is not a group of task {task.name!r} "
-                f"({', '.join(task.plan_fields)})"
+                f"({', '.join(task.groups.plan)})"
             )
         return settings.plan_by
-    return task.plan_fields[-1]
+    return task.groups.plan[-1]
 
 
 def build_plan(diagnosis: dict[str, Any], by: str, settings: DiagnosisSettings) -> dict[str, Any]:
@@ -399,7 +403,7 @@ def mode_tasks(
     *,
     prefill: bool | str | None = None,
     task_options: dict[str, Any] | None = None,
-    one_shot_file: str | Path | None = None,
+    exemplars: str | Path | None = None,
     trained: TrainedPrompt | None = None,
     model: str | None = None,
 ) -> dict[str, tuple[Task, PromptChoice]]:
@@ -416,13 +420,13 @@ def mode_tasks(
         raise ConfigError("give at least one prompt mode")
     if len(set(modes)) != len(modes):
         raise ConfigError(f"a prompt mode is repeated: {list(modes)}")
-    if one_shot_file and "one-shot" not in modes:
+    if exemplars and "one-shot" not in modes:
         raise ConfigError("--one-shot-file is only used with --mode one-shot")
     tasks = {}
     for mode in modes:
         given: dict[str, Any] = {**(task_options or {}), "mode": mode}
-        if mode == "one-shot" and one_shot_file:
-            given["one_shot_file"] = str(one_shot_file)
+        if mode == "one-shot" and exemplars:
+            given["exemplars"] = str(exemplars)
         if mode == "direct":
             given["prefill"] = False
         elif prefill is not None:
@@ -454,7 +458,7 @@ def run_diagnose(
     backend: Backend | None = None,
     prefill: bool | str | None = None,
     task_options: dict[str, Any] | None = None,
-    one_shot_file: str | Path | None = None,
+    exemplars: str | Path | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Sample (or read) k completions per item for each prompt mode, diagnose, and write diagnosis.json,
@@ -476,7 +480,7 @@ def run_diagnose(
     if samples < settings.k:
         raise ConfigError(f"--samples ({samples}) must be >= --k ({settings.k})")
     prompts = mode_tasks(
-        task_name, modes, prefill=prefill, task_options=task_options, one_shot_file=one_shot_file,
+        task_name, modes, prefill=prefill, task_options=task_options, exemplars=exemplars,
         trained=TrainedPrompt.of(model, backend), model=model,
     )  # fmt: skip
     modes = list(prompts)
@@ -492,11 +496,8 @@ def run_diagnose(
     results: dict[str, dict[str, Any]] = {}
     for mode, (task, prompt) in prompts.items():
         mode_dir = out / mode
-        one_shot = str(one_shot_file) if mode == "one-shot" else None
         if predictions is not None:
-            info = run_record(
-                task, examples, data, samples=samples, seed=gen.seed, limit=limit, one_shot_file=one_shot
-            )
+            info = run_record(task, examples, data, samples=samples, seed=gen.seed, limit=limit)
             metrics = run_score(
                 task, examples, _limited(predictions, examples, mode_dir, limit), mode_dir, info=info
             )
@@ -506,12 +507,17 @@ def run_diagnose(
                 generator = make_generator(model, gen, backend)
             metrics = evaluate_examples(
                 task, examples, data, generator, mode_dir, model=model, settings=gen, backend=backend,
-                progress=progress, limit=limit, one_shot_file=one_shot, **prompt.record(),
+                progress=progress, limit=limit, **prompt.record(),
             )  # fmt: skip
         rows = read_jsonl(mode_dir / PREDICTIONS)
         diag, items = diagnose_rows(task, examples, rows, settings)
         atomic_write_jsonl(mode_dir / ITEMS, items)
-        results[mode] = {"diagnosis": diag, "metrics": metrics, "info": metrics["run"]}
+        results[mode] = {
+            "diagnosis": diag,
+            "metrics": metrics,
+            "info": metrics["run"],
+            "accuracy": _accuracy(metrics, task),
+        }
 
     main = results[modes[0]]
     diagnosis: dict[str, Any] = {
@@ -523,12 +529,12 @@ def run_diagnose(
         "settings": asdict(settings),
         "plan_by": by,
         "run": main["info"],
-        "accuracy": _accuracy(main["metrics"]),
+        "accuracy": main["accuracy"],
         "baselines": {
             m: {
                 "overall": r["diagnosis"]["overall"],
-                f"by_{primary.group_fields[0]}": r["diagnosis"].get(f"by_{primary.group_fields[0]}"),
-                "accuracy": _accuracy(r["metrics"]),
+                f"by_{primary.groups.by[0]}": r["diagnosis"].get(f"by_{primary.groups.by[0]}"),
+                "accuracy": r["accuracy"],
             }
             for m, r in results.items()
             if m != modes[0]
@@ -538,8 +544,8 @@ def run_diagnose(
     diagnosis["plan"] = plan
     atomic_write_json(out / DIAGNOSIS, diagnosis)
     atomic_write_text(out / PLAN, plan_yaml(plan, diagnosis, by, out))
-    plot_diagnosis(diagnosis, primary.group_fields[0], out / PLOT)
-    write_diagnosis_report(out, diagnosis, primary.group_fields, results)
+    plot_diagnosis(diagnosis, primary.groups.by[0], out / PLOT)
+    write_diagnosis_report(out, diagnosis, primary.groups.by, results, headlines(primary)[1:])
     return diagnosis
 
 
@@ -555,20 +561,13 @@ def _limited(predictions: str | Path, examples: Sequence[Example], mode_dir: Pat
     return kept
 
 
-def _accuracy(metrics: dict[str, Any]) -> dict[str, Any]:
+def _accuracy(metrics: dict[str, Any], task: Task) -> dict[str, Any]:
+    """Accuracy, and each analysis's headline (`headlines`: e.g. MedCalc's reasoning checks)."""
     keys = ("n", "accuracy", "ci95", "strict_accuracy", "format_error_rate")
     out = {k: metrics.get(k) for k in keys}
-    checks = metrics.get("reasoning_checks")
-    if checks:
-        out["reasoning_checks"] = {
-            k: checks.get(k)
-            for k in (
-                "numbers_in_note_rate",
-                "final_value_matches_answer_rate",
-                "reference_numbers_in_note_rate",
-                "n_with_reasoning",
-            )
-        }
+    shown = {h.label: h.read(metrics)[0] for h in headlines(task)[1:]}
+    if shown:
+        out["headlines"] = shown
     return out
 
 
@@ -619,29 +618,19 @@ def _table(blocks: dict[str, dict[str, Any]], label: str, k: int) -> list[str]:
 
 
 def write_diagnosis_report(
-    out: Path, diagnosis: dict[str, Any], group_fields: Sequence[str], results: dict[str, dict[str, Any]]
+    out: Path,
+    diagnosis: dict[str, Any],
+    group_fields: Sequence[str],
+    results: dict[str, dict[str, Any]],
+    shown: Sequence[Headline] = (),
 ) -> Path:
+    """report.md of a diagnosis; `shown`: the analyses' headlines in the accuracy table."""
     s, k = diagnosis["settings"], diagnosis["k"]
     run = diagnosis.get("run", {})
     lines = [f"# Diagnosis: {diagnosis['task']} — {run.get('model') or run.get('predictions', '?')}", ""]
     lines += ["| | |", "|---|---|"]
-    for key in (
-        "task",
-        "task_version",
-        "data",
-        "data_sha256",
-        "model",
-        "predictions",
-        "prefill",
-        "task_options",
-        "temperature",
-        "top_p",
-        "max_new_tokens",
-        "seed",
-        "ehrmind_version",
-    ):
-        if run.get(key) not in (None, ""):
-            lines.append(f"| {key} | `{str(run[key]).replace(chr(10), chr(92) + 'n')}` |")
+    per_mode = ("prompt_mode", "samples", "batch_size", "finished")  # in the table below, or each mode's
+    lines += facts_rows(run, [key for key in RUN_FACTS if key not in per_mode])
     lines.append(f"| prompt modes | `{', '.join(results)}` (diagnosed: `{diagnosis['mode']}`) |")
     lines.append(f"| k / samples per item | {k} / {diagnosis['samples']} |")
     from ehrmind.trained import report_lines
@@ -695,19 +684,19 @@ def write_diagnosis_report(
             lines.append(f"| {name} | {' | '.join(cells)} |")
     lines += [
         "",
-        "## Accuracy and reasoning checks",
+        "## Accuracy by prompt mode",
         "",
-        "| mode | n | accuracy | 95% CI | format errors | values in note | final value = answer |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| mode | n | accuracy | 95% CI | format errors |" + "".join(f" {h.label} |" for h in shown),
+        "|---|---:|---:|---:|---:|" + "---:|" * len(shown),
     ]
     for m, r in results.items():
-        a = _accuracy(r["metrics"])
+        a = r["accuracy"]
         ci = a.get("ci95")
-        rc = a.get("reasoning_checks") or {}
+        values = a.get("headlines") or {}
         lines.append(
             f"| {m} | {a.get('n')} | {_pct(a.get('accuracy'))} | "
-            f"{'—' if not ci else f'[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]'} | {_pct(a.get('format_error_rate'))} | "
-            f"{_pct(rc.get('numbers_in_note_rate'))} | {_pct(rc.get('final_value_matches_answer_rate'))} |"
+            f"{'—' if not ci else f'[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]'} | {_pct(a.get('format_error_rate'))} |"
+            + "".join(f" {h.show(values.get(h.label))} |" for h in shown)
         )
     lines += ["", "Each mode's predictions, metrics and report are in its folder (`<mode>/`)."]
     plan = diagnosis["plan"]["sft_data"]

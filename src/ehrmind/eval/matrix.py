@@ -2,7 +2,7 @@
 
 Each cell (model × task × prompt mode) is an ordinary, resumable `ehrmind eval` run under
 `DIR/runs/<model>/<task>[-<mode>]/`. The matrix reports each cell's accuracy with its 95% interval and the
-task's main metric where it declares one (`Task.main_metric`: balanced accuracy for EHRSHOT and for TREC CT's
+task's main metric where an analysis declares one (`Analysis.main`: balanced accuracy for EHRSHOT and for TREC CT's
 pair classification); a task without one (MedCalc) is judged by its accuracy. Outputs: `DIR/matrix.json`, `DIR/matrix.md`
 (tables) and `DIR/matrix.png` (heatmaps).
 """
@@ -20,6 +20,8 @@ from ehrmind.errors import ConfigError
 from ehrmind.generate.backends import Backend
 from ehrmind.generate.settings import GenerationSettings
 from ehrmind.io import atomic_write_json, atomic_write_text, output_folder
+from ehrmind.tasks.analysis import ACCURACY
+from ehrmind.tasks.analysis import main_metric as declared_main_metric
 
 log = logging.getLogger(__name__)
 
@@ -28,24 +30,15 @@ MATRIX_MD = "matrix.md"
 MATRIX_PNG = "matrix.png"
 
 
-def _dig(d: dict[str, Any], dotted: str) -> Any:
-    node: Any = d
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
 def main_metric(task: Any, metrics: dict[str, Any]) -> dict[str, Any] | None:
-    """{name, value, ci95} of the task's main metric (`Task.main_metric`) in its metrics, or None when
-    accuracy is the main metric (or the metric has no value)."""
-    if task.main_metric is None:
+    """{name, value, ci95} of the task's main metric (the one an analysis declares) in its metrics, or None
+    when accuracy is the main metric (or the metric has no value)."""
+    head = declared_main_metric(task)
+    if head is ACCURACY:
         return None
-    name, value_path, ci_path = task.main_metric
-    value = _dig(metrics, value_path)
+    value, ci = head.read(metrics)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return {"name": name, "key": value_path, "value": float(value), "ci95": _dig(metrics, ci_path)}
+        return {"name": head.label, "key": head.value, "value": float(value), "ci95": ci}
     return None
 
 
@@ -74,7 +67,7 @@ def _plan_cells(
     split: str | None,
     limit: int | None,
     task_options: dict[str, dict[str, Any]] | None,
-    one_shot_file: str | Path | None,
+    exemplars: str | Path | None,
     loaded: dict[str, list[Any]],
     backend: Backend,
 ) -> tuple[list[Cell], dict[tuple[str, str], str]]:
@@ -89,7 +82,7 @@ def _plan_cells(
     cells: list[Cell] = []
     skipped: dict[tuple[str, str], str] = {}
     for task_name, path in data.items():
-        supported = type(get_task(task_name)).modes
+        supported = type(get_task(task_name)).contract.modes
         usable = None if modes is None else [m for m in modes if m in supported]
         for m in modes or ():
             if m not in supported:
@@ -100,7 +93,7 @@ def _plan_cells(
             task_name,
             usable,
             task_options=(task_options or {}).get(task_name),
-            one_shot_file=one_shot_file if usable and "one-shot" in usable else None,
+            exemplars=exemplars if usable and "one-shot" in usable else None,
             trained=trained,
             model=model,
         )
@@ -125,7 +118,7 @@ def run_matrix(
     generation: GenerationSettings | None = None,
     backend: Backend | None = None,
     task_options: dict[str, dict[str, Any]] | None = None,
-    one_shot_file: str | Path | None = None,
+    exemplars: str | Path | None = None,
     baseline: str | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -151,7 +144,7 @@ def run_matrix(
     loaded: dict[str, list[Any]] = {}  # each task's examples, loaded once
     chosen = backend or Backend()
     plans = [
-        _plan_cells(m, data, modes, split, limit, task_options, one_shot_file, loaded, chosen) for m in models
+        _plan_cells(m, data, modes, split, limit, task_options, exemplars, loaded, chosen) for m in models
     ]
     multi_mode = modes is not None and (len(modes) > 1 or modes[0] != "reasoning")
     rows: list[dict[str, Any]] = []
@@ -166,7 +159,7 @@ def run_matrix(
             metrics = evaluate_examples(
                 task, examples, data[task_name], generator, cell_dir, model=model, settings=gen,
                 backend=backend, progress=progress, limit=limit,
-                one_shot_file=str(one_shot_file) if mode == "one-shot" else None, **prompt.record(),
+                **prompt.record(),
             )  # fmt: skip
             rows.append(
                 {
@@ -204,7 +197,7 @@ def run_matrix(
             "top_p": gen.top_p,
             "max_new_tokens": gen.max_new_tokens,
             "seed": gen.seed,
-            "one_shot_file": str(one_shot_file) if one_shot_file else None,
+            "exemplars": str(exemplars) if exemplars else None,
         },
         "cells": rows,
     }

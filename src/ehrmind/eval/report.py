@@ -104,6 +104,37 @@ def plot_accuracy(blocks: dict[str, dict[str, Any]], path: Path, title: str) -> 
     tmp.replace(path)
 
 
+RUN_FACTS = (
+    "task",
+    "task_version",
+    "data",
+    "data_sha256",
+    "model",
+    "predictions",
+    "prompt_mode",
+    "prefill",
+    "task_options",
+    "samples",
+    "temperature",
+    "top_p",
+    "max_new_tokens",
+    "seed",
+    "batch_size",
+    "ehrmind_version",
+    "finished",
+)
+"""The run-record keys a report's head shows, in order (those a run has)."""
+
+
+def facts_rows(run: dict[str, Any], keys: Sequence[str]) -> list[str]:
+    """Markdown table rows `| key | `value` |` for the `keys` a run record has (newlines shown as \\n)."""
+    return [
+        f"| {key} | `{str(run[key]).replace(chr(10), chr(92) + 'n')}` |"
+        for key in keys
+        if run.get(key) not in (None, "")
+    ]
+
+
 def write_report(
     out: Path,
     metrics: dict[str, Any],
@@ -112,33 +143,12 @@ def write_report(
     verdicts: Sequence[str] = (),
     rows: Sequence[dict[str, Any]] = (),
 ) -> Path:
-    """report.md (and the plot); `verdicts` (the task's `extra_verdicts`) add columns beside accuracy and,
+    """report.md (and the plot); `verdicts` (the names of the task's verdict analyses) add columns beside accuracy and,
     with the prediction `rows`, a section on the rows where they disagree with `correct`."""
     run = metrics.get("run", {})
     lines = [f"# Evaluation: {run.get('task', '?')} — {run.get('model', run.get('predictions', '?'))}", ""]
     lines += ["| | |", "|---|---|"]
-    for key in (
-        "task",
-        "task_version",
-        "data",
-        "data_sha256",
-        "model",
-        "predictions",
-        "prompt_mode",
-        "prefill",
-        "task_options",
-        "samples",
-        "temperature",
-        "top_p",
-        "max_new_tokens",
-        "seed",
-        "batch_size",
-        "ehrmind_version",
-        "finished",
-    ):
-        if key in run and run[key] not in (None, ""):
-            value = str(run[key]).replace("\n", "\\n")
-            lines.append(f"| {key} | `{value}` |")
+    lines += facts_rows(run, RUN_FACTS)
     env = run.get("environment")
     if isinstance(env, dict):
         packages = ", ".join(f"{k} {v}" for k, v in (env.get("packages") or {}).items() if v)

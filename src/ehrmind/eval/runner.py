@@ -13,15 +13,24 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from ehrmind import __version__
 from ehrmind.errors import ConfigError, DataError, excerpt
+from ehrmind.generate.base import Generator as Generator  # what generates, for callers
 from ehrmind.generate.settings import GenerationSettings, require_sampling
 from ehrmind.io import JsonlAppender, atomic_write_json, atomic_write_jsonl, read_jsonl, sample_index
 from ehrmind.runs import RUN_INFO as RUN_INFO  # where eval's record is, for callers
 from ehrmind.runs import RunFolder
 from ehrmind.snapshot import examples_hash
+from ehrmind.tasks.analysis import (
+    ChoicePoint,
+    attached,
+    report_sections,
+    row_fields,
+    task_metrics,
+    verdict_names,
+)
 from ehrmind.tasks.base import Task
 from ehrmind.trained import prompt_options
 from ehrmind.types import Example, Prediction
@@ -36,11 +45,8 @@ RESUME_KEYS = (
     "max_new_tokens", "seed", "batch_size", "logprobs", "chat_template_kwargs", "revision", "task_options",
 )  # fmt: skip  # batch_size: batches are seeded by position and padded together, so it shapes the completions
 
-
-class Generator(Protocol):
-    name: str
-
-    def generate(self, prompts: list[list[dict[str, str]]], n: int = 1) -> list[list[str]]: ...
+Answer = tuple[Example, int, str, str | None]
+"""One generated completion: (example, sample index, completion, finish reason)."""
 
 
 def run_info(task: Task, examples: Sequence[Example], data: str, **extra: Any) -> dict[str, Any]:
@@ -55,8 +61,8 @@ def run_info(task: Task, examples: Sequence[Example], data: str, **extra: Any) -
         "data_revision": data_revision(data),
         "data_sha256": examples_hash(examples),
         "n_examples": len(examples),
-        "prompt_mode": task.mode,
-        "prefill": task.prefill_text,
+        "prompt_mode": task.contract.mode,
+        "prefill": task.contract.prefill,
         **prompt_options(task),
         "ehrmind_version": __version__,
         **extra,
@@ -86,9 +92,9 @@ def run_record(
     )
 
 
-def environment(generator: Any = None) -> dict[str, Any]:
-    """Package versions and, from a generator that can say (`describe()`: the HF backend), its dtype, device
-    and model revision: what a number depends on besides the data and the settings."""
+def environment(generator: Generator | None = None) -> dict[str, Any]:
+    """Package versions and what the generator says of itself (`describe()`: the HF backend's dtype, device
+    and model revision, …): what a number depends on besides the data and the settings."""
     import platform
     from importlib.metadata import PackageNotFoundError, version
 
@@ -100,12 +106,11 @@ def environment(generator: Any = None) -> dict[str, Any]:
             packages[name] = None
     from ehrmind.runtime import cpu_facts
 
-    described = getattr(generator, "describe", None)
     return {
         "python": platform.python_version(),
         "packages": packages,
         **cpu_facts(),
-        **(described() if callable(described) else {}),
+        **(generator.describe() if generator is not None else {}),
     }
 
 
@@ -119,8 +124,8 @@ def prediction_row(
     yes_probability: float | None = None,
 ) -> Prediction:
     """The verdict on one completion, with what reports group and break down by."""
-    extra = dict(task.verify_extra(example, completion))  # e.g. the benchmark's own extraction
-    for field in (*task.group_fields, *task.row_fields):
+    extra = row_fields(task, example, completion)  # e.g. the benchmark's own extraction
+    for field in (*task.groups.by, *task.groups.rows):
         extra[field] = example.metadata.get(field)
     return Prediction(
         id=example.id,
@@ -135,12 +140,15 @@ def prediction_row(
 
 def model_probability(task: Task, generator: Any, example: Example, completion: str) -> float | None:
     """P(yes) / (P(yes) + P(no)) at the point where the completion states its binary answer, from the model
-    itself (`Task.choice_point`, a generator with `choice_logprobs`: the HF backend, or an endpoint asked for
-    log-probabilities); None otherwise."""
-    scorer = getattr(generator, "choice_logprobs", None)
-    point = task.choice_point(example, completion) if scorer is not None else None
+    itself (a `ChoicePoint` analysis of the task, a generator with `choice_logprobs`: the HF backend, or an
+    endpoint asked for log-probabilities); None otherwise."""
+    points = attached(task, ChoicePoint)
+    if not points or not generator.capabilities.choice_logprobs:
+        return None
+    point = points[0].point(task, example, completion)
     if point is None:
         return None
+    scorer = generator.choice_logprobs
     prefix, choices = point
     got = scorer(task.render(example), prefix, [choices["yes"], choices["no"]])
     if got is None:
@@ -227,98 +235,154 @@ def _generate_and_finalize(
     info: dict[str, Any],
     progress: bool,
 ) -> dict[str, Any]:
-    by_id = {ex.id: ex for ex in examples}
+    """Generate the predictions `out` lacks, batch by batch (appended as they come), then rewrite them in
+    dataset order and compute the metrics and report."""
     pred_path = out / PREDICTIONS
-    done: set[tuple[str, int]] = set()
-    if pred_path.exists():
-        for lineno, row in enumerate(read_jsonl(pred_path, repair_tail=True), start=1):
-            sample = sample_index(row.get("sample", 0), file=pred_path, row=lineno, samples=samples)
-            key = (str(row.get("id")), sample)
-            if key[0] not in by_id:
-                raise DataError(
-                    "id not in the evaluation data: predictions from another dataset?",
-                    file=pred_path,
-                    row=lineno,
-                    field="id",
-                )
-            done.add(key)
-    # Batches sit at fixed positions, and a generator that takes a `call_seed` gets the batch's position: a
-    # resumed run regenerates exactly the batches that are missing, with the seeds an uninterrupted run used,
-    # and writes only the rows it lacks (byte-identical output). A generator that takes all samples of a
-    # prompt in one request (`samples_per_request`: endpoints, vLLM) gets batches of examples, each asked
-    # for `samples` completions with the seed of its position in the data (`seed + index`), and only the
-    # examples with a missing sample are asked again.
-    per_prompt = getattr(generator, "samples_per_request", False)
-    seed = int(info.get("seed") or 0)
-    if per_prompt:
-        units = [[(ex, s) for s in range(samples)] for ex in examples]
-    else:
-        units = [[pair] for pair in ((ex, s) for ex in examples for s in range(samples))]
-    index = {ex.id: i for i, ex in enumerate(examples)}
-    batches = [
-        (i // batch_size, [pair for unit in units[i : i + batch_size] for pair in unit])
-        for i in range(0, len(units), batch_size)
-        if any((ex.id, s) not in done for unit in units[i : i + batch_size] for ex, s in unit)
-    ]
-    seeded = getattr(generator, "seeds_calls", False)
+    done = _done_predictions(pred_path, examples, samples)
+    per_prompt = generator.capabilities.samples_per_request
+    batches = _missing_batches(examples, samples, batch_size, done, per_prompt)
     if done:
         log.info(
             "resuming: %d of %d predictions already in %s", len(done), len(examples) * samples, pred_path
         )
-
+    seed = int(info.get("seed") or 0)
     with (
         JsonlAppender(pred_path) as sink,
         ProgressBar(progress, len(examples) * samples, len(done)) as advance,
     ):
         for position, batch in batches:
-            if per_prompt:  # a prompt's samples depend on its own seed only: ask for the missing ones
-                heads = [
-                    ex for ex, s in batch if s == 0 and any((ex.id, k) not in done for k in range(samples))
-                ]
-                batch = [(ex, s) for ex in heads for s in range(samples)]
-                got = generator.generate(
-                    [task.render(ex) for ex in heads], n=samples, seeds=[seed + index[ex.id] for ex in heads]
-                )
-                completions = [[outs[s]] for outs in got for s in range(samples)]
-                finish = getattr(generator, "last_finish_reasons", None)
-                if isinstance(finish, list) and len(finish) == len(heads):
-                    finish = [[f[s] if s < len(f) else None] for f in finish for s in range(samples)]
+            if per_prompt:
+                answers = _generate_per_prompt(task, generator, examples, batch, samples, done, seed)
             else:
-                prompts = [task.render(ex) for ex, _ in batch]
-                completions = (
-                    generator.generate(prompts, n=1, call_seed=position)
-                    if seeded
-                    else generator.generate(prompts, n=1)
-                )
-                finish = getattr(generator, "last_finish_reasons", None)
-            if not isinstance(finish, list) or len(finish) != len(batch):
-                finish = [[None]] * len(batch)
-            rows = []
-            for (ex, s), outs, why in zip(batch, completions, finish, strict=True):
-                if (ex.id, s) in done:
-                    continue
-                rows.append(
-                    prediction_row(
-                        task,
-                        ex,
-                        s,
-                        outs[0],
-                        finish_reason=why[0] if why else None,  # "length": the truncation rate
-                        yes_probability=model_probability(task, generator, ex, outs[0]),
-                    ).to_dict()
-                )
+                answers = _generate_per_call(task, generator, batch, position)
+            rows = _new_rows(task, generator, answers, done)
             sink.write(rows)
             advance(len(rows))
+    return _rewrite_in_order(task, examples, pred_path, out, info)
 
+
+def _done_predictions(pred_path: Path, examples: Sequence[Example], samples: int) -> set[tuple[str, int]]:
+    """The (id, sample) pairs `pred_path` already holds (a torn last line repaired); an id that is not in
+    the data is a DataError (predictions from another dataset)."""
+    done: set[tuple[str, int]] = set()
+    if not pred_path.exists():
+        return done
+    ids = {ex.id for ex in examples}
+    for lineno, row in enumerate(read_jsonl(pred_path, repair_tail=True), start=1):
+        sample = sample_index(row.get("sample", 0), file=pred_path, row=lineno, samples=samples)
+        key = (str(row.get("id")), sample)
+        if key[0] not in ids:
+            raise DataError(
+                "id not in the evaluation data: predictions from another dataset?",
+                file=pred_path,
+                row=lineno,
+                field="id",
+            )
+        done.add(key)
+    return done
+
+
+def _missing_batches(
+    examples: Sequence[Example],
+    samples: int,
+    batch_size: int,
+    done: set[tuple[str, int]],
+    per_prompt: bool,
+) -> list[tuple[int, list[tuple[Example, int]]]]:
+    """(position, [(example, sample), …]) of each batch with a prediction missing.
+
+    Batches sit at fixed positions, and a generator that takes a `call_seed` gets the batch's position: a
+    resumed run regenerates exactly the batches that are missing, with the seeds an uninterrupted run used,
+    and writes only the rows it lacks (byte-identical output). A generator that takes all samples of a
+    prompt in one request (`samples_per_request`: endpoints, vLLM) gets batches of examples, each asked
+    for `samples` completions with the seed of its position in the data (`seed + index`), and only the
+    examples with a missing sample are asked again."""
+    if per_prompt:
+        units = [[(ex, s) for s in range(samples)] for ex in examples]
+    else:
+        units = [[(ex, s)] for ex in examples for s in range(samples)]
+    batches = []
+    for i in range(0, len(units), batch_size):
+        batch = [pair for unit in units[i : i + batch_size] for pair in unit]
+        if any((ex.id, s) not in done for ex, s in batch):
+            batches.append((i // batch_size, batch))
+    return batches
+
+
+def _generate_per_prompt(
+    task: Task,
+    generator: Generator,
+    examples: Sequence[Example],
+    batch: list[tuple[Example, int]],
+    samples: int,
+    done: set[tuple[str, int]],
+    seed: int,
+) -> list[Answer]:
+    """All `samples` of each example of `batch` with a missing one, in one request per example seeded by
+    its position in the data: a prompt's samples depend on its own seed only."""
+    index = {ex.id: i for i, ex in enumerate(examples)}
+    heads = [ex for ex, s in batch if s == 0 and any((ex.id, k) not in done for k in range(samples))]
+    got = generator.generate(
+        [task.render(ex) for ex in heads], n=samples, seeds=[seed + index[ex.id] for ex in heads]
+    )
+    return [
+        (ex, s, outs[s], why[s])
+        for ex, outs, why in zip(heads, got.completions, got.finish_reasons, strict=True)
+        for s in range(samples)
+    ]
+
+
+def _generate_per_call(
+    task: Task, generator: Generator, batch: list[tuple[Example, int]], position: int
+) -> list[Answer]:
+    """One completion for each (example, sample) of `batch` in one call, seeded by the batch's position
+    where the generator takes a `call_seed`."""
+    prompts = [task.render(ex) for ex, _ in batch]
+    if generator.capabilities.seeds_calls:
+        got = generator.generate(prompts, n=1, call_seed=position)
+    else:
+        got = generator.generate(prompts, n=1)
+    return [
+        (ex, s, outs[0], why[0])
+        for (ex, s), outs, why in zip(batch, got.completions, got.finish_reasons, strict=True)
+    ]
+
+
+def _new_rows(
+    task: Task, generator: Generator, answers: list[Answer], done: set[tuple[str, int]]
+) -> list[dict[str, Any]]:
+    """The prediction rows of the answers not yet written, each with its finish reason ("length": the
+    truncation rate) and the model's P(yes) where it gives one."""
+    return [
+        prediction_row(
+            task,
+            ex,
+            s,
+            text,
+            finish_reason=why,
+            yes_probability=model_probability(task, generator, ex, text),
+        ).to_dict()
+        for ex, s, text, why in answers
+        if (ex.id, s) not in done
+    ]
+
+
+def _rewrite_in_order(
+    task: Task, examples: Sequence[Example], pred_path: Path, out: Path, info: dict[str, Any]
+) -> dict[str, Any]:
+    """Rewrite the predictions in dataset order (atomically), then compute the metrics and report."""
+    by_id = {ex.id: ex for ex in examples}
     rows = read_jsonl(pred_path)
     order = {ex.id: i for i, ex in enumerate(examples)}
     unique = {
         (r["id"], int(r["sample"])): r for r in rows
     }  # a crash between write and fsync cannot duplicate,
     rows = sorted(unique.values(), key=lambda r: (order[r["id"]], int(r["sample"])))  # but be safe
-    for r in rows:  # rows written before the task reported an extra verdict get it now (resume)
-        if any(f"{v}_correct" not in r for v in task.extra_verdicts):
-            r.update(task.verify_extra(by_id[r["id"]], r.get("completion") or ""))
+    # rows written before an analysis added its fields (a run resumed after an upgrade) get them now
+    keys = set(row_fields(task, by_id[rows[0]["id"]], rows[0].get("completion") or "")) if rows else set()
+    for r in rows:
+        if not keys <= r.keys():
+            r.update(row_fields(task, by_id[r["id"]], r.get("completion") or ""))
     atomic_write_jsonl(pred_path, rows)
     return finalize(task, rows, out, info, examples)
 
@@ -386,26 +450,19 @@ def finalize(
     info: dict[str, Any],
     examples: Sequence[Example] = (),
 ) -> dict[str, Any]:
+    """metrics.json (the task's metrics and its analyses' blocks, the error analysis, the run record) and
+    report.md (with each analysis's section) from the prediction rows."""
     from ehrmind.eval.analysis import analyse
     from ehrmind.eval.analysis import report_lines as error_report_lines
-    from ehrmind.eval.reasoning_checks import report_lines, summarize_reasoning_checks
     from ehrmind.eval.report import write_report
 
-    metrics = task.metrics(rows)
-    errors = analyse(rows)
-    if examples and errors.get("n"):
-        errors.update(task.error_analysis({ex.id: ex for ex in examples}, rows))
-    metrics["errors"] = errors
-    checks = summarize_reasoning_checks(task, examples, rows) if examples else None
-    if checks is not None:  # tasks with reasoning checks (MedCalc): grounding and final-value rates
-        metrics["reasoning_checks"] = checks
+    metrics = task_metrics(task, rows, examples)
+    metrics["errors"] = errors = analyse(rows)
     metrics["run"] = {**info, "finished": datetime.now(UTC).isoformat(timespec="seconds")}
     atomic_write_json(out / METRICS, metrics)
-    sections, check_lines = task.report_sections(metrics), report_lines(checks)
-    extra = [*sections, *([""] if sections and check_lines else []), *check_lines]
-    failure_lines = error_report_lines(errors)
-    extra = [*extra, *([""] if extra and failure_lines else []), *failure_lines]
-    write_report(out, metrics, task.group_fields, extra=extra, verdicts=task.extra_verdicts, rows=rows)
+    sections, failure_lines = report_sections(task, metrics), error_report_lines(errors)
+    extra = [*sections, *([""] if sections and failure_lines else []), *failure_lines]
+    write_report(out, metrics, task.groups.by, extra=extra, verdicts=verdict_names(task), rows=rows)
     return metrics
 
 

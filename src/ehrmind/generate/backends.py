@@ -8,8 +8,9 @@ rationales, and one factory that builds the generator from it.
   serve`), `--concurrency` requests in flight over pooled connections. Nothing leaves the machine unless
   a URL is given.
 
-Every generator has `generate(prompts, n)`; the evaluation runner reads the optional capabilities
-(`seeds_calls`, `samples_per_request`, `last_finish_reasons`, `choice_logprobs`, `describe`).
+Every generator is an `ehrmind.generate.base.Generator`: `generate(prompts, n) -> Generated` (completions
+and their finish reasons), `describe()`, and the `capabilities` it declares (`samples_per_request`,
+`seeds_calls`, `choice_logprobs`, …), which callers read instead of probing for attributes.
 
 Backends are a registry, not a closed list: `@register_backend("sglang")` on a `build(model, settings,
 backend)` function makes `--backend sglang` work in every command, and an installed package declares its
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ehrmind.errors import ConfigError
+from ehrmind.generate.base import Generator
 from ehrmind.generate.settings import GenerationSettings
 
 log = logging.getLogger(__name__)
@@ -36,7 +38,7 @@ class BackendKind:
 
     name: str
     build: Callable[[str, GenerationSettings, Backend], Any]
-    """`build(model, settings, backend)` → a generator (`generate(prompts, n)`; see `ehrmind.eval.runner`)."""
+    """`build(model, settings, backend)` → a generator (`ehrmind.generate.base.Generator`)."""
     endpoint: bool = False
     """Generates at a URL (`--url`, `--api-key-env`, `--concurrency`, `--logprobs`), not from a model it loads
     (`--revision`, `--trust-remote-code`, `--device`)."""
@@ -212,8 +214,9 @@ class Backend:
         return key
 
 
-def make_generator(model: str, settings: GenerationSettings, backend: Backend | None = None) -> Any:
-    """The generator for `model` (a folder or Hub id; for an endpoint, the served model name)."""
+def make_generator(model: str, settings: GenerationSettings, backend: Backend | None = None) -> Generator:
+    """The generator for `model` (a folder or Hub id; for an endpoint, the served model name): the one
+    factory of eval, diagnose, matrix, rationales and `ehrmind serve`."""
     backend = backend or Backend()
     if backend.factory is not None:
         return backend.factory(model, settings)

@@ -6,44 +6,30 @@ import hashlib
 import logging
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from ehrmind.errors import ConfigError
+from ehrmind.generate.base import Capabilities, Generated
 from ehrmind.generate.chat import render_prompt
 from ehrmind.generate.settings import GenerationSettings
+from ehrmind.models import load_pretrained
 
 log = logging.getLogger(__name__)
 
 
-def load_pretrained(model: str, dtype: Any, **model_kwargs: Any) -> tuple[Any, Any]:
-    """(tokenizer, model) from a local folder or a Hub id, the tokenizer with a pad token. A local path that
-    is missing or holds no model is a ConfigError naming it: transformers would take it for a Hub repo id
-    and fail with a traceback about repo-id syntax (issue #16, cause 9)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    path = Path(model).expanduser()
-    if path.exists() or model.startswith((".", "/", "~")) or model.count("/") > 1 or "\\" in model:
-        if not path.exists():
-            raise ConfigError(f"model folder not found: {model}")
-        if not (path / "config.json").is_file():
-            raise ConfigError(
-                f"{model} is not a model folder (no config.json): give a folder written by save_pretrained, "
-                "or a Hugging Face Hub id"
-            )
-    try:
-        shared = {k: model_kwargs[k] for k in ("revision", "trust_remote_code") if k in model_kwargs}
-        tokenizer = AutoTokenizer.from_pretrained(model, **shared)
-        loaded = AutoModelForCausalLM.from_pretrained(model, **{"dtype": dtype, **model_kwargs})
-    except OSError as e:  # not found on the Hub, offline, gated, a folder missing its weights …
-        raise ConfigError(f"cannot load model {model!r}: {e}") from None
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer, loaded
-
-
 class HFGenerator:
     """Loads a model once; generates completions for batches of chat prompts."""
+
+    capabilities = Capabilities(
+        seeds_prompts=True,
+        seeds_calls=True,
+        choice_logprobs=True,
+        next_token_logprobs=True,
+        token_usage=True,
+    )
+    """`generate` takes `seeds`, one per prompt (a prompt's samples then depend only on (prompt, settings,
+    seed), not on the prompts that share the call: `ehrmind serve` batches seeded requests on it), or
+    `call_seed` (evaluation seeds each batch by its position)."""
 
     def __init__(
         self,
@@ -73,8 +59,6 @@ class HFGenerator:
 
             warn_if_busy("generation")
         self._calls = 0
-        self.seeds_calls = True
-        """`generate` takes `call_seed` (evaluation seeds each batch by its position)."""
 
     def _own_generation_config(self) -> dict[str, Any]:
         """Replace the model's generation config by one that holds only its special tokens, so sampling is
@@ -129,10 +113,6 @@ class HFGenerator:
         temperature and top-p, and no top-k (transformers' default would be 50; vLLM has none)."""
         return {"temperature": self.settings.temperature, "top_p": self.settings.top_p, "top_k": 0}
 
-    seeds_prompts = True
-    """`generate` takes `seeds`, one per prompt: a prompt's samples then depend only on (prompt, settings,
-    seed), not on the prompts that share the call (`ehrmind serve` batches seeded requests on it)."""
-
     def generate(
         self,
         prompts: list[list[dict[str, str]]],
@@ -140,8 +120,9 @@ class HFGenerator:
         *,
         call_seed: int | None = None,
         seeds: Sequence[int] | None = None,
-    ) -> list[list[str]]:
-        """`n` completions for each prompt (special tokens stripped).
+    ) -> Generated:
+        """`n` completions for each prompt (special tokens stripped), each with its finish reason: "stop" (an
+        end-of-sequence token) or "length" (cut at max_new_tokens), as OpenAI's `finish_reason`.
 
         Sampling draws from one of two kinds of random stream:
         - `seeds` (one per prompt): sample j of prompt i draws from its own generator, seeded from
@@ -190,11 +171,11 @@ class HFGenerator:
         new_tokens = out[:, enc["input_ids"].shape[1] :]
         decoded = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
         stops = self._eos_ids()
-        finish = ["stop" if stops & set(seq.tolist()) else "length" for seq in new_tokens]
-        self.last_finish_reasons = [finish[i * n : (i + 1) * n] for i in range(len(prompts))]
-        """Per prompt and completion of the last call: "stop" (an end-of-sequence token) or "length" (cut
-        at max_new_tokens), as OpenAI's `finish_reason`."""
-        return [decoded[i * n : (i + 1) * n] for i in range(len(prompts))]
+        finish: list[str | None] = ["stop" if stops & set(seq.tolist()) else "length" for seq in new_tokens]
+        rows = range(len(prompts))
+        return Generated(
+            [decoded[i * n : (i + 1) * n] for i in rows], [finish[i * n : (i + 1) * n] for i in rows]
+        )
 
     def _sampling_warpers(self, knobs: dict[str, Any]) -> list[Any]:
         """The warpers transformers' own sampling applies (`GenerationMixin._get_logits_processor` with
@@ -285,6 +266,13 @@ class HFGenerator:
             (self.tokenizer.decode([int(i)]), float(lp))
             for lp, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)
         ]
+
+    def token_usage(self, messages: list[dict[str, str]], texts: Sequence[str]) -> dict[str, int]:
+        """The tokens of a prompt and of its completions, as an OpenAI reply's `usage` counts them."""
+        tok = self.tokenizer
+        prompt = len(tok(self.prompt_text(messages), add_special_tokens=False)["input_ids"])
+        completion = sum(len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts)
+        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
     def _check_context(self, longest_prompt: int) -> None:
         """Refuse, rather than silently truncate, a prompt the model cannot hold with its answer."""

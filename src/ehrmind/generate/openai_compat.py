@@ -1,7 +1,8 @@
 """Generation through any OpenAI-compatible chat endpoint (`POST {base_url}/chat/completions`).
 
-Same interface as `HFGenerator`: `generate(prompts, n) -> list[list[str]]`. HTTP through one pooled `httpx`
-client (connections are reused across requests and threads; `concurrency` requests in flight at once).
+Same interface as `HFGenerator`: `generate(prompts, n) -> Generated` (completions and finish reasons). HTTP
+through one pooled `httpx` client (connections are reused across requests and threads; `concurrency`
+requests in flight at once).
 Nothing leaves the machine unless the caller gives the URL.
 
 - All `n` samples of a prompt are asked for in one request (`n`); a server that returns fewer choices
@@ -24,12 +25,13 @@ Nothing leaves the machine unless the caller gives the URL.
   httpx's own INFO line per request is silenced (its loggers set to WARNING unless already configured).
 - A final assistant message (prefill) is continued: the request carries vLLM's
   `continue_final_message: true, add_generation_prompt: false` (`ehrmind serve` continues it always). The
-  Task prepends the part of the output contract it supplied when verifying (`Task.contract_prefix`).
+  Task prepends the part of the output contract it supplied when verifying (`Contract.prefix`).
   OpenAI's own API does not continue an assistant message; `prefill_fields=False` leaves the flags out.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import json
 import logging
@@ -45,6 +47,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from ehrmind.errors import ConfigError, UserError
+from ehrmind.generate.base import Capabilities, Generated
 from ehrmind.generate.settings import GenerationSettings
 
 T = TypeVar("T")
@@ -89,6 +92,11 @@ def public_url(url: str) -> str:
 
 class OpenAICompatGenerator:
     """Chat completions from an OpenAI-compatible server (OpenAI, vLLM, TGI, llama.cpp, `ehrmind serve`, …)."""
+
+    capabilities = Capabilities(samples_per_request=True, seeds_prompts=True, choice_logprobs=True)
+    """`generate` asks for all `n` samples of a prompt at once and takes `seeds`, one per prompt (the
+    evaluation runner then batches by example, not by (example, sample)); `choice_logprobs` asks the endpoint
+    only when made with `logprobs=True` (an instance made without it declares no `choice_logprobs`)."""
 
     def __init__(
         self,
@@ -136,9 +144,8 @@ class OpenAICompatGenerator:
         """HTTP requests made so far, retries included."""
         self._count_lock = threading.Lock()
         self._http: Any = None
-        self.samples_per_request = True
-        """`generate` asks for all `n` samples of a prompt at once and takes `seeds`, one per prompt (the
-        evaluation runner then batches by example, not by (example, sample))."""
+        if not logprobs:  # nothing to ask: the runner need not call `choice_logprobs`
+            self.capabilities = dataclasses.replace(type(self).capabilities, choice_logprobs=False)
 
     def describe(self) -> dict[str, Any]:
         """What the run record keeps about this backend (never the key)."""
@@ -192,8 +199,9 @@ class OpenAICompatGenerator:
     # ------------------------------------------------------------------ interface
     def generate(
         self, prompts: list[list[dict[str, str]]], n: int = 1, *, seeds: Sequence[int] | None = None
-    ) -> list[list[str]]:
-        """`n` completions for each prompt, in order. Each prompt is one request for all `n` (`concurrency`
+    ) -> Generated:
+        """`n` completions for each prompt, in order, with the server's `finish_reason`s ("length": cut at
+        max_tokens; None where it gave none). Each prompt is one request for all `n` (`concurrency`
         at a time), with `seeds[i]` as its seed (default: the settings' seed); the first request that
         finally fails stops the call with EndpointError."""
         if n < 1:
@@ -208,10 +216,9 @@ class OpenAICompatGenerator:
         else:
             with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
                 done = list(pool.map(lambda job: self._complete(job[0], n, job[1]), jobs))
-        self.last_finish_reasons = [[f for _, f in choices] for choices in done]
-        """Per prompt and completion of the last call: the server's `finish_reason` ("length": cut at
-        max_tokens), None where it gave none."""
-        return [[t for t, _ in choices] for choices in done]
+        return Generated(
+            [[t for t, _ in choices] for choices in done], [[f for _, f in choices] for choices in done]
+        )
 
     def _complete(self, messages: list[dict[str, str]], n: int, seed: int) -> list[tuple[str, str | None]]:
         out: list[tuple[str, str | None]] = []

@@ -1,4 +1,5 @@
-"""`ehrmind serve`: a minimal OpenAI-compatible server over `HFGenerator`, for local teachers and tests.
+"""`ehrmind serve`: a minimal OpenAI-compatible server over a generator (`HFGenerator` by default, built by
+the backend factory as `ehrmind eval` builds it), for local teachers and tests.
 
 Endpoints: `POST /v1/chat/completions` (messages, temperature, top_p, max_tokens / max_completion_tokens,
 n, seed, and logprobs / top_logprobs for one token; no streaming), `GET /v1/models`, `GET /health`. Prompts
@@ -51,11 +52,14 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ehrmind.errors import ConfigError
 from ehrmind.generate.settings import GenerationSettings
 from ehrmind.trained import SERVED_KEY
+
+if TYPE_CHECKING:
+    from ehrmind.generate.backends import Backend
 
 log = logging.getLogger(__name__)
 
@@ -169,11 +173,14 @@ class ChatBackend:
             raise ConfigError(f"batch_wait_ms must be from 0 to 10000, got {batch_wait_ms!r}")
         self.generator = generator
         self.trained = trained
-        self.model_name = model_name or str(getattr(generator, "name", "model"))
-        self.defaults: GenerationSettings = generator.settings
+        self.model_name = model_name or str(generator.name)
+        self.defaults: GenerationSettings = generator.settings or GenerationSettings()
         """Settings for what a request leaves out, read once: the worker swaps `generator.settings`."""
-        self.seeds_prompts = bool(getattr(generator, "seeds_prompts", False))
+        self.seeds_prompts = generator.capabilities.seeds_prompts
         """The generator samples each prompt from its own seed (`HFGenerator`): seeded requests batch."""
+        context = generator.describe().get("context_tokens")
+        self.context_tokens: int | None = context if _integer(context) and context > 0 else None
+        """The model's context in tokens (`describe()`'s `context_tokens`; None: unknown)."""
         self.max_batch = max_batch
         self.batch_wait = batch_wait_ms / 1000
         self.requests_served = 0
@@ -218,7 +225,7 @@ class ChatBackend:
             {
                 "index": i,
                 "message": {"role": "assistant", "content": t},
-                "finish_reason": finish[i] if i < len(finish) else "stop",
+                "finish_reason": (finish[i] if i < len(finish) else None) or "stop",
             }
             for i, t in enumerate(texts)
         ]
@@ -341,16 +348,13 @@ class ChatBackend:
                 seeding: dict[str, Any] = {}
                 if first.seeded and first.seeds_prompts:  # each prompt samples from its own seed
                     seeding = {"seeds": [job.settings.seed for job in group]}
-                elif first.seeded and getattr(gen, "seeds_calls", False):
+                elif first.seeded and gen.capabilities.seeds_calls:
                     # a seeded job alone: its sampling starts from its own seed, whatever ran before it
                     seeding = {"call_seed": 0}
-                texts = gen.generate(prompts, n=first.n, **seeding)
-                finish = getattr(gen, "last_finish_reasons", None)
-                if not isinstance(finish, list) or len(finish) != len(group):
-                    finish = [[]] * len(group)
+                got = gen.generate(prompts, n=first.n, **seeding)
                 results = [
                     (t, f, self._usage(job.messages, t))
-                    for job, t, f in zip(group, texts, finish, strict=True)
+                    for job, t, f in zip(group, got.completions, got.finish_reasons, strict=True)
                 ]
         finally:
             gen.settings = old
@@ -371,36 +375,34 @@ class ChatBackend:
         }
 
     def _parse(self, body: Any) -> tuple[list[dict[str, str]], int, GenerationSettings]:
+        """A request body's (messages, n, settings), or BadRequest naming what is wrong."""
         if not isinstance(body, dict):
             raise BadRequest("the request body must be a JSON object")
         if body.get("stream"):
             raise BadRequest("streaming is not supported; send stream=false")
-        messages = body.get("messages")
+        clean = self._messages(body.get("messages"))
+        n = body.get("n", 1)
+        if not _integer(n) or not 1 <= n <= MAX_N:
+            raise BadRequest(f"'n' must be an integer from 1 to {MAX_N}")
+        settings = self._settings(body)
+        if n > 1 and settings.temperature == 0:
+            raise BadRequest("n > 1 with temperature 0 gives identical completions; set temperature > 0")
+        return clean, n, settings
+
+    def _messages(self, messages: Any) -> list[dict[str, str]]:
+        """The request's messages as `{"role", "content"}` text, if they can fit the model's context."""
         if not isinstance(messages, list) or not messages:
             raise BadRequest("'messages' must be a non-empty list")
-        clean = []
-        for i, m in enumerate(messages):
-            if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant"):
-                raise BadRequest(f"messages[{i}] needs a role of system, user or assistant")
-            content = m.get("content")
-            if isinstance(content, list):  # content parts: keep the text ones
-                texts = [
-                    p.get("text") for p in content if isinstance(p, dict) and p.get("type", "text") == "text"
-                ]
-                if not all(isinstance(t, str) for t in texts):
-                    raise BadRequest(f"messages[{i}].content: a text part needs a string 'text'")
-                content = "".join(texts)
-            if not isinstance(content, str):
-                raise BadRequest(f"messages[{i}].content must be a string")
-            clean.append({"role": m["role"], "content": content})
+        clean = [_message(i, m) for i, m in enumerate(messages)]
         limit = self.max_prompt_chars()
         if limit is not None and sum(len(m["content"]) for m in clean) > limit:
             raise BadRequest(
                 f"the messages are longer than {limit:,} characters: they cannot fit the model's context"
             )
-        n = body.get("n", 1)
-        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_N:
-            raise BadRequest(f"'n' must be an integer from 1 to {MAX_N}")
+        return clean
+
+    def _settings(self, body: dict[str, Any]) -> GenerationSettings:
+        """The request's sampling parameters over the server's defaults (absent or null: OpenAI's)."""
         base = self.defaults
 
         def get(key: str, default: Any) -> Any:  # absent or null: OpenAI's default
@@ -408,16 +410,9 @@ class ChatBackend:
 
         max_tokens = get("max_completion_tokens", get("max_tokens", base.max_new_tokens))
         temperature, top_p, seed = get("temperature", 1.0), get("top_p", 1.0), get("seed", base.seed)
-        if not _integer(max_tokens) or max_tokens < 1:
-            raise BadRequest("bad sampling parameter: 'max_tokens' must be a positive integer")
-        if not _number(temperature) or not 0 <= temperature <= 2:
-            raise BadRequest("bad sampling parameter: 'temperature' must be a number from 0 to 2")
-        if not _number(top_p) or not 0 < top_p <= 1:
-            raise BadRequest("bad sampling parameter: 'top_p' must be a number in (0, 1]")
-        if not _integer(seed) or not 0 <= seed <= MAX_SEED:
-            raise BadRequest(f"bad sampling parameter: 'seed' must be an integer from 0 to {MAX_SEED}")
+        _check_sampling(max_tokens, temperature, top_p, seed)
         try:
-            settings = replace(
+            return replace(
                 base,
                 samples=1,  # n is the request's own; the settings describe one completion
                 max_new_tokens=max_tokens,
@@ -427,9 +422,6 @@ class ChatBackend:
             )
         except (TypeError, ValueError) as e:  # ConfigError is a ValueError
             raise BadRequest(f"bad sampling parameter: {e}") from None
-        if n > 1 and settings.temperature == 0:
-            raise BadRequest("n > 1 with temperature 0 gives identical completions; set temperature > 0")
-        return clean, n, settings
 
     def _logprobs(
         self, body: dict[str, Any], messages: list[dict[str, str]], n: int, settings: GenerationSettings
@@ -444,8 +436,7 @@ class ChatBackend:
             raise BadRequest(
                 "ehrmind serve returns log-probabilities for one token only: send max_tokens=1, n=1"
             )
-        scorer = getattr(self.generator, "next_token_logprobs", None)
-        if scorer is None:
+        if not self.generator.capabilities.next_token_logprobs:
             raise BadRequest("this backend gives no log-probabilities")
         top = self._submit(_Job(messages, 1, settings, seeded=False, top_logprobs=k))
         listed = [{"token": t, "logprob": lp, "bytes": list(t.encode("utf-8"))} for t, lp in top]
@@ -462,17 +453,40 @@ class ChatBackend:
 
     def max_prompt_chars(self) -> int | None:
         """The longest prompt worth tokenizing: `CHARS_PER_TOKEN_LIMIT` per token of the model's context."""
-        config = getattr(getattr(self.generator, "model", None), "config", None)
-        context = getattr(config, "max_position_embeddings", None)
-        return int(context) * CHARS_PER_TOKEN_LIMIT if isinstance(context, int) and context > 0 else None
+        return self.context_tokens * CHARS_PER_TOKEN_LIMIT if self.context_tokens else None
 
     def _usage(self, messages: list[dict[str, str]], texts: list[str]) -> dict[str, int]:
-        tok = getattr(self.generator, "tokenizer", None)
-        if tok is None or not hasattr(self.generator, "prompt_text"):
+        """The reply's `usage` block, from a generator that counts tokens (`token_usage`); else none."""
+        if not self.generator.capabilities.token_usage:
             return {}
-        prompt = len(tok(self.generator.prompt_text(messages), add_special_tokens=False)["input_ids"])
-        completion = sum(len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts)
-        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+        return self.generator.token_usage(messages, texts)
+
+
+def _message(i: int, m: Any) -> dict[str, str]:
+    """Message `i` of a request as `{"role", "content"}`, its content parts joined (the text ones)."""
+    if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant"):
+        raise BadRequest(f"messages[{i}] needs a role of system, user or assistant")
+    content = m.get("content")
+    if isinstance(content, list):  # content parts: keep the text ones
+        texts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type", "text") == "text"]
+        if not all(isinstance(t, str) for t in texts):
+            raise BadRequest(f"messages[{i}].content: a text part needs a string 'text'")
+        content = "".join(texts)
+    if not isinstance(content, str):
+        raise BadRequest(f"messages[{i}].content must be a string")
+    return {"role": m["role"], "content": content}
+
+
+def _check_sampling(max_tokens: Any, temperature: Any, top_p: Any, seed: Any) -> None:
+    """BadRequest for the first sampling parameter out of range."""
+    if not _integer(max_tokens) or max_tokens < 1:
+        raise BadRequest("bad sampling parameter: 'max_tokens' must be a positive integer")
+    if not _number(temperature) or not 0 <= temperature <= 2:
+        raise BadRequest("bad sampling parameter: 'temperature' must be a number from 0 to 2")
+    if not _number(top_p) or not 0 < top_p <= 1:
+        raise BadRequest("bad sampling parameter: 'top_p' must be a number in (0, 1]")
+    if not _integer(seed) or not 0 <= seed <= MAX_SEED:
+        raise BadRequest(f"bad sampling parameter: 'seed' must be an integer from 0 to {MAX_SEED}")
 
 
 def _integer(v: Any) -> bool:
@@ -704,31 +718,27 @@ def make_server(
         raise
 
 
-def serve(
+def model_server(
     model: str,
     host: str = "127.0.0.1",
     port: int = 8000,
     settings: GenerationSettings | None = None,
     *,
-    device: str = "cpu",
+    backend: Backend | None = None,
     model_name: str | None = None,
-    on_ready: Any = None,
     max_batch: int = MAX_BATCH,
     batch_wait_ms: float = BATCH_WAIT_MS,
-) -> None:
-    """Load `model` with HFGenerator and serve it until interrupted. A folder ehrmind trained is rendered with
-    its training's chat-template variables, and its trained prompt is published in `/v1/models`
-    (`ehrmind.trained`)."""
-    from ehrmind.generate.hf import HFGenerator
+) -> _BoundedServer:
+    """`make_server` over `model`, its generator built as `ehrmind eval` builds one (`make_generator` with
+    `backend`: transformers on the CPU by default). A folder ehrmind trained is rendered with its training's
+    chat-template variables unless `backend` gives others (`Backend.for_model`), and its trained prompt is
+    published in `/v1/models` (`ehrmind.trained`)."""
+    from ehrmind.generate.backends import Backend, make_generator
     from ehrmind.trained import TrainedPrompt
 
+    backend = (backend or Backend()).for_model(model)
     trained = TrainedPrompt.of(model)
-    generator = HFGenerator(
-        model,
-        settings or GenerationSettings(),
-        device=device,
-        chat_template_kwargs=trained.chat_template_kwargs if trained else None,
-    )
+    generator = make_generator(model, settings or GenerationSettings(), backend)
     if trained is not None:
         log.info(
             "%s was trained on %s with %s: published in /v1/models for ehrmind eval --url",
@@ -736,7 +746,7 @@ def serve(
             trained.task,
             ", ".join(f"{k}={v!r}"[:60] for k, v in trained.options.items()) or "the task's defaults",
         )
-    server = make_server(
+    return make_server(
         generator,
         host,
         port,
@@ -745,6 +755,12 @@ def serve(
         batch_wait_ms=batch_wait_ms,
         trained=trained.recipe() if trained else None,
     )
+
+
+def serve(model: str, *args: Any, on_ready: Any = None, **options: Any) -> None:
+    """Serve `model` (`model_server`, which takes the other arguments) until interrupted; `on_ready(url)` once
+    it listens."""
+    server = model_server(model, *args, **options)
     h, p = server.server_address[:2]
     url = f"http://{h if ':' not in str(h) else f'[{h}]'}:{p}/v1"
     if on_ready is not None:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ehrmind.errors import ConfigError
+from ehrmind.generate.base import Capabilities, Generated
 from ehrmind.generate.settings import GenerationSettings
 
 INSTALL = "pip install 'ehrmind[vllm]' (vLLM needs a CUDA GPU; on CPU use --backend hf)"
@@ -45,6 +46,9 @@ def _folder_generation_config(model: str, engine_kwargs: dict[str, Any]) -> dict
 class VLLMGenerator:
     """Loads `model` into a vLLM engine once; generates completions for batches of chat prompts."""
 
+    capabilities = Capabilities(samples_per_request=True, seeds_prompts=True, choice_logprobs=True)
+    """`generate` takes `n` samples per prompt in one request and `seeds`, one per prompt."""
+
     def __init__(
         self,
         model: str,
@@ -61,8 +65,6 @@ class VLLMGenerator:
         self.engine_kwargs = dict(engine_kwargs)
         self.llm = vllm.LLM(model=model, seed=self.settings.seed, **engine_kwargs)
         self.ignored_generation_config = _folder_generation_config(model, engine_kwargs)
-        self.samples_per_request = True
-        """`generate` takes `n` samples per prompt in one request and `seeds`, one per prompt."""
 
     def describe(self) -> dict[str, Any]:
         """What the run record keeps: the backend, vLLM's version and the engine's arguments."""
@@ -115,27 +117,26 @@ class VLLMGenerator:
 
     def generate(
         self, prompts: list[list[dict[str, str]]], n: int = 1, *, seeds: Sequence[int] | None = None
-    ) -> list[list[str]]:
-        """`n` completions for each prompt, in order; `seeds[i]` seeds prompt i (default: the settings')."""
+    ) -> Generated:
+        """`n` completions for each prompt, in order, with their finish reasons ("stop", or "length": cut at
+        max_new_tokens); `seeds[i]` seeds prompt i (default: the settings')."""
         if n < 1:
             raise ConfigError(f"n must be >= 1, got {n}")
         if not prompts:
-            self.last_finish_reasons = []
-            return []
+            return Generated([], [])
         seeds = list(seeds) if seeds is not None else [self.settings.seed] * len(prompts)
         if len(seeds) != len(prompts):
             raise ConfigError(f"{len(seeds)} seeds for {len(prompts)} prompts")
         outputs = self._chat(prompts, [self._params(n, s) for s in seeds])
-        texts, finish = [], []
+        texts: list[list[str]] = []
+        finish: list[list[str | None]] = []
         for out in outputs:
             choices = list(out.outputs)[:n]
             texts.append([c.text for c in choices])
             finish.append(
                 [c.finish_reason if c.finish_reason in ("stop", "length") else None for c in choices]
             )
-        self.last_finish_reasons = finish
-        """Per prompt and completion of the last call: "stop" or "length" (cut at max_new_tokens)."""
-        return texts
+        return Generated(texts, finish)
 
     def choice_logprobs(
         self, prompt: list[dict[str, str]], prefix: str, choices: Sequence[str]

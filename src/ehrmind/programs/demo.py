@@ -31,7 +31,7 @@ from ehrmind.io import atomic_write_json, atomic_write_text
 from ehrmind.programs.experiment import (
     REPORTED_DIAGNOSIS,
     compare,
-    evaluate,
+    evaluate_stage,
     fmt_diff,
     learning_curve,
     synthetic_split,
@@ -131,6 +131,7 @@ def run_demo(
     """Run (or resume) the demo into `out_dir`; returns the path of `report.md`."""
     from ehrmind.eval.diagnose import DiagnosisSettings, run_diagnose
     from ehrmind.generate.settings import GenerationSettings
+    from ehrmind.tasks.medcalc.tiny_corpus import tiny_corpus
     from ehrmind.train.recipe import load_recipe
     from ehrmind.train.rl import run_rl
     from ehrmind.train.sft import run_sft
@@ -187,7 +188,7 @@ def run_demo(
             corpus = [opts["system_prompt"] or ""]
             for ex in splits["sft"] + splits["rl"]:
                 corpus += [ex.input["note"], ex.input["question"], str(ex.metadata.get("explanation", ""))]
-            build_tiny_model(model_dir, size=s.size, seed=seed, corpus=corpus)
+            build_tiny_model(model_dir, size=s.size, seed=seed, corpus=corpus, texts=tiny_corpus())
         info = json.loads((model_dir / "ehrmind_tiny.json").read_text(encoding="utf-8"))
         info["label"] = f"{info['n_parameters'] / 1e6:.1f}M-parameter {s.size} model"
     clock("model", t0)
@@ -202,7 +203,7 @@ def run_demo(
 
     def stage_eval(stage: str, model: Path, step: int) -> None:
         t = time.monotonic()
-        stage_metrics[stage], rows[stage] = evaluate(
+        stage_metrics[stage], rows[stage] = evaluate_stage(
             task,
             eval_examples,
             eval_path,
@@ -582,7 +583,7 @@ def write_demo_report(
         "",
         "Per-stage reports: [before](eval/base/report.md), [after SFT](eval/sft/report.md), "
         "[after GRPO](eval/rl/report.md); diagnosis: [diagnosis/report.md](diagnosis/report.md). Recipe: "
-        f"`{recipe_name}`; run records: `sft/ehrmind_run.json`, `rl/ehrmind_run.json`.",
+        f"`{recipe_name}`; training records: `sft/ehrmind_run.json`, `rl/ehrmind_run.json`.",
         "",
     ]
     report = out / "report.md"

@@ -75,7 +75,7 @@ def synthetic_split(
     return out_dir / name / EXAMPLES, examples
 
 
-def evaluate(
+def evaluate_stage(
     task: Task,
     examples: Sequence[Example],
     data: Path,
@@ -163,7 +163,7 @@ def learning_curve(
     if start:
         points.append(_point(0, [r for r in start if str(r["id"]) in ids]))
     for step, path in checkpoints(run_dir):
-        _, rows = evaluate(
+        _, rows = evaluate_stage(
             task,
             examples,
             data,

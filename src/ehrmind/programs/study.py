@@ -32,7 +32,7 @@ from ehrmind.programs.demo import _pct, finished, teacher_rationales
 from ehrmind.programs.experiment import (
     REPORTED_DIAGNOSIS,
     compare,
-    evaluate,
+    evaluate_stage,
     fmt_diff,
     item_scores,
     synthetic_split,
@@ -106,6 +106,7 @@ def run_study(
     from ehrmind.generate.settings import GenerationSettings
     from ehrmind.recipes import STUDY
     from ehrmind.snapshot import EXAMPLES, write_snapshot
+    from ehrmind.tasks.medcalc.tiny_corpus import tiny_corpus
     from ehrmind.train.recipe import load_recipe
     from ehrmind.train.rl import run_rl
     from ehrmind.train.sft import run_sft
@@ -169,7 +170,7 @@ def run_study(
         corpus = [opts["system_prompt"] or ""]
         for ex in splits["general"] + warmup + splits["rl"]:
             corpus += [ex.input["note"], ex.input["question"], str(ex.metadata.get("explanation", ""))]
-        build_tiny_model(model_dir, size=s.size, seed=s.general_seed, corpus=corpus)
+        build_tiny_model(model_dir, size=s.size, seed=s.general_seed, corpus=corpus, texts=tiny_corpus())
     model_info = json.loads((model_dir / "ehrmind_tiny.json").read_text(encoding="utf-8"))
 
     # 3. the general model: the demo's warm-up, on A only
@@ -196,7 +197,7 @@ def run_study(
 
     def eval_arm(model: Path, name: str) -> list[dict[str, Any]]:
         t = time.monotonic()
-        _, rows = evaluate(
+        _, rows = evaluate_stage(
             task,
             eval_examples,
             eval_path,

@@ -41,7 +41,7 @@ class _Verdicts:
 
 def reward_functions(task: Task, examples: Sequence[Example]) -> list[RewardFunc]:
     verdicts = _Verdicts(task, examples)
-    w = task.weights
+    w = task.options.reward_weights
 
     def ok(s: Score) -> bool:
         return s.format_ok if s.reward_format_ok is None else s.reward_format_ok

@@ -30,17 +30,17 @@ PREFILL_AGENT = "ehrmind_prefill"
 
 def verl_rows(task: Task, examples: Sequence[Example], split: str = "train") -> list[dict[str, Any]]:
     options = {
-        "mode": task.mode,
-        "prefill": task.prefill_text or False,
-        "system_prompt": task.system_prompt,
-        "reward_weights": vars(task.weights),
+        "mode": task.contract.mode,
+        "prefill": task.contract.prefill or False,
+        "system_prompt": task.options.system_prompt,
+        "reward_weights": vars(task.options.reward_weights),
     }
     rows = []
     for i, ex in enumerate(examples):
         messages = task.render(ex)
         row: dict[str, Any] = {
             "data_source": f"ehrmind/{task.name}",
-            "prompt": messages[:-1] if task.prefill_text else messages,
+            "prompt": messages[:-1] if task.contract.prefill else messages,
             "ability": str(ex.metadata.get("category") or task.name),
             "reward_model": {"style": "rule", "ground_truth": json.dumps(ex.target, ensure_ascii=False)},
             "extra_info": {
@@ -51,9 +51,9 @@ def verl_rows(task: Task, examples: Sequence[Example], split: str = "train") -> 
                 "task_options": json.dumps(options),
             },
         }
-        if task.prefill_text:
+        if task.contract.prefill:
             row["agent_name"] = PREFILL_AGENT
-            row["extra_info"]["prefill"] = task.prefill_text
+            row["extra_info"]["prefill"] = task.contract.prefill
         rows.append(row)
     return rows
 

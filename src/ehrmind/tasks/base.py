@@ -1,30 +1,33 @@
-"""The Task contract: load → Example, render → chat messages, verify → Score, metrics → dict.
+"""The small Task core: load → Example, render → chat messages, verify → Score.
 
-A Task instance carries the prompt options (mode, prefill, reward weights), so the same object renders
-the prompt and verifies the completion: it always knows whether the prompt ended with a prefill.
+A family writes five methods (`records_to_examples`, `task_text`, `user_prompt`, `judge`, `gold_value`) and
+declares its `Options`, `contract`, `groups` and `analyses`; `render` and `verify` are final. A Task instance
+carries its options (mode, prefill, reward weights, the family's own), so the same object renders the prompt
+and verifies the completion: it always knows whether the prompt ended with a prefill. Optional hooks (names
+with one underscore, below the core) let a family refine loading and scoring; generic code never calls them.
 """
 
 from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, ClassVar, Literal, final
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ehrmind.contract import PAPER_PREFILL as PAPER_PREFILL
+from ehrmind.contract import Contract
 from ehrmind.errors import ConfigError, DataError
 from ehrmind.io import read_table
-from ehrmind.parsing import THINK_OPEN, check_contract, find_json_with_key
-from ehrmind.types import Example, Extraction, RewardWeights, Score
+from ehrmind.tasks.analysis import Analysis, Groups
+from ehrmind.types import Example, RewardWeights, Score
 
 log = logging.getLogger(__name__)
 
 PromptMode = Literal["reasoning", "direct", "one-shot"]
 """The prompt modes; the one declaration (recipes, the CLI and `TaskOptions` use it)."""
-PAPER_PREFILL = "Let me solve this step by step.\n<think>"
 
 
 class TaskOptions(BaseModel):
@@ -41,71 +44,71 @@ class TaskOptions(BaseModel):
         False, description="Prefill the assistant turn (true = the paper's opening, or the text to prefill)."
     )
     system_prompt: str | None = Field(None, description="Replace the task's system prompt.")
-    reward_weights: RewardWeights | dict[str, Any] | None = Field(
-        None, description="Reward per verdict (a recipe sets its top-level reward_weights instead)."
+    exemplars: str | None = Field(
+        None,
+        description="Mode one-shot only: the file of worked exemplars shown as an earlier turn (the formats a "
+        "family reads are in its docs).",
     )
+    reward_weights: RewardWeights = Field(
+        default_factory=RewardWeights,
+        description="Reward per verdict (a recipe sets its top-level reward_weights instead).",
+    )
+
+    @field_validator("reward_weights", mode="before")
+    @classmethod
+    def _weights(cls, v: Any) -> Any:
+        if v is None:
+            return RewardWeights()
+        if isinstance(v, dict):
+            try:
+                return RewardWeights(**v)
+            except TypeError as e:
+                raise ValueError(str(e)) from None
+        return v
 
     renamed: ClassVar[dict[str, str]] = {}
     """Old option names → the message that says what replaced them."""
 
 
 class Task(ABC):
-    """Base class of every task family; subclasses register with `@register_task(name)`."""
+    """Base class of every task family; subclasses register with `@register_task(name)`.
+
+    Its public names are the whole core (a test pins them): what a family declares (`name`, `version`,
+    `Options`, `contract`, `groups`, `analyses`), the five methods it writes, and `load`, `build_data`,
+    `render`, `verify`; an instance adds `options` (the validated `Options`) and its configured `contract`."""
 
     name: ClassVar[str] = ""
     version: ClassVar[str] = "1"
-    answer_key: ClassVar[str] = "answer"
-    group_fields: ClassVar[tuple[str, ...]] = ("category",)
-    """Metadata fields copied into each prediction row and used to break metrics down."""
-    row_fields: ClassVar[tuple[str, ...]] = ()
-    """Further metadata fields copied into each prediction row (e.g. patient and trial ids for ranking)."""
-    extra_verdicts: ClassVar[tuple[str, ...]] = ()
-    """Names of further correctness verdicts reported beside `correct`, e.g. `official` (the benchmark's own
-    answer extraction), as lm-evaluation-harness reports "strict" and "flexible" side by side. Each name adds
-    `<name>_correct` (and `<name>_parsed`) to prediction rows, from `verify_extra`, and `<name>_accuracy` with
-    its 95% interval to the metrics. Rewards never see them: `verify` stays the one scoring path."""
-    modes: ClassVar[tuple[str, ...]] = ("reasoning", "direct")
-    """Prompt modes the task supports. `one-shot` (a worked exemplar as a previous turn, then the reasoning
-    contract) needs exemplars, so only tasks that have them list it."""
-    plan_fields: ClassVar[tuple[str, ...]] = ("category",)
-    """Group fields `ehrmind diagnose` can diagnose and plan SFT rows by, coarsest first; it uses the finest
-    unless told (`--plan-by`)."""
-    main_metric: ClassVar[tuple[str, str, str] | None] = None
-    """(name, value path, interval path) of the task's main metric in its metrics.json, for `ehrmind matrix`;
-    None: accuracy is the main metric."""
-    split_fields: ClassVar[tuple[str, ...]] = ()
-    """Metadata fields that tie items together (one patient, one note), first choice first: a held-out split
-    (`ehrmind export-verl`) keeps each value on one side; none: each item is its own group."""
-    rationale_evidence: ClassVar[str] = "the facts given above"
-    """What a teacher's rationale must reason from (`ehrmind rationales`, teacher mode)."""
     Options: ClassVar[type[TaskOptions]] = TaskOptions
-    """The task's options model: its constructor's keyword arguments, typed (defaults equal; a test checks)."""
-    options: Mapping[str, Any] = MappingProxyType({})
-    """The options `get_task` made this instance with, as checked (what a run record keeps of them)."""
+    """The task's options model: the constructor's keyword arguments, their one declaration."""
+    contract: Contract
+    """The output contract: the family declares it as a class attribute; an instance holds it configured for
+    its prompt mode and prefill."""
+    groups: ClassVar[Groups] = Groups()
+    analyses: ClassVar[tuple[Analysis, ...]] = ()
+    """What only this family computes and reports (`ehrmind.tasks.analysis`)."""
+    options: TaskOptions
+    """The options this instance was made with, validated (`options.model_fields_set`: the given ones)."""
 
-    def __init__(
-        self,
-        mode: PromptMode = "reasoning",
-        prefill: bool | str = False,
-        system_prompt: str | None = None,
-        reward_weights: RewardWeights | dict[str, float] | None = None,
-    ):
-        if mode not in self.modes:
+    def __init__(self, **options: Any):
+        from ehrmind.registry import validate_options
+
+        self.options = validate_options(type(self), options)
+        if self.options.mode not in self.contract.modes:
             raise ConfigError(
-                f"prompt mode must be {' or '.join(repr(m) for m in self.modes)} for task {self.name!r}, "
-                f"got {mode!r}"
+                f"prompt mode must be {' or '.join(repr(m) for m in self.contract.modes)} for task "
+                f"{self.name!r}, got {self.options.mode!r}"
             )
-        if prefill and mode == "direct":
-            raise ConfigError("prefill opens a <think> block; it only applies to mode='reasoning'")
-        self.mode: PromptMode = mode
-        self.prefill_text: str = PAPER_PREFILL if prefill is True else (prefill or "")
-        self.system_prompt = system_prompt
-        if isinstance(reward_weights, dict):
-            try:
-                reward_weights = RewardWeights(**reward_weights)
-            except (TypeError, ValueError) as e:
-                raise ConfigError(f"reward_weights: {e}") from None
-        self.weights = reward_weights or RewardWeights()
+        if self.options.mode == "one-shot" and not self.options.exemplars:
+            raise ConfigError(
+                "prompt mode 'one-shot' needs exemplars: give --one-shot-file PATH (or --task-option "
+                f"exemplars=PATH), a file of worked exemplars task {self.name!r} reads"
+            )
+        if self.options.exemplars and self.options.mode != "one-shot":
+            raise ConfigError(
+                f"the exemplars option only applies to mode 'one-shot', not {self.options.mode!r}"
+            )
+        self.contract = self.contract.configured(self.options.mode, self.options.prefill)
 
     # ------------------------------------------------------------------ loading
     def load(self, source: str | Path, split: str | None = None) -> list[Example]:
@@ -114,56 +117,13 @@ class Task(ABC):
         if path.is_file() or (
             not path.exists() and path.suffix.lower() in (".csv", ".parquet", ".jsonl", ".json")
         ):
-            return self.load_file(path)
+            return self._load_file(path)
         from ehrmind.snapshot import EXAMPLES
 
         if path.is_dir() and (path / EXAMPLES).is_file():  # an `ehrmind data` snapshot folder
-            return self.load_file(path / EXAMPLES)
+            return self._load_file(path / EXAMPLES)
         # A Hub id, or a local folder in a Hub dataset layout (e.g. a downloaded snapshot).
-        return self.load_hub(str(source), split)
-
-    def load_file(self, path: Path) -> list[Example]:
-        rows = read_table(path)
-        first_no, first = next(rows)
-        if {"task", "input", "target"} <= set(first):
-            return list(self._snapshot_examples(path, [(first_no, first), *rows]))
-        return list(self.records_to_examples([(first_no, first), *rows], source=path))
-
-    def _snapshot_examples(self, path: Path, rows: Iterable[tuple[int, dict[str, Any]]]) -> Iterator[Example]:
-        for row_no, row in rows:
-            try:
-                ex = Example.from_dict(row)
-            except (KeyError, TypeError, ValueError) as e:
-                raise DataError(str(e), file=path, row=row_no) from None
-            if ex.task != self.name:
-                raise DataError(f"snapshot is for task {ex.task!r}, not {self.name!r}", file=path, row=row_no)
-            problem = self.snapshot_problem(ex)
-            if problem is not None:
-                raise DataError(problem[1], file=path, row=row_no, field=problem[0])
-            yield ex
-
-    def snapshot_problem(self, example: Example) -> tuple[str, str] | None:
-        """(field, problem) when a snapshot row's input or target is not what this task writes (a NaN or text
-        tolerance limit, a list where a note belongs), so a hand-edited snapshot fails at load instead of
-        making every answer wrong; None when it is usable. Tasks override this; the default checks nothing."""
-        return None
-
-    def load_hub(self, dataset_id: str, split: str | None) -> list[Example]:
-        """Load a Hugging Face Hub dataset (needs network access to the Hub)."""
-        import datasets
-
-        split = split or "test"
-        try:
-            ds = datasets.load_dataset(dataset_id, split=split)
-        except Exception as e:  # the Hub client raises many types; say what was tried
-            what = (
-                "a folder that is neither an `ehrmind data` snapshot nor in a Hugging Face dataset layout; "
-                "give a CSV, Parquet or JSONL file"
-                if Path(dataset_id).is_dir()
-                else "not a local file and could not be loaded from the Hugging Face Hub"
-            )
-            raise DataError(f"{what} ({type(e).__name__}: {e})", file=dataset_id) from None
-        return list(self.records_to_examples(enumerate(ds, start=1), source=f"hf:{dataset_id}:{split}"))
+        return self._load_hub(str(source), split)
 
     @abstractmethod
     def records_to_examples(
@@ -189,31 +149,31 @@ class Task(ABC):
 
     # ------------------------------------------------------------------ prompting
     @abstractmethod
-    def instructions(self) -> str:
-        """The system prompt for the current mode."""
+    def task_text(self) -> str:
+        """The system prompt's description of the task, before the contract's sentence (`contract.sentence`)
+        for the configured mode."""
 
     @abstractmethod
     def user_prompt(self, example: Example) -> str:
         """The user turn for one example."""
 
+    @final
     def render(self, example: Example) -> list[dict[str, str]]:
-        """Chat messages for the model's own chat template; the prefill, if any, is a final assistant
-        message that generation continues (`continue_final_message=True`)."""
+        """Chat messages for the model's own chat template: the system prompt (the task's text and the
+        contract's sentence, or the `system_prompt` option), any earlier turns (`_turns_before`: one-shot
+        exemplars), the user turn; the prefill, if any, is a final assistant message that generation continues
+        (`continue_final_message=True`)."""
+        system = self.options.system_prompt or self.task_text() + self.contract.sentence()
         messages = [
-            {"role": "system", "content": self.system_prompt or self.instructions()},
+            {"role": "system", "content": system},
+            *self._turns_before(example),
             {"role": "user", "content": self.user_prompt(example)},
         ]
-        if self.prefill_text:
-            messages.append({"role": "assistant", "content": self.prefill_text})
+        if self.contract.prefill:
+            messages.append({"role": "assistant", "content": self.contract.prefill})
         return messages
 
     # ------------------------------------------------------------------ scoring
-    @property
-    def contract_prefix(self) -> str:
-        """The part of the output contract the prompt already supplied (`<think>` after a prefill)."""
-        i = self.prefill_text.rfind(THINK_OPEN)
-        return self.prefill_text[i:] if i >= 0 else ""
-
     @abstractmethod
     def judge(self, example: Example, value: Any) -> tuple[bool | None, Any, str]:
         """Apply the benchmark's correctness rule to an extracted answer value.
@@ -221,160 +181,131 @@ class Task(ABC):
         Returns (correct, parsed, reason); correct is None when the *gold* answer cannot be scored.
         """
 
-    @final
-    def extract(self, completion: str, *, prefixed: bool = False) -> Extraction:
-        """Read a completion under the output contract (ehrmind's strict rules): with `verify`'s reward
-        check, the only caller of the contract parser (a test checks that no other module parses it). The
-        part of the contract a prefill supplied is prepended, unless the text already holds it (`prefixed`:
-        e.g. a benchmark explanation written whole)."""
-        text = (completion or "") if prefixed else self.contract_prefix + (completion or "")
-        parts = check_contract(text, self.answer_key, require_think=self.mode != "direct")
-        obj = parts.answer_obj if parts.answer_obj is not None else find_json_with_key(text, self.answer_key)
-        return Extraction(format_ok=parts.format_ok, think=parts.think, answer=obj, problem=parts.problem)
-
-    @final
-    def verify(self, example: Example, completion: str) -> Score:
-        """The one scoring path: evaluation, `ehrmind score` and RL rewards all call this. Final: tasks
-        supply `judge` (and, where they need them, `describe_answer` and `read_unscored`), never their own
-        `verify` (a test checks every registered task)."""
-        parts = self.extract(completion)
-        obj = parts.answer
-        if not self.can_score(example):
-            correct = None
-            parsed, reason = self.read_unscored(example, obj, parts.problem)
-        elif obj is None:
-            correct, parsed, reason = False, None, parts.problem or "no answer found"
-        else:
-            correct, parsed, reason = self.judge(example, obj[self.answer_key])
-            if not parts.format_ok:
-                reason = f"format: {parts.problem}; {reason}"
-        if parsed is not None and obj is not None:
-            parsed = self.describe_answer(example, obj, parsed)
-        reward_ok, reward_correct = parts.format_ok, correct
-        if self.weights.format == "paper":
-            paper = check_contract(
-                self.contract_prefix + (completion or ""),
-                self.answer_key,
-                require_think=self.mode != "direct",
-                rules="paper",
-            )
-            reward_ok = paper.format_ok
-            if paper.answer_obj is not None and correct is not None:  # the paper's rule: no fallback object
-                reward_correct = self.reward_judge(example, paper.answer_obj[self.answer_key])
-        return Score(
-            format_ok=parts.format_ok,
-            correct=correct,
-            parsed=parsed,
-            reward=self.weights.reward(reward_ok, reward_correct),
-            reason=reason,
-            reward_format_ok=None if self.weights.format == "strict" else reward_ok,
-            think=parts.think,
-            answer=obj,
-        )
-
-    def describe_answer(self, example: Example, answer: dict[str, Any], parsed: Any) -> Any:
-        """The `parsed` a Score keeps, from the judged value and the whole answer object (e.g. a stated
-        probability beside the prediction); the judged value by default."""
-        return parsed
-
-    def read_unscored(self, example: Example, answer: dict[str, Any] | None, problem: str) -> tuple[Any, str]:
-        """(parsed, reason) for an example whose gold answer cannot be scored (its verdict is None); a task
-        may still read the answer (e.g. for ranking). Nothing by default."""
-        return None, "gold answer cannot be scored"
-
-    def reward_judge(self, example: Example, value: Any) -> bool:
-        """The answer rule of the paper's reward (`RewardWeights.format` "paper") for a scorable example; the
-        benchmark's `judge` unless the paper's reward reads answers differently (MedCalc)."""
-        return bool(self.judge(example, value)[0])
-
-    def verify_extra(self, example: Example, completion: str) -> dict[str, Any]:
-        """The fields of `extra_verdicts` for one prediction row: `{"<name>_correct": bool | None,
-        "<name>_parsed": …}` per name (None where the gold cannot be scored); none by default."""
-        return {}
-
-    def gold_completion(self, example: Example, reasoning: str = "") -> str:
-        """A completion that states the gold answer in the output contract (for tests and SFT targets),
-        without the part a prefill already supplied."""
-        import json
-
-        answer = (
-            f"<answer>{json.dumps({self.answer_key: self.gold_value(example)}, ensure_ascii=False)}</answer>"
-        )
-        text = answer if self.mode == "direct" else f"<think>{reasoning}</think>\n{answer}"
-        prefix = self.contract_prefix
-        return text[len(prefix) :] if prefix and text.startswith(prefix) else text
-
-    def choice_point(self, example: Example, completion: str) -> tuple[str, dict[str, str]] | None:
-        """Where a completion states a binary answer, for a probability from the model itself: (the completion
-        up to the answer's value, {"yes": continuation, "no": continuation}); None when the task has no
-        binary answer or the completion states none (the default)."""
-        return None
-
-    def paper_reliable_m(self, example: Example) -> int | None:
-        """For the EHRMind paper's reliable pass@k (`ehrmind diagnose`): the number m of possible answers the
-        paper assumes for this item, whose thresholds are k // m + 2 correct samples and entropy < 0.8 · ln m
-        nats; None: the paper scores the item by plain pass@k (the default)."""
-        return None
-
-    def paper_sft_counts(self, category_sizes: dict[str, int], fraction: float) -> dict[str, int] | None:
-        """Rows per category for an SFT warm-up of `fraction` of the training rows, by the EHRMind paper's
-        rule for this task (`sft_data.fraction_rule: paper`); None: the paper has none for this task, so the
-        share of each category is used."""
-        return None
-
-    def subgroup_names(self, example: Example) -> set[str]:
-        """Names of the example's groups finer than its category (the values of the other `group_fields`,
-        plus any id a task accepts for them): what `sft_data.calculators` and `sft_data.per_group` match."""
-        return {
-            str(example.metadata[f]) for f in self.group_fields[1:] if example.metadata.get(f) is not None
-        }
-
-    def check_reasoning(self, example: Example, extraction: Extraction) -> dict[str, Any] | None:
-        """Checks of one completion's reasoning for the eval report (`eval.reasoning_checks` turns them into
-        rates): has_reasoning, n_values, n_in_note, numbers_in_note_rate, final_value_matches_answer. None:
-        the task has no reasoning checks (the default)."""
-        return None
-
-    def audit(self, data: str | Path, out_dir: str | Path, corrected: str | Path | None = None) -> list[Path]:
-        """`ehrmind audit`: recompute the data's labels with the task's own knowledge base and report where
-        they disagree; returns the files written. Only a task with such a base has it (MedCalc)."""
-        raise ConfigError(
-            f"task {self.name!r} has no knowledge base to recompute its labels with (try medcalc)"
-        )
-
-    def can_score(self, example: Example) -> bool:
-        """Whether the example's gold answer is usable; if not, its verdicts are None, never a silent 0."""
-        return True
-
     @abstractmethod
     def gold_value(self, example: Example) -> Any:
         """The gold answer as it would appear in the answer JSON."""
 
-    # ------------------------------------------------------------------ metrics
-    def metrics(self, records: list[dict[str, Any]]) -> dict[str, Any]:
-        """Accuracy with a 95% interval, format errors, broken down by `group_fields`; the same for each of
-        `extra_verdicts`."""
-        from ehrmind.metrics import summarize
+    @final
+    def verify(self, example: Example, completion: str) -> Score:
+        """The one scoring path: evaluation, `ehrmind score` and RL rewards all call this. Final: families
+        supply `judge` (and, where they need them, the `_describe_answer`, `_read_unscored` and
+        `_reward_judge` hooks), never their own `verify` (a test checks every registered task)."""
+        paper_rules = self.options.reward_weights.format == "paper"
+        reading = self.contract.read(completion, paper=paper_rules)
+        parts, obj = reading.strict, reading.strict.answer
+        key = self.contract.answer_key
+        if not self._can_score(example):
+            correct = None
+            parsed, reason = self._read_unscored(example, obj, parts.problem)
+        elif obj is None:
+            correct, parsed, reason = False, None, parts.problem or "no answer found"
+        else:
+            correct, parsed, reason = self.judge(example, obj[key])
+            if not parts.format_ok:
+                reason = f"format: {parts.problem}; {reason}"
+        if parsed is not None and obj is not None:
+            parsed = self._describe_answer(example, obj, parsed)
+        reward_ok, reward_correct = parts.format_ok, correct
+        if reading.paper is not None:
+            reward_ok = reading.paper.format_ok
+            if (
+                reading.paper.answer is not None and correct is not None
+            ):  # the paper's rule: no fallback object
+                reward_correct = self._reward_judge(example, reading.paper.answer[key])
+        return Score(
+            format_ok=parts.format_ok,
+            correct=correct,
+            parsed=parsed,
+            reward=self.options.reward_weights.reward(reward_ok, reward_correct),
+            reason=reason,
+            reward_format_ok=reward_ok if paper_rules else None,
+            think=parts.think,
+            answer=obj,
+        )
 
-        return summarize(records, self.group_fields, verdicts=self.extra_verdicts)
+    # ------------------------------------------------------------------ hooks a family may override
+    def _load_file(self, path: Path) -> list[Example]:
+        """Examples from a local table or an `ehrmind data` snapshot's examples.jsonl."""
+        rows = read_table(path)
+        first_no, first = next(rows)
+        if {"task", "input", "target"} <= set(first):
+            return list(self._snapshot_examples(path, [(first_no, first), *rows]))
+        return list(self.records_to_examples([(first_no, first), *rows], source=path))
 
-    def error_analysis(
-        self, examples: Mapping[str, Example], rows: Sequence[dict[str, Any]]
-    ) -> dict[str, Any]:
-        """What only the task can add to the error analysis (`eval.analysis`): `numeric_error` ({kind: signed
-        errors summarised by `eval.analysis.error_summary`}) and `by_output_type` ({type: {n, accuracy,
-        wrong_value, unread}}); nothing by default."""
-        return {}
+    def _snapshot_examples(self, path: Path, rows: Iterable[tuple[int, dict[str, Any]]]) -> Iterator[Example]:
+        for row_no, row in rows:
+            try:
+                ex = Example.from_dict(row)
+            except (KeyError, TypeError, ValueError) as e:
+                raise DataError(str(e), file=path, row=row_no) from None
+            if ex.task != self.name:
+                raise DataError(f"snapshot is for task {ex.task!r}, not {self.name!r}", file=path, row=row_no)
+            problem = self._snapshot_problem(ex)
+            if problem is not None:
+                raise DataError(problem[1], file=path, row=row_no, field=problem[0])
+            yield ex
 
-    export_formats: ClassVar[tuple[str, ...]] = ()
-    """Formats `ehrmind export-predictions` writes for this task (other tools' files)."""
+    def _snapshot_problem(self, example: Example) -> tuple[str, str] | None:
+        """(field, problem) when a snapshot row's input or target is not what this task writes (a NaN or text
+        tolerance limit, a list where a note belongs), so a hand-edited snapshot fails at load instead of
+        making every answer wrong; None when it is usable. The default checks nothing."""
+        return None
 
-    def export_predictions(
-        self, fmt: str, rows: Sequence[dict[str, Any]], path: Path, *, run_name: str
-    ) -> dict[str, Any]:
-        """Write scored prediction rows in another tool's format (one of `export_formats`); returns counts."""
-        raise ConfigError(f"task {self.name!r} exports no format (it has none of another tool to write)")
+    def _load_hub(self, dataset_id: str, split: str | None) -> list[Example]:
+        """Load a Hugging Face Hub dataset (needs network access to the Hub)."""
+        import datasets
 
-    def report_sections(self, metrics: dict[str, Any]) -> list[str]:
-        """Extra Markdown lines for report.md (task-specific metrics); none by default."""
+        split = split or "test"
+        try:
+            ds = datasets.load_dataset(dataset_id, split=split)
+        except Exception as e:  # the Hub client raises many types; say what was tried
+            what = (
+                "a folder that is neither an `ehrmind data` snapshot nor in a Hugging Face dataset layout; "
+                "give a CSV, Parquet or JSONL file"
+                if Path(dataset_id).is_dir()
+                else "not a local file and could not be loaded from the Hugging Face Hub"
+            )
+            raise DataError(f"{what} ({type(e).__name__}: {e})", file=dataset_id) from None
+        return list(self.records_to_examples(enumerate(ds, start=1), source=f"hf:{dataset_id}:{split}"))
+
+    def _turns_before(self, example: Example) -> list[dict[str, str]]:
+        """Chat turns between the system prompt and the user turn (one-shot exemplars); none by default."""
         return []
+
+    def _can_score(self, example: Example) -> bool:
+        """Whether the example's gold answer is usable; if not, its verdicts are None, never a silent 0."""
+        return True
+
+    def _describe_answer(self, example: Example, answer: dict[str, Any], parsed: Any) -> Any:
+        """The `parsed` a Score keeps, from the judged value and the whole answer object (e.g. a stated
+        probability beside the prediction); the judged value by default."""
+        return parsed
+
+    def _read_unscored(
+        self, example: Example, answer: dict[str, Any] | None, problem: str
+    ) -> tuple[Any, str]:
+        """(parsed, reason) for an example whose gold answer cannot be scored (its verdict is None); a task
+        may still read the answer (e.g. for ranking). Nothing by default."""
+        return None, "gold answer cannot be scored"
+
+    def _reward_judge(self, example: Example, value: Any) -> bool:
+        """The answer rule of the paper's reward (`RewardWeights.format` "paper") for a scorable example; the
+        benchmark's `judge` unless the paper's reward reads answers differently (MedCalc)."""
+        return bool(self.judge(example, value)[0])
+
+
+# ---------------------------------------------------------------------- what generic code asks of a task
+def scorable(task: Task, example: Example) -> bool:
+    """Whether the example's gold answer can be scored (else its verdicts are None)."""
+    return task._can_score(example)
+
+
+def gold_completion(task: Task, example: Example, reasoning: str = "") -> str:
+    """A completion that states the example's gold answer in the task's output contract, without the part a
+    prefill already supplied (SFT targets, tests)."""
+    return task.contract.gold(task.gold_value(example), reasoning)
+
+
+def given_options(task: Task) -> dict[str, Any]:
+    """The options a task was made with, as given (validated), without the defaults it filled in."""
+    return {k: getattr(task.options, k) for k in task.options.model_fields_set}

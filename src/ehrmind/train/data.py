@@ -15,7 +15,8 @@ from typing import Any
 
 from ehrmind.errors import ConfigError
 from ehrmind.generate.chat import render_prompt
-from ehrmind.tasks.base import Task
+from ehrmind.tasks.analysis import PaperRules, attached
+from ehrmind.tasks.base import Task, gold_completion
 from ehrmind.types import Example
 
 log = logging.getLogger(__name__)
@@ -31,64 +32,101 @@ def select_examples(
     fraction: float | None = None,
     per_category_cap: int | None = None,
     categories: Sequence[str] | None = None,
-    calculators: Sequence[str] | None = None,
+    subgroups: Sequence[str] | None = None,
     per_group: dict[str, int] | None = None,
     seed: int = 0,
     fraction_rule: str = "paper",
     task: Task | None = None,
 ) -> list[Example]:
     """Subset sampling by category: filter, then keep `fraction` of the rows — by the task's paper rule
-    (`fraction_rule="paper"`, `Task.paper_sft_counts`, e.g. MedCalc's category caps) or as that share of each
-    category (`"per_category"`, at least one row; also for tasks without a paper rule) — at most
-    `per_category_cap`, or exactly `per_group[name]` rows for a category or a finer group (`calculators` and
-    `per_group` match `Task.subgroup_names`, e.g. a MedCalc calculator's name or id). Deterministic for a seed;
-    the original order is kept."""
+    (`fraction_rule="paper"`, `PaperRules.sft_counts`) or as that share of each category (`"per_category"`,
+    at least one row; also for tasks without a paper rule) — at most `per_category_cap`, or exactly
+    `per_group[name]` rows for a category or a finer group (`subgroups` and `per_group` match
+    `Groups.subgroup_names`). Deterministic for a seed; the original order is kept."""
     if fraction_rule not in ("paper", "per_category"):
         raise ConfigError(f"sft_data.fraction_rule must be 'paper' or 'per_category', got {fraction_rule!r}")
-    wanted_cats = set(categories) if categories else None
-    wanted_calcs = {str(c) for c in calculators} if calculators else None
-    pool = []
     if task is None and examples:  # the task the examples name knows their finer groups
         from ehrmind.registry import get_task
 
         task = get_task(examples[0].task)
-
-    def finer(ex: Example) -> set[str]:
-        return task.subgroup_names(ex) if task is not None else set()
-
-    for ex in examples:
-        calc = finer(ex)
-        if wanted_cats is not None and _group_key(ex) not in wanted_cats:
-            continue
-        if wanted_calcs is not None and not (calc & wanted_calcs):
-            continue
-        pool.append(ex)
+    pool = _filtered(examples, task, categories, subgroups)
     rng = random.Random(seed)
     if per_group:
-        keep_ids: set[str] = set()
-        for name, count in per_group.items():
-            members = [ex for ex in pool if name == _group_key(ex) or name in finer(ex)]
-            if not members:
-                raise ConfigError(f"sft_data.per_group names {name!r}, which matches no training row")
-            keep_ids.update(ex.id for ex in rng.sample(members, min(count, len(members))))
-        return [ex for ex in pool if ex.id in keep_ids]
+        return _exact_counts(pool, task, per_group, rng)
+    paper = fraction is not None and fraction_rule == "paper" and task is not None
+    return _by_fraction(pool, task if paper else None, fraction, per_category_cap, rng)
+
+
+def _subgroups(task: Task | None, ex: Example) -> set[str]:
+    """The finer groups the example's task puts it in (none without a task)."""
+    return task.groups.subgroup_names(ex) if task is not None else set()
+
+
+def _paper_counts(task: Task, groups: dict[str, list[Example]], fraction: float) -> dict[str, int] | None:
+    """How many rows of each category the task's paper rule keeps of `fraction` (None: it has none)."""
+    rules = attached(task, PaperRules)
+    return rules[0].sft_counts({g: len(m) for g, m in groups.items()}, fraction) if rules else None
+
+
+def _filtered(
+    examples: Sequence[Example],
+    task: Task | None,
+    categories: Sequence[str] | None,
+    subgroups: Sequence[str] | None,
+) -> list[Example]:
+    """The examples in one of `categories` and one of `subgroups` (each filter only when given)."""
+    wanted_cats = set(categories) if categories else None
+    wanted_subs = {str(c) for c in subgroups} if subgroups else None
+    return [
+        ex
+        for ex in examples
+        if (wanted_cats is None or _group_key(ex) in wanted_cats)
+        and (wanted_subs is None or _subgroups(task, ex) & wanted_subs)
+    ]
+
+
+def _exact_counts(
+    pool: list[Example], task: Task | None, per_group: dict[str, int], rng: random.Random
+) -> list[Example]:
+    """`per_group[name]` rows (all when fewer) of each category or finer group `name`."""
+    keep_ids: set[str] = set()
+    for name, count in per_group.items():
+        members = [ex for ex in pool if name == _group_key(ex) or name in _subgroups(task, ex)]
+        if not members:
+            raise ConfigError(f"sft_data.per_group names {name!r}, which matches no training row")
+        keep_ids.update(ex.id for ex in rng.sample(members, min(count, len(members))))
+    return [ex for ex in pool if ex.id in keep_ids]
+
+
+def _by_fraction(
+    pool: list[Example],
+    paper_task: Task | None,
+    fraction: float | None,
+    per_category_cap: int | None,
+    rng: random.Random,
+) -> list[Example]:
+    """Per category: the paper rule's count (with `paper_task`), else `fraction` of it (at least one), else
+    all; at most `per_category_cap`."""
     groups: dict[str, list[Example]] = defaultdict(list)
     for ex in pool:
         groups[_group_key(ex)].append(ex)
-    paper = None
-    if fraction is not None and fraction_rule == "paper" and task is not None:
-        paper = task.paper_sft_counts({g: len(m) for g, m in groups.items()}, fraction)
+    paper = (
+        _paper_counts(paper_task, groups, fraction)
+        if paper_task is not None and fraction is not None
+        else None
+    )
     keep: set[str] = set()
     for group, members in sorted(groups.items()):
-        n = len(members)
-        if paper is not None:
-            n = paper[group]
-        elif fraction is not None:
-            n = max(1, math.ceil(fraction * n))
+        n = paper[group] if paper is not None else _share(len(members), fraction)
         if per_category_cap is not None:
             n = min(n, per_category_cap)
         keep.update(ex.id for ex in rng.sample(members, n))
     return [ex for ex in pool if ex.id in keep]
+
+
+def _share(n: int, fraction: float | None) -> int:
+    """`fraction` of `n` rows, at least one; all of them without a fraction."""
+    return n if fraction is None else max(1, math.ceil(fraction * n))
 
 
 def prompt_text(tokenizer: Any, task: Task, example: Example, **template_kwargs: Any) -> str:
@@ -121,7 +159,7 @@ def sft_rows(
     rows, counts = [], {"kept": 0, "no_explanation": 0, "prompt_too_long": 0}
     for ex in examples:
         reasoning = str(ex.metadata.get("explanation") or "").strip()
-        if task.mode == "reasoning" and not reasoning:
+        if task.contract.mode == "reasoning" and not reasoning:
             counts["no_explanation"] += 1
             continue
         prompt = prompt_text(tokenizer, task, ex, **(chat_template_kwargs or {}))
@@ -129,7 +167,7 @@ def sft_rows(
             counts["prompt_too_long"] += 1
             continue
         rows.append(
-            {"prompt": prompt, "completion": task.gold_completion(ex, reasoning), "example_id": ex.id}
+            {"prompt": prompt, "completion": gold_completion(task, ex, reasoning), "example_id": ex.id}
         )
         counts["kept"] += 1
     _report(counts, "SFT")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -239,115 +239,191 @@ def translate_flat(
 
     from ehrmind.train.recipe import Recipe, trl_config_class
 
-    config_cls = trl_config_class(stage)
-    other_cls = trl_config_class("sft" if stage == "rl" else "rl")
-    trl_fields, other_fields = _fields(config_cls), _fields(other_cls)
-    script_fields = {**_fields(ModelConfig), **_fields(ScriptArguments)}
+    t = _Translator(
+        stage,
+        trl_config_class(stage),
+        trl_config_class("sft" if stage == "rl" else "rl"),
+        {**_fields(ModelConfig), **_fields(ScriptArguments)},
+        [k for k in Recipe.model_fields if k not in NOT_PREFIXABLE],
+    )
     unknown_drop = sorted(set(drop) - set(data))
     if unknown_drop:
         raise ConfigError(f"{source}: --drop {', '.join(unknown_drop)}: no such key in the file")
-
-    recipe: dict[str, Any] = {"stage": stage}
-    keys: list[KeyMapping] = []
-    problems: list[tuple[str, str]] = []  # (key, reason)
-
-    def put(theirs: str, ours: str, value: Any, status: str, note: str = "") -> None:
-        before = _get(recipe, ours)
-        if before is not dataclasses.MISSING and before != value:
-            other = next(k.theirs for k in keys if k.ours == ours)
-            refuse(theirs, f"{other} sets {ours} to {before!r} already; keep one of them")
-            return
-        _set(recipe, ours, value)
-        keys.append(KeyMapping(theirs, ours, status, note))
-
-    def refuse(key: str, reason: str) -> None:
-        keys.append(KeyMapping(key, None, "refused", reason))
-        problems.append((key, reason))
-
     for key, value in data.items():
         if key in drop:
-            keys.append(KeyMapping(key, None, "dropped", "--drop"))
-        elif key.startswith("ehrmind_"):
-            ours = key.removeprefix("ehrmind_")
-            if ours in Recipe.model_fields and ours not in NOT_PREFIXABLE:
-                if value is None:
-                    keys.append(KeyMapping(key, ours, "ignored", "null: ehrmind's default"))
-                else:
-                    put(key, ours, value, "mapped", "ehrmind's own key")
-            else:
-                known = [k for k in Recipe.model_fields if k not in NOT_PREFIXABLE]
-                close = difflib.get_close_matches(ours, known, n=1)
-                refuse(
-                    key,
-                    f"ehrmind has no key {ours!r}" + (f"; did you mean ehrmind_{close[0]}?" if close else ""),
-                )
-        elif key == "reward_weights":
-            refuse(key, REFUSED[key])
-        elif key in MAPPED:
-            ours, note = MAPPED[key]
-            if key == "max_seq_length" and "max_length" not in trl_fields:
-                refuse(key, f"an SFT field; this is a {stage} run")
-            elif key == "warmup_ratio" and not (isinstance(value, (int, float)) and 0 <= value < 1):
-                refuse(key, "must be a number in [0, 1)")
-            elif key == "chat_template_kwargs" and not isinstance(value, dict):
-                refuse(key, "must be a mapping, e.g. {enable_thinking: false}")
-            elif value is None:
-                keys.append(KeyMapping(key, ours, "ignored", "null: ehrmind's default"))
-            else:
-                put(key, ours, value, "mapped", note)
-        elif key in IGNORED:
-            keys.append(KeyMapping(key, None, "ignored", IGNORED[key]))
-        elif key in REFUSED:
-            f = script_fields.get(key)
-            default = _default(f) if f is not None else OPEN_R1_DEFAULTS.get(key, dataclasses.MISSING)
-            if value == default or value is None:
-                keys.append(
-                    KeyMapping(key, None, "ignored", f"{value!r} is the default: nothing to translate")
-                )
-            else:
-                refuse(key, REFUSED[key])
-        elif key in trl_fields:
-            put(key, f"trl.{key}", value, "trl", f"{config_cls.__name__} field")
-        elif key in script_fields:
-            if value == _default(script_fields[key]):
-                keys.append(
-                    KeyMapping(key, None, "ignored", f"{value!r} is TRL's default: nothing to translate")
-                )
-            else:
-                refuse(key, "a field of TRL's ModelConfig / ScriptArguments that ehrmind does not translate")
-        elif key in other_fields:
-            refuse(key, f"a {other_cls.__name__} field; this is a {stage} run")
+            t.keys.append(KeyMapping(key, None, "dropped", "--drop"))
         else:
-            known = [*MAPPED, *IGNORED, *REFUSED, *trl_fields, *script_fields]
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            refuse(
-                key,
-                f"unknown key (not a field of TRL's {config_cls.__name__}, ModelConfig, ScriptArguments or "
-                f"open-r1's configs){hint}",
+            t.translate(key, value)
+    t.add_task(task)
+    t.check_required()
+    translation = Translation(source=source, stage=stage, recipe=t.recipe, keys=t.keys)
+    if t.problems:
+        raise TranslationError(translation, t.problems)
+    return translation
+
+
+_NULL = "null: ehrmind's default"
+
+_VALUE_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "warmup_ratio": (lambda v: isinstance(v, (int, float)) and 0 <= v < 1, "must be a number in [0, 1)"),
+    "chat_template_kwargs": (
+        lambda v: isinstance(v, dict),
+        "must be a mapping, e.g. {enable_thinking: false}",
+    ),
+}
+"""`MAPPED` keys whose value is checked: key → (test, reason when it fails)."""
+
+_REQUIRED: tuple[tuple[str, str], ...] = (
+    ("model", "model_name_or_path"),
+    ("data", "dataset_name"),
+    ("output_dir", "output_dir"),
+)
+"""ehrmind keys a translated recipe must have, and the flat key that gives each."""
+
+
+class _Translator:
+    """The recipe being built from a flat config, its report rows (`keys`) and the problems found."""
+
+    def __init__(
+        self,
+        stage: Stage,
+        config_cls: type,
+        other_cls: type,
+        script_fields: dict[str, Any],
+        prefixable: list[str],
+    ):
+        self.stage, self.config_cls, self.other_cls = stage, config_cls, other_cls
+        self.trl_fields, self.other_fields = _fields(config_cls), _fields(other_cls)
+        self.script_fields = script_fields
+        self.prefixable = prefixable  # ehrmind's keys that `ehrmind_<key>` may set
+        self.recipe: dict[str, Any] = {"stage": stage}
+        self.keys: list[KeyMapping] = []
+        self.problems: list[tuple[str, str]] = []  # (key, reason)
+
+    def translate(self, key: str, value: Any) -> None:
+        """One key of the flat file, by the first kind it is, in this order."""
+        if key.startswith("ehrmind_"):
+            self._ehrmind_key(key, value)
+        elif key == "reward_weights":
+            self._refuse(key, REFUSED[key])
+        elif key in MAPPED:
+            self._mapped_key(key, value)
+        elif key in IGNORED:
+            self.keys.append(KeyMapping(key, None, "ignored", IGNORED[key]))
+        elif key in REFUSED:
+            self._refused_key(key, value)
+        elif key in self.trl_fields:
+            self._put(key, f"trl.{key}", value, "trl", f"{self.config_cls.__name__} field")
+        elif key in self.script_fields:
+            self._script_key(key, value)
+        elif key in self.other_fields:
+            self._refuse(key, f"a {self.other_cls.__name__} field; this is a {self.stage} run")
+        else:
+            self._unknown_key(key)
+
+    # -------------------------------------------------------------------------------- kinds of keys
+
+    def _ehrmind_key(self, key: str, value: Any) -> None:
+        """`ehrmind_<key>`: ehrmind's own `<key>` (null keeps ehrmind's default)."""
+        ours = key.removeprefix("ehrmind_")
+        if ours not in self.prefixable:
+            close = difflib.get_close_matches(ours, self.prefixable, n=1)
+            hint = f"; did you mean ehrmind_{close[0]}?" if close else ""
+            self._refuse(key, f"ehrmind has no key {ours!r}{hint}")
+        elif value is None:
+            self.keys.append(KeyMapping(key, ours, "ignored", _NULL))
+        else:
+            self._put(key, ours, value, "mapped", "ehrmind's own key")
+
+    def _mapped_key(self, key: str, value: Any) -> None:
+        """A key with a home in ehrmind's recipe (`MAPPED`), when its value is valid there."""
+        ours, note = MAPPED[key]
+        problem = self._mapped_problem(key, value)
+        if problem:
+            self._refuse(key, problem)
+        elif value is None:
+            self.keys.append(KeyMapping(key, ours, "ignored", _NULL))
+        else:
+            self._put(key, ours, value, "mapped", note)
+
+    def _mapped_problem(self, key: str, value: Any) -> str | None:
+        """Why a `MAPPED` key's value cannot be used in this run, if it cannot."""
+        if key == "max_seq_length" and "max_length" not in self.trl_fields:
+            return f"an SFT field; this is a {self.stage} run"
+        test, reason = _VALUE_CHECKS.get(key, (None, ""))
+        return reason if test is not None and not test(value) else None
+
+    def _refused_key(self, key: str, value: Any) -> None:
+        """A key ehrmind cannot honour (`REFUSED`): ignored when it holds its default, else refused."""
+        f = self.script_fields.get(key)
+        default = _default(f) if f is not None else OPEN_R1_DEFAULTS.get(key, dataclasses.MISSING)
+        if value == default or value is None:
+            self.keys.append(
+                KeyMapping(key, None, "ignored", f"{value!r} is the default: nothing to translate")
+            )
+        else:
+            self._refuse(key, REFUSED[key])
+
+    def _script_key(self, key: str, value: Any) -> None:
+        """Another field of TRL's ModelConfig / ScriptArguments: ignored when it holds TRL's default."""
+        if value == _default(self.script_fields[key]):
+            self.keys.append(
+                KeyMapping(key, None, "ignored", f"{value!r} is TRL's default: nothing to translate")
+            )
+        else:
+            self._refuse(
+                key, "a field of TRL's ModelConfig / ScriptArguments that ehrmind does not translate"
             )
 
-    if task is not None:
-        if recipe.get("task", task) != task:
-            problems.append(("--task", f"{task!r}, but ehrmind_task is {recipe['task']!r}; keep one"))
-        else:
-            recipe["task"] = task
-            keys.append(KeyMapping("--task", "task", "mapped", "from the command line"))
-    if "task" not in recipe:
-        problems.append(
-            ("task", "missing: say which ehrmind task this trains (--task T, or ehrmind_task: T)")
+    def _unknown_key(self, key: str) -> None:
+        """A key of no known config: refused, with the closest known key as a hint."""
+        known = [*MAPPED, *IGNORED, *REFUSED, *self.trl_fields, *self.script_fields]
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        self._refuse(
+            key,
+            f"unknown key (not a field of TRL's {self.config_cls.__name__}, ModelConfig, ScriptArguments or "
+            f"open-r1's configs){hint}",
         )
-    for required, theirs in (
-        ("model", "model_name_or_path"),
-        ("data", "dataset_name"),
-        ("output_dir", "output_dir"),
-    ):
-        if required not in recipe:
-            problems.append((theirs, f"missing: ehrmind needs it ({required})"))
-    translation = Translation(source=source, stage=stage, recipe=recipe, keys=keys)
-    if problems:
-        raise TranslationError(translation, problems)
-    return translation
+
+    # -------------------------------------------------------------------------------- the recipe as a whole
+
+    def add_task(self, task: str | None) -> None:
+        """The task given on the command line (it must agree with `ehrmind_task`); one there must be."""
+        if task is not None:
+            if self.recipe.get("task", task) != task:
+                self.problems.append(
+                    ("--task", f"{task!r}, but ehrmind_task is {self.recipe['task']!r}; keep one")
+                )
+            else:
+                self.recipe["task"] = task
+                self.keys.append(KeyMapping("--task", "task", "mapped", "from the command line"))
+        if "task" not in self.recipe:
+            self.problems.append(
+                ("task", "missing: say which ehrmind task this trains (--task T, or ehrmind_task: T)")
+            )
+
+    def check_required(self) -> None:
+        """A problem for each key ehrmind needs that the file does not give."""
+        for required, theirs in _REQUIRED:
+            if required not in self.recipe:
+                self.problems.append((theirs, f"missing: ehrmind needs it ({required})"))
+
+    # -------------------------------------------------------------------------------- rows
+
+    def _put(self, theirs: str, ours: str, value: Any, status: str, note: str = "") -> None:
+        """Set `ours` in the recipe, unless another key set it to something else already (refused)."""
+        before = _get(self.recipe, ours)
+        if before is not dataclasses.MISSING and before != value:
+            other = next(k.theirs for k in self.keys if k.ours == ours)
+            self._refuse(theirs, f"{other} sets {ours} to {before!r} already; keep one of them")
+            return
+        _set(self.recipe, ours, value)
+        self.keys.append(KeyMapping(theirs, ours, status, note))
+
+    def _refuse(self, key: str, reason: str) -> None:
+        self.keys.append(KeyMapping(key, None, "refused", reason))
+        self.problems.append((key, reason))
 
 
 def read_flat(

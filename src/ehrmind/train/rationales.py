@@ -50,7 +50,7 @@ from ehrmind.generate.settings import require_sampling
 from ehrmind.io import JsonlAppender, atomic_write_json, atomic_write_jsonl, read_jsonl, sample_index
 from ehrmind.runs import RunFolder
 from ehrmind.snapshot import examples_hash
-from ehrmind.tasks.base import Task
+from ehrmind.tasks.base import Task, scorable
 from ehrmind.trained import prompt_options
 from ehrmind.types import Example
 
@@ -98,7 +98,7 @@ TEACHER_NOTE = (
     "{answer}. Write the reasoning a careful clinician would write to reach it independently. Go through "
     "{evidence}; name the specific facts that decide the case, and let {answer} follow as the conclusion. "
     "Argue only from the case itself; never refer to a given, expected or reference answer. Reply in exactly "
-    "this format: <think>your reasoning</think><answer>{answer_json}</answer>"
+    "{answer_format}"
 )
 
 _CITES = re.compile(
@@ -138,8 +138,8 @@ def teacher_messages(
     gold = task.gold_value(example)
     note = TEACHER_NOTE.format(
         answer=json.dumps(gold, ensure_ascii=False),
-        evidence=task.rationale_evidence,
-        answer_json=json.dumps({task.answer_key: gold}, ensure_ascii=False),
+        evidence=task.contract.wording.evidence,
+        answer_format=task.contract.teacher_format(gold),
     )
     extra = [TEACHER_OUTLINE] * outline + [TEACHER_CONFIDENCE] * confidence
     messages[i]["content"] = "\n\n".join([messages[i]["content"], *extra, note])
@@ -171,7 +171,7 @@ def balanced_sample(
         raise ConfigError(f"--per-label must be >= 1, got {per_label}")
     groups: dict[str, list[Example]] = defaultdict(list)
     for ex in examples:
-        if not task.can_score(ex):
+        if not scorable(task, ex):
             continue
         label = label_of(task, ex)
         if label is None:
@@ -332,7 +332,7 @@ def run_rationales(
     answer cannot be scored (SIGIR pairs) are counted in `n_unscorable` and never sent."""
     if mode not in ("teacher", "self"):
         raise ConfigError(f"mode must be 'teacher' or 'self', got {mode!r}")
-    if task.mode != "reasoning":
+    if task.contract.mode != "reasoning":
         raise ConfigError("rationales are <think> text: use the task's reasoning prompt mode, not direct")
     _check_confidence(min_confidence)
     if mode == "self" and (min_confidence is not None or outline):
@@ -341,10 +341,10 @@ def run_rationales(
         )
     if samples < 1 or batch_size < 1 or keep_per_example < 0:
         raise ConfigError("need --samples >= 1, --batch-size >= 1 and --keep-per-example >= 0 (0 = all)")
-    settings = getattr(generator, "settings", None)
-    temperature = getattr(settings, "temperature", None)
+    settings = generator.settings
+    temperature = settings.temperature if settings is not None else None
     require_sampling(samples, temperature)
-    source = str(getattr(generator, "name", "model"))
+    source = str(generator.name)
     folder = RunFolder(out_dir, RESUME_KEYS, what="rationales made")
     out = folder.path
     run = {
@@ -354,12 +354,12 @@ def run_rationales(
         "source": source,
         "samples": samples,
         "keep_per_example": keep_per_example,
-        "prompt_mode": task.mode,
-        "prefill": task.prefill_text,
+        "prompt_mode": task.contract.mode,
+        "prefill": task.contract.prefill,
         **prompt_options(task),
         "temperature": temperature,
-        "top_p": getattr(settings, "top_p", None),
-        "max_new_tokens": getattr(settings, "max_new_tokens", None),
+        "top_p": settings.top_p if settings is not None else None,
+        "max_new_tokens": settings.max_new_tokens if settings is not None else None,
         "min_confidence": min_confidence,
         "outline": outline or None,  # None, as in folders written before the option: they still resume
         "data_sha256": examples_hash(examples),
@@ -367,13 +367,13 @@ def run_rationales(
         "ehrmind_version": __version__,
         **(info or {}),
     }
-    scorable = [ex for ex in examples if task.can_score(ex)]
+    scorable_examples = [ex for ex in examples if scorable(task, ex)]
     with folder.run(run, [ATTEMPTS, RATIONALES]):
         _attempt(
-            task, examples, scorable, generator, out, samples, mode, source, keep_per_example, batch_size,
+            task, examples, scorable_examples, generator, out, samples, mode, source, keep_per_example, batch_size,
             progress, min_confidence, outline,
         )  # fmt: skip
-    summary = _finish(task, out, examples, scorable, run)
+    summary = _finish(task, out, examples, scorable_examples, run)
     log.info(
         "rationales: kept %d of %d attempts; %d of %d examples have one; dropped %s",
         summary["kept"],
@@ -411,7 +411,7 @@ def _attempt(
     # Batches sit at fixed positions over the scorable examples, and a generator that takes a `call_seed`
     # (a local model) gets the batch's position: a resumed run samples the missing batches as an
     # uninterrupted run did (eval's rule). Endpoints are seeded by their settings, whatever the batch.
-    seeded = getattr(generator, "seeds_calls", False)
+    seeded = generator.capabilities.seeds_calls
     with (
         JsonlAppender(out / RATIONALES) as kept_sink,
         JsonlAppender(out / ATTEMPTS) as attempt_sink,
@@ -431,7 +431,7 @@ def _attempt(
                 generator.generate(prompts, n=samples, call_seed=position)
                 if seeded
                 else generator.generate(prompts, n=samples)
-            )
+            ).completions
             attempt_rows, kept_rows = [], []
             for ex, outs in zip(batch, completions, strict=True):
                 if len(outs) != samples:
@@ -537,7 +537,7 @@ def summarize(attempt_rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ the command line's set-up
-def make_generator(
+def teacher_generator(
     *,
     teacher_url: str | None,
     teacher_model: str | None,

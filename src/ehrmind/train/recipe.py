@@ -14,6 +14,7 @@ TRL's `GRPOConfig.reward_weights` (a list weighting reward functions). Only the 
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,13 +28,15 @@ from pydantic import (
     SerializeAsAny,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from ehrmind.errors import ConfigError
 from ehrmind.io import parse_yaml, read_yaml
-from ehrmind.registry import DEFAULT_TASK
 from ehrmind.tasks.base import TaskOptions
 from ehrmind.types import RewardWeights
+
+log = logging.getLogger(__name__)
 
 Stage = Literal["sft", "rl"]
 
@@ -81,9 +84,30 @@ class SFTDataOptions(_Strict):
     categories: list[str] | None = Field(
         None, description="Only these categories (e.g. from a diagnosis plan)."
     )
-    calculators: list[str] | None = Field(None, description="Only these calculator names or ids.")
-    per_group: dict[str, int] | None = Field(None, description="Exact row counts per category or calculator.")
+    subgroups: list[str] | None = Field(
+        None,
+        description="Only rows of these finer groups, by the names or ids the task gives them "
+        "(`Groups.subgroup_names`). Its old name, calculators, is still read, with a warning.",
+    )
+    per_group: dict[str, int] | None = Field(
+        None, description="Exact row counts per category or finer group (as `subgroups` names them)."
+    )
     seed: int = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_name_of_subgroups(cls, data: Any) -> Any:
+        """`calculators`, this field's name before it served every task, is read as `subgroups` (warned)."""
+        if not isinstance(data, dict) or "calculators" not in data:
+            return data
+        data = dict(data)
+        old = data.pop("calculators")
+        if data.get("subgroups") is not None and old is not None and data["subgroups"] != old:
+            raise ValueError("calculators is the old name of subgroups; set only sft_data.subgroups")
+        log.warning("sft_data.calculators is deprecated: read as sft_data.subgroups; rename it in the recipe")
+        if data.get("subgroups") is None:
+            data["subgroups"] = old
+        return data
 
 
 class ModelKwargs(_Strict):
@@ -107,7 +131,7 @@ class ModelKwargs(_Strict):
 
 class Recipe(_Strict):
     stage: Stage
-    task: str = Field(DEFAULT_TASK, description="Registered task name.")
+    task: str = Field(description="Registered task name: every recipe names the task it trains.")
     task_options: SerializeAsAny[TaskOptions] = Field(
         default_factory=TaskOptions,
         description="The task's options (prompt mode, prefill, system prompt, and the task's own, e.g. "
@@ -260,6 +284,19 @@ def recipe_task(recipe: Recipe, **changes: Any) -> Any:
     return get_task(recipe.task, **options)
 
 
+def _task_name(data: dict[str, Any], where: str) -> str:
+    """The task the recipe names; a recipe without one is refused (no task is trained by default)."""
+    from ehrmind.registry import list_tasks
+
+    name = data.get("task")
+    if not name:
+        raise ConfigError(
+            f"{where}: the recipe names no task; add `task: <name>` "
+            f"(registered tasks: {', '.join(list_tasks())})"
+        )
+    return str(name)
+
+
 def _task_options(data: dict[str, Any], where: str) -> TaskOptions:
     """The recipe's `task_options:` checked by its task's own options model (so a recipe can pass any option
     the task takes). Reward weights have their own top-level key, and training prompts one way (not one-shot)."""
@@ -274,7 +311,7 @@ def _task_options(data: dict[str, Any], where: str) -> TaskOptions:
         raise ConfigError(
             f"{where}: task_options.mode: training prompts are 'reasoning' or 'direct', not one-shot"
         )
-    cls = task_class(str(data.get("task") or DEFAULT_TASK))
+    cls = task_class(_task_name(data, where))
     try:
         return cls.Options(**check_options(cls, opts, where="task_options."))
     except ConfigError as e:

@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 
 def build_rl_trainer(recipe: Recipe) -> tuple[Any, Prepared]:
-    """The GRPO trainer for a recipe. Writes the run record: build a trainer only to train (`run_rl`)."""
+    """The GRPO trainer for a recipe. Writes the training record: build a trainer only to train (`run_rl`)."""
     import datasets
     from trl import GRPOConfig, GRPOTrainer
 

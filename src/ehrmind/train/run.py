@@ -1,4 +1,5 @@
-"""Shared set-up of a training run (SFT or GRPO): task, data, tokenizer, model, LoRA, resume, run record."""
+"""Shared set-up of a training run (SFT or GRPO): task, data, tokenizer, model, LoRA, resume, and the training
+record (`ehrmind_run.json`; an eval folder's `run.json` is its run record)."""
 
 from __future__ import annotations
 
@@ -120,7 +121,7 @@ def prepare(recipe: Recipe) -> Prepared:
     """Load task and data first (cheap, fails fast on bad data), then tokenizer and model."""
     import torch
 
-    from ehrmind.generate.hf import load_pretrained
+    from ehrmind.models import load_pretrained
     from ehrmind.train.recipe import recipe_task
 
     task = recipe_task(recipe)
@@ -257,7 +258,7 @@ class Trained:
 def trained(recipe: Recipe) -> Trained | None:
     """Whether output_dir already holds this run trained to its end (`planned_steps`), counting its finished
     model and its newest complete checkpoint. The Trainer would resume such a run for one more step (at the
-    end of a decaying schedule, at learning rate 0) and the run record would be rewritten (issue #26, item 7)."""
+    end of a decaying schedule, at learning rate 0) and the training record would be rewritten (issue #26, item 7)."""
     out = Path(recipe.output_dir)
     saved = _saved_step(out)
     ckpt = last_checkpoint(out, warn=False)
@@ -275,7 +276,7 @@ def trained(recipe: Recipe) -> Trained | None:
 
 
 def run_stage(recipe: Recipe, build: Callable[[Recipe], tuple[Any, Prepared]]) -> Path:
-    """Train a stage (`build` makes its trainer and writes its run record) and save its model, unless
+    """Train a stage (`build` makes its trainer and writes its training record) and save its model, unless
     output_dir already holds it trained: then say so and return, the folder as it was. A run stopped after
     its last checkpoint but before its final save is a ConfigError saying where its model is."""
     done = trained(recipe)
@@ -362,7 +363,7 @@ NO_BASE = "[None](https://huggingface.co/None)"
 
 
 def base_model(model: str) -> tuple[str | None, list[str]]:
-    """The Hub model a local model folder comes from, following the run records (`ehrmind_run.json`) of the
+    """The Hub model a local model folder comes from, following the training records (`ehrmind_run.json`) of the
     ehrmind runs that wrote it down to a Hub id, or to a folder `ehrmind get-model` built (its `hub_id`); and
     the local folders on the way. None when the chain ends in another local model (e.g. a tiny model)."""
     from ehrmind.pretrained import read_model_record
@@ -412,7 +413,7 @@ def merge_lora(base: str, adapter: Path, out: Path, *, generation_config: Any = 
     import torch
     from peft import PeftModel
 
-    from ehrmind.generate.hf import load_pretrained
+    from ehrmind.models import load_pretrained
 
     _, model = load_pretrained(base, torch.float32 if not torch.cuda.is_available() else "auto", **load)
     merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()

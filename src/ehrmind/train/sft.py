@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 def build_sft_trainer(recipe: Recipe, extra_rows: list[dict[str, str]] | None = None) -> tuple[Any, Prepared]:
     """The SFT trainer for a recipe; `extra_rows` (prompt/completion text, e.g. knowledge cards rendered with
-    the model's chat template) are added to the rows built from the data. Writes the run record: build a
+    the model's chat template) are added to the rows built from the data. Writes the training record: build a
     trainer only to train (`run_sft`, `run.run_stage`)."""
     import datasets
     from trl import SFTConfig, SFTTrainer
@@ -32,7 +32,7 @@ def build_sft_trainer(recipe: Recipe, extra_rows: list[dict[str, str]] | None = 
         fraction=sd.fraction,
         per_category_cap=sd.per_category_cap,
         categories=sd.categories,
-        calculators=sd.calculators,
+        subgroups=sd.subgroups,
         per_group=sd.per_group,
         seed=sd.seed,
         fraction_rule=sd.fraction_rule,

@@ -1,7 +1,8 @@
 """Build a small random-weight causal LM and its tokenizer entirely offline.
 
-`build_tiny_model` trains a byte-level BPE tokenizer on a built-in clinical-flavoured corpus, wraps it in
-`PreTrainedTokenizerFast` with a chat template, creates a randomly initialised Llama model sized to that
+`build_tiny_model` trains a byte-level BPE tokenizer on a built-in clinical-flavoured corpus plus the texts
+a task family passes in (`CorpusTexts`: its prompts, names and worked answers; this module holds none), wraps
+it in `PreTrainedTokenizerFast` with a chat template, creates a randomly initialised Llama model sized to that
 vocabulary and saves both with `save_pretrained`, so `AutoTokenizer.from_pretrained(out_dir)` and
 `AutoModelForCausalLM.from_pretrained(out_dir)` work without the Hugging Face Hub. Tests and the CPU demo
 (SFT, then GRPO) use it.
@@ -25,7 +26,8 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +80,39 @@ SIZES: dict[str, dict[str, int]] = {
 
 INFO_FILE = "ehrmind_tiny.json"
 
+
+@dataclass(frozen=True)
+class CorpusTexts:
+    """What a task family adds to the tokenizer's training corpus, so the prompts and names the model will
+    read are whole tokens: this module knows none of them. A family provides them as `tiny_corpus()` in a
+    `tiny_corpus` module of its package (`family_texts` finds it)."""
+
+    prompts: tuple[str, ...] = ()
+    """Prompt texts (system prompts, headers), at the head of the corpus, 5 times over."""
+    lines: tuple[str, ...] = ()
+    """Further lines, once each (e.g. a question naming each of the family's subgroups)."""
+    generate: Callable[[random.Random], list[str]] | None = None
+    """Lines drawn from the corpus's random stream after each generated clinical note (e.g. worked answers
+    in the task's output contract)."""
+
+
+def family_texts(task: str) -> CorpusTexts:
+    """The texts of the family task `task` belongs to: `tiny_corpus()` of the `tiny_corpus` module next to
+    the task's class (e.g. `<family package>.tiny_corpus`); none for a family without one."""
+    import importlib
+
+    from ehrmind.registry import task_class
+
+    package = task_class(task).__module__.rpartition(".")[0]
+    try:
+        module = importlib.import_module(f"{package}.tiny_corpus")
+    except ModuleNotFoundError as e:
+        if e.name != f"{package}.tiny_corpus":
+            raise
+        return CorpusTexts()
+    return module.tiny_corpus()
+
+
 # ---------------------------------------------------------------------------------------------- corpus
 
 _COMMON_WORDS = (
@@ -104,71 +139,6 @@ _COMMON_WORDS = (
     "converted conversion multiply divide add subtract equals total sum mean average corrected adjusted "
     "therefore so because since thus given using based according rounded nearest decimal place"
 ).split()
-
-_CALCULATORS = (
-    "Creatinine Clearance (Cockcroft-Gault Equation)",
-    "CKD-EPI Equations for Glomerular Filtration Rate",
-    "MDRD GFR Equation",
-    "CHA2DS2-VASc Score for Atrial Fibrillation Stroke Risk",
-    "HAS-BLED Score for Major Bleeding Risk",
-    "Wells' Criteria for Pulmonary Embolism",
-    "Wells' Criteria for DVT",
-    "MELD Na (UNOS/OPTN)",
-    "Child-Pugh Score for Cirrhosis Mortality",
-    "Mean Arterial Pressure (MAP)",
-    "Body Mass Index (BMI)",
-    "Body Surface Area Calculator",
-    "Anion Gap",
-    "Delta Gap",
-    "Albumin Corrected Anion Gap",
-    "Calcium Correction for Hypoalbuminemia",
-    "Sodium Correction for Hyperglycemia",
-    "Serum Osmolality",
-    "Free Water Deficit",
-    "Ideal Body Weight",
-    "Adjusted Body Weight",
-    "Target weight",
-    "Maintenance Fluids Calculations",
-    "QTc Bazett Calculator",
-    "QTc Fridericia Calculator",
-    "LDL Calculated",
-    "Glasgow Coma Score (GCS)",
-    "APACHE II Score",
-    "Centor Score (Modified/McIsaac) for Strep Pharyngitis",
-    "CURB-65 Score for Pneumonia Severity",
-    "FeverPAIN Score for Strep Pharyngitis",
-    "HEART Score for Major Cardiac Events",
-    "Caprini Score for Venous Thromboembolism",
-    "Revised Cardiac Risk Index for Pre-Operative Risk",
-    "Fibrosis-4 (FIB-4) Index for Liver Fibrosis",
-    "Glasgow-Blatchford Bleeding Score (GBS)",
-    "Sequential Organ Failure Assessment (SOFA) Score",
-    "Morphine Milligram Equivalents (MME) Calculator",
-    "Steroid Conversion Calculator",
-    "Estimated Due Date",
-    "Estimated Date of Conception",
-    "Estimated Gestational Age",
-    "HOMA-IR (Homeostatic Model Assessment for Insulin Resistance)",
-    "Framingham Risk Score",
-    "PERC Rule for Pulmonary Embolism",
-    "Charlson Comorbidity Index (CCI)",
-)
-
-_SYSTEM_PROMPTS = (
-    "You are a careful clinical assistant who computes medical scores and values from patient notes. "
-    "Think step by step inside <think> </think> tags: find the relevant values in the note, convert units "
-    "where needed, apply the calculator's formula or point table, and check the arithmetic. Then give the "
-    'final result inside <answer> </answer> tags as a JSON object: {"answer": VALUE}. '
-    "VALUE is a number in the unit the question asks for; for a date, a string MM/DD/YYYY; for a "
-    'gestational age, ["W weeks", "D days"]. Write nothing after </answer>.',
-    "You are a careful clinical assistant who computes medical scores and values from patient notes. "
-    'Give only the final result inside <answer> </answer> tags as a JSON object: {"answer": VALUE}, '
-    "with no reasoning. VALUE is a number in the unit the question asks for; for a date, a string "
-    'MM/DD/YYYY; for a gestational age, ["W weeks", "D days"].',
-    "Here is the patient note:",
-    "Here is the task:",
-    "Let me solve this step by step.",
-)
 
 _ENGLISH = (
     "The quick brown fox jumps over the lazy dog.",
@@ -247,7 +217,8 @@ def _num(rng: random.Random, lo: float, hi: float, places: int) -> str:
     return text
 
 
-def _date(rng: random.Random) -> str:
+def random_date(rng: random.Random) -> str:
+    """A date as MM/DD/YYYY drawn from `rng` (for a task family's generated corpus lines too)."""
     return f"{rng.randint(1, 12):02d}/{rng.randint(1, 28):02d}/{rng.randint(1995, 2024)}"
 
 
@@ -285,44 +256,10 @@ def _note(rng: random.Random) -> str:
         )
     if rng.random() < 0.2:
         parts.append(
-            f"Her last menstrual period was on {_date(rng)}. Today's date is {_date(rng)}. "
+            f"Her last menstrual period was on {random_date(rng)}. Today's date is {random_date(rng)}. "
             f"Her cycle length is {rng.randint(21, 35)} days."
         )
     return " ".join(parts)
-
-
-def _reasoning(rng: random.Random) -> str:
-    kind = rng.randrange(5)
-    if kind == 0:
-        age, weight, cr = rng.randint(20, 90), round(rng.uniform(45, 120), 1), round(rng.uniform(0.6, 4.0), 2)
-        value = round((140 - age) * weight / (72 * cr), 3)
-        steps = (
-            f"The patient is {age} years old, weighs {weight} kg and has a serum creatinine of {cr} mg/dL. "
-            f"CrCl = (140 − {age}) × {weight} / (72 × {cr}) = {value} mL/min."
-        )
-    elif kind == 1:
-        sbp, dbp = rng.randint(90, 180), rng.randint(50, 110)
-        value = round((sbp + 2 * dbp) / 3, 3)
-        steps = f"MAP = (SBP + 2 × DBP) / 3 = ({sbp} + 2 × {dbp}) / 3 = {value} mmHg."
-    elif kind == 2:
-        na, cl, hco3 = rng.randint(128, 148), rng.randint(92, 112), rng.randint(12, 30)
-        value = na - (cl + hco3)
-        steps = f"Anion gap = Na − (Cl + HCO3) = {na} − ({cl} + {hco3}) = {value} mEq/L."
-    elif kind == 3:
-        weeks, days = rng.randint(4, 41), rng.randint(0, 6)
-        steps = (
-            f"The last menstrual period was {_date(rng)} and today is {_date(rng)}, which is {weeks * 7 + days} "
-            f"days, i.e. {weeks} weeks and {days} days."
-        )
-        return f'<think>{steps}</think>\n<answer>{{"answer": ["{weeks} weeks", "{days} days"]}}</answer>'
-    else:
-        points = [rng.randint(0, 2) for _ in range(rng.randint(3, 7))]
-        value = sum(points)
-        steps = "Score: " + " + ".join(str(p) for p in points) + f" = {value} points."
-    answer = json.dumps({"answer": value})
-    if rng.random() < 0.3:
-        return f"<answer>{answer}</answer>"
-    return f"<think>{steps}</think>\n<answer>{answer}</answer>"
 
 
 def _sentence(rng: random.Random, vocabulary: list[str]) -> str:
@@ -349,26 +286,29 @@ def _arithmetic(rng: random.Random) -> str:
     return f"{a} {op} {b} = {value}"
 
 
-def default_corpus(n: int = 800, seed: int = 0) -> list[str]:
-    """A deterministic, built-in tokenizer-training corpus: clinical-note-like text with numbers and units,
-    reasoning traces in the `<think>`/`<answer>` contract with JSON answers, calculator names and task
-    prompts, dates, arithmetic and common English. `n` scales the number of generated lines."""
+def default_corpus(n: int = 800, seed: int = 0, texts: CorpusTexts | None = None) -> list[str]:
+    """A deterministic tokenizer-training corpus: the task family's `texts` (its prompts, 5 times over,
+    first; its lines; its generated lines, drawn after each clinical note), common English, digits and the
+    `<think>`/`<answer>` contract, then clinical-note-like text with numbers and units, dates, JSON answers,
+    arithmetic and clinical vocabulary. `n` scales the number of generated lines."""
+    texts = texts or CorpusTexts()
     rng = random.Random(seed)
     medical = _medical_words()
     lines: list[str] = []
-    lines += list(_SYSTEM_PROMPTS) * 5
+    lines += list(texts.prompts) * 5
     lines += list(_ENGLISH) * 3
-    lines += [f"Here is the task:\nUsing the {calc}, what is the patient's result?" for calc in _CALCULATORS]
+    lines += list(texts.lines)
     lines += [" ".join("0123456789"), "0123456789", "<think> </think> <answer> </answer>"]
     for _ in range(n):
         lines.append(_note(rng))
-        lines.append(_reasoning(rng))
+        if texts.generate is not None:
+            lines += texts.generate(rng)
         lines.append(_sentence(rng, medical))
         lines.append(_sentence(rng, medical))
         lines.append(_arithmetic(rng))
         if rng.random() < 0.25:
             lines.append(f'{{"answer": {_num(rng, -20, 500, rng.choice((0, 1, 2)))}}}')
-            lines.append(f'{{"answer": "{_date(rng)}"}}')
+            lines.append(f'{{"answer": "{random_date(rng)}"}}')
     lines += list(_COMMON_WORDS) + medical
     return lines
 
@@ -385,9 +325,12 @@ _PROBE_TEXTS = (
 )
 
 
-def build_tokenizer(vocab_size: int = 2048, corpus: Iterable[str] | None = None) -> Any:
-    """Train the byte-level BPE on `default_corpus()` plus `corpus`; returns a `PreTrainedTokenizerFast`
-    with the special tokens, left padding and the chat template set."""
+def build_tokenizer(
+    vocab_size: int = 2048, corpus: Iterable[str] | None = None, *, texts: CorpusTexts | None = None
+) -> Any:
+    """Train the byte-level BPE on `default_corpus(texts=texts)` (a task family's prompts and names) plus
+    `corpus`; returns a `PreTrainedTokenizerFast` with the special tokens, left padding and the chat template
+    set."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -406,10 +349,10 @@ def build_tokenizer(vocab_size: int = 2048, corpus: Iterable[str] | None = None)
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    texts = default_corpus()
+    lines = default_corpus(texts=texts)
     if corpus is not None:
-        texts += [str(t) for t in corpus]
-    backend.train_from_iterator(texts, trainer=trainer, length=len(texts))
+        lines += [str(t) for t in corpus]
+    backend.train_from_iterator(lines, trainer=trainer, length=len(lines))
 
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend,
@@ -461,12 +404,16 @@ def build_tiny_model(
     size: str = "tiny",
     seed: int = 0,
     corpus: Iterable[str] | None = None,
+    *,
+    texts: CorpusTexts | None = None,
 ) -> Path:
     """Build a random-weight Llama causal LM plus tokenizer locally and save both to `out_dir`.
 
-    `size` is "tiny" (~0.2M parameters) or "small" (~4M). The same `seed` (and corpus) gives identical
-    weights. Writes the model (safetensors), generation config, tokenizer with chat template and
-    `ehrmind_tiny.json` (size, seed, vocab size, parameter count). Returns `out_dir` as a Path.
+    `size` is "tiny" (~0.2M parameters) or "small" (~4M). `texts` are the task family's share of the
+    tokenizer corpus (its prompts and names, from the family's own module), `corpus` further lines (e.g. the
+    training notes). The same `seed` (and texts and corpus) gives identical weights. Writes the model
+    (safetensors), generation config, tokenizer with chat template and `ehrmind_tiny.json` (size, seed, vocab
+    size, parameter count). Returns `out_dir` as a Path.
     """
     if size not in SIZES:
         raise ValueError(f"size must be one of {sorted(SIZES)}, got {size!r}")
@@ -477,7 +424,7 @@ def build_tiny_model(
     spec = SIZES[size]
     out = output_folder(out_dir)
 
-    tokenizer = build_tokenizer(spec["vocab_size"], corpus)
+    tokenizer = build_tokenizer(spec["vocab_size"], corpus, texts=texts)
     tokenizer.model_max_length = spec["max_position_embeddings"]
     special_ids = {
         "bos_token_id": tokenizer.bos_token_id,

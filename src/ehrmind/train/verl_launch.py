@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ehrmind.errors import ConfigError
-from ehrmind.tasks.base import Task
+from ehrmind.tasks.base import Task, given_options
 from ehrmind.train.verl_mirror import (
     ROLLOUT,
     Inputs,
@@ -150,7 +150,9 @@ def measure_prompts(
         if not kept:
             raise ConfigError(f"every prompt is longer than max_prompt_tokens {max_prompt_tokens}")
         prefill = (
-            len(tokenizer.encode(task.prefill_text, add_special_tokens=False)) if task.prefill_text else 0
+            len(tokenizer.encode(task.contract.prefill, add_special_tokens=False))
+            if task.contract.prefill
+            else 0
         )
         lengths = PromptLengths(
             max(n for _, n in kept), True, f"measured with the {source}", prefill, len(examples) - len(kept)
@@ -165,7 +167,7 @@ def measure_prompts(
     estimate = math.ceil(max(chars(ex) for ex in examples) / CHARS_PER_TOKEN)
     if max_prompt_tokens:
         estimate = min(estimate, max_prompt_tokens)
-    prefill = math.ceil(len(task.prefill_text) / CHARS_PER_TOKEN)
+    prefill = math.ceil(len(task.contract.prefill) / CHARS_PER_TOKEN)
     how = f"ESTIMATED from characters (÷{CHARS_PER_TOKEN:g}): {source}"
     return list(examples), PromptLengths(estimate, False, how, prefill)
 
@@ -184,7 +186,7 @@ def location(value: str | None) -> str | None:
 
 
 RECIPELESS_TRL = {"lr_scheduler_type": "constant"}
-"""What an export without --recipe sets over TRL's defaults (recorded in its run record)."""
+"""What an export without --recipe sets over TRL's defaults (recorded in its training record)."""
 
 
 def export_recipe(
@@ -204,7 +206,7 @@ def export_recipe(
     with `trl_overrides` (`trl.KEY=VALUE`, as --set gives them) over TRL's defaults and a constant learning
     rate (`RECIPELESS_TRL`: verl's own schedule; TRL's default linear decay has no verl counterpart, and
     without a recipe there is no TRL run to be faithful to).
-    Its `model_dump(mode="json")` is the `recipe` of the run record the way back writes (`merge_verl.sh`)."""
+    Its `model_dump(mode="json")` is the `recipe` of the training record the way back writes (`merge_verl.sh`)."""
     from ehrmind.train.recipe import apply_overrides, validate_recipe
 
     base: dict[str, Any] = (
@@ -218,11 +220,11 @@ def export_recipe(
                 "--prefill, --task-option)"
             )
         base = apply_overrides(base, list(trl_overrides))
-    options = {k: v for k, v in task.options.items() if k != "reward_weights"}
+    options = {k: v for k, v in given_options(task).items() if k != "reward_weights"}
     base.update(
         task=task.name,
         task_options=json.loads(json.dumps(options, default=str)),
-        reward_weights=dataclasses.asdict(task.weights),
+        reward_weights=dataclasses.asdict(task.options.reward_weights),
         data=location(data),
         split=split,
         model=location(model) or "",
@@ -315,7 +317,7 @@ def launch_script(
     overrides: dict[str, Any], *, model: str | None, checkpoints: str, header: Sequence[str]
 ) -> str:
     """A bash script running verl's trainer with the overrides; extra `key=value` arguments are appended. It
-    notes the MODEL it trains beside the checkpoints, for the run record `merge_verl.sh` writes."""
+    notes the MODEL it trains beside the checkpoints, for the training record `merge_verl.sh` writes."""
     default = (
         f'MODEL="${{MODEL:-{model}}}"'
         if model
@@ -350,7 +352,7 @@ AGENT_LOOPS_YAML = (
 # ---------------------------------------------------------------- the way back
 
 MODEL_NOTE = "ehrmind_model.txt"
-"""Beside verl's checkpoints: the MODEL run_verl.sh trained (the run record's model)."""
+"""Beside verl's checkpoints: the MODEL run_verl.sh trained (the training record's model)."""
 
 MERGE_SCRIPT = """\
 #!/usr/bin/env bash
@@ -510,7 +512,7 @@ def export_verl(
         val_kept, val_lengths = measure_prompts(task, val, model, recipe.max_prompt_tokens, kwargs)
         if val_lengths.max_tokens > lengths.max_tokens:
             lengths = dataclasses.replace(lengths, max_tokens=val_lengths.max_tokens)
-        agent_loops = out / "agent_loops.yaml" if task.prefill_text else None
+        agent_loops = out / "agent_loops.yaml" if task.contract.prefill else None
         reward_path = Path(reward_module.__file__).resolve()
         overrides, m, accepted = verl_overrides(
             recipe,

@@ -117,62 +117,41 @@ class ExampleBuilder:
     """Configured once from options; `examples()` streams the Examples."""
 
     def __init__(self, task_name: str, source: str | Path, **options: Any):
-        unknown = sorted(set(options) - set(BUILD_OPTIONS) - set(_labeler_fields()))
-        if unknown:
-            raise ConfigError(
-                f"unknown ehrshot option(s): {', '.join(unknown)}; build options: {', '.join(BUILD_OPTIONS)}; "
-                f"labeler options: {', '.join(sorted(_labeler_fields()))}"
-            )
-        name = options.get("labeler")
-        question = options.get("question")
-        if question is not None and not options.get("labels"):
-            raise ConfigError("question applies to a label file (--set labels=PATH); a labeler asks its own")
-        if question is not None and (not isinstance(question, str) or not question.strip()):
-            raise ConfigError("question must be the text asked with every label of the file")
-        if not name and options.get("labels") and question is None:
-            raise ConfigError(
-                "a label file needs the question its labels answer: --set question='Will … ?' (its task, e.g. "
-                "the ACES config's), or --labeler NAME if ehrmind's labeler NAME made the file"
-            )
-        if not name and not options.get("labels"):
-            raise ConfigError(
-                "ehrshot needs a labeler: --labeler NAME (e.g. new_hypertension); see docs/ehrshot.md"
-            )
-        self.question = question
+        _check_option_names(options)
+        _check_label_source(options)
+        self.question: str | None = options.get("question")
         self.task_name = task_name
         self.source = resolve_source(source)
         self.options = options
-        # a label file with its own question: no labeler labels or asks anything; a neutral config keeps the
-        # plumbing (serializer, manifest) uniform and is recorded as not used
-        config = default_config(str(name or "guo_los"))
-        self.rules = str(options.get("rules") or "ehrshot")
-        overrides: dict[str, Any] = rule_overrides(config, self.rules)
-        day_end = options.get("move_to_day_end")
-        if day_end is not None and not isinstance(day_end, bool):
-            raise ConfigError(f"move_to_day_end must be true or false, got {day_end!r}")
-        self.move_to_day_end: bool = (self.rules != "ehrmind") if day_end is None else day_end
-        if options.get("config"):
-            overrides.update(_read_yaml(Path(options["config"])))
-        overrides.update({k: v for k, v in options.items() if k in _labeler_fields()})
-        self.labeler_config: LabelerConfig = config.with_overrides(overrides) if overrides else config
-        self.ontology_info: dict[str, Any] | None = None
-        codes = None
-        if isinstance(self.labeler_config, (NewDiagnosisConfig, LabConfig)):
-            codes = CodeSet.parse(self.labeler_config.codes)
-            if options.get("ontology"):
-                from ehrmind.tasks.ehrshot.ontology import expand_descendants
-
-                codes, self.ontology_info = expand_descendants(codes, options["ontology"])
-        self.labeler: Labeler = make_labeler(self.labeler_config, codes)
-        vocab_files = options.get("vocabulary") or []
-        vocab_files = [vocab_files] if isinstance(vocab_files, (str, Path)) else list(vocab_files)
-        if self.source.codes_file is not None:
-            vocab_files = [self.source.codes_file, *vocab_files]
-        self.vocab = Vocabulary.load(vocab_files)
+        self._set_labeler(options)
+        self.vocab = _vocabulary(options.get("vocabulary"), self.source.codes_file)
         self.serializer_config = SerializerConfig(
             **{k: options[k] for k in SERIALIZER_KEYS if options.get(k) is not None}
         )
         self.serializer = TimelineSerializer(self.serializer_config, self.vocab)
+        self._set_subjects(options)
+        self.read_stats = ReadStats()
+        self.stats = BuildStats()
+        self.unmatched_label_subjects = 0
+
+    def _set_labeler(self, options: dict[str, Any]) -> None:
+        """The rules, the labeler's settings (its defaults, the rules', a config file's, then options), its
+        codes and the labeler."""
+        # a label file with its own question: no labeler labels or asks anything; a neutral config keeps the
+        # plumbing (serializer, manifest) uniform and is recorded as not used
+        config = default_config(str(options.get("labeler") or "guo_los"))
+        self.rules = str(options.get("rules") or "ehrshot")
+        overrides: dict[str, Any] = rule_overrides(config, self.rules)
+        self.move_to_day_end: bool = _day_end(options.get("move_to_day_end"), self.rules)
+        if options.get("config"):
+            overrides.update(_read_yaml(Path(options["config"])))
+        overrides.update({k: v for k, v in options.items() if k in _labeler_fields()})
+        self.labeler_config: LabelerConfig = config.with_overrides(overrides) if overrides else config
+        codes, self.ontology_info = _labeler_codes(self.labeler_config, options.get("ontology"))
+        self.labeler: Labeler = make_labeler(self.labeler_config, codes)
+
+    def _set_subjects(self, options: dict[str, Any]) -> None:
+        """Which subjects and labels are used: splits, a label file, sampling and limits."""
         splits_path = options.get("splits") or self.source.splits_file
         self.splits = read_splits(splits_path) if splits_path else {}
         self.split = options.get("split")
@@ -187,9 +166,6 @@ class ExampleBuilder:
         self.per_subject = _positive_int(options, "max_examples_per_subject")
         self.limit = _positive_int(options, "limit")
         self.min_age = options.get("min_age")
-        self.read_stats = ReadStats()
-        self.stats = BuildStats()
-        self.unmatched_label_subjects = 0
 
     def examples(self) -> Iterator[Example]:
         opts = self.options
@@ -438,6 +414,68 @@ def build_examples(task_name: str, source: str | Path, **options: Any) -> list[E
 
 
 # ---------------------------------------------------------------------------------------------- helpers
+
+
+def _check_option_names(options: dict[str, Any]) -> None:
+    """ConfigError naming the options that are neither build nor labeler options."""
+    unknown = sorted(set(options) - set(BUILD_OPTIONS) - set(_labeler_fields()))
+    if unknown:
+        raise ConfigError(
+            f"unknown ehrshot option(s): {', '.join(unknown)}; build options: {', '.join(BUILD_OPTIONS)}; "
+            f"labeler options: {', '.join(sorted(_labeler_fields()))}"
+        )
+
+
+def _check_label_source(options: dict[str, Any]) -> None:
+    """Labels come from a labeler, or from a label file with the question its labels answer."""
+    question, labels = options.get("question"), options.get("labels")
+    if question is not None:
+        if not labels:
+            raise ConfigError("question applies to a label file (--set labels=PATH); a labeler asks its own")
+        if not isinstance(question, str) or not question.strip():
+            raise ConfigError("question must be the text asked with every label of the file")
+    elif options.get("labeler"):
+        return
+    elif labels:
+        raise ConfigError(
+            "a label file needs the question its labels answer: --set question='Will … ?' (its task, e.g. "
+            "the ACES config's), or --labeler NAME if ehrmind's labeler NAME made the file"
+        )
+    else:
+        raise ConfigError(
+            "ehrshot needs a labeler: --labeler NAME (e.g. new_hypertension); see docs/ehrshot.md"
+        )
+
+
+def _day_end(value: Any, rules: str) -> bool:
+    """The move_to_day_end option; by default on, except with rules=ehrmind."""
+    if value is None:
+        return rules != "ehrmind"
+    if not isinstance(value, bool):
+        raise ConfigError(f"move_to_day_end must be true or false, got {value!r}")
+    return value
+
+
+def _labeler_codes(config: LabelerConfig, ontology: Any) -> tuple[CodeSet | None, dict[str, Any] | None]:
+    """The code set of a labeler that has one, expanded to its descendants with an ontology, and what the
+    expansion did (None without an ontology)."""
+    if not isinstance(config, (NewDiagnosisConfig, LabConfig)):
+        return None, None
+    codes = CodeSet.parse(config.codes)
+    if not ontology:
+        return codes, None
+    from ehrmind.tasks.ehrshot.ontology import expand_descendants
+
+    return expand_descendants(codes, ontology)
+
+
+def _vocabulary(files: Any, codes_file: Path | None) -> Vocabulary:
+    """The code descriptions: the dataset's own codes file first, then the vocabulary option's file(s)."""
+    files = files or []
+    files = [files] if isinstance(files, (str, Path)) else list(files)
+    if codes_file is not None:
+        files = [codes_file, *files]
+    return Vocabulary.load(files)
 
 
 def _labeler_fields() -> set[str]:

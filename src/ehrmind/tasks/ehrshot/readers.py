@@ -32,7 +32,7 @@ import logging
 import math
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -267,6 +267,9 @@ def parse_subject(value: Any) -> Any:
 
 
 def _value(v: Any) -> tuple[float | None, str | None]:
+    """(number, text) of a value cell: a finite number, else its text; (None, None) when empty."""
+    if v.__class__ is float:  # the common cell, first
+        return (v, None) if math.isfinite(v) else (None, None)
     if v is None or isinstance(v, bool):
         return None, None
     if isinstance(v, (int, float)):
@@ -333,130 +336,206 @@ def iter_timelines(
     vocabulary that can be checked (ICD-9-CM, ICD-10-CM, ICD-10-PCS, or one covered by a user vocabulary)
     that is not in it is counted and logged; with `strict_codes` it is an error."""
     src = source if isinstance(source, EventSource) else resolve_source(source)
-    stats = stats if stats is not None else ReadStats()
-    codes: dict[str, tuple[str, str | None, bool]] = {}
-    parsed_times: dict[str, datetime | None] = {}
-    done: set[Any] = set()
-    current: Any = None
-    events: list[Event] = []
+    reader = _TimelineReader(vocab, strict_codes, day_end, stats if stats is not None else ReadStats())
     for path in src.files:
-        colmap = resolve_columns(path)
-        roles = list(colmap)
-        names = [colmap[r] for r in roles]
-        dedupe = [colmap[r] for r in ("time", "code", "unit", "table", "end") if r in colmap]
-        batches = _sorted_batches(path, names) if sort else _numbered_batches(path, names, batch_rows, dedupe)
+        yield from reader.read_file(path, sort=sort, batch_rows=batch_rows)
+    yield from reader.finish()
+
+
+_MAX_CACHED_CODES = 2_000_000
+_MAX_CACHED_TIMES = 1_000_000
+
+
+@dataclass(slots=True)
+class _Columns:
+    """One batch's columns by role; a role the file lacks is a column of None."""
+
+    subject: list[Any]
+    code: list[Any]
+    time: list[Any]
+    numeric_value: list[Any]
+    text_value: list[Any]
+    unit: list[Any]
+    end: list[Any]
+    table: list[Any]
+
+    @classmethod
+    def of(cls, roles: list[str], cols: tuple[list[Any], ...]) -> _Columns:
+        """The columns of a batch read in `roles` order."""
+        c = dict(zip(roles, cols, strict=True))
+        nones = [None] * len(c["code"])
+        return cls(
+            c["subject_id"],
+            c["code"],
+            c["time"],
+            *(c.get(role, nones) for role in ("numeric_value", "text_value", "unit", "end", "table")),
+        )
+
+
+class _TimelineReader:
+    """The state of `iter_timelines` across files: the subject being gathered, the subjects already done,
+    and caches of checked codes and parsed times. `path` and `colmap` are those of the file being read."""
+
+    def __init__(self, vocab: Vocabulary | None, strict_codes: bool, day_end: bool, stats: ReadStats):
+        self.vocab, self.strict_codes, self.day_end, self.stats = vocab, strict_codes, day_end, stats
+        self.codes: dict[str, tuple[str, str | None, bool]] = {}
+        self.parsed_times: dict[str, datetime | None] = {}
+        self.done: set[Any] = set()
+        self.current: Any = None
+        self.events: list[Event] = []
+        self.path = Path()
+        self.colmap: dict[str, str] = {}
+
+    # -------------------------------------------------------------------------------- files and subjects
+
+    def read_file(self, path: Path, *, sort: bool, batch_rows: int) -> Iterator[Timeline]:
+        """Read one event file, yielding each subject that ends in it."""
+        self.path, self.colmap = path, resolve_columns(path)
+        roles = list(self.colmap)
         last_raw: Any = object()
-        for rows, cols in batches:
-            stats.rows += len(rows)
-            c = dict(zip(roles, cols, strict=True))
-            subj_col, code_col, time_col = c["subject_id"], c["code"], c["time"]
-            n = len(code_col)
-            nones = [None] * n
-            num_col = c.get("numeric_value", nones)
-            text_col = c.get("text_value", nones)
-            unit_col = c.get("unit", nones)
-            end_col = c.get("end", nones)
-            table_col = c.get("table", nones)
-            append = events.append
-            for k in range(n):
-                raw = subj_col[k]
+        for rows, cols in _file_batches(path, self.colmap, sort, batch_rows):
+            self.stats.rows += len(rows)
+            batch = _Columns.of(roles, cols)
+            for k, row in enumerate(rows):
+                raw = batch.subject[k]
                 if raw != last_raw:
-                    try:
-                        subject = parse_subject(raw)
-                    except ValueError as e:
-                        raise DataError(str(e), file=path, row=rows[k], field=colmap["subject_id"]) from None
+                    yield from self._switch_subject(raw, row)
                     last_raw = raw
-                    if subject != current:
-                        if current is not None:
-                            done.add(current)
-                            stats.subjects += 1
-                            yield Timeline.build(current, events)
-                        if subject in done:
-                            raise DataError(
-                                f"subject {subject} appears again after other subjects: rows must be grouped by "
-                                f"{colmap['subject_id']} (MEDS shards are sorted by subject_id, time) so that "
-                                "one subject at a time is held in memory; sort the file, or pass --set "
-                                "sort=true to sort in memory",
-                                file=path,
-                                row=rows[k],
-                                field=colmap["subject_id"],
-                            )
-                        current, events = subject, []
-                        append = events.append
-                code = code_col[k]
-                info = codes.get(code)  # type: ignore[arg-type]
-                if info is None:
-                    info = _check_code(code, vocab, path, rows[k], colmap["code"])
-                    if len(codes) < 2_000_000:
-                        codes[code] = info
-                canonical, code_unit, unknown = info
-                if unknown:
-                    _unknown(code, canonical, strict_codes, stats, path, rows[k], colmap["code"])
-                t = time_col[k]
-                if t.__class__ is not datetime or t.tzinfo is not None:
-                    if t.__class__ is str and t in parsed_times:
-                        t = parsed_times[t]
-                    else:
-                        try:
-                            key, t = t, parse_time(t)
-                        except (ValueError, TypeError) as e:
-                            raise DataError(
-                                f"unparseable time ({e})", file=path, row=rows[k], field=colmap["time"]
-                            ) from None
-                        if key.__class__ is str and len(parsed_times) < 1_000_000:
-                            parsed_times[key] = t
-                end = end_col[k]
-                if end is not None and (end.__class__ is not datetime or end.tzinfo is not None):
-                    try:
-                        end = parse_time(end)
-                    except (ValueError, TypeError) as e:
-                        raise DataError(
-                            f"unparseable end time ({e})", file=path, row=rows[k], field=colmap["end"]
-                        ) from None
-                if t is None:
-                    stats.untimed += 1
-                    if not canonical.upper().startswith(STATIC_PREFIXES):
-                        if canonical not in stats.untimed_events and len(stats.untimed_examples) < 10:
-                            stats.untimed_examples.append(f"{code} ({path.name} row {rows[k]})")
-                        stats.untimed_events[canonical] += 1
-                if day_end and t is not None and canonical not in BIRTH_CODES:
-                    moved = move_to_day_end(t)
-                    if moved is not t:
-                        stats.moved_to_day_end += 1
-                        t = moved
-                    if end is not None:
-                        end = max(move_to_day_end(end), t)
-                v = num_col[k]
-                if v is None:
-                    num, text = None, None
-                elif v.__class__ is float:
-                    num, text = (v, None) if v == v and v not in (_INF, _NINF) else (None, None)
-                else:
-                    num, text = _value(v)
-                tv = text_col[k]
-                if tv is not None and tv != "":
-                    text = str(tv).strip() or text
-                unit = unit_col[k]
-                unit = (str(unit).strip() or None) if unit is not None and unit != "" else code_unit
-                table = table_col[k]
-                append(
-                    Event(
-                        t,
-                        code.strip(),
-                        canonical,
-                        num,
-                        text,
-                        unit,
-                        end,
-                        table if table in OMOP_TABLES else None,
-                    )
-                )
-    if current is not None:
-        stats.subjects += 1
-        yield Timeline.build(current, events)
+                self.events.append(self._event(batch, k, row))
+
+    def _switch_subject(self, raw: Any, row: int) -> Iterator[Timeline]:
+        """A new subject id cell: when it names another subject, yield the finished one and start anew."""
+        try:
+            subject = parse_subject(raw)
+        except ValueError as e:
+            raise self._error(str(e), row, "subject_id") from None
+        if subject == self.current:
+            return
+        yield from self.finish()
+        if subject in self.done:
+            raise self._error(
+                f"subject {subject} appears again after other subjects: rows must be grouped by "
+                f"{self.colmap['subject_id']} (MEDS shards are sorted by subject_id, time) so that one subject "
+                "at a time is held in memory; sort the file, or pass --set sort=true to sort in memory",
+                row,
+                "subject_id",
+            )
+        self.current, self.events = subject, []
+
+    def finish(self) -> Iterator[Timeline]:
+        """The subject being gathered, if any, as a Timeline."""
+        if self.current is None:
+            return
+        self.done.add(self.current)
+        self.stats.subjects += 1
+        yield Timeline.build(self.current, self.events)
+
+    # -------------------------------------------------------------------------------- one row
+
+    def _event(self, batch: _Columns, k: int, row: int) -> Event:
+        """Row `k` of the batch (numbered `row` in its file) as an Event, counted in the stats."""
+        code = batch.code[k]
+        canonical, code_unit = self._code(code, row)
+        t = self._time(batch.time[k], row)
+        end = self._end(batch.end[k], row)
+        if t is None:
+            self._count_untimed(code, canonical, row)
+        elif self.day_end and canonical not in BIRTH_CODES:
+            t, end = self._move_to_day_end(t, end)
+        num, text = _value(batch.numeric_value[k])
+        table = batch.table[k]
+        return Event(
+            t,
+            code.strip(),
+            canonical,
+            num,
+            _text_value(batch.text_value[k], text),
+            _unit(batch.unit[k], code_unit),
+            end,
+            table if table in OMOP_TABLES else None,
+        )
+
+    def _code(self, code: Any, row: int) -> tuple[str, str | None]:
+        """(canonical code, unit carried in the code), checked once per distinct code; unknown codes counted."""
+        info = self.codes.get(code)
+        if info is None:
+            info = _check_code(code, self.vocab, self.path, row, self.colmap["code"])
+            if len(self.codes) < _MAX_CACHED_CODES:
+                self.codes[code] = info
+        canonical, code_unit, unknown = info
+        if unknown:
+            _unknown(code, canonical, self.strict_codes, self.stats, self.path, row, self.colmap["code"])
+        return canonical, code_unit
+
+    def _time(self, t: Any, row: int) -> datetime | None:
+        """The event time: a naive datetime as it is, else parsed (text cached by value)."""
+        if t.__class__ is datetime and t.tzinfo is None:
+            return t  # type: ignore[no-any-return]
+        if t.__class__ is str and t in self.parsed_times:
+            return self.parsed_times[t]
+        parsed = self._parse_time(t, row, "time", "unparseable time")
+        if t.__class__ is str and len(self.parsed_times) < _MAX_CACHED_TIMES:
+            self.parsed_times[t] = parsed
+        return parsed
+
+    def _end(self, end: Any, row: int) -> datetime | None:
+        """The end time, if any: a naive datetime as it is, else parsed."""
+        if end is None or (end.__class__ is datetime and end.tzinfo is None):
+            return end  # type: ignore[no-any-return]
+        return self._parse_time(end, row, "end", "unparseable end time")
+
+    def _count_untimed(self, code: str, canonical: str, row: int) -> None:
+        """A row without a time is a static fact; one whose code is not a static one is counted as odd."""
+        self.stats.untimed += 1
+        if not canonical.upper().startswith(STATIC_PREFIXES):
+            _tally(self.stats.untimed_events, self.stats.untimed_examples, canonical, code, self.path, row)
+
+    def _move_to_day_end(self, t: datetime, end: datetime | None) -> tuple[datetime, datetime | None]:
+        """Start and end moved to the end of their day when at midnight (counted); the end kept >= start."""
+        moved = move_to_day_end(t)
+        if moved is not t:
+            self.stats.moved_to_day_end += 1
+            t = moved
+        if end is not None:
+            end = max(move_to_day_end(end), t)
+        return t, end
+
+    # -------------------------------------------------------------------------------- errors
+
+    def _parse_time(self, value: Any, row: int, role: str, what: str) -> datetime | None:
+        """`parse_time(value)`; DataError naming file, row and the role's column when it is unreadable."""
+        try:
+            return parse_time(value)
+        except (ValueError, TypeError) as e:
+            raise self._error(f"{what} ({e})", row, role) from None
+
+    def _error(self, message: str, row: int, role: str) -> DataError:
+        return DataError(message, file=self.path, row=row, field=self.colmap[role])
 
 
-_INF, _NINF = float("inf"), float("-inf")
+def _file_batches(
+    path: Path, colmap: dict[str, str], sort: bool, batch_rows: int
+) -> Iterator[tuple[Sequence[int], tuple[list[Any], ...]]]:
+    """(row numbers, columns in `colmap` order) batches of one file: streamed, or the whole file sorted."""
+    names = list(colmap.values())
+    if sort:
+        return _sorted_batches(path, names)
+    dedupe = [colmap[r] for r in ("time", "code", "unit", "table", "end") if r in colmap]
+    return _numbered_batches(path, names, batch_rows, dedupe)
+
+
+def _text_value(cell: Any, from_value: str | None) -> str | None:
+    """A text_value cell, stripped; else the text found in the value column."""
+    if cell is None or cell == "":
+        return from_value
+    return str(cell).strip() or from_value
+
+
+def _unit(cell: Any, code_unit: str | None) -> str | None:
+    """A unit cell, stripped (None when blank); an empty cell falls back to the unit carried in the code."""
+    if cell is None or cell == "":
+        return code_unit
+    return str(cell).strip() or None
 
 
 def _unknown(
@@ -470,9 +549,14 @@ def _unknown(
             row=row_no,
             field=field,
         )
-    if canonical not in stats.unknown_codes and len(stats.unknown_examples) < 10:
-        stats.unknown_examples.append(f"{code} ({path.name} row {row_no})")
-    stats.unknown_codes[canonical] += 1
+    _tally(stats.unknown_codes, stats.unknown_examples, canonical, code, path, row_no)
+
+
+def _tally(counts: Counter[str], examples: list[str], key: str, code: str, path: Path, row_no: int) -> None:
+    """Count `key`; its first row is kept as an example (up to 10 examples)."""
+    if key not in counts and len(examples) < 10:
+        examples.append(f"{code} ({path.name} row {row_no})")
+    counts[key] += 1
 
 
 def _check_code(

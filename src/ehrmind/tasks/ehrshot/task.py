@@ -10,23 +10,22 @@ from __future__ import annotations
 
 import math
 import re
-import warnings
-from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime
+from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import Field, create_model
 
 from ehrmind.errors import ConfigError, DataError, excerpt
 from ehrmind.parsing import normalize_text
 from ehrmind.registry import register_task
-from ehrmind.tasks.base import PromptMode, Task, TaskOptions
+from ehrmind.tasks.analysis import Groups
+from ehrmind.tasks.base import Task, TaskOptions
+from ehrmind.tasks.ehrshot.analyses import Binary, ByLabeler, MedsExport, YesProbability
 from ehrmind.tasks.ehrshot.build import EXAMPLES, LABEL_NAMES, build_examples, build_snapshot
-from ehrmind.tasks.ehrshot.prompts import DIRECT_SYSTEM, REASONING_SYSTEM, USER_TEMPLATE
-from ehrmind.types import Example, RewardWeights
+from ehrmind.tasks.ehrshot.prompts import CONTRACT, TASK_TEXT, USER_TEMPLATE
+from ehrmind.types import Example
 
 POSITIVE = frozenset({"yes", "y", "true", "positive", "1"})
 NEGATIVE = frozenset({"no", "n", "false", "negative", "0"})
@@ -100,59 +99,50 @@ def parse_probability(value: Any) -> float | None:
     return v if math.isfinite(v) and 0.0 <= v <= 1.0 else None
 
 
-class EhrshotOptions(TaskOptions):
-    """Further keywords are the example builder's options (window, rules, …; `ehrmind data --task ehrshot`
-    takes the same): their names are checked here, when the options are given (a typo such as `windw_days`
-    fails at once, not when raw events are read, or never), their values by the builder when it runs."""
-
-    model_config = ConfigDict(extra="allow")
-
+class _Options(TaskOptions):
     labeler: str | None = Field(
         None, description="Build examples from raw events (MEDS / EHRSHOT) with this labeler when loading."
     )
 
-    @model_validator(mode="after")
-    def _known_build_options(self) -> EhrshotOptions:
-        from ehrmind.tasks.ehrshot.build import BUILD_OPTIONS, _labeler_fields
 
-        unknown = sorted(set(self.model_extra or {}) - set(BUILD_OPTIONS) - _labeler_fields())
-        if unknown:
-            raise ValueError(
-                f"unknown option(s) {', '.join(unknown)}; build options: {', '.join(sorted(BUILD_OPTIONS))}; "
-                f"labeler options: {', '.join(sorted(_labeler_fields()))}"
-            )
-        return self
+def _build_fields() -> dict[str, Any]:
+    from ehrmind.tasks.ehrshot.build import BUILD_OPTIONS, _labeler_fields
+
+    fields = {n: (Any, Field(None, description=d)) for n, d in BUILD_OPTIONS.items() if n != "labeler"}
+    for n in sorted(_labeler_fields() - set(fields)):
+        fields[n] = (Any, Field(None, description="labeler setting (docs/ehrshot.md)"))
+    return fields
+
+
+EhrshotOptions = create_model("EhrshotOptions", __base__=_Options, **_build_fields())
+EhrshotOptions.__doc__ = """The prompt options, and the example builder's options (window, rules, …; `ehrmind data
+--task ehrshot` takes the same) as fields: a typo such as `windw_days` fails at once, not when raw events are
+read, or never; their values are checked by the builder when it runs."""
 
 
 @register_task("ehrshot")
 class EhrshotTask(Task):
     """EHRSHOT (Wornow et al., NeurIPS 2023) tasks over MEDS / EHRSHOT timelines, answered as yes/no."""
 
-    version = "2"
-    """2: the benchmark's label rules by default (window from 1 day, censored kept, dates at 23:59)."""
-    answer_key = "prediction"
-    group_fields = ("category",)
-    row_fields = ("subject_id", "prediction_time", "label")
-    split_fields = ("subject_id",)
-    main_metric = ("balanced accuracy", "balanced_accuracy", "balanced_accuracy_ci95")
-    rationale_evidence = "the events in the patient's record that bear on the question"
+    version = "3"
+    """2: the benchmark's label rules by default (window from 1 day, censored kept, dates at 23:59). 3: the
+    direct-mode instruction written by the output contract ("Give only the final answer …, with no
+    reasoning.")."""
+    contract = CONTRACT
+    groups = Groups(by=("category",), rows=("subject_id", "prediction_time", "label"), split=("subject_id",))
+    analyses = (Binary(), ByLabeler(), YesProbability(), MedsExport())
     Options = EhrshotOptions
 
-    def __init__(
-        self,
-        mode: PromptMode = "reasoning",
-        prefill: bool | str = False,
-        system_prompt: str | None = None,
-        reward_weights: RewardWeights | dict[str, float] | None = None,
-        *,
-        labeler: str | None = None,
-        **build_options: Any,
-    ):
+    def __init__(self, **options: Any):
         """`labeler` and build options let `load` build Examples from raw event data directly (the CLI uses
         `ehrmind data` for that and loads the snapshot)."""
-        super().__init__(mode, prefill, system_prompt, reward_weights)
-        self.labeler = labeler
-        self.build_options = build_options
+        super().__init__(**options)
+        self.labeler = self.options.labeler
+        self.build_options = {  # those given a value (a recipe passes every option, None when unset)
+            k: getattr(self.options, k)
+            for k in self.options.model_fields_set
+            if k not in TaskOptions.model_fields and k != "labeler" and getattr(self.options, k) is not None
+        }
 
     # ------------------------------------------------------------------ data
     def load(self, source: str | Path, split: str | None = None) -> list[Example]:
@@ -160,9 +150,9 @@ class EhrshotTask(Task):
         with a labeler; else a Hub dataset of flat rows (timeline, question, label)."""
         path = Path(source)
         if path.is_dir() and (path / EXAMPLES).is_file():
-            examples = self.load_file(path / EXAMPLES)
+            examples = self._load_file(path / EXAMPLES)
         elif path.is_file() and path.suffix.lower() in (".jsonl", ".json"):
-            examples = self.load_file(path)
+            examples = self._load_file(path)
         elif path.exists():
             if not self.labeler:
                 raise ConfigError(
@@ -223,50 +213,7 @@ class EhrshotTask(Task):
                 },
             )
 
-    export_formats = ("meds",)
-
-    def export_predictions(
-        self, fmt: str, rows: Sequence[dict[str, Any]], path: Path, *, run_name: str
-    ) -> dict[str, Any]:
-        """`meds`: one row per example in the MEDS-DEV / meds-evaluation prediction schema — `subject_id`
-        (int64), `prediction_time` (timestamp[us]), `boolean_value` (the label), `predicted_boolean_value`
-        (the majority of readable samples) and `predicted_boolean_probability` (float64: the score AUROC
-        uses, `binary_block`); both predictions are null for an example without a readable answer."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        from ehrmind.io import atomic_path
-
-        if fmt not in self.export_formats:
-            raise ConfigError(f"ehrshot exports {', '.join(self.export_formats)}, not {fmt!r}")
-        per = _per_example(rows)
-        if not per:
-            raise DataError("no scored row with a boolean label to export", file=path)
-        cols: dict[str, list[Any]] = {k: [] for k in ("subject_id", "prediction_time", "boolean_value",
-                                                      "predicted_boolean_value", "predicted_boolean_probability")}  # fmt: skip
-        for ex_id, ex in per.items():
-            r = ex["row"]
-            try:
-                subject = int(r["subject_id"])
-                when = datetime.fromisoformat(str(r["prediction_time"]))
-            except (KeyError, TypeError, ValueError):
-                raise DataError(
-                    "a MEDS prediction needs an integer subject_id and an ISO prediction_time", row=ex_id
-                ) from None
-            cols["subject_id"].append(subject)
-            cols["prediction_time"].append(when)
-            cols["boolean_value"].append(bool(ex["gold"]))
-            cols["predicted_boolean_value"].append(None if ex["pred"] is None else bool(ex["pred"]))
-            cols["predicted_boolean_probability"].append(ex["score"])
-        schema = pa.schema([
-            ("subject_id", pa.int64()), ("prediction_time", pa.timestamp("us")), ("boolean_value", pa.bool_()),
-            ("predicted_boolean_value", pa.bool_()), ("predicted_boolean_probability", pa.float64()),
-        ])  # fmt: skip
-        with atomic_path(path) as tmp:
-            pq.write_table(pa.table(cols, schema=schema), tmp)
-        return {"rows": len(per), "no_readable_answer": sum(ex["pred"] is None for ex in per.values())}
-
-    def snapshot_problem(self, example: Example) -> tuple[str, str] | None:
+    def _snapshot_problem(self, example: Example) -> tuple[str, str] | None:
         for key in ("timeline", "question"):
             if not isinstance(example.input.get(key), str):
                 return f"input.{key}", "expected text"
@@ -281,8 +228,8 @@ class EhrshotTask(Task):
         return None
 
     # ------------------------------------------------------------------ prompting
-    def instructions(self) -> str:
-        return REASONING_SYSTEM if self.mode == "reasoning" else DIRECT_SYSTEM
+    def task_text(self) -> str:
+        return TASK_TEXT
 
     def user_prompt(self, example: Example) -> str:
         return USER_TEMPLATE.format(timeline=example.input["timeline"], question=example.input["question"])
@@ -291,20 +238,8 @@ class EhrshotTask(Task):
     def gold_value(self, example: Example) -> Any:
         return LABEL_NAMES[bool(example.target["label"])]
 
-    def can_score(self, example: Example) -> bool:
+    def _can_score(self, example: Example) -> bool:
         return isinstance(example.target.get("label"), bool)
-
-    def choice_point(self, example: Example, completion: str) -> tuple[str, dict[str, str]] | None:
-        """The completion up to the value of its last `"prediction":` key, and the two JSON values the model
-        could write there: P("yes") / (P("yes") + P("no")) is the example's score for AUROC."""
-        text = completion or ""
-        at = text.rfind(f'"{self.answer_key}"')
-        if at < 0:
-            return None
-        m = _VALUE_START.match(text, at + len(self.answer_key) + 2)
-        if m is None:
-            return None
-        return text[: m.end()], {"yes": '"yes"', "no": '"no"'}
 
     def judge(self, example: Example, value: Any) -> tuple[bool | None, Any, str]:
         label, problem = parse_prediction(value, str(example.metadata.get("labeler", "")))
@@ -314,173 +249,6 @@ class EhrshotTask(Task):
         ok = label == gold
         return ok, LABEL_NAMES[label], "correct" if ok else f"expected {LABEL_NAMES[gold]}"
 
-    def describe_answer(self, example: Example, answer: dict[str, Any], parsed: Any) -> Any:
+    def _describe_answer(self, example: Example, answer: dict[str, Any], parsed: Any) -> Any:
         """`parsed` becomes {"prediction": "yes"|"no", "probability": p or None} (the stated probability)."""
         return {"prediction": parsed, "probability": parse_probability(answer.get("probability"))}
-
-    # ------------------------------------------------------------------ metrics
-    def metrics(self, records: list[dict[str, Any]]) -> dict[str, Any]:
-        """Accuracy blocks (`summarize`) plus balanced accuracy, AUROC and AUPRC with 95% intervals, overall
-        and `by_labeler`."""
-        from ehrmind.metrics import summarize
-
-        out = summarize(records, self.group_fields)
-        groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for r in records:
-            groups[str(r.get("category") or "")].append(r)
-        out["by_labeler"] = {g: binary_block(rows) for g, rows in sorted(groups.items())}
-        # one labeler (the usual case): the overall block is that labeler's; the bootstrap runs once
-        overall = next(iter(out["by_labeler"].values())) if len(groups) == 1 else binary_block(records)
-        out["binary"] = overall
-        for key in (
-            "balanced_accuracy",
-            "balanced_accuracy_ci95",
-            "auroc",
-            "auroc_ci95",
-            "auprc",
-            "auprc_ci95",
-        ):
-            out[key] = overall.get(key)
-        return out
-
-    def report_sections(self, metrics: dict[str, Any]) -> list[str]:
-        blocks = metrics.get("by_labeler") or {}
-        if not blocks:
-            return []
-        lines = [
-            "## EHRSHOT metrics by labeler",
-            "",
-            "| labeler | n | positives | balanced accuracy | 95% CI | AUROC | 95% CI | AUPRC | 95% CI | "
-            "no valid answer | score |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
-        ]
-        for name, b in blocks.items():
-            if not b.get("n"):
-                continue
-            lines.append(
-                f"| {name or '(none)'} | {b['n']} | {b['n_positive']} | {_num(b.get('balanced_accuracy'))} | "
-                f"{_ci(b.get('balanced_accuracy_ci95'))} | {_num(b.get('auroc'))} | {_ci(b.get('auroc_ci95'))} | "
-                f"{_num(b.get('auprc'))} | {_ci(b.get('auprc_ci95'))} | {_pct(b.get('invalid_rate'))} | "
-                f"{b.get('score_source', '')} |"
-            )
-        lines += [
-            "",
-            "*balanced accuracy*: mean of sensitivity and specificity (EHRSHOT's few-shot metric); a missing or "
-            "unreadable answer counts as wrong. *AUROC / AUPRC*: from a per-example score, the stated "
-            "probability when the answer gives one, else the share of 'yes' over samples. Intervals: "
-            "percentile bootstrap over examples (1000 resamples). AUROC and AUPRC are undefined (—) when "
-            "only one class is present.",
-        ]
-        return lines
-
-
-def binary_block(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Balanced accuracy, AUROC, AUPRC (with intervals) for prediction rows of one group.
-
-    Per example: the predicted label is the majority of its samples' readable answers (a tie goes to the
-    mean score >= 0.5), -1 when none is readable. The score for AUROC/AUPRC is, in this order, the mean over
-    readable samples of the model's own P(yes) at its answer (`yes_probability`, from the HF backend), of the
-    probability the answer states, or of the yes/no vote (the share of "yes"; with one sample this AUROC is
-    the balanced accuracy). An example without a readable answer is counted wrong — score 0 when the gold is
-    yes, 1 when it is no — never a neutral 0.5. `score_source` says which score was used."""
-    from ehrmind.metrics import binary_score_metrics, classification_metrics
-
-    per = _per_example(records)
-    if not per:
-        return {"n": 0}
-    y_true, y_pred, y_score = [], [], []
-    sources: set[str] = set()
-    unreadable = 0
-    for ex in per.values():
-        y_true.append(int(ex["gold"]))
-        if ex["pred"] is None:
-            pred, score = -1, 1.0 - float(ex["gold"])  # no readable answer: wrong, whatever the gold
-            unreadable += 1
-        else:
-            pred, score = ex["pred"], ex["score"]
-            sources.update(ex["sources"])
-        y_pred.append(pred)
-        y_score.append(score)
-    with warnings.catch_warnings():  # one class only, or invalid answers: expected, reported as such
-        warnings.simplefilter("ignore")
-        cls = classification_metrics(y_true, y_pred, labels=[0, 1], names=["no", "yes"])
-        sc = binary_score_metrics(y_true, y_score)
-    source = (
-        next(iter(sources))
-        if len(sources) == 1
-        else "mixed: " + ", ".join(sorted(sources))
-        if sources
-        else "none"
-    )
-    return {
-        "n": len(y_true),
-        "n_positive": sum(y_true),
-        "prevalence": sum(y_true) / len(y_true),
-        "accuracy": cls["accuracy"],
-        "balanced_accuracy": cls["balanced_accuracy"],
-        "balanced_accuracy_ci95": cls.get("balanced_accuracy_ci95"),
-        "sensitivity": cls["per_class"]["yes"]["recall"],
-        "specificity": cls["per_class"]["no"]["recall"],
-        "invalid_rate": cls["invalid_rate"],
-        "auroc": sc["auroc"],
-        "auroc_ci95": sc["auroc_ci95"],
-        "auprc": sc["auprc"],
-        "auprc_ci95": sc["auprc_ci95"],
-        "score_source": source,
-        "n_unreadable": unreadable,
-        "confusion_matrix": cls["confusion_matrix"],
-    }
-
-
-def _num(x: float | None) -> str:
-    return "—" if x is None else f"{x:.3f}"
-
-
-def _ci(ci: list[float] | None) -> str:
-    return "—" if not ci else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
-
-
-def _pct(x: float | None) -> str:
-    return "—" if x is None else f"{100 * x:.1f}%"
-
-
-def _per_example(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per example: gold label, predicted label (majority of readable samples, a tie to the mean score
-    >= 0.5; None when no sample is readable), score (mean of the samples' scores, see `binary_block`) and
-    the score sources."""
-    per: dict[str, dict[str, Any]] = {}
-    for r in records:
-        if r.get("correct") is None or not isinstance(r.get("label"), bool):
-            continue
-        ex = per.setdefault(
-            str(r["id"]), {"gold": r["label"], "votes": [], "scores": [], "sources": [], "row": r}
-        )
-        parsed = r.get("parsed")
-        pred, prob = (
-            (parsed.get("prediction"), parsed.get("probability"))
-            if isinstance(parsed, dict)
-            else (parsed, None)
-        )
-        vote = 1 if pred == "yes" else 0 if pred == "no" else None
-        if vote is None:
-            continue
-        ex["votes"].append(vote)
-        model = r.get("yes_probability")
-        if isinstance(model, (int, float)) and not isinstance(model, bool) and 0 <= model <= 1:
-            ex["scores"].append(float(model))
-            ex["sources"].append("model probability")
-        elif prob is not None:
-            ex["scores"].append(float(prob))
-            ex["sources"].append("stated probability")
-        else:
-            ex["scores"].append(float(vote))
-            ex["sources"].append("share of yes")
-    for ex in per.values():
-        votes, scores = ex["votes"], ex["scores"]
-        if not votes:
-            ex["pred"], ex["score"] = None, None
-            continue
-        ex["score"] = sum(scores) / len(scores)
-        share = sum(votes) / len(votes)
-        ex["pred"] = 1 if share > 0.5 else 0 if share < 0.5 else int(ex["score"] >= 0.5)
-    return per

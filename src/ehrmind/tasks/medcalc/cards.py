@@ -20,6 +20,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from ehrmind.tasks.base import gold_completion
 from ehrmind.tasks.medcalc.notes import BENCHMARK, SPECS, make_examples
 from ehrmind.types import Example
 
@@ -132,7 +133,7 @@ def card_rows(
     calcs = _calculators(calculators)
     rows = [card_item(c) for c in calcs]
     for ex in worked_examples([c.id for c in calcs], n_examples_per_calc, seed):
-        completion = task.gold_completion(ex, ex.metadata["explanation"])
+        completion = gold_completion(task, ex, ex.metadata["explanation"])
         rows.append(
             {
                 "id": ex.id,

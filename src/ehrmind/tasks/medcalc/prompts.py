@@ -7,23 +7,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ehrmind.contract import Contract, Wording
 from ehrmind.errors import DataError
 
-REASONING_SYSTEM = (
-    "You are a careful clinical assistant who computes medical scores and values from patient notes. "
-    "Think step by step inside <think> </think> tags: find the relevant values in the note, convert units "
-    "where needed, apply the calculator's formula or point table, and check the arithmetic. Then give the "
-    'final result inside <answer> </answer> tags as a JSON object: {"answer": VALUE}. '
-    "VALUE is a number in the unit the question asks for; for a date, a string MM/DD/YYYY; for a "
-    'gestational age, ["W weeks", "D days"]. Write nothing after </answer>.'
+TASK_TEXT = "You are a careful clinical assistant who computes medical scores and values from patient notes. "
+CONTRACT = Contract(
+    answer_key="answer",
+    wording=Wording(
+        steps="find the relevant values in the note, convert units where needed, apply the calculator's "
+        "formula or point table, and check the arithmetic.",
+        what="result",
+        shape='{"answer": VALUE}',
+        notes="VALUE is a number in the unit the question asks for; for a date, a string MM/DD/YYYY; for a "
+        'gestational age, ["W weeks", "D days"].',
+        evidence="the values in the patient note and the calculator's rule, step by step, with the arithmetic",
+    ),
+    modes=("reasoning", "direct", "one-shot"),
 )
-
-DIRECT_SYSTEM = (
-    "You are a careful clinical assistant who computes medical scores and values from patient notes. "
-    'Give only the final result inside <answer> </answer> tags as a JSON object: {"answer": VALUE}, '
-    "with no reasoning. VALUE is a number in the unit the question asks for; for a date, a string "
-    'MM/DD/YYYY; for a gestational age, ["W weeks", "D days"].'
-)
+"""MedCalc's output contract: `{"answer": VALUE}` (the contract writes the instruction sentence)."""
+REASONING_SYSTEM = TASK_TEXT + CONTRACT.sentence()
+DIRECT_SYSTEM = TASK_TEXT + CONTRACT.configured("direct").sentence()
 
 USER_TEMPLATE = "Here is the patient note:\n{note}\n\nHere is the task:\n{question}"
 
@@ -46,11 +49,6 @@ class OneShotExemplar:
     question: str | None = None
     """The exemplar's own question; None: the current row's question is used, as MedCalc-Bench's
     `evaluation/run.py:202-205` does for every calculator but 24 (whose rows ask 15 different questions)."""
-
-    def assistant_turn(self, answer_key: str = "answer") -> str:
-        """The exemplar's answer in OUR output contract, so the model is shown the format it is scored on."""
-        answer = json.dumps({answer_key: self.answer}, ensure_ascii=False)
-        return f"<think>{self.thinking}</think>\n<answer>{answer}</answer>"
 
 
 OFFICIAL_ONE_SHOT_QUESTIONS = {

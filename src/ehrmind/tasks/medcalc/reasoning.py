@@ -1,7 +1,7 @@
 """MedCalc's reasoning checks: is the reasoning grounded in the note, and does it end where the answer is?
 
 "Interpretable" is measured, not claimed: two checks per completion (`check_medcalc_reasoning`, reached
-through `MedCalcTask.check_reasoning`), turned into rates in metrics.json (`reasoning_checks`) and a line in
+through the `ReasoningChecks` analysis), turned into rates in metrics.json (`reasoning_checks`) and a line in
 report.md by `ehrmind.eval.reasoning_checks`:
 
 *numbers_in_note_rate* — of the distinct values the reasoning **uses**, the share found in the input (note
@@ -154,7 +154,7 @@ def _same(kind: str, a: Any, a_dec: int, b: Any, b_dec: int) -> bool:
 def check_medcalc_reasoning(
     example: Example, think: str | None, answer: dict[str, Any] | None
 ) -> dict[str, Any]:
-    """The two checks on one completion, from what `Task.extract` read of it: its `<think>` text and its
+    """The two checks on one completion, from what the contract read of it (`task.contract.read`): its `<think>` text and its
     answer object (see the module docstring for the rules).
 
     Returns has_reasoning, n_values, n_in_note, numbers_in_note_rate (None when the reasoning uses no value),

@@ -3,30 +3,27 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
-
-from pydantic import Field
+from typing import Any, ClassVar
 
 from ehrmind.errors import ConfigError, DataError, excerpt
 from ehrmind.parsing import format_mdy, parse_date, parse_number, parse_weeks_days, python_literal, strict_mdy
 from ehrmind.registry import register_task
-from ehrmind.tasks.base import PromptMode, Task, TaskOptions
-from ehrmind.tasks.medcalc.official import check_answer, official_verdict
+from ehrmind.tasks.analysis import Groups
+from ehrmind.tasks.base import Task, TaskOptions
+from ehrmind.tasks.medcalc.analyses import Audit, OfficialVerdict, OutputTypes, Paper, ReasoningChecks
+from ehrmind.tasks.medcalc.official import check_answer
 from ehrmind.tasks.medcalc.prompts import (
-    DIRECT_SYSTEM,
-    REASONING_SYSTEM,
+    CONTRACT,
+    TASK_TEXT,
     USER_TEMPLATE,
     OneShotExemplar,
     load_official_one_shot,
 )
 from ehrmind.tasks.medcalc.schema import CATEGORY_ALIASES, OUTPUT_TYPES, REQUIRED_COLUMNS, output_type_for
-from ehrmind.tasks.medcalc.sft_mix import paper_sft_counts
-from ehrmind.types import Example, Extraction, RewardWeights
+from ehrmind.types import Example
 
-OFFICIAL_PARSED_CHARS = 100
-"""`official_parsed` in a prediction row is cut to this length (a hostile answer can be megabytes)."""
 HUB_DATASETS = ("ncbi/MedCalc-Bench-v1.0", "ncbi/MedCalc-Bench-v1.2", "nsk7153/MedCalc-Bench-Verified")
 
 
@@ -83,11 +80,9 @@ def parse_gold(output_type: str, answer: str, lower: str, upper: str) -> dict[st
 
 
 class MedCalcOptions(TaskOptions):
-    one_shot_file: str | Path | None = Field(
-        None,
-        description="Mode one-shot only: MedCalc-Bench's one_shot_finalized_explanation.json, or a table of one "
-        "row per calculator in the dataset's columns (e.g. MedCalc-Bench-Verified's one_shot_data.csv).",
-    )
+    renamed: ClassVar[dict[str, str]] = {
+        "one_shot_file": "use exemplars (every family's option for mode one-shot; --one-shot-file sets it)"
+    }
 
 
 @register_task("medcalc")
@@ -95,43 +90,23 @@ class MedCalcTask(Task):
     """MedCalc-Bench (Khandekar et al., NeurIPS 2024 Datasets & Benchmarks): compute a value from a note."""
 
     version = "1"
-    answer_key = "answer"
-    group_fields = ("category", "calculator_name")
-    plan_fields = ("category", "calculator_name")
-    split_fields = ("note_id",)
-    rationale_evidence = (
-        "the values in the patient note and the calculator's rule, step by step, with the arithmetic"
+    contract = CONTRACT
+    groups = Groups(
+        by=("category", "calculator_name"),
+        plan=("category", "calculator_name"),
+        split=("note_id",),
+        aliases=("calculator_id",),
     )
-    modes = ("reasoning", "direct", "one-shot")
+    analyses = (OfficialVerdict(), ReasoningChecks(), OutputTypes(), Audit(), Paper())
     Options = MedCalcOptions
-    extra_verdicts = ("official",)
-    """`official_correct`: MedCalc-Bench's own extraction and check (`official.py`), beside `correct`."""
 
-    def __init__(
-        self,
-        mode: PromptMode = "reasoning",
-        prefill: bool | str = False,
-        system_prompt: str | None = None,
-        reward_weights: RewardWeights | dict[str, float] | None = None,
-        one_shot_file: str | Path | None = None,
-    ):
-        """`one_shot_file` (mode `one-shot` only): MedCalc-Bench's official exemplar JSON
+    def __init__(self, **options: Any):
+        """`exemplars` (mode `one-shot` only): MedCalc-Bench's official exemplar JSON
         (`one_shot_finalized_explanation.json`), or a table of one row per calculator in the dataset's columns
         (e.g. MedCalc-Bench-Verified's `one_shot_data.csv`; its Ground Truth Explanation is the reasoning)."""
-        super().__init__(
-            mode=mode, prefill=prefill, system_prompt=system_prompt, reward_weights=reward_weights
-        )
-        if mode == "one-shot" and not one_shot_file:
-            raise ConfigError(
-                "prompt mode 'one-shot' needs exemplars: give --one-shot-file PATH (or --task-option "
-                "one_shot_file=PATH), e.g. MedCalc-Bench's one_shot_finalized_explanation.json"
-            )
-        if one_shot_file and mode != "one-shot":
-            raise ConfigError(f"one_shot_file only applies to mode 'one-shot', not {mode!r}")
-        self.one_shot_file = str(one_shot_file) if one_shot_file else None
-        self.exemplars: dict[int, OneShotExemplar] = (
-            self._load_exemplars(Path(one_shot_file)) if one_shot_file else {}
-        )
+        super().__init__(**options)
+        path = self.options.exemplars
+        self._shots: dict[int, OneShotExemplar] = self._load_exemplars(Path(path)) if path else {}
 
     def _load_exemplars(self, path: Path) -> dict[int, OneShotExemplar]:
         if path.suffix.lower() == ".json":
@@ -230,31 +205,29 @@ class MedCalcTask(Task):
         )
 
     # ------------------------------------------------------------------ prompting
-    def instructions(self) -> str:
-        return DIRECT_SYSTEM if self.mode == "direct" else REASONING_SYSTEM
+    def task_text(self) -> str:
+        return TASK_TEXT
 
     def user_prompt(self, example: Example) -> str:
         return USER_TEMPLATE.format(note=example.input["note"], question=example.input["question"])
 
-    def render(self, example: Example) -> list[dict[str, str]]:
+    def _turns_before(self, example: Example) -> list[dict[str, str]]:
         """One-shot mode: the calculator's exemplar as a previous user/assistant turn (its answer in our output
         contract), then the row; verified as in reasoning mode."""
-        messages = super().render(example)
-        if self.mode != "one-shot":
-            return messages
+        if self.contract.mode != "one-shot":
+            return []
         calc_id = example.metadata.get("calculator_id")
-        shot = self.exemplars.get(calc_id) if isinstance(calc_id, int) else None
+        shot = self._shots.get(calc_id) if isinstance(calc_id, int) else None
         if shot is None:
             raise ConfigError(
-                f"no one-shot exemplar for calculator id {calc_id} (row {example.id}) in {self.one_shot_file}; "
-                f"it has ids {', '.join(str(i) for i in sorted(self.exemplars))}"
+                f"no one-shot exemplar for calculator id {calc_id} (row {example.id}) in {self.options.exemplars}; "
+                f"it has ids {', '.join(str(i) for i in sorted(self._shots))}"
             )
         question = shot.question or example.input["question"]
-        turn = [
+        return [
             {"role": "user", "content": USER_TEMPLATE.format(note=shot.note, question=question)},
-            {"role": "assistant", "content": shot.assistant_turn(self.answer_key)},
+            {"role": "assistant", "content": self.contract.whole(shot.answer, shot.thinking)},
         ]
-        return [messages[0], *turn, *messages[1:]]
 
     # ------------------------------------------------------------------ scoring
     def gold_value(self, example: Example) -> Any:
@@ -266,25 +239,7 @@ class MedCalcTask(Task):
             return [f"{w} weeks", f"{d} days"]
         return t["value"]
 
-    def audit(self, data: str | Path, out_dir: str | Path, corrected: str | Path | None = None) -> list[Path]:
-        """MedCalc-Bench's labels recomputed by the calculator knowledge base (`audit.py`)."""
-        from ehrmind.tasks.medcalc.audit import run_audit
-
-        run_audit(data, out_dir, corrected=corrected)
-        return [Path(out_dir) / "audit.csv", Path(out_dir) / "summary.md"]
-
-    def subgroup_names(self, example: Example) -> set[str]:
-        """A calculator answers to its name and its MedCalc-Bench id."""
-        m = example.metadata
-        return {str(m[k]) for k in ("calculator_name", "calculator_id") if m.get(k) not in (None, "")}
-
-    def check_reasoning(self, example: Example, extraction: Extraction) -> dict[str, Any]:
-        """Is the reasoning grounded in the note, and does it end at the answer (`medcalc/reasoning.py`)."""
-        from ehrmind.tasks.medcalc.reasoning import check_medcalc_reasoning
-
-        return check_medcalc_reasoning(example, extraction.think, extraction.answer)
-
-    def can_score(self, example: Example) -> bool:
+    def _can_score(self, example: Example) -> bool:
         t = example.target
         needed = {
             "date": ("answer",),
@@ -311,7 +266,7 @@ class MedCalcTask(Task):
                 return False, None, problem
             ok = list(wd) == list(t["value"])
             return ok, list(wd), "correct" if ok else f"expected {tuple(t['value'])}"
-        if not self.can_score(example):
+        if not self._can_score(example):
             return None, None, f"gold answer cannot be scored (output type {kind!r})"
         number, problem = parse_number(value)
         if number is None:
@@ -322,62 +277,7 @@ class MedCalcTask(Task):
         ok = t["lower"] <= number <= t["upper"]
         return ok, number, "correct" if ok else f"expected {t['lower']:g}..{t['upper']:g}"
 
-    def error_analysis(
-        self, examples: Mapping[str, Example], rows: Sequence[dict[str, Any]]
-    ) -> dict[str, Any]:
-        """Accuracy by output type, and how far wrong answers that were read are: relative error for
-        decimals, off by for integers (after the official rounding), days off for dates and gestational ages."""
-        from datetime import datetime
-
-        from ehrmind.eval.analysis import WRONG_VALUE, error_summary, failure_reason
-
-        by_type: dict[str, dict[str, Any]] = {}
-        errors: dict[str, list[float]] = {}
-        for r in rows:
-            ex = examples.get(str(r.get("id")))
-            if ex is None or r.get("correct") is None:
-                continue
-            t = ex.target
-            kind = str(t.get("output_type"))
-            b = by_type.setdefault(kind, {"n": 0, "correct": 0, "wrong_value": 0, "unread": 0})
-            b["n"] += 1
-            why = failure_reason(r)
-            if why is None:
-                b["correct"] += 1
-                continue
-            if why != WRONG_VALUE:
-                b["unread"] += 1
-                continue
-            b["wrong_value"] += 1
-            got = r.get("parsed")
-            try:
-                if kind == "decimal":
-                    gold = float(t["value"])
-                    name, e = (
-                        ("relative error", (float(got) - gold) / abs(gold))
-                        if gold
-                        else ("absolute error", float(got))
-                    )
-                elif kind == "integer":
-                    name, e = "off by", float(round(float(got)) - int(t["value"]))
-                elif kind == "date":
-                    d = datetime.strptime(str(got), "%m/%d/%Y") - datetime.strptime(t["answer"], "%m/%d/%Y")
-                    name, e = "days off (date)", float(d.days)
-                else:
-                    w, dd = got
-                    gw, gd = t["value"]
-                    name, e = "days off (gestational age)", float((7 * w + dd) - (7 * gw + gd))
-            except (TypeError, ValueError, KeyError, OverflowError):
-                continue
-            errors.setdefault(name, []).append(e)
-        for b in by_type.values():
-            b["accuracy"] = b.pop("correct") / b["n"]
-        return {
-            "by_output_type": dict(sorted(by_type.items())),
-            "numeric_error": {k: error_summary(k, v) for k, v in sorted(errors.items())},
-        }
-
-    def snapshot_problem(self, example: Example) -> tuple[str, str] | None:
+    def _snapshot_problem(self, example: Example) -> tuple[str, str] | None:
         for key in ("note", "question"):
             if not isinstance(example.input.get(key), str):
                 return f"input.{key}", "expected text"
@@ -405,31 +305,7 @@ class MedCalcTask(Task):
                 return "target.lower", "lower limit above the upper limit"
         return None
 
-    def paper_reliable_m(self, example: Example) -> int | None:
-        """`src/eval/medcalc/analysis/cal_analysis.py:62, 95-98` (linjc16/EHRMind@3bdde9f): diagnosis and severity m = 7, risk m = 21."""
-        return {"diagnosis": 7, "severity": 7, "risk": 21}.get(str(example.metadata.get("category")))
-
-    def paper_sft_counts(self, category_sizes: dict[str, int], fraction: float) -> dict[str, int]:
-        return paper_sft_counts(category_sizes, fraction)
-
-    def reward_judge(self, example: Example, value: Any) -> bool:
+    def _reward_judge(self, example: Example, value: Any) -> bool:
         """The paper's reward reads `str(answer)` with MedCalc-Bench's `check_correctness` (`eval`, here a safe
         arithmetic reader): a number with a unit, or any text around it, is wrong."""
         return check_answer(str(value), example.target, example.metadata.get("calculator_id"))
-
-    def verify_extra(self, example: Example, completion: str) -> dict[str, Any]:
-        """`official_correct`: the verdict of MedCalc-Bench's own `extract_answer` + `check_correctness`
-        (re-implemented without eval, `official.py`); `official_parsed`: what that extraction read (at most
-        `OFFICIAL_PARSED_CHARS` characters). Both None when the gold cannot be scored."""
-        if not self.can_score(example):
-            return {"official_correct": None, "official_parsed": None}
-        v = official_verdict(completion or "", example.target, example.metadata.get("calculator_id"))
-        parsed = v.answer if v.answer is None else v.answer[:OFFICIAL_PARSED_CHARS]
-        return {"official_correct": v.correct, "official_parsed": parsed}
-
-    def report_sections(self, metrics: dict[str, Any]) -> list[str]:
-        return [
-            "*official accuracy*: MedCalc-Bench's own answer extraction and check (`evaluation/run.py` "
-            "`extract_answer`, `evaluation/evaluate.py` `check_correctness`), re-implemented without executing "
-            "text; *accuracy* is ehrmind's extraction with the same tolerance rules (docs/verifier.md)."
-        ]

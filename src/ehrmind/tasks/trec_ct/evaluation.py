@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ehrmind.tasks.trec_ct.labels import ELIGIBLE, EXCLUDED, LABEL_IDS, LABELS, SCALES
@@ -164,7 +164,8 @@ def _f(x: Any) -> str:
     return "—" if x is None else f"{x:.3f}"
 
 
-def report_lines(metrics: dict[str, Any]) -> list[str]:
+def classification_lines(metrics: Mapping[str, Any]) -> list[str]:
+    """The classification section of report.md."""
     lines: list[str] = []
     c = metrics.get("classification") or {}
     if c.get("n"):
@@ -197,7 +198,12 @@ def report_lines(metrics: dict[str, Any]) -> list[str]:
                 "",
                 f"{c['n_not_classified']} pair(s) on the SIGIR referral scale are ranked, not classified.",
             ]
-        lines.append("")
+    return lines
+
+
+def ranking_lines(metrics: Mapping[str, Any]) -> list[str]:
+    """The ranking section of report.md."""
+    lines: list[str] = []
     r = metrics.get("ranking") or {}
     if r.get("n_patients"):
         lines += [

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ehrmind.contract import Contract, Wording
 from ehrmind.tasks.trec_ct.labels import ELIGIBLE, EXCLUDED, NOT_RELEVANT
 
 TokenCounter = Callable[[str], int]
@@ -29,23 +30,26 @@ _ANSWER = (
     f'{{"prediction": "{ELIGIBLE}"}}, {{"prediction": "{EXCLUDED}"}} or {{"prediction": "{NOT_RELEVANT}"}}'
 )
 
-REASONING_SYSTEM = (
+TASK_TEXT = (
     "You are a clinical research coordinator who screens patients for clinical trials. Read the patient note "
     "and the trial (title, target conditions, inclusion and exclusion criteria) and decide how the patient "
     "matches the trial:\n"
     f"{_DEFINITIONS}\n"
-    "Think step by step inside <think> </think> tags: check whether the trial targets the patient's "
-    "condition, then go through the inclusion and exclusion criteria against the note. Then give the final "
-    f"decision inside <answer> </answer> tags as a JSON object: {_ANSWER}. Write nothing after </answer>."
 )
-
-DIRECT_SYSTEM = (
-    "You are a clinical research coordinator who screens patients for clinical trials. Read the patient note "
-    "and the trial (title, target conditions, inclusion and exclusion criteria) and decide how the patient "
-    "matches the trial:\n"
-    f"{_DEFINITIONS}\n"
-    f"Give only the decision inside <answer> </answer> tags as a JSON object: {_ANSWER}, with no reasoning."
+CONTRACT = Contract(
+    answer_key="prediction",
+    wording=Wording(
+        steps="check whether the trial targets the patient's condition, then go through the inclusion and "
+        "exclusion criteria against the note.",
+        what="decision",
+        shape=_ANSWER,
+        evidence="the patient note against the trial: does the trial target the patient's condition, and which "
+        "inclusion and exclusion criteria does the note meet or fail",
+    ),
 )
+"""Trial matching's output contract: `{"prediction": label}` (the contract writes the instruction sentence)."""
+REASONING_SYSTEM = TASK_TEXT + CONTRACT.sentence()
+DIRECT_SYSTEM = TASK_TEXT + CONTRACT.configured("direct").sentence()
 
 QUESTION = "Is this patient eligible for the trial, excluded by its criteria, or not relevant to it?"
 

@@ -496,8 +496,24 @@ def assemble(
 ) -> tuple[list[Example], LoadReport]:
     """Join the judgments of `pair_sources` (and `extra_pairs`) with patients and trial text found in
     `resources`."""
+    report = LoadReport(inputs=_inputs(pair_sources, resources), ignored_files=list(resources.ignored))
+    patients = _read_patients(resources)
+    pairs_text: dict[tuple[str | None, str], Trial] = {}
+    pairs = _read_judgments(pair_sources, extra_pairs, pairs_text, report)
+    _read_other_pairs_text(pair_sources, resources, pairs_text, report, strict)
+    store = _trial_store(resources, pairs, pairs_text, report, strict)
+    examples: list[Example] = []
+    for key in sorted(pairs, key=_pair_order):
+        example = _join(pairs[key], patients, store, report, task_name, strict)
+        if example is not None:
+            examples.append(example)
+    return examples, report
+
+
+def _inputs(pair_sources: Inventory, resources: Inventory) -> dict[str, list[str]]:
+    """The files a load used, by kind (for the manifest)."""
     n_lazy = sum(len(v) for v in resources.lazy_trials.values())
-    inputs = {
+    return {
         "topics": [str(p) for p in resources.topics + resources.queries],
         "qrels": [str(p) for p in pair_sources.qrels],
         "pairs_with_trial_text": [str(p) for p in pair_sources.pairs],
@@ -505,17 +521,26 @@ def assemble(
         + [str(p) for p in resources.pairs if p not in pair_sources.pairs],
         "per_trial_files": [f"{n_lazy} NCT-named file(s)"] if n_lazy else [],
     }
-    report = LoadReport(inputs=inputs, ignored_files=list(resources.ignored))
 
-    # patients: official topics first, then queries.jsonl
+
+def _read_patients(resources: Inventory) -> dict[str, str]:
+    """Patient text by id: official topics first, then queries.jsonl."""
     patients: dict[str, str] = {}
     for path in resources.topics:
         _add_patients(patients, read_topics_xml(path, resources.names.get(path, [path.name])), path)
     for path in resources.queries:
         _add_patients(patients, read_queries_jsonl(path), path)
+    return patients
 
-    # judgments: qrels and pairs files; the same pair from two sources must agree
-    pairs_text: dict[tuple[str | None, str], Trial] = {}
+
+def _read_judgments(
+    pair_sources: Inventory,
+    extra_pairs: Sequence[Pair],
+    pairs_text: dict[tuple[str | None, str], Trial],
+    report: LoadReport,
+) -> dict[tuple[str, str], Pair]:
+    """The judged pairs of the qrels and pairs files (the trial text those carry goes to `pairs_text`), then
+    `extra_pairs`; the same pair from two sources must agree."""
     pairs: dict[tuple[str, str], Pair] = {}
     for path in pair_sources.qrels:
         for j in read_qrels(path, pair_sources.names.get(path, [path.name])):
@@ -525,44 +550,73 @@ def assemble(
             _add_pair(pairs, p, report)
     for p in extra_pairs:
         _add_pair(pairs, p, report)
-    # trial text carried by pairs files not used as judgment sources still serves other pairs
-    for path in resources.pairs:
-        if path not in pair_sources.pairs:
-            try:
-                _read_pairs_file(path, pairs_text, resources.scope(path))
-            except DataError as e:
-                if strict:
-                    raise
-                report.trial_problems.append(str(e))
-                log.warning("trec_ct: %s", e)
+    return pairs
 
+
+def _read_other_pairs_text(
+    pair_sources: Inventory,
+    resources: Inventory,
+    pairs_text: dict[tuple[str | None, str], Trial],
+    report: LoadReport,
+    strict: bool,
+) -> None:
+    """Trial text carried by pairs files not used as judgment sources still serves other pairs; a bad file
+    is a trial problem (an error with `strict`)."""
+    for path in resources.pairs:
+        if path in pair_sources.pairs:
+            continue
+        try:
+            _read_pairs_file(path, pairs_text, resources.scope(path))
+        except DataError as e:
+            if strict:
+                raise
+            report.trial_problems.append(str(e))
+            log.warning("trec_ct: %s", e)
+
+
+def _trial_store(
+    resources: Inventory,
+    pairs: dict[tuple[str, str], Pair],
+    pairs_text: dict[tuple[str | None, str], Trial],
+    report: LoadReport,
+    strict: bool,
+) -> TrialStore:
+    """The trial text the pairs without their own need, with the text pairs files carry."""
     needed = {p.trial_id for p in pairs.values() if p.trial is None}
     store = TrialStore(resources, needed, report, strict)
     for key, trial in pairs_text.items():
         store.trials.setdefault(key, trial)
+    return store
 
-    examples: list[Example] = []
-    for key in sorted(pairs, key=lambda k: (cohort_of(k[0]), natural_key(k[0]), k[1])):
-        p = pairs[key]
-        cohort = cohort_of(p.patient_id)
-        skip = {"patient_id": p.patient_id, "trial_id": p.trial_id, "label": p.label, "cohort": cohort}
-        patient = p.patient or patients.get(p.patient_id)
-        if not patient:
-            report.skipped.append({**skip, "reason": NO_PATIENT, "source": p.where})
-            continue
-        trial, reason = (p.trial, "") if p.trial is not None else store.get(cohort, p.trial_id)
-        if trial is None:
-            report.skipped.append({**skip, "reason": reason, "source": p.where})
-            continue
-        if not (trial.title or trial.conditions or trial.has_criteria):
-            report.skipped.append({**skip, "reason": EMPTY_TRIAL, "source": trial.source})
-            continue
-        if not trial.has_criteria:
-            report.no_criteria.append({**skip, "source": trial.source})
-            if strict:
-                raise DataError(f"trial {trial.trial_id} lists no eligibility criteria", file=trial.source)
-        examples.append(make_example(task_name, p, patient, trial, cohort))
-    return examples, report
+
+def _pair_order(key: tuple[str, str]) -> tuple[Any, ...]:
+    """Pairs by cohort, patient (natural order) and trial."""
+    return (cohort_of(key[0]), natural_key(key[0]), key[1])
+
+
+def _join(
+    p: Pair, patients: dict[str, str], store: TrialStore, report: LoadReport, task_name: str, strict: bool
+) -> Example | None:
+    """The pair's Example, or None when its patient or trial text is missing (the skip is reported). A trial
+    without criteria is kept and reported (an error with `strict`)."""
+    cohort = cohort_of(p.patient_id)
+    skip = {"patient_id": p.patient_id, "trial_id": p.trial_id, "label": p.label, "cohort": cohort}
+    patient = p.patient or patients.get(p.patient_id)
+    if not patient:
+        report.skipped.append({**skip, "reason": NO_PATIENT, "source": p.where})
+        return None
+    trial, reason = (p.trial, "") if p.trial is not None else store.get(cohort, p.trial_id)
+    if trial is None:
+        report.skipped.append({**skip, "reason": reason, "source": p.where})
+        return None
+    if not (trial.title or trial.conditions or trial.has_criteria):
+        report.skipped.append({**skip, "reason": EMPTY_TRIAL, "source": trial.source})
+        return None
+    if not trial.has_criteria:
+        report.no_criteria.append({**skip, "source": trial.source})
+        if strict:
+            raise DataError(f"trial {trial.trial_id} lists no eligibility criteria", file=trial.source)
+    return make_example(task_name, p, patient, trial, cohort)
 
 
 def _add_patients(patients: dict[str, str], new: dict[str, str], path: Path) -> None:

@@ -7,10 +7,8 @@ Given a patient note and a trial's title, conditions and criteria, answer `{"pre
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -18,12 +16,13 @@ from pydantic import Field
 
 from ehrmind.errors import ConfigError, DataError, excerpt
 from ehrmind.registry import register_task
-from ehrmind.tasks.base import PromptMode, Task, TaskOptions
-from ehrmind.tasks.trec_ct import evaluation
+from ehrmind.tasks.analysis import Groups
+from ehrmind.tasks.base import Task, TaskOptions, scorable
+from ehrmind.tasks.trec_ct.analyses import Classification, Paper, Ranking, TrecRun
 from ehrmind.tasks.trec_ct.labels import LABELS, SCALES, SIGIR_LABELS, parse_prediction
 from ehrmind.tasks.trec_ct.prompts import (
-    DIRECT_SYSTEM,
-    REASONING_SYSTEM,
+    CONTRACT,
+    TASK_TEXT,
     TokenCounter,
     approx_tokens,
     build_user_prompt,
@@ -40,7 +39,7 @@ from ehrmind.tasks.trec_ct.sources import (
 )
 from ehrmind.tasks.trec_ct.splits import SPLITS, balance_classes, split_by_patient
 from ehrmind.tasks.trec_ct.topics import sniff_jsonl
-from ehrmind.types import Example, RewardWeights
+from ehrmind.types import Example
 
 log = logging.getLogger(__name__)
 
@@ -101,39 +100,20 @@ class TrecCtTask(Task):
     """TREC Clinical Trials patient–trial matching (Roberts et al., TREC 2021/2022; Koopman & Zuccon,
     SIGIR 2016): classify a (patient, trial) pair as not relevant, excluded or eligible."""
 
-    version = "1"
-    answer_key = "prediction"
-    group_fields = ("category", "cohort")
-    row_fields = ("patient_id", "trial_id", "label", "scale")
-    split_fields = ("patient_id",)
-    main_metric = (
-        "balanced accuracy",
-        "classification.balanced_accuracy",
-        "classification.balanced_accuracy_ci95",
+    version = "2"
+    """2: the direct-mode instruction written by the output contract ("Give only the final decision …")."""
+    contract = CONTRACT
+    groups = Groups(
+        by=("category", "cohort"), rows=("patient_id", "trial_id", "label", "scale"), split=("patient_id",)
     )
+    analyses = (Classification(), Ranking(), TrecRun(), Paper())
     Options = TrecCtOptions
-    rationale_evidence = (
-        "the patient note against the trial: does the trial target the patient's condition, and which "
-        "inclusion and exclusion criteria does the note meet or fail"
-    )
 
-    def __init__(
-        self,
-        mode: PromptMode = "reasoning",
-        prefill: bool | str = False,
-        system_prompt: str | None = None,
-        reward_weights: RewardWeights | dict[str, float] | None = None,
-        prompt_token_budget: int = 3072,
-        token_counter: TokenCounter | None = None,
-    ):
-        super().__init__(
-            mode=mode, prefill=prefill, system_prompt=system_prompt, reward_weights=reward_weights
-        )
-        if not isinstance(prompt_token_budget, int) or prompt_token_budget < 256:
-            raise ConfigError(f"prompt_token_budget must be an integer >= 256, got {prompt_token_budget!r}")
-        self.prompt_token_budget = prompt_token_budget
+    def __init__(self, **options: Any):
+        super().__init__(**options)
+        self.prompt_token_budget: int = self.options.prompt_token_budget
         """Budget for system + user prompt; criteria are shortened (never the note) to fit it."""
-        self.count_tokens: TokenCounter = token_counter or approx_tokens
+        self.count_tokens: TokenCounter = self.options.token_counter or approx_tokens
         """Token counter for the budget; default: characters / 4. Pass `lambda s: len(tok(s).input_ids)`."""
 
     # ------------------------------------------------------------------ loading
@@ -174,7 +154,7 @@ class TrecCtTask(Task):
                 (own.qrels if kind == "qrels" else own.pairs).append(resolved)
                 resources = merge(own, nearby)
                 return self._finish(*assemble(own, resources, task_name=self.name, strict=strict), where=path)
-            return self.load_file(path), None
+            return self._load_file(path), None
         return super().load(source, split), None
 
     def _finish(
@@ -189,37 +169,8 @@ class TrecCtTask(Task):
             )
         return examples, report
 
-    export_formats = ("trec",)
-
-    def export_predictions(
-        self, fmt: str, rows: Sequence[dict[str, Any]], path: Path, *, run_name: str
-    ) -> dict[str, Any]:
-        """`trec`: a TREC run file (`topic Q0 trial rank score run`) with the ranking the metrics use
-        (`evaluation.run_scores`: share of eligible votes, then excluded, then trial id), so `trec_eval` or
-        ir-measures on the same qrels give ehrmind's NDCG@10 and P@10."""
-        from ehrmind.io import atomic_write_text
-
-        if fmt not in self.export_formats:
-            raise ConfigError(f"trec_ct exports {', '.join(self.export_formats)}, not {fmt!r}")
-        if not run_name or any(c.isspace() for c in run_name):
-            raise ConfigError(f"--run-name must be one word, got {run_name!r}")
-        scores = evaluation.run_scores(
-            evaluation.pair_votes([r for r in rows if r.get("correct") is not None])
-        )
-        if not scores:
-            raise DataError("no scored pair to export", file=path)
-        lines = []
-        for patient in sorted(scores, key=str):
-            ranked = sorted(scores[patient].items(), key=lambda kv: -kv[1])
-            lines += [
-                f"{patient} Q0 {trial} {rank} {score:g} {run_name}"
-                for rank, (trial, score) in enumerate(ranked, 1)
-            ]
-        atomic_write_text(path, "\n".join(lines) + "\n")
-        return {"rows": len(lines), "topics": len(scores)}
-
-    def load_file(self, path: Path) -> list[Example]:
-        examples = super().load_file(path)
+    def _load_file(self, path: Path) -> list[Example]:
+        examples = super()._load_file(path)
         for row_no, ex in enumerate(examples, start=1):
             check_target(ex, path, row_no)
         return examples
@@ -253,11 +204,11 @@ class TrecCtTask(Task):
                 raise ConfigError(f"cohorts {missing} not in the data; present: {present}")
             examples = [ex for ex in examples if ex.metadata.get("cohort") in opts["cohorts"]]
         # SIGIR pairs have no eligibility label to train on: all their patients go to test, for ranking
-        classifiable = [ex for ex in examples if self.can_score(ex)]
+        classifiable = [ex for ex in examples if scorable(self, ex)]
         splits = split_by_patient(
             classifiable, seed=opts["seed"], val_frac=opts["val_frac"], test_frac=opts["test_frac"]
         )
-        splits["test"] += [ex for ex in examples if not self.can_score(ex)]
+        splits["test"] += [ex for ex in examples if not scorable(self, ex)]
         balance_info = None
         if opts["balance"]:
             splits["train"], balance_info = balance_classes(splits["train"], seed=opts["seed"])
@@ -268,35 +219,30 @@ class TrecCtTask(Task):
         return write_split_snapshot(self, files, source, out_dir, opts, report, balance_info)
 
     # ------------------------------------------------------------------ prompting
-    def instructions(self) -> str:
-        return REASONING_SYSTEM if self.mode == "reasoning" else DIRECT_SYSTEM
+    def task_text(self) -> str:
+        return TASK_TEXT
 
     def user_prompt(self, example: Example) -> str:
         return self.fit_prompt(example)[0]
 
     def fit_prompt(self, example: Example) -> tuple[str, dict[str, Any]]:
         """The user turn and what the token budget left out (criteria omitted or cut, over budget)."""
-        system = self.system_prompt or self.instructions()
+        system = self.options.system_prompt or self.task_text() + self.contract.sentence()
         text, fitted = build_user_prompt(example.input, system, self.prompt_token_budget, self.count_tokens)
         return text, fitted.stats()
 
     # ------------------------------------------------------------------ scoring
-    def can_score(self, example: Example) -> bool:
+    def _can_score(self, example: Example) -> bool:
         """TREC-scale pairs only: SIGIR grades referral (no "excluded" class), so its pairs are ranked, and
         their verdicts are None, never a silent 0."""
         t = example.target
         return t.get("scale", "trec") == "trec" and t.get("label") in LABELS
 
-    def paper_reliable_m(self, example: Example) -> int | None:
-        """`src/eval/matching/analysis/cal_analysis.py:115-116` (linjc16/EHRMind@3bdde9f): every pair, three
-        labels (k // 3 + 2 correct samples, entropy < 0.8 · ln 3 nats)."""
-        return 3
-
     def gold_value(self, example: Example) -> Any:
-        if not self.can_score(example):
+        if not self._can_score(example):
             raise ValueError(
                 f"{example.id}: a SIGIR referral grade ({example.target.get('label_name')}) has no eligibility "
-                "answer; SIGIR pairs are for ranking evaluation only (filter with task.can_score)"
+                "answer; SIGIR pairs are for ranking evaluation only (filter with ehrmind.tasks.base.scorable)"
             )
         return LABELS[int(example.target["label"])]
 
@@ -310,29 +256,16 @@ class TrecCtTask(Task):
         ok = name == gold
         return ok, name, "correct" if ok else f"expected {gold}"
 
-    def read_unscored(self, example: Example, answer: dict[str, Any] | None, problem: str) -> tuple[Any, str]:
+    def _read_unscored(
+        self, example: Example, answer: dict[str, Any] | None, problem: str
+    ) -> tuple[Any, str]:
         """SIGIR pairs: no verdict, but the stated label is kept for ranking."""
         name, why = (
             (None, problem or "no answer found")
             if answer is None
-            else parse_prediction(answer[self.answer_key])
+            else parse_prediction(answer[self.contract.answer_key])
         )
         return name, f"ranking only (SIGIR referral grade); {why or 'parsed'}"
-
-    # ------------------------------------------------------------------ metrics
-    def metrics(self, records: list[dict[str, Any]]) -> dict[str, Any]:
-        """Accuracy by gold class and cohort (`summarize`), 3-class `classification` over per-pair majority
-        votes, and per-patient `ranking` (NDCG@10, P@10 via ir-measures)."""
-        from ehrmind.metrics import summarize
-
-        out = summarize(records, self.group_fields)
-        pairs = evaluation.pair_votes(records)
-        out["classification"] = evaluation.classification(pairs)
-        out["ranking"] = evaluation.ranking(pairs)
-        return out
-
-    def report_sections(self, metrics: dict[str, Any]) -> list[str]:
-        return evaluation.report_lines(metrics)
 
 
 def check_target(ex: Example, path: str | Path, row: int) -> None:
@@ -395,9 +328,8 @@ def write_split_snapshot(
 ) -> dict[str, Any]:
     """Write the split files (Example rows plus `LINE_FIELDS` at the top level), skipped.jsonl and a
     manifest in the format of `ehrmind.snapshot.write_snapshot` with trec_ct's own additions."""
-    from ehrmind import __version__
     from ehrmind.io import atomic_write_json, atomic_write_jsonl, sha256_file
-    from ehrmind.snapshot import MANIFEST, examples_hash
+    from ehrmind.snapshot import MANIFEST, file_entry, manifest_head
 
     seen: dict[str, str] = {}
     for name, rows in files.items():
@@ -412,14 +344,11 @@ def write_split_snapshot(
             out / name, ({**ex.to_dict(), **{k: ex.metadata.get(k) for k in LINE_FIELDS}} for ex in rows)
         )
         written[name] = {
-            "n": len(rows),
-            "sha256": examples_hash(rows),
-            "counts": {f: _counts(rows, f) for f in task.group_fields},
+            **file_entry(task, rows),
             "n_patients": len({ex.metadata["patient_id"] for ex in rows}),
         }
     skipped = report.skipped if report else []
     atomic_write_jsonl(out / SKIPPED, skipped)
-    src = Path(source)
     inputs = report.inputs if report else {}
     hashes = {
         f: sha256_file(f)
@@ -428,15 +357,7 @@ def write_split_snapshot(
         if Path(f).is_file()
     }
     manifest = {
-        "task": task.name,
-        "task_version": task.version,
-        "source": str(source),
-        "source_sha256": sha256_file(src) if src.is_file() else None,
-        "n": sum(f["n"] for f in written.values()),
-        "files": written,
-        "options": options,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "ehrmind_version": __version__,
+        **manifest_head(task, source, written, options),
         "label_map": {
             "trec": {str(k): v for k, v in LABELS.items()},
             "sigir": {str(k): v for k, v in SIGIR_LABELS.items()},
@@ -449,7 +370,3 @@ def write_split_snapshot(
     }
     atomic_write_json(out / MANIFEST, manifest)
     return manifest
-
-
-def _counts(examples: Sequence[Example], field: str) -> dict[str, int]:
-    return dict(sorted(Counter(str(ex.metadata.get(field, "")) for ex in examples).items()))

@@ -88,7 +88,7 @@ def ehrshot_train_data_cmd(
     if not generate:
         return
     from ehrmind.generate.settings import GenerationSettings
-    from ehrmind.train.rationales import make_generator
+    from ehrmind.train.rationales import teacher_generator
     from ehrmind.train.recipe import load_recipe, recipe_task
 
     loaded = load_recipe(recipe, stage="sft")  # type: ignore[arg-type]
@@ -100,7 +100,7 @@ def ehrshot_train_data_cmd(
         batch_size=batch_size,
         seed=seed,
     )
-    generator, mode = make_generator(
+    generator, mode = teacher_generator(
         teacher_url=teacher_url,
         teacher_model=teacher_model,
         api_key_env=api_key_env,

@@ -1312,3 +1312,13 @@ def test_snapshot_and_flat_rows_with_wrong_types_are_refused(tmp_path):
     flat.write_text(json.dumps({"timeline": [1, 2], "question": "?", "label": "yes"}) + "\n")
     with pytest.raises(DataError, match="field 'timeline': expected text, got a list"):
         task.load(flat)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), 2.63, -0.1, True])
+def test_a_probability_outside_zero_to_one_is_not_a_score(bad):
+    """Issue #31: a hand-edited or foreign row's probability (NaN, inf, 2.63) reached AUROC and the MEDS
+    export; it is ignored, and the example is scored by its share of yes, as a row without one."""
+    rows = [_row("a", True, "yes", prob=bad), _row("b", False, "no", prob=bad)]
+    rows[0]["yes_probability"] = bad
+    b = binary_block(rows)
+    assert b["score_source"] == "share of yes" and b["auroc"] == 1.0

@@ -120,3 +120,55 @@ def test_export_refuses_unscored_rows_and_unknown_formats(tmp_path):
     assert result.exit_code == 2 and "score completions first" in result.output
     result = _export("medcalc", str(raw), "meds", str(tmp_path / "o.parquet"))
     assert result.exit_code == 2 and "exports no format" in result.output
+
+
+def _scored_rows(path: Path, rows: list[dict]) -> Path:
+    base = {
+        "correct": True,
+        "format_ok": True,
+        "parsed": "eligible",
+        "reward": 1.1,
+        "reason": "",
+        "sample": 0,
+    }
+    path.write_text("".join(json.dumps({**base, **r}) + "\n" for r in rows))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        # the input itself as --out: the scored rows would be destroyed
+        ("self", "is the predictions file being exported"),
+        # an existing file without --overwrite (every other writer refuses too)
+        ("exists", "exists; use another --out, or --overwrite"),
+        # an id with a line break or a space would forge lines or fields in the run file
+        ("space-id", "has whitespace: a TREC run file cannot hold it"),
+        # the same row twice would be counted twice
+        ("repeated", "repeats id 'p::t' sample 0 (first at row 1)"),
+        # predictions of another task, by their run record
+        ("other-task", "these predictions are of task 'ehrshot', not 'trec_ct'"),
+    ],
+)
+def test_export_refuses_what_would_lose_or_forge_data(tmp_path, case, message):
+    """Issue #31: export-predictions wrote over its input (rc 0), replaced existing files, wrote ids that
+    forge run-file lines, and counted repeated rows twice."""
+    row = {"id": "p::t", "patient_id": "p", "trial_id": "t", "label": 2, "category": "eligible"}
+    rows = [row, {**row, "id": "p::u", "trial_id": "u"}]
+    if case == "space-id":
+        rows[1] = {**rows[1], "trial_id": "u\np Q0 forged 1 9 run"}
+    if case == "repeated":
+        rows.append(row)
+    preds = _scored_rows(tmp_path / "predictions.jsonl", rows)
+    if case == "other-task":
+        (tmp_path / "run.json").write_text(json.dumps({"task": "ehrshot"}))
+    out = {"self": preds, "exists": tmp_path / "run.txt"}.get(case, tmp_path / "new.txt")
+    if case == "exists":
+        out.write_text("an earlier run\n")
+    before = preds.read_text()
+    result = _export("trec_ct", str(preds), "trec", str(out))
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert preds.read_text() == before  # nothing lost
+    if case == "exists":
+        assert out.read_text() == "an earlier run\n"
+        assert _export("trec_ct", str(preds), "trec", str(out), "--overwrite").exit_code == 0

@@ -137,3 +137,21 @@ TEXTS = st.one_of(st.text(max_size=300), st.lists(FRAGMENTS, max_size=60).map(""
 def test_every_reward_path_returns_a_number_for_any_text(text, case):
     task_name, example = CASES[case]
     _all_paths(task_name, example, text)
+
+
+@pytest.mark.parametrize("depth", [600, 5000])
+@pytest.mark.parametrize("shape", ["list", "object"])
+def test_a_deeply_nested_answer_is_scored_and_its_row_written(shape, depth):
+    """Issue #31: an answer nested hundreds of levels deep (about 1 KB) crashed score, eval and diagnose with
+    a RecursionError when its Score became a prediction row; now it is wrong, and the row is written."""
+    from ehrmind.eval.runner import prediction_row
+
+    key = {"medcalc": "answer"}
+    for task_name, example in CASES:
+        k = key.get(task_name, "prediction")
+        inner = "[" * depth + "1" + "]" * depth if shape == "list" else '{"a": ' * depth + "1" + "}" * depth
+        text = f'<think>x</think><answer>{{"{k}": {inner}}}</answer>'
+        row = prediction_row(get_task(task_name), example, 0, text).to_dict()
+        assert row["correct"] is False, (task_name, example.id)
+        json.dumps(row)
+        _all_paths(task_name, example, text)

@@ -66,6 +66,7 @@ class Scripted:
     def __init__(self, reply: Callable[[dict[str, Any], dict[str, str]], Reply]):
         self.reply = reply
         self.requests: list[tuple[dict[str, Any], dict[str, str]]] = []
+        self.paths: list[str] = []
         self.lock = threading.Lock()
         outer = self
 
@@ -78,6 +79,7 @@ class Scripted:
                 headers = dict(self.headers.items())
                 with outer.lock:
                     outer.requests.append((body, headers))
+                    outer.paths.append(self.path)
                     status, extra, payload = outer.reply(body, headers)
                 data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 self.send_response(status)
@@ -557,3 +559,61 @@ def test_endpoint_without_logprobs_is_a_clear_error_and_serve_bounds_them(tiny_g
         assert status == 400 and "one token only" in obj["error"]["message"]
         status, obj = _post(url, {"messages": PROMPT, "logprobs": True, "top_logprobs": 50, "max_tokens": 1})
         assert status == 400 and "'top_logprobs'" in obj["error"]["message"]
+
+
+def test_credentials_in_the_url_reach_the_server_and_no_log_or_record(tmp_path, synthetic_csv):
+    """Issue #31: a key passed as `?key=…` stays a query parameter (it used to end up inside the request
+    path), and neither it nor `user:password@` appears in any log line — httpx's included, with --verbose —
+    or in the run's files."""
+    from typer.testing import CliRunner
+
+    from ehrmind.cli import app
+
+    answer = completion('<think>x</think><answer>{"answer": 1}</answer>')
+    with Scripted(sequence((200, {}, answer))) as srv:
+        url = srv.url.replace("http://", "http://alice:SECRET1@") + "?key=SECRET2&api_key=SECRET3"
+        args = ["-v", "eval", "--task", "medcalc", "--data", str(synthetic_csv), "--url", url]
+        args += ["--model", "m", "--limit", "2", "--out", str(tmp_path / "e")]
+        result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert srv.paths and all(p == "/v1/chat/completions?key=SECRET2&api_key=SECRET3" for p in srv.paths)
+    files = [f for f in (tmp_path / "e").iterdir() if f.suffix in (".json", ".jsonl", ".md")]
+    written = [result.output] + [f.read_text() for f in files]
+    assert not any(f"SECRET{i}" in text for text in written for i in (1, 2, 3))
+
+
+def test_the_log_handler_masks_what_any_library_logs():
+    """httpx logs `HTTP Request: POST <url>` with the URL as an argument: the filter on ehrmind's handler
+    masks the formatted line, whoever logged it."""
+    import logging
+
+    from ehrmind.cli.common import RedactSecrets
+
+    record = logging.LogRecord(
+        "httpx", logging.INFO, __file__, 1, 'HTTP Request: %s %s "%s"',
+        ("POST", "http://alice:pw@h:9/v1/chat/completions?key=k", "HTTP/1.1 200 OK"), None,
+    )  # fmt: skip
+    assert RedactSecrets().filter(record)
+    assert (
+        record.getMessage()
+        == 'HTTP Request: POST http://***@h:9/v1/chat/completions?key=*** "HTTP/1.1 200 OK"'
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "clean"),
+    [
+        # user and password in a URL
+        ("POST http://alice:pw@host:9/v1 ok", "POST http://***@host:9/v1 ok"),
+        # secret-looking query parameters, other parameters kept
+        ("GET https://h/v1/models?key=k1&n=2&token=t2", "GET https://h/v1/models?key=***&n=2&token=***"),
+        # a bearer token in a header dump
+        ("Authorization: Bearer sk-abc.def", "Authorization: Bearer ***"),
+        # prose that only looks like key=value is left alone
+        ("set key=value in the recipe", "set key=value in the recipe"),
+    ],
+)
+def test_log_lines_are_redacted(text, clean):
+    from ehrmind.cli.common import redact
+
+    assert redact(text) == clean

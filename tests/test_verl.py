@@ -158,7 +158,7 @@ def test_launch_script_holds_the_recipe_settings(tmp_path, synthetic_60, tiny_mo
     assert o["algorithm.rollout_correction.rollout_is"] == "sequence"
     assert o["algorithm.rollout_correction.rollout_is_threshold"] == "'1e-30_3'"
     assert float(o["actor_rollout_ref.actor.optim.weight_decay"]) == 0.0  # TRL's 0, not verl's 0.01
-    assert o["actor_rollout_ref.model.path"] == "$MODEL" and f'MODEL="${{MODEL:-{tiny_model}}}"' in script
+    assert o["actor_rollout_ref.model.path"] == "$MODEL" and f"EXPORTED_MODEL={tiny_model}\n" in script
     # the real longest prompt, counted with the model's tokenizer as `ehrmind rl` counts it
     from transformers import AutoTokenizer
 
@@ -538,7 +538,10 @@ def test_every_path_in_the_scripts_is_absolute(tmp_path, monkeypatch, synthetic_
     }
     assert all(Path(v).is_absolute() for v in paths.values()), paths
     assert paths["trainer.default_local_dir"] == str(work / "runs" / "rl")
-    assert f'MODEL="${{MODEL:-{work / "models" / "tiny"}}}"' in script
+    assert (
+        f"EXPORTED_MODEL={work / 'models' / 'tiny'}\n" in script
+        and 'MODEL="${MODEL:-$EXPORTED_MODEL}"' in script
+    )
     merge = (work / "exp" / "merge_verl.sh").read_text()
     assert f"CHECKPOINTS={work / 'runs' / 'rl'}\n" in merge and f"EXPORT={work / 'exp'}\n" in merge
     record = json.loads((work / "exp" / "export.json").read_text())["run_record"]["recipe"]
@@ -783,3 +786,32 @@ def test_the_way_back_from_a_verl_checkpoint(tmp_path, synthetic_csv, tiny_model
     )
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["n"] == 2
+
+
+def test_the_launch_script_runs_hostile_names_as_data(tmp_path, synthetic_csv):
+    """Issue #31: `run_verl.sh` executed shell text taken from `--model` or `--out` (a model named
+    `$(touch X)` created X). Run the script with a stand-in `python3` that records its arguments: the hostile
+    names arrive as plain text and nothing runs."""
+    import os
+    import stat
+    import subprocess
+
+    model = f"models/$(touch {tmp_path}/pwned1)`touch {tmp_path}/pwned2`"
+    out = tmp_path / "exp $(touch pwned3)\ntouch pwned4 #"
+    export("--task", "medcalc", "--data", str(synthetic_csv), "--model", model, "--out", str(out))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "python3"
+    fake.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {tmp_path}/args.txt\n')
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(
+        ["bash", str(out / "run_verl.sh")], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert not [p for p in tmp_path.rglob("pwned*")]  # nothing the names said was executed
+    args = (tmp_path / "args.txt").read_text().splitlines()
+    (path,) = [a for a in args if a.startswith("actor_rollout_ref.model.path=")]
+    assert path.endswith("/" + model)  # the name, exactly, as data (made absolute at export)
+    done = subprocess.run(["bash", "-n", str(out / "merge_verl.sh")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr  # the way back parses too (comments stay comments)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 
@@ -94,8 +94,9 @@ class Score:
         return bool(self.correct and self.format_ok)
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        del d["think"], d["answer"]
+        """Its fields but `think` and `answer`, read shallowly: `asdict` would deep-copy the raw answer, and an
+        answer nested a thousand levels deep must not crash scoring (issue #31)."""
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("think", "answer")}
         if isinstance(d["reward"], float) and math.isnan(d["reward"]):
             d["reward"] = None
         return d
@@ -142,6 +143,10 @@ class RewardWeights:
     `strict` (ehrmind's contract, `format_ok`, and `judge`: the verdict strict accuracy counts)."""
 
     def __post_init__(self) -> None:
+        for name in ("correct", "wrong", "bad_format"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"reward weight {name} must be a finite number, got {value!r}")
         if self.format not in ("paper", "strict"):
             raise ValueError(f"reward format must be 'paper' or 'strict', got {self.format!r}")
         if not self.bad_format <= self.wrong < self.correct:  # the rule lives with its type: every caller

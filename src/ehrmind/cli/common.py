@@ -7,6 +7,7 @@ import dataclasses
 import functools
 import inspect
 import logging
+import re
 import typing
 from collections.abc import Callable, Collection
 from typing import Any
@@ -62,6 +63,32 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
+_USERINFO = re.compile(r"(?<=://)[^/\s@:]+:[^/\s@]*@")
+_SECRET_PARAM = re.compile(
+    r"(?i)([?&;](?:api[_-]?key|key|token|access[_-]?token|secret|password|passwd|sig|signature|auth)=)[^&\s\"'#]+"
+)
+_BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
+
+
+def redact(text: str) -> str:
+    """`text` with credentials masked: `user:password@` in URLs, secret-looking query parameters (`?key=…`,
+    `token=…`) and bearer tokens become `***` (issue #31: httpx logs every request's URL)."""
+    text = _USERINFO.sub("***@", text)
+    text = _SECRET_PARAM.sub(r"\1***", text)
+    return _BEARER.sub(r"\1***", text)
+
+
+class RedactSecrets(logging.Filter):
+    """Masks credentials in every log record before any handler writes it (ours and other libraries')."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
 LOG_LEVEL = {"ehrmind": logging.INFO, "others": logging.WARNING}
 """ehrmind's own progress at INFO, other libraries' chatter (transformers, httpx: a line per request) only
 from WARNING; `ehrmind --verbose` / `--quiet` change it for every command."""
@@ -84,6 +111,7 @@ def setup_logging(verbose: bool = False) -> None:
         handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
     ours = logging.DEBUG if verbose else LOG_LEVEL["ehrmind"]
+    handler.addFilter(RedactSecrets())
     logging.basicConfig(level=LOG_LEVEL["others"], handlers=[handler], force=True)
     logging.getLogger("ehrmind").setLevel(ours)
     for name in ("httpx", "httpcore"):  # one INFO line per HTTP request

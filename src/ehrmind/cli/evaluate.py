@@ -4,7 +4,7 @@ by the task's verifier."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -46,6 +46,34 @@ def summary(metrics: dict, out: Path, task: str | None = None) -> None:
         if line is not None:
             typer.echo(line)
     typer.echo(f"wrote {out / 'predictions.jsonl'}, {out / 'metrics.json'}, {out / 'report.md'}")
+
+
+def _check_export_target(source: Path, out: Path, overwrite: bool) -> None:
+    """An export never replaces its own input, nor an existing file without --overwrite, nor a folder."""
+    from ehrmind.errors import ConfigError
+
+    if out.exists() and source.exists() and out.resolve() == source.resolve():
+        raise ConfigError(f"--out {out} is the predictions file being exported; give another path")
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a folder; give a file path")
+    if out.exists() and not overwrite:
+        raise ConfigError(f"{out} exists; use another --out, or --overwrite to replace it")
+
+
+def _check_run_task(source: Path, task: str) -> None:
+    """Predictions of another task than --task (the run record beside them says) are refused."""
+    from ehrmind.errors import DataError
+    from ehrmind.runs import RunFolder
+
+    folder = RunFolder(source.parent, ())
+    try:
+        made_by = (folder.stored() or {}).get("task")
+    except DataError:  # an unreadable record: the rows are checked on their own
+        return
+    if made_by not in (None, task):
+        raise DataError(
+            f"these predictions are of task {made_by!r}, not {task!r}", file=folder.info_path, field="task"
+        )
 
 
 @flag_groups
@@ -142,6 +170,7 @@ def export_predictions_cmd(
     run_name: Annotated[
         str, typer.Option("--run-name", help="The run's name in a TREC run file.")
     ] = "ehrmind",
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Write scored predictions in a format other tools read: MEDS-DEV / meds-evaluation, trec_eval."""
     setup_logging()
@@ -156,11 +185,21 @@ def export_predictions_cmd(
         formats = [f for e in attached(t, Exports) for f in e.formats]
         fail(ValueError(f"task {task} exports {', '.join(formats) or 'no format'}, not {fmt!r}"))
     path = predictions / "predictions.jsonl" if predictions.is_dir() else predictions
+    _check_export_target(path, out, overwrite)
+    _check_run_task(path, task)
     rows = read_jsonl(path)
-    unscored = next((i for i, r in enumerate(rows, 1) if "correct" not in r), None)
-    if unscored is not None:
-        raise DataError(
-            "not a scored prediction row: score completions first (ehrmind score)", file=path, row=unscored
-        )
+    seen: dict[tuple[str, Any], int] = {}
+    for i, r in enumerate(rows, 1):
+        if "correct" not in r:
+            raise DataError(
+                "not a scored prediction row: score completions first (ehrmind score)", file=path, row=i
+            )
+        first = seen.setdefault((str(r.get("id")), r.get("sample", 0)), i)
+        if first != i:
+            raise DataError(
+                f"repeats id {r.get('id')!r} sample {r.get('sample', 0)} (first at row {first})",
+                file=path,
+                row=i,
+            )
     counts = exporter.export(t, fmt, rows, out, run_name=run_name)
     typer.echo(f"wrote {out} ({', '.join(f'{k} {v}' for k, v in counts.items())})")

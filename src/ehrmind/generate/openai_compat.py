@@ -81,6 +81,13 @@ class _Retryable(Exception):
         self.what, self.status, self.retry_after = what, status, retry_after
 
 
+def endpoint_url(base_url: str, path: str) -> str:
+    """`base_url` with `path` appended to its path, its query string kept after it: a key passed as
+    `?key=…` stays a query parameter instead of ending up inside the request path."""
+    p = urllib.parse.urlsplit(base_url)
+    return urllib.parse.urlunsplit((p.scheme, p.netloc, p.path.rstrip("/") + path, p.query, ""))
+
+
 def public_url(url: str) -> str:
     """The URL without user:password@ and query string, for messages."""
     p = urllib.parse.urlsplit(url)
@@ -123,7 +130,7 @@ class OpenAICompatGenerator:
         if max_retries < 0 or backoff < 0 or timeout <= 0 or concurrency < 1:
             raise ConfigError("need max_retries >= 0, backoff >= 0, timeout > 0 and concurrency >= 1")
         self.base_url = base_url.rstrip("/")
-        self.url = f"{self.base_url}/chat/completions"
+        self.url = endpoint_url(self.base_url, "/chat/completions")
         self.model = model
         self.name = model
         self.settings = settings or GenerationSettings()
@@ -465,7 +472,9 @@ def model_entry(base_url: str, model: str, api_key: str | None = None, timeout: 
 
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     try:
-        reply = httpx.get(f"{base_url.rstrip('/')}/models", headers=headers, timeout=timeout, trust_env=False)
+        reply = httpx.get(
+            endpoint_url(base_url, "/models"), headers=headers, timeout=timeout, trust_env=False
+        )
         reply.raise_for_status()
         entries = reply.json().get("data") or []
     except (httpx.HTTPError, ValueError, AttributeError) as e:

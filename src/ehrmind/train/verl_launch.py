@@ -318,13 +318,14 @@ def launch_script(
 ) -> str:
     """A bash script running verl's trainer with the overrides; extra `key=value` arguments are appended. It
     notes the MODEL it trains beside the checkpoints, for the training record `merge_verl.sh` writes."""
-    default = (
-        f'MODEL="${{MODEL:-{model}}}"'
+    default = (  # the model's name is data: quoted for the shell, expanded once, never evaluated
+        f'EXPORTED_MODEL={shlex.quote(model)}\nMODEL="${{MODEL:-$EXPORTED_MODEL}}"'
         if model
         else 'MODEL="${MODEL:?set MODEL to the model path (no --model or recipe model at export)}"'
     )
     ckpt = shlex.quote(checkpoints)
-    lines = ["#!/usr/bin/env bash", *(f"# {h}" if h else "#" for h in header), "set -euo pipefail", default]
+    comments = (f"# {one_line(h)}" if h else "#" for h in header)
+    lines = ["#!/usr/bin/env bash", *comments, "set -euo pipefail", default]
     lines += [
         "export MODEL",
         f"mkdir -p {ckpt} && printf '%s\\n' \"$MODEL\" > {shlex.quote(str(Path(checkpoints) / MODEL_NOTE))}",
@@ -388,11 +389,16 @@ echo "wrote $TARGET (step $STEP) with ehrmind_run.json; evaluate it: ehrmind eva
 """
 
 
+def one_line(text: Any) -> str:
+    """`text` for a shell comment: a line break in a path or a name would end the comment and run the rest."""
+    return str(text).replace("\r", "\\r").replace("\n", "\\n")
+
+
 def merge_script(export: Path, checkpoints: str, *, trust_remote_code: bool) -> str:
     """`merge_verl.sh`: verl's checkpoint → a Hugging Face folder `ehrmind eval` loads with its training prompt."""
     return MERGE_SCRIPT.format(
-        script=export / "merge_verl.sh",
-        checkpoints=checkpoints,
+        script=one_line(export / "merge_verl.sh"),
+        checkpoints=one_line(checkpoints),
         checkpoints_q=shlex.quote(checkpoints),
         export_q=shlex.quote(str(export)),
         trust=" --trust-remote-code" if trust_remote_code else "",

@@ -220,6 +220,14 @@ def _pct(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.1f}%"
 
 
+def _probability(x: Any) -> float | None:
+    """A probability a prediction row holds: a finite number in [0, 1], else None (a hand-edited or foreign
+    row with NaN, inf or 2.63 must not reach AUROC or an exported file)."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or not 0.0 <= x <= 1.0:  # NaN fails the range
+        return None
+    return float(x)
+
+
 def _per_example(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per example: gold label, predicted label (majority of readable samples, a tie to the mean score
     >= 0.5; None when no sample is readable), score (mean of the samples' scores, see `binary_block`) and
@@ -241,12 +249,12 @@ def _per_example(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]
         if vote is None:
             continue
         ex["votes"].append(vote)
-        model = r.get("yes_probability")
-        if isinstance(model, (int, float)) and not isinstance(model, bool) and 0 <= model <= 1:
-            ex["scores"].append(float(model))
+        model, prob = _probability(r.get("yes_probability")), _probability(prob)
+        if model is not None:
+            ex["scores"].append(model)
             ex["sources"].append("model probability")
         elif prob is not None:
-            ex["scores"].append(float(prob))
+            ex["scores"].append(prob)
             ex["sources"].append("stated probability")
         else:
             ex["scores"].append(float(vote))

@@ -63,7 +63,9 @@ def parse_prediction(value: Any, labeler: str = "") -> tuple[bool | None, str]:
         return value, ""
     if isinstance(value, int) and value in (0, 1):
         return bool(value), ""
-    if isinstance(value, list) and len(value) == 1:
+    if (
+        isinstance(value, list) and len(value) == 1 and not isinstance(value[0], list)
+    ):  # ["yes"]: one level only
         return parse_prediction(value[0], labeler)
     if not isinstance(value, str):
         return None, "prediction is not a yes/no string"

@@ -76,6 +76,12 @@ class TrecRun(Exports):
         )
         if not scores:
             raise DataError("no scored pair to export", file=path)
+        for patient, trials in scores.items():  # a run file is whitespace-separated: an id is one word
+            for name in (patient, *trials):
+                if not str(name) or any(c.isspace() for c in str(name)):
+                    raise DataError(
+                        f"id {str(name)[:60]!r} has whitespace: a TREC run file cannot hold it", file=path
+                    )
         lines = []
         for patient in sorted(scores, key=str):
             ranked = sorted(scores[patient].items(), key=lambda kv: -kv[1])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
 from typing import TYPE_CHECKING, Any
 
@@ -44,8 +45,10 @@ def _load_builtins() -> None:
     import ehrmind.tasks
 
     for info in pkgutil.iter_modules(ehrmind.tasks.__path__):
-        if info.ispkg:
-            importlib.import_module(f"ehrmind.tasks.{info.name}")
+        if info.ispkg:  # a family registers its Task in its task module (the package may import it lazily)
+            family = f"ehrmind.tasks.{info.name}"
+            has_task = importlib.util.find_spec(f"{family}.task") is not None
+            importlib.import_module(f"{family}.task" if has_task else family)
     load_entry_points(ENTRY_POINTS, "task")
     _loaded = True
 

@@ -14,7 +14,6 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from ehrmind.metrics import WRONG_VALUE as WRONG_VALUE
 from ehrmind.metrics import failure_reason as failure_reason
 from ehrmind.metrics import mask
 

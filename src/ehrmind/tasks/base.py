@@ -17,7 +17,6 @@ from typing import Any, ClassVar, Literal, final
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ehrmind.contract import PAPER_PREFILL as PAPER_PREFILL
 from ehrmind.contract import Contract
 from ehrmind.errors import ConfigError, DataError
 from ehrmind.io import read_table

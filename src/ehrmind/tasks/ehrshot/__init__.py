@@ -9,12 +9,27 @@ Public API:
 - `ExampleBuilder`, `build_snapshot`: the `ehrmind data` pipeline.
 """
 
-from ehrmind.tasks.ehrshot.build import ExampleBuilder, build_examples, build_snapshot
-from ehrmind.tasks.ehrshot.codes import CodeSet, Vocabulary, canonical_code
-from ehrmind.tasks.ehrshot.labelers import LABELER_NAMES, LabelResult, default_config, get_labeler
-from ehrmind.tasks.ehrshot.readers import Event, Timeline, iter_timelines, read_label_file, resolve_source
-from ehrmind.tasks.ehrshot.serialize import SerializerConfig, TimelineSerializer
-from ehrmind.tasks.ehrshot.task import EhrshotTask, parse_prediction, parse_probability
+from importlib import import_module
+from typing import Any
+
+_WHERE = {
+    "ExampleBuilder": "build", "build_examples": "build", "build_snapshot": "build",
+    "CodeSet": "codes", "Vocabulary": "codes", "canonical_code": "codes",
+    "LABELER_NAMES": "labelers", "LabelResult": "labelers", "default_config": "labelers", "get_labeler": "labelers",
+    "Event": "readers", "Timeline": "readers", "iter_timelines": "readers", "read_label_file": "readers",
+    "resolve_source": "readers",
+    "SerializerConfig": "serialize", "TimelineSerializer": "serialize",
+    "EhrshotTask": "task", "parse_prediction": "task", "parse_probability": "task",
+}  # fmt: skip
+"""Where each public name lives: imported on first use, so a light module of this family (its command) does
+not load the readers, labelers and serializer with it."""
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{_WHERE[name]}"), name)
+
 
 __all__ = [
     "LABELER_NAMES",

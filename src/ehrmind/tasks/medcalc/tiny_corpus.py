@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import random
 
-from ehrmind.tasks.base import PAPER_PREFILL
+from ehrmind.contract import PAPER_PREFILL
 from ehrmind.tasks.medcalc.prompts import DIRECT_SYSTEM, REASONING_SYSTEM, USER_TEMPLATE
 from ehrmind.train.tiny import CorpusTexts, random_date
 

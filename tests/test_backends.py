@@ -140,19 +140,19 @@ def test_connections_are_reused(tiny_model):
         gen = OpenAICompatGenerator(url, "tiny", settings=GenerationSettings(max_new_tokens=2))
         import httpx
 
-        real_post = httpx.Client.post
+        real_send = httpx.Client.send
 
-        def post(self: httpx.Client, *a: Any, **kw: Any) -> httpx.Response:
-            resp = real_post(self, *a, **kw)
+        def send(self: httpx.Client, *a: Any, **kw: Any) -> httpx.Response:
+            resp = real_send(self, *a, **kw)
             stream = resp.extensions.get("network_stream")
             ports.append(stream.get_extra_info("client_addr")[1] if stream else -1)
             return resp
 
-        httpx.Client.post = post  # type: ignore[method-assign]
+        httpx.Client.send = send  # type: ignore[method-assign]
         try:
             gen.generate([PROMPT, PROMPT, PROMPT])
         finally:
-            httpx.Client.post = real_post  # type: ignore[method-assign]
+            httpx.Client.send = real_send  # type: ignore[method-assign]
             gen.close()
     assert len(ports) == 3 and len(set(ports)) == 1, ports
 

@@ -20,12 +20,14 @@ from ehrmind.eval.diagnose import (
     DiagnosisSettings,
     answer_entropy,
     build_plan,
+    diagnose_rows,
     group_block,
     is_reliable,
     normalize_answer,
     pass_at_k,
     run_diagnose,
 )
+from ehrmind.tasks.analysis import PaperRules, attached, paper_answer_json
 from ehrmind.tasks.base import gold_completion
 from ehrmind.train.data import select_examples
 from ehrmind.train.recipe import load_recipe
@@ -139,6 +141,113 @@ def test_paper_categories_by_task():
     assert m(get_task("ehrshot"), ex("new_hypertension")) is None
 
 
+def _medcalc_item(i: int, category: str, answer: str, output_type: str = "integer", calc: int = 21, **limits):
+    from ehrmind.tasks.medcalc.task import parse_gold
+
+    return Example(
+        id=f"{category}-{i}",
+        task="medcalc",
+        input={"note": "n", "question": "q"},
+        target=parse_gold(output_type, answer, limits.get("lower", ""), limits.get("upper", "")),
+        metadata={"category": category, "calculator_id": calc, "calculator_name": f"calc {category}"},
+    )
+
+
+def _rows(task, examples, answers_by_item) -> list[dict]:
+    from ehrmind.eval.runner import prediction_row
+
+    rows = []
+    for ex, answers in zip(examples, answers_by_item, strict=True):
+        for sample, value in enumerate(answers):
+            completion = f"<think>r</think>\n<answer>{json.dumps({'answer': value})}</answer>"
+            rows.append(prediction_row(task, ex, sample, completion).to_dict())
+    return rows
+
+
+def test_paper_rule_reads_answers_as_the_papers_code():
+    """Issue #29: `reliable_rule: paper` judges with the paper's own correctness and answer strings
+    (`cal_analysis.py:62-98`): on severity items `str(answer) == label`, so "2.0" and "2 points" are wrong for
+    label "2" (ehrmind reads both as 2); on other items `check_correctness(str(answer))`, so a unit is wrong.
+    The category scores and verdicts flip between the paper's reading and ehrmind's (`paper-thresholds`)."""
+    task = get_task("medcalc")
+    severity = [_medcalc_item(i, "severity", "2") for i in range(4)]
+    lab = [_medcalc_item(i, "lab", "4.5", "decimal", calc=2, lower="4.275", upper="4.725") for i in range(2)]
+    answers = [[2.0] * 8, ["2 points"] * 8, [2.0] * 6 + [2] * 2, [2] * 8, ["4.5 mg/dL"] * 8, [4.5] * 8]
+    rows = _rows(task, severity + lab, answers)
+    assert all(r["correct"] for r in rows)  # ehrmind's verdict: every sample right
+
+    literal, _ = diagnose_rows(task, severity + lab, rows, DiagnosisSettings(k=8, min_items=1))
+    verify, _ = diagnose_rows(
+        task, severity + lab, rows, DiagnosisSettings(k=8, min_items=1, reliable_rule="paper-thresholds")
+    )
+    sev, sev_v = literal["by_category"]["severity"], verify["by_category"]["severity"]
+    # the paper: item 3 (all "2") counts; item 2 has 2 of 8 right (< 8 // 7 + 2 = 3) and 0.81 bits: not
+    assert sev["guessable"] and sev["reliable_pass_at_k"] == 0.25 and sev["verdict"] == "missing"
+    assert sev["pass_at_1"] == pytest.approx((0 + 0 + 2 / 8 + 1) / 4)
+    assert sev_v["reliable_pass_at_k"] == 1.0 and sev_v["verdict"] == "misapplied"
+    # lab (no paper m): plain pass@k on check_correctness(str(answer)): "4.5 mg/dL" raises in eval
+    assert (
+        literal["by_category"]["lab"]["pass_at_k"] == 0.5 and verify["by_category"]["lab"]["pass_at_k"] == 1.0
+    )
+
+    paper = attached(task, PaperRules)[0]
+    ex = severity[0]
+    for completion, expected in [
+        ('<answer>{"answer": 2}</answer>', ("2", True)),
+        ('<answer>{"answer": "2"}</answer>', ("2", True)),
+        ('<answer>{"answer": 2.0}</answer>', ("2.0", False)),
+        ('<answer>{"answer": "2 points"}</answer>', ("2 points", False)),
+        ('<answer>{"score": 2}</answer>', ("None", False)),  # str(None): an answer the entropy counts
+        ('{"answer": "2"', ("2", True)),  # no JSON object: the fallback regex reads the digits
+        ('"answer": 2.5 and more', (None, False)),  # int("2.5") raises: the sample is skipped
+    ]:
+        assert paper.reading(task, ex, completion) == expected, completion
+
+
+def test_paper_rule_for_trial_matching_compares_the_label_as_written():
+    task = get_task("trec_ct")
+    paper = attached(task, PaperRules)[0]
+    ex = Example(
+        id="p::t", task="trec_ct", input={}, target={"label": 2, "label_name": "eligible"}, metadata={}
+    )
+    assert paper.reading(task, ex, '<answer>{"prediction": "eligible"}</answer>') == ("eligible", True)
+    assert paper.reading(task, ex, '<answer>{"prediction": "Eligible"}</answer>') == ("Eligible", False)
+    assert paper.reading(task, ex, '<answer>{"label": "eligible"}</answer>') == (None, False)  # not counted
+
+
+def test_paper_answer_json_matches_the_papers_regex():
+    """The linear `paper_answer_json` against the paper's verbatim `extract_answer_json` on random strings."""
+    import random
+
+    def verbatim(text):  # cal_analysis.py:12-26 (linjc16/EHRMind@3bdde9f)
+        text += "</answer>"
+        match = re.search(r"<answer>\s*(\{.*?\})\s*</answer>", text, re.DOTALL)
+        if match:
+            try:
+                return json.loads(match.group(1))
+            except json.JSONDecodeError:
+                pass
+        fallback_match = re.search(r'"answer"\s*:\s*"?([\d\s.]+)"?', text)
+        if fallback_match:
+            return {"answer": int(fallback_match.group(1))}
+        return {}
+
+    tokens = ["<answer>", "</answer>", "{", "}", '"answer"', ":", " ", "\n", "4", "2.5", '"', "x", ","]
+    rng = random.Random(29)
+    for _ in range(5000):
+        text = "".join(rng.choice(tokens) for _ in range(rng.randint(1, 14)))
+        try:
+            want = verbatim(text)
+        except (ValueError, RecursionError):
+            want = "raises"
+        try:
+            got = paper_answer_json(text, "answer")
+        except ValueError:
+            got = "raises"
+        want = want if want == "raises" or isinstance(want, dict) else {}
+        assert got == want, repr(text)
+
+
 def test_reliable_rule():
     s = DiagnosisSettings(k=4, reliable_rule="ehrmind")  # min_correct 2, max_entropy 0.9 bits
     assert is_reliable(3, 0.811, s)  # 3 of 4 right, 3/1 split
@@ -185,7 +294,7 @@ def test_guessable_group_needs_reliable_pass_at_k():
     ("kwargs", "message"),
     [
         ({"k": 1, "reliable_rule": "ehrmind"}, "min_correct must be between 1 and k"),
-        ({"reliable_rule": "nats"}, "reliable_rule must be 'paper' or 'ehrmind'"),
+        ({"reliable_rule": "nats"}, "reliable_rule must be one of paper, paper-thresholds, ehrmind"),
         ({"k": 4, "threshold": 0}, "threshold"),
         ({"plan_examples": 0}, "plan_examples"),
     ],

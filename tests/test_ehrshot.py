@@ -84,7 +84,7 @@ def write_meds(path: Path, rows: list[tuple], *, row_group_size: int | None = No
 # ---------------------------------------------------------------------------------------------- labelers
 
 DIS = D(2020, 1, 5, 12, 0)
-PT = D(2020, 1, 5, 23, 59)  # 11:59pm on the discharge day
+PT = D(2020, 1, 5, 23, 59, 59)  # 11:59pm on the discharge day
 HTN = "DIAGNOSIS//ICD//10//I10"
 
 
@@ -129,7 +129,7 @@ def test_new_diagnosis_keeps_only_stays_before_the_first_diagnosis():
     )
     got, stats = labels("new_hyperlipidemia", tl)
     # 2019-01-03: diagnosis 241 days later -> positive; 2019-06-04: 89 days later -> positive
-    assert got == [(D(2019, 1, 3, 23, 59), True), (D(2019, 6, 4, 23, 59), True)]
+    assert got == [(D(2019, 1, 3, 23, 59, 59), True), (D(2019, 6, 4, 23, 59, 59), True)]
     assert stats["excluded: already diagnosed"] == 1
 
 
@@ -194,7 +194,7 @@ def test_new_diagnosis_on_ehrshot_omop_visits_and_snomed():
         # readmitted 15 days later; the second stay is followed for 30+ days without readmission
         (
             [*stay(D(2020, 1, 1), DIS), *stay(D(2020, 1, 20), D(2020, 1, 25)), ev(D(2020, 4, 1), "X")],
-            [(PT, True), (D(2020, 1, 25, 23, 59), False)],
+            [(PT, True), (D(2020, 1, 25, 23, 59, 59), False)],
             None,
         ),
         # admission exactly 30 days after the prediction time: inside; a minute later: outside
@@ -204,7 +204,7 @@ def test_new_diagnosis_on_ehrshot_omop_visits_and_snomed():
                 *stay(PT + timedelta(days=30), PT + timedelta(days=32)),
                 ev(D(2020, 6, 1), "X"),
             ],
-            [(PT, True), (D(2020, 2, 6, 23, 59), False)],
+            [(PT, True), (D(2020, 2, 6, 23, 59, 59), False)],
             None,
         ),
         (
@@ -213,14 +213,15 @@ def test_new_diagnosis_on_ehrshot_omop_visits_and_snomed():
                 *stay(PT + timedelta(days=30, minutes=1), PT + timedelta(days=32)),
                 ev(D(2020, 6, 1), "X"),
             ],
-            [(PT, False), (D(2020, 2, 6, 23, 59), False)],
+            [(PT, False), (D(2020, 2, 6, 23, 59, 59), False)],
             None,
         ),
-        # readmitted the same day as discharge: that admission would be in the prompt -> excluded
+        # readmitted the same day as discharge: the benchmark's code keeps it (its docstring's rule is
+        # same_day=next_admission, test_readmission_same_day_rules); the readmission is before the window
         (
             [*stay(D(2020, 1, 1), DIS), *stay(D(2020, 1, 5, 18), D(2020, 1, 9)), ev(D(2020, 4, 1), "X")],
-            [(D(2020, 1, 9, 23, 59), False)],
-            "excluded: readmitted on the day of discharge",
+            [(PT, False), (D(2020, 1, 9, 23, 59, 59), False)],
+            None,
         ),
         # record ends 10 days after discharge: censored
         (
@@ -237,11 +238,50 @@ def test_readmission(events, expected, excluded):
         assert stats[excluded] == 1
 
 
+def test_readmission_same_day_rules():
+    """ehrshot-benchmark `ehrshot/labelers/ehrshot.py:95-105` drops a stay discharged on the day an earlier
+    kept stay was admitted; its docstring ("readmitted on same day as discharge"), ehrmind's earlier rule, drops
+    a stay followed by an admission on its discharge day (issue #29: 223/51 vs 221/50 on the MIMIC demo)."""
+    two_same_day = [  # a same-day stay, then another stay admitted and discharged that day
+        *stay(D(2020, 1, 1, 8), D(2020, 1, 1, 12)),
+        *stay(D(2020, 1, 1, 14), D(2020, 1, 1, 20)),
+        ev(D(2020, 6, 1), "X"),
+    ]
+    got, stats = labels("guo_readmission", timeline(*two_same_day))
+    assert got == [(D(2020, 1, 1, 23, 59, 59), False)]
+    assert stats["excluded: readmitted on the day of discharge"] == 1  # stay 2 ends on stay 1's admission day
+    later = [
+        *stay(D(2020, 1, 1), D(2020, 1, 3)),
+        *stay(D(2020, 1, 3, 9), D(2020, 1, 3, 18)),
+        ev(D(2020, 6, 1), "X"),
+    ]
+    bench, stats = labels("guo_readmission", timeline(*later))
+    assert bench == [(D(2020, 1, 3, 23, 59, 59), False)]  # stay 2 ends on stay 2's own admission day: kept
+    assert stats.get("excluded: readmitted on the day of discharge") is None
+    docstring, stats = labels("guo_readmission", timeline(*later), same_day="next_admission")
+    assert docstring == [(D(2020, 1, 3, 23, 59, 59), False)]
+    assert (
+        stats["excluded: readmitted on the day of discharge"] == 1
+    )  # stay 1: readmitted on its discharge day
+    # the benchmark's rule: stay 3 is discharged on day 5, when stay 2 (kept) was admitted
+    three = [
+        *stay(D(2020, 1, 1), D(2020, 1, 3)),
+        *stay(D(2020, 1, 5, 8), D(2020, 1, 5, 10)),
+        *stay(D(2020, 1, 5, 12), D(2020, 1, 5, 20)),
+        ev(D(2020, 6, 1), "X"),
+    ]
+    got, stats = labels("guo_readmission", timeline(*three))
+    assert stats["excluded: readmitted on the day of discharge"] == 1
+    assert got == [(D(2020, 1, 3, 23, 59, 59), True), (D(2020, 1, 5, 23, 59, 59), False)]
+    with pytest.raises(ConfigError, match="same_day must be benchmark or next_admission"):
+        get_labeler("guo_readmission", same_day="sometimes")
+
+
 @pytest.mark.parametrize(
     ("adm", "dis", "expected"),
     [
-        (D(2020, 1, 1, 10), D(2020, 1, 8, 10), [(D(2020, 1, 1, 23, 59), True)]),  # exactly 7 days: long
-        (D(2020, 1, 1, 10), D(2020, 1, 8, 9, 59), [(D(2020, 1, 1, 23, 59), False)]),  # a minute short
+        (D(2020, 1, 1, 10), D(2020, 1, 8, 10), [(D(2020, 1, 1, 23, 59, 59), True)]),  # exactly 7 days: long
+        (D(2020, 1, 1, 10), D(2020, 1, 8, 9, 59), [(D(2020, 1, 1, 23, 59, 59), False)]),  # a minute short
         (D(2020, 1, 1, 10), D(2020, 1, 1, 20), []),  # discharged the day of admission: excluded
     ],
 )
@@ -277,8 +317,11 @@ def test_same_time_events_give_the_same_labels_in_any_file_order():
         )
     assert len(seen_events) == 1 and len(seen_labels) == 1
     htn, los, _ = seen_labels.pop()
-    assert [pt for pt, _ in htn] == [D(2020, 1, 5, 23, 59), D(2020, 1, 9, 23, 59)]  # two stays, not none
-    assert [pt for pt, _ in los] == [D(2020, 1, 1, 23, 59), D(2020, 1, 5, 23, 59)]
+    assert [pt for pt, _ in htn] == [
+        D(2020, 1, 5, 23, 59, 59),
+        D(2020, 1, 9, 23, 59, 59),
+    ]  # two stays, not none
+    assert [pt for pt, _ in los] == [D(2020, 1, 1, 23, 59, 59), D(2020, 1, 5, 23, 59, 59)]
 
 
 def icu(t: datetime, unit: str = "Medical Intensive Care Unit (MICU)") -> Event:
@@ -296,12 +339,12 @@ I_ADM, I_DIS = D(2020, 1, 1, 10), D(2020, 1, 6, 12)
     ("events", "expected", "excluded"),
     [
         # an ICU admission after the prediction time (11:59pm on the admission day), before discharge: positive
-        ([*stay(I_ADM, I_DIS), icu(D(2020, 1, 3, 4))], [(D(2020, 1, 1, 23, 59), True)], None),
+        ([*stay(I_ADM, I_DIS), icu(D(2020, 1, 3, 4))], [(D(2020, 1, 1, 23, 59, 59), True)], None),
         # at the discharge time itself: still within the stay (WithinVisitLabeler's <= end)
-        ([*stay(I_ADM, I_DIS), icu(I_DIS)], [(D(2020, 1, 1, 23, 59), True)], None),
+        ([*stay(I_ADM, I_DIS), icu(I_DIS)], [(D(2020, 1, 1, 23, 59, 59), True)], None),
         # after discharge, or none: negative (no censoring within a visit)
-        ([*stay(I_ADM, I_DIS), icu(D(2020, 1, 7))], [(D(2020, 1, 1, 23, 59), False)], None),
-        (stay(I_ADM, I_DIS), [(D(2020, 1, 1, 23, 59), False)], None),
+        ([*stay(I_ADM, I_DIS), icu(D(2020, 1, 7))], [(D(2020, 1, 1, 23, 59, 59), False)], None),
+        (stay(I_ADM, I_DIS), [(D(2020, 1, 1, 23, 59, 59), False)], None),
         # ICU on the day of admission: the stay is excluded (it would be in the prompt)
         (
             [*stay(I_ADM, I_DIS), icu(D(2020, 1, 1, 22))],
@@ -313,18 +356,18 @@ I_ADM, I_DIS = D(2020, 1, 1, 10), D(2020, 1, 6, 12)
         # OMOP (EHRSHOT): visit_detail at an ICU care site with an end after its start
         (
             [*stay(I_ADM, I_DIS), omop_icu(D(2020, 1, 2), D(2020, 1, 4))],
-            [(D(2020, 1, 1, 23, 59), True)],
+            [(D(2020, 1, 1, 23, 59, 59), True)],
             None,
         ),
         # a single-point ICU visit_detail, or another care site, is not an ICU stay
         (
             [*stay(I_ADM, I_DIS), omop_icu(D(2020, 1, 2), D(2020, 1, 2))],
-            [(D(2020, 1, 1, 23, 59), False)],
+            [(D(2020, 1, 1, 23, 59, 59), False)],
             None,
         ),
         (
             [*stay(I_ADM, I_DIS), omop_icu(D(2020, 1, 2), D(2020, 1, 4), "CARE_SITE/1")],
-            [(D(2020, 1, 1, 23, 59), False)],
+            [(D(2020, 1, 1, 23, 59, 59), False)],
             None,
         ),
     ],
@@ -538,6 +581,38 @@ def test_reused_serializer_never_mixes_up_subjects():
         assert ("female" in text) is (sex == "F"), n
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    offsets=st.lists(st.integers(min_value=0, max_value=300), min_size=1, max_size=60),
+    cuts=st.lists(st.integers(min_value=-10, max_value=320), min_size=1, max_size=8),
+    budget=st.integers(min_value=80, max_value=600),
+)
+def test_a_reused_serializer_renders_every_prediction_time_as_a_fresh_one(offsets, cuts, budget):
+    """The serializer keeps each event's rendered line for the next prediction time of the same timeline (issue
+    #31: 20,000 labels of one file rendered every event again for each); every prompt must stay what a fresh
+    serializer writes — visits too, whose end is shown only when it is before the prediction time."""
+    base = D(2020, 1, 1)
+    codes = [
+        "LAB//50983//mEq/L",
+        "LAB//50971//mEq/L",
+        "DIAGNOSIS//ICD//10//I10",
+        "MEDICATION//START//Aspirin",
+    ]
+    events = [
+        ev(base + timedelta(days=o, hours=i % 24), codes[i % 4], 130.0 + i if i % 4 < 2 else None)
+        for i, o in enumerate(offsets)
+    ]
+    events += [
+        ev(base + timedelta(days=o), "Visit/IP", end=base + timedelta(days=o + 3)) for o in offsets[::5]
+    ]
+    tl = timeline(*events)
+    config = SerializerConfig(max_tokens=budget, tables="all", lab_history=3)
+    reused = TimelineSerializer(config)
+    for cut in cuts:
+        pt = base + timedelta(days=cut, hours=12)
+        assert reused.serialize(tl, pt) == TimelineSerializer(config).serialize(tl, pt)
+
+
 def test_tables_option_selects_sections():
     tl, pt = _leaky_timeline()
     paper = TimelineSerializer(SerializerConfig(tables="paper")).serialize(tl, pt).text
@@ -740,6 +815,22 @@ def test_label_files_ehrshot_and_meds(tmp_path):
         read_label_file(tmp_path / "nolabel.csv")
 
 
+def test_conflicting_labels_in_a_label_file_are_an_error_in_either_order(tmp_path):
+    """Issue #31: two rows for one subject and time with different labels — the first row won, so reversing the
+    file flipped the label. Now an error naming both rows, whatever the order; the same label twice is fine."""
+    head = "patient_id,prediction_time,value\n"
+    rows = ["7,2020-01-05 23:59:00,True\n", "8,2020-01-05 23:59:00,True\n", "7,2020-01-05 23:59:00,False\n"]
+    for name, body in (("fwd.csv", rows), ("rev.csv", rows[::-1])):
+        (tmp_path / name).write_text(head + "".join(body))
+        with pytest.raises(
+            DataError,
+            match=rf"{name}, row 3, field 'prediction_time': subject 7 has two different labels at 2020-01-05T23:59:00 \(rows 1 and 3\)",
+        ):
+            read_label_file(tmp_path / name)
+    (tmp_path / "twice.csv").write_text(head + rows[0] + rows[1] + rows[0])
+    assert [x.value for x in read_label_file(tmp_path / "twice.csv")[7]] == [True, True]
+
+
 # ---------------------------------------------------------------------------------------------- build (ehrmind data)
 
 
@@ -759,6 +850,33 @@ def _demo_events(tmp_path: Path) -> Path:
     return write_meds(tmp_path / "events.parquet", rows)
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("seed", 1.5, "seed: input should be a valid integer"),
+        ("sort", "maybe", "sort: input should be a valid boolean"),
+        ("strict_codes", 3, "strict_codes: input should be a valid boolean"),
+        ("min_age", float("nan"), "min_age: input should be greater than or equal to 0, got nan"),
+        ("min_age", float("inf"), "min_age: input should be a finite number"),
+        ("min_age", True, "min_age: input should be a valid integer"),
+        ("batch_rows", -1, "batch_rows: input should be greater than or equal to 1"),
+        ("tables", 3, "tables: input should be a valid string"),
+        ("rules", "x", "rules: input should be 'ehrshot' or 'ehrmind'"),
+        ("horizon_days", True, "horizon_days must be a number"),
+        ("horizon_days", 1.5, "horizon_days must be a whole number"),
+        ("censor", 1, "censor must be true or false"),
+        ("timed_codes", 3, "timed_codes: input should be a valid string"),
+    ],
+)
+def test_build_options_of_the_wrong_type_are_refused_before_reading(tmp_path, option, value, message):
+    """Issue #31: these were taken (seed 1.5, sort=maybe), dropped every example (min_age NaN) or tracebacks."""
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        get_task("ehrshot").build_data(
+            _demo_events(tmp_path), tmp_path / "out", labeler="new_hypertension", **{option: value}
+        )
+    assert not (tmp_path / "out" / "examples.jsonl").exists()
+
+
 def test_build_data_writes_jsonl_with_top_level_fields(tmp_path):
     task = get_task("ehrshot")
     manifest = task.build_data(
@@ -766,8 +884,8 @@ def test_build_data_writes_jsonl_with_top_level_fields(tmp_path):
     )
     lines = [json.loads(x) for x in (tmp_path / "out" / "examples.jsonl").read_text().splitlines()]
     assert [(x["id"], x["subject_id"], x["prediction_time"], x["label"]) for x in lines] == [
-        ("1@2020-01-05T23:59:00", 1, "2020-01-05T23:59:00", True),
-        ("2@2020-03-03T23:59:00", 2, "2020-03-03T23:59:00", False),
+        ("1@2020-01-05T23:59:59", 1, "2020-01-05T23:59:59", True),
+        ("2@2020-03-03T23:59:59", 2, "2020-03-03T23:59:59", False),
     ]
     assert lines[0]["target"] == {"label": True, "label_name": "yes"}
     assert lines[0]["metadata"]["category"] == "new_hypertension" and "truncated" in lines[0]["metadata"]
@@ -1095,7 +1213,7 @@ def _same_day_events(tmp_path: Path) -> Path:
     rows = [
         (1, D(1960, 1, 1), "MEDS_BIRTH"),
         (1, D(2020, 1, 2, 8), "LAB//50983//mEq/L", 141.0),
-        (1, D(2020, 1, 3), "DIAGNOSIS//ICD//10//E871"),  # date-only diagnosis (hypo-osmolality)
+        (1, D(2020, 1, 3), "ICD10CM/E871"),  # date-only diagnosis (hypo-osmolality), an OMOP source code
         (1, D(2020, 1, 3, 12, 1), "LAB//50983//mEq/L", 128.0),  # the result to predict: at 12:00
     ]
     return write_meds(tmp_path / "events.parquet", rows)
@@ -1115,6 +1233,37 @@ def test_midnight_event_is_not_visible_to_an_earlier_prediction_that_day(tmp_pat
     noon = next(e for e in exs if e.metadata["prediction_time"] == "2020-01-03T12:00:00")
     assert ("E87.1" in noon.input["timeline"]) is visible
     assert "60-year-old" in noon.input["timeline"]  # the birth is never moved: the age is unchanged
+
+
+def test_real_midnight_times_stay_at_midnight_on_mimic_data(tmp_path):
+    """Issue #29, MIMIC look-ahead: MIMIC-IV MEDS takes lab times from `charttime`, so a 00:00 sodium is a real
+    00:00 result. Read as a date (moved to 23:59), its label's prediction time became 23:58 and the prompt
+    showed that day's later results. `timed_codes` (default: MIMIC's datetime-column codes) keeps them."""
+    rows = [
+        (1, D(1960, 1, 1), "MEDS_BIRTH"),
+        (1, D(2020, 1, 1, 9), "LAB//50983//mEq/L", 140.0),
+        (1, D(2020, 1, 3), "LAB//50983//mEq/L", 128.0),  # a real midnight result: the one to predict
+        (1, D(2020, 1, 3, 11), "LAB//50983//mEq/L", 131.0),  # later that day
+        (1, D(2020, 1, 3), "PROCEDURE//ICD//10//5A1D60Z"),  # procedures_icd `chartdate`: a date, moved
+        (1, D(2020, 1, 3), "ICD10CM/E871"),  # an OMOP code at midnight (EHRSHOT): a date, moved
+    ]
+    path = write_meds(tmp_path / "events.parquet", rows)
+    exs = get_task("ehrshot", labeler="lab_hyponatremia").load(path)
+    ids = [e.id for e in exs]
+    assert ids == ["1@2020-01-01T08:59:00", "1@2020-01-02T23:59:00", "1@2020-01-03T10:59:00"]
+    midnight = exs[1].input["timeline"]
+    assert "131" not in midnight and "128" not in midnight and "E87.1" not in midnight
+    from ehrmind.tasks.ehrshot.readers import ReadStats, iter_timelines
+
+    read = ReadStats()
+    (tl,) = iter_timelines(path, stats=read)
+    moved = {e.code: e.time for e in tl.timed}
+    assert moved["PROCEDURE//ICD//10//5A1D60Z"] == moved["ICD10CM/E871"] == D(2020, 1, 3, 23, 59)
+    assert (read.moved_to_day_end, read.kept_at_midnight) == (2, 1)
+    # femr's rule for every source (timed_codes=[]): the old look-ahead, kept reachable as an option
+    old = get_task("ehrshot", labeler="lab_hyponatremia", timed_codes=[]).load(path)
+    assert [e.id for e in old][1:] == ["1@2020-01-03T10:59:00", "1@2020-01-03T23:58:00"]
+    assert "131" in old[2].input["timeline"]  # the later result, shown before the "midnight" one
 
 
 def test_move_to_day_end_in_the_reader(tmp_path):
@@ -1139,7 +1288,7 @@ def test_move_to_day_end_in_the_reader(tmp_path):
     assert stats.moved_to_day_end == 1 and stats.to_dict()["moved_to_day_end"] == 1
     (old,) = iter_timelines(path, day_end=False)
     assert [e.time for e in old.timed] == [D(1960, 5, 1), D(2020, 1, 1), D(2020, 1, 1, 10)]
-    with pytest.raises(ConfigError, match="move_to_day_end must be true or false"):
+    with pytest.raises(ConfigError, match="move_to_day_end: Input should be a valid boolean"):
         get_task("ehrshot", labeler="lab_hyponatremia", move_to_day_end="yes").load(path)
 
 

@@ -35,7 +35,7 @@ def _check_examples(examples, labeler: str) -> None:
     for ex in examples:
         pt = datetime.fromisoformat(ex.metadata["prediction_time"])
         assert ex.metadata["category"] == labeler and ex.id == f"{ex.metadata['subject_id']}@{pt.isoformat()}"
-        assert pt.hour == 23 and pt.minute == 59  # 11:59pm on the discharge day
+        assert (pt.hour, pt.minute, pt.second) == (23, 59, 59)  # the benchmark's end of the discharge day
         for stamp in re.findall(r"\d{4}-\d{2}-\d{2}(?: \d{2}:\d{2})?", ex.input["timeline"]):
             fmt = "%Y-%m-%d %H:%M" if " " in stamp else "%Y-%m-%d"
             assert datetime.strptime(stamp, fmt) <= pt, (ex.id, stamp)
@@ -98,6 +98,52 @@ def test_icu_transfer_on_mimic_demo(mimic_demo):
 def test_ehrmind_rules_on_mimic_demo(mimic_demo, labeler, n, positives):
     examples = get_task("ehrshot", labeler=labeler, rules="ehrmind", max_tokens=64).load(mimic_demo)
     assert (len(examples), sum(ex.target["label"] for ex in examples)) == (n, positives)
+
+
+@pytest.mark.slow
+def test_readmission_counts_on_mimic_demo(mimic_demo):
+    """Issue #29: the benchmark's code (same-day rule of ehrshot.py:95-105, prediction times at 23:59:59) gives
+    223 examples / 51 positive; its docstring's rule 220 / 50 (221 / 50 with prediction times at 23:59:00)."""
+    task = get_task("ehrshot", labeler="guo_readmission", max_tokens=64)
+    examples = task.load(mimic_demo)
+    assert (len(examples), sum(ex.target["label"] for ex in examples)) == (223, 51)
+    docstring = get_task("ehrshot", labeler="guo_readmission", same_day="next_admission", max_tokens=64)
+    examples = docstring.load(mimic_demo)
+    assert (len(examples), sum(ex.target["label"] for ex in examples)) == (220, 50)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("labeler", "n", "moved_results"), [("lab_hyponatremia", 3143, 70), ("lab_anemia", 2920, 70)]
+)
+def test_real_midnight_labs_are_not_moved_on_mimic_demo(mimic_demo, labeler, n, moved_results):
+    """Issue #29, MIMIC look-ahead: a prediction time at 23:58 is a 00:00 result read as a date (moved to 23:59),
+    whose prompt showed the rest of that day. MIMIC's lab codes keep their midnight (`timed_codes`)."""
+    examples = get_task("ehrshot", labeler=labeler, max_tokens=64).load(mimic_demo)
+    assert len(examples) == n
+    assert not [ex.id for ex in examples if ex.id.endswith("T23:58:00")]
+    old = get_task("ehrshot", labeler=labeler, max_tokens=64, timed_codes=[]).load(mimic_demo)
+    assert sum(ex.id.endswith("T23:58:00") for ex in old) == moved_results
+
+
+@pytest.mark.slow
+def test_float32_values_read_as_written_on_mimic_demo(mimic_demo, tmp_path):
+    """Issue #31: the demo's values are float32; 100.4 °F stored so is 100.40000153, flagged high against a
+    100.4 upper limit, while the same file with its values as text was not: 1,683 of 3,317 lab_hyperkalemia
+    prompts differed. Values are now read as the decimals written, so both files give identical examples."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(mimic_demo)
+    as_text = table.set_column(
+        table.schema.get_field_index("value"), "value", pc.cast(table.column("value"), pa.string())
+    )
+    pq.write_table(as_text, tmp_path / "text.parquet")
+    a = get_task("ehrshot", labeler="lab_hyperkalemia").load(mimic_demo)
+    b = get_task("ehrshot", labeler="lab_hyperkalemia").load(tmp_path / "text.parquet")
+    assert [ex.to_dict() for ex in a] == [ex.to_dict() for ex in b]
+    assert not any("Temperature: 100.4 °F (high)" in ex.input["timeline"] for ex in a)
 
 
 def test_score_gold_completions_is_perfect(htn_data, tmp_path):

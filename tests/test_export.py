@@ -17,6 +17,7 @@ from ehrmind.cli import app
 runner = CliRunner()
 MIMIC_DEMO = SHARED_DATA / "ehr_samples" / "mimic_iv_demo_meds" / "mimic_iv_demo_meds_events.parquet"
 TREC_PAIRS = SHARED_DATA / "trec_ct" / "samples" / "trec2021_pairs_with_trial_text_sample.jsonl"
+SIGIR_PAIRS = SHARED_DATA / "trec_ct" / "samples" / "sigir_pairs_sample.tsv"
 
 
 def _score(task_name: str, data: Path, completions: dict[str, str], out: Path) -> dict:
@@ -68,17 +69,30 @@ def test_ehrshot_predictions_in_the_meds_evaluation_schema(tmp_path, mimic_htn_d
         by_key[(r["subject_id"], r["prediction_time"].isoformat())].target["label"] == r["boolean_value"]
         for r in rows
     )
-    readable = [r for r in rows if r["predicted_boolean_probability"] is not None]
-    assert len(readable) == len(rows) - 1
-    # AUROC on the exported file equals ehrmind's when the unreadable example is scored as ehrmind scores it
-    y = [r["boolean_value"] for r in rows]
-    s = [
-        r["predicted_boolean_probability"]
-        if r["predicted_boolean_probability"] is not None
-        else 1.0 - r["boolean_value"]
+    # the unreadable example is written as ehrmind scores it (wrong; probability 1 - label), never as nulls
+    unreadable = next(
+        r for r in rows if by_key[(r["subject_id"], r["prediction_time"].isoformat())].id == examples[3].id
+    )
+    assert unreadable["predicted_boolean_value"] is (not unreadable["boolean_value"])
+    assert unreadable["predicted_boolean_probability"] == 1.0 - unreadable["boolean_value"]
+    assert all(
+        r["predicted_boolean_value"] is not None and r["predicted_boolean_probability"] is not None
         for r in rows
-    ]
+    )
+    y = [r["boolean_value"] for r in rows]
+    s = [r["predicted_boolean_probability"] for r in rows]
     assert roc_auc_score(y, s) == pytest.approx(metrics["binary"]["auroc"])
+    # meds-evaluation 0.0.6 itself reads the file (issue #29: the nulls made it fail) and agrees with ehrmind
+    meds_evaluation = pytest.importorskip(
+        "meds_evaluation.evaluate", reason="meds-evaluation (dev extra) not installed"
+    )
+    import polars as pl
+
+    official = meds_evaluation.evaluate_binary_classification(pl.read_parquet(out))
+    assert official["samples_equally_weighted"]["roc_auc_score"] == pytest.approx(metrics["binary"]["auroc"])
+    assert official["samples_equally_weighted"]["binary_accuracy"] == pytest.approx(
+        metrics["binary"]["accuracy"]
+    )
 
 
 def test_trec_run_file_gives_ehrminds_ndcg_through_ir_measures(tmp_path):
@@ -111,6 +125,69 @@ def test_trec_run_file_gives_ehrminds_ndcg_through_ir_measures(tmp_path):
     assert ranking["ndcg@10"] == pytest.approx(sum(per.get(q, 0.0) for q in relevant) / len(relevant))
     assert ranking["p@10"] == pytest.approx(sum(prec.get(q, 0.0) for q in relevant) / len(relevant))
     assert 0 < ranking["ndcg@10"] < 1
+
+
+def _noisy_completions(examples, every: int) -> dict[str, str]:
+    """Right for all but one pair in `every` (a SIGIR pair's "right" is its grade read as a TREC label)."""
+    names = ["not relevant", "excluded", "eligible"]
+    return {
+        ex.id: "<think>t</think>\n<answer>"
+        + json.dumps({"label": names[ex.target["label"] if i % every else (ex.target["label"] + 1) % 3]})
+        + "</answer>"
+        for i, ex in enumerate(examples)
+    }
+
+
+def test_trec_export_reproduces_ehrminds_ranking_with_the_documented_commands(tmp_path):
+    """Issue #29: the run file and the qrels `export-predictions` writes (SIGIR pairs included) give exactly
+    ehrmind's NDCG@10 and P@10 under the commands docs/trec_ct.md gives: ir-measures' `nDCG@10` and
+    `P(rel=2)@10`, and trec_eval's `-l 2 -m ndcg_cut.10 -m P.10` (pytrec_eval is trec_eval's code; the mean is
+    over the topics, with or without `-c`). Without `-l 2`, P.10 counts label 1 as relevant."""
+    import ir_measures
+    import pytrec_eval
+    from ir_measures import P, nDCG
+
+    from ehrmind.tasks.analysis import task_metrics
+
+    task = get_task("trec_ct")
+    rows = []
+    for name, data, every in (("trec", shared_file(TREC_PAIRS), 3), ("sigir", shared_file(SIGIR_PAIRS), 4)):
+        _score("trec_ct", data, _noisy_completions(task.load(data), every), tmp_path / name)
+        rows += [
+            json.loads(line) for line in (tmp_path / name / "predictions.jsonl").read_text().splitlines()
+        ]
+    scored = tmp_path / "both.jsonl"
+    scored.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ranking = task_metrics(task, rows)["ranking"]  # what `ehrmind score` reports on these rows
+    assert set(ranking["by_cohort"]) == {"sigir", "trec_2021"}
+
+    run_file, qrels_file = tmp_path / "run.txt", tmp_path / "qrels.txt"
+    result = _export("trec_ct", scored, "trec", run_file, "--run-name", "tiny")
+    assert result.exit_code == 0, result.output
+    assert f"topics {ranking['n_patients']}, topics_without_relevant_left_out " in result.output
+    assert "cohorts sigir+trec_2021" in result.output
+    assert _export("trec_ct", scored, "trec-qrels", qrels_file).exit_code == 0
+    run_topics = {line.split()[0] for line in run_file.read_text().splitlines()}
+    assert any(t.startswith("sigir-") for t in run_topics) and any(t.startswith("trec-") for t in run_topics)
+    assert {line.split()[0] for line in qrels_file.read_text().splitlines()} == run_topics
+
+    qrels, run = ir_measures.read_trec_qrels(str(qrels_file)), ir_measures.read_trec_run(str(run_file))
+    got = ir_measures.calc_aggregate([nDCG @ 10, P(rel=2) @ 10], list(qrels), list(run))
+    assert got[nDCG @ 10] == pytest.approx(ranking["ndcg@10"])
+    assert got[P(rel=2) @ 10] == pytest.approx(ranking["p@10"])
+
+    q = {}
+    for r in ir_measures.read_trec_qrels(str(qrels_file)):
+        q.setdefault(r.query_id, {})[r.doc_id] = int(r.relevance)
+    rn = {}
+    for r in ir_measures.read_trec_run(str(run_file)):
+        rn.setdefault(r.query_id, {})[r.doc_id] = float(r.score)
+    for level, p10_equal in ((2, True), (1, False)):  # trec_eval -l 2 vs its default (-l 1)
+        per = pytrec_eval.RelevanceEvaluator(q, {"ndcg_cut.10", "P.10"}, relevance_level=level).evaluate(rn)
+        mean = {m: sum(v[m] for v in per.values()) / len(per) for m in ("ndcg_cut_10", "P_10")}
+        assert len(per) == ranking["n_patients"]
+        assert mean["ndcg_cut_10"] == pytest.approx(ranking["ndcg@10"])
+        assert (mean["P_10"] == pytest.approx(ranking["p@10"])) is p10_equal
 
 
 def test_export_refuses_unscored_rows_and_unknown_formats(tmp_path):

@@ -54,6 +54,18 @@ SHAPES = {
     "whitespace-think": "<think>" + " " * M + '</think><answer>{"answer": 4}</answer>',
     "unicode-digits": _wrap('{"answer": "' + "\u0663" * M + '"}'),
     "lone-surrogates": _wrap('{"answer": "' + "\\ud800" * (M // 6) + '"}'),
+    # issue #31: a ```json fence then spaces backtracked cubically (2 KB: 9 s); 64 unclosed objects each read
+    # the 1 MB after them (1.2 s); spaces in one field of a weeks/days pair backtracked quadratically
+    "fence-spaces": _wrap("```" + " " * M + "x"),
+    "unclosed-objects": '{"k": [' * 64 + "[[[[]]]]," * (M // 9),
+    "answer-unclosed-objects": _wrap('{"k": [' * 64 + "[[[[]]]]," * (M // 9)),
+    "pair-field-spaces": _wrap('{"answer": ["1' + " " * M + 'x", 3]}'),
+    # the longest answer block still read (MAX_JSON_CHARS), its labels of superscripts (normalised one by one)
+    "long-labels": _wrap(
+        json.dumps(
+            {k: "\u00b9a" * 16_000 for k in ("answer", "prediction", "probability")}, ensure_ascii=False
+        )
+    ),
 }
 
 

@@ -64,8 +64,13 @@ def task_data(tmp_path_factory) -> dict[str, Path]:
             {"classification": {"balanced_accuracy": 0.4, "balanced_accuracy_ci95": None}},
             ("balanced accuracy", 0.4, None),
         ),
-        # MedCalc: accuracy is the main metric, whatever else its metrics hold
-        ("medcalc", {"accuracy": 0.5, "balanced_accuracy": 0.7}, None),
+        # MedCalc (issue #29): MedCalc-Bench's official accuracy, not ehrmind's extraction (`accuracy`)
+        (
+            "medcalc",
+            {"accuracy": 0.5, "official_accuracy": 0.4, "official_accuracy_ci95": [0.3, 0.5]},
+            ("MedCalc-Bench official accuracy", 0.4, [0.3, 0.5]),
+        ),
+        ("medcalc", {"accuracy": 0.5, "balanced_accuracy": 0.7}, None),  # no official verdicts: none
         ("ehrshot", {"binary": {"balanced_accuracy": None}}, None),
     ],
 )
@@ -97,8 +102,10 @@ def test_matrix_two_models_two_tasks(tmp_path, tiny_model, second_model, task_da
         assert (out / c["dir"] / "predictions.jsonl").exists() and (out / c["dir"] / "metrics.json").exists()
         if task == "ehrshot":  # the task's main metric, with its interval
             assert c["main_metric"]["name"] == "balanced accuracy" and "ci95" in c["main_metric"]
-        else:
-            assert c["main_metric"] is None
+        else:  # MedCalc: the benchmark's own verdict (issue #29)
+            assert (
+                c["main_metric"]["name"] == "MedCalc-Bench official accuracy" and "ci95" in c["main_metric"]
+            )
     table = (out / "matrix.md").read_text()
     assert "| model | medcalc | ehrshot |" in table and "ehrshot (balanced accuracy)" in table
     assert "| model-b | " in table and "% [" in table  # accuracy with its 95% interval
@@ -164,8 +171,8 @@ def test_matrix_pairs_every_model_with_the_baseline(tmp_path, task_data):
 
 
 def test_eval_prints_the_tasks_main_metric(tmp_path, tiny_model, task_data):
-    """`ehrmind eval --task ehrshot` prints balanced accuracy (its main metric), not only accuracy; MedCalc,
-    whose main metric is accuracy, prints no second line."""
+    """`ehrmind eval --task ehrshot` prints balanced accuracy (its main metric), not only accuracy; MedCalc
+    prints MedCalc-Bench's official accuracy first and ehrmind's extraction under its own name (issue #29)."""
     base = ["eval", "--model", str(tiny_model), "--max-new-tokens", "4"]
     r = runner.invoke(
         app, [*base, "--task", "ehrshot", "--data", str(task_data["ehrshot"]), "--out", str(tmp_path / "e")]
@@ -176,6 +183,15 @@ def test_eval_prints_the_tasks_main_metric(tmp_path, tiny_model, task_data):
         app, [*base, "--task", "medcalc", "--data", str(task_data["medcalc"]), "--out", str(tmp_path / "m")]
     )
     assert r.exit_code == 0 and "balanced accuracy" not in r.output
+    # a progress bar ("Loading weights … 100%") may precede the first line without a line break
+    lines = [
+        line.rpartition("\r")[2].rpartition("it/s]")[2]
+        for line in r.output.splitlines()
+        if "accuracy" in line
+    ]
+    assert lines[0].startswith("MedCalc-Bench official accuracy ") and " over n=3" in lines[0]
+    assert lines[1].startswith("ehrmind-extraction accuracy ")
+    assert not any(line.startswith("accuracy") for line in lines)
 
 
 @pytest.mark.parametrize(
@@ -194,12 +210,15 @@ def test_eval_prints_the_tasks_main_metric(tmp_path, tiny_model, task_data):
             {"classification": {"balanced_accuracy": 0.4}, "ranking": {"ndcg@10": 0.61, "ndcg@10_ci95": [0.5, 0.7]}},
             ["balanced accuracy 0.400", "NDCG@10 0.610 (95% CI 0.500–0.700)"],
         ),
-        # MedCalc: the benchmark's own verdict beside accuracy, and the reasoning checks
+        # MedCalc (issue #29): the benchmark's own verdict first, then ehrmind's extraction under its own name
+        # (with the count of rows where the two differ), and the reasoning checks
         (
             "medcalc",
-            {"official_accuracy": 0.5, "n_official_disagree": 3,
+            {"official_accuracy": 0.3, "official_accuracy_ci95": [0.2, 0.4], "n_official_disagree": 3,
              "reasoning_checks": {"numbers_in_note_rate": 0.9, "final_value_matches_answer_rate": None}},
-            ["official accuracy 50.0% (3 rows where the two verdicts differ)", "values in note 90.0%"],
+            ["MedCalc-Bench official accuracy 30.0% (95% CI 20.0–40.0) over n=10",
+             "ehrmind-extraction accuracy 50.0% (95% CI 40.0–60.0%) (3 rows where the two verdicts differ)",
+             "values in note 90.0%"],
         ),
     ],
 )  # fmt: skip
@@ -210,5 +229,8 @@ def test_eval_prints_each_analysis_headline(task, metrics, lines, tmp_path, caps
 
     summary({"accuracy": 0.5, "ci95": [0.4, 0.6], "n": 10, **metrics}, tmp_path, task)
     out = capsys.readouterr().out.splitlines()
+    if task == "medcalc":
+        assert out[0].startswith(lines[0]) and out[1:-1] == lines[1:]
+        return
     assert out[0].startswith("accuracy 50.0% (95% CI 40.0–60.0) over n=10")
     assert out[1:-1] == lines

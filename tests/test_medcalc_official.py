@@ -87,6 +87,18 @@ CASES = [
     pytest.param("int4", contract("4"), True, True, id="string-number"),
     # MedCalc-Bench's own JSON output (no tags), valid JSON: both read it.
     pytest.param("int4", bench("4"), True, True, id="benchmark-json"),
+    # Issue #29: pretty-printed answer JSON, the layout of the EHRMind paper's own prompt example. The official
+    # `[Aa]nswer":\s*(.*?)\}` needs the `}` on the value's line: "Not Found" → Incorrect; ehrmind reads JSON.
+    pytest.param(
+        "int4", '<think>r</think>\n<answer>\n{\n  "answer": 4\n}\n</answer>', False, True, id="pretty-json"
+    ),
+    pytest.param(
+        "int4",
+        json.dumps({"step_by_step_thinking": "s", "answer": "4"}, indent=2),
+        False,
+        True,
+        id="pretty-benchmark-json",
+    ),
     # `[Aa]nswer":` (run.py:55) accepts a capital key; ehrmind's JSON key is "answer".
     pytest.param(
         "int4", '<think>r</think>\n<answer>{"Answer": 4}</answer>', True, False, id="capital-Answer"
@@ -169,7 +181,7 @@ CASES = [
 DIFFERENT = {
     "capital-Answer", "raw-newline", "bad-quote", "nested-value", "sum-equals", "round-call-int", "leading-zero",
     "paren-out-of", "thousands", "percent", "str-product", "date-leading-text", "date-dashes", "date-iso",
-    "ga-weeks-only", "unknown-calculator-id",
+    "ga-weeks-only", "unknown-calculator-id", "pretty-json", "pretty-benchmark-json",
 }  # fmt: skip
 
 
@@ -221,7 +233,13 @@ def test_unscorable_gold_has_no_official_verdict():
         (" 4", 4),  # eval() strips leading spaces
         ("4*10", 40),
         ("(140 * (3.15 - 1) / 14)", 140 * (3.15 - 1) / 14),
-        ("2^3", 8),  # ^ is a power, as run.py:119 rewrites it
+        # issue #29: ^ is XOR of integers, as evaluate.py's eval(answer) and the paper's reward read it (only
+        # run.py:119's str(...) branch rewrites it to ** first); 5 = 0b101, 3 = 0b011
+        ("2^3", 1),
+        ("5 ^ 3", 6),
+        ("2 ^ 3 + 1", 6),  # ^ binds looser than +: 2 ^ 4
+        ("2.0 ^ 1", None),  # eval: TypeError
+        ("2 ^ 1.5", None),
         ("2**-1", 0.5),
         ("--4", 4),
         ("08", None),  # a SyntaxError for eval too
@@ -230,9 +248,24 @@ def test_unscorable_gold_has_no_official_verdict():
         ("10**16", None),  # magnitude bound
         ("9" * 16, None),
         ("(-8)**0.5", None),  # complex
-        ("+4", None),  # only unary minus
-        ("4 % 2", None),
-        ("4 // 2", None),
+        # issue #29: unary plus, // and % as eval reads them (expected values written out, never eval'd here)
+        ("+4", 4),
+        ("+-+4", -4),
+        ("+4.5", 4.5),
+        ("4 % 2", 0),
+        ("-7 % 3", 2),  # Python's modulo takes the divisor's sign
+        ("7.5 % 2", 1.5),
+        ("4 // 2", 2),
+        ("-7 // 2", -4),  # floor, not truncation
+        ("7.5 // 2", 3.0),
+        ("1 // 0", None),  # ZeroDivisionError for eval: unreadable
+        ("1 % 0", None),
+        ("1.5 % 0.0", None),
+        ("10**15 // 1", 10**15),
+        ("10**15 * 10 // 10", None),  # an intermediate beyond the magnitude bound
+        ("~4", None),  # other bitwise operators stay refused
+        ("1 << 2", None),
+        ("6 & 3", None),
         ("1 == 1", None),
         ("True", None),
         ("1j", None),
@@ -254,6 +287,28 @@ def test_unscorable_gold_has_no_official_verdict():
 def test_safe_arithmetic(text, value):
     got = safe_arithmetic(text)
     assert got == value and type(got) is type(value)
+
+
+@pytest.mark.parametrize(
+    ("answer", "gold", "expected"),
+    [
+        ("7 // 2", "int4", False),  # 3
+        ("9 // 2", "int4", True),  # 4: the paper's reward (`check_correctness(str(answer))`) accepts it
+        ("+4", "int4", True),
+        ("14 % 10", "int4", True),
+        ("6 ^ 2", "int4", True),  # XOR: 0b110 ^ 0b010 = 4, as eval reads it
+        ("2 ^ 2", "int4", False),  # 0, not 2**2
+        ("80 // 2", "dec40", True),
+        ("4 // 0", "int4", False),  # ZeroDivisionError: wrong, never a crash
+    ],
+)
+def test_paper_reward_reads_eval_operators(answer, gold, expected):
+    """Issue #29: the reward's `check_correctness(str(answer))` reads unary +, //, % and ^ (XOR) as the
+    paper's `eval` does (9 + 1 of 586 reward rows had them); `str(2^3)` in an extracted answer is still a power
+    (run.py:119 rewrites it)."""
+    ex = GOLDS[gold]
+    assert official.check_answer(answer, ex.target, ex.metadata["calculator_id"]) is expected
+    assert extract_answer('{"answer": "str(2^3)"}', "decimal") == "8"
 
 
 def test_official_module_never_calls_eval():
@@ -402,7 +457,13 @@ def test_score_writes_official_verdicts(tmp_path, synthetic_csv):
     args = ["score", "--task", "medcalc", "--data", str(synthetic_csv), "--predictions", str(preds)]
     result = CliRunner().invoke(app, [*args, "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "official accuracy 83.3% (2 rows where the two verdicts differ)" in result.output
+    # issue #29: the benchmark's own number leads; `accuracy` is named as ehrmind's extraction
+    printed = [line for line in result.output.splitlines() if "accuracy" in line]
+    assert (
+        printed[0].startswith("MedCalc-Bench official accuracy 83.3% (95% CI ") and "over n=6" in printed[0]
+    )
+    assert printed[1].startswith("ehrmind-extraction accuracy 83.3% (95% CI ")
+    assert printed[1].endswith("(2 rows where the two verdicts differ)")
 
     rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert [(r["correct"], r["official_correct"]) for r in rows] == [(True, True)] * 4 + [
@@ -424,6 +485,8 @@ def test_score_writes_official_verdicts(tmp_path, synthetic_csv):
 
     report = (out / "report.md").read_text()
     assert "official accuracy" in report and "official 95% CI" in report
+    assert "**Official accuracy (MedCalc-Bench rules): 83.3%**" in report
+    assert "*accuracy* in this report (83.3%) is **ehrmind's extraction**" in report
     assert "2 of 6 rows are judged differently" in report
     assert f"id `{examples[4].id}`" in report and f"id `{examples[5].id}`" in report
     assert "HEAD-OF-REASONING" not in report  # completions are cut to their end

@@ -29,7 +29,6 @@ from ehrmind import Example, get_task
 from ehrmind.errors import ConfigError
 from ehrmind.generate.hf import GenerationSettings
 from ehrmind.generate.openai_compat import (
-    MAX_RETRY_AFTER,
     EndpointError,
     OpenAICompatGenerator,
     parse_retry_after,
@@ -275,7 +274,8 @@ def test_the_client_does_not_log_each_request(caplog, monkeypatch):
         ("5", 5.0),  # delta-seconds
         ("0", 0.0),
         ("-3", 0.0),  # never negative
-        ("1e9", MAX_RETRY_AFTER),  # capped
+        ("1e9", 1e9),  # as asked: the retry loop refuses a wait beyond MAX_RETRY_AFTER
+        ("nan", None),  # unreadable
         ("soon", None),  # unreadable: fall back to backoff
         (None, None),  # absent
     ],

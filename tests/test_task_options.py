@@ -107,8 +107,14 @@ def test_the_prompt_mode_is_declared_once():
         # inverted reward weights: the rule lives with RewardWeights, so every path refuses them
         ("medcalc", {"reward_weights": {"correct": 0.0, "bad_format": 5.0}}, "bad_format <= wrong < correct"),
         ("trec_ct", {"reward_weights": {"correct": 1.0, "wrong": 1.0}}, "bad_format <= wrong < correct"),
+        # issue #31: a flag is not a number (true was read as a budget of 1), nor a number a flag (1 as true)
+        ("trec_ct", {"prompt_token_budget": True}, "option prompt_token_budget: expected an integer, got a boolean"),
+        ("medcalc", {"prefill": 1}, "option prefill: expected true or false or text, got 1"),
+        ("ehrshot", {"mode": False}, "option mode: expected one of 'reasoning', 'direct', 'one-shot', got a boolean"),
+        # NaN is no number of tokens
+        ("trec_ct", {"prompt_token_budget": float("nan")}, "option prompt_token_budget: Input should be a finite"),
     ],
-)
+)  # fmt: skip
 def test_bad_options_fail_for_every_family(task, options, message):
     from ehrmind import get_task
     from ehrmind.errors import ConfigError

@@ -87,7 +87,16 @@ def evaluate(
 def given_options(
     mode: str | None, prefill: bool | str | None, task_options: dict[str, Any] | None
 ) -> dict[str, Any]:
-    """The task options a caller set: mode and prefill join the others unless left None."""
+    """The task options a caller set: mode and prefill join the others unless left None; given both ways with
+    different values (`--mode direct --task-option mode=reasoning`), they are refused, not one dropped."""
+    from ehrmind.errors import ConfigError
+
+    given = task_options or {}
+    for name, value in (("mode", mode), ("prefill", prefill)):
+        if value is not None and name in given and given[name] != value:
+            raise ConfigError(
+                f"--{name} {value!r} and --task-option {name}={given[name]!r} disagree; give one"
+            )
     return {
         **(task_options or {}),
         **({"mode": mode} if mode is not None else {}),

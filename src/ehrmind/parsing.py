@@ -17,8 +17,15 @@ from typing import Any, Literal
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
-# Don't let a pathological completion make extraction quadratic: at most this many '{' are tried.
+MAX_JSON_CHARS = 100_000
+"""Longest JSON text read from a completion: an answer block, or a fallback object. A longer one is not parsed
+(an answer is a few characters, MedCalc-Bench's own output with its reasoning a few KB), which bounds the work
+a hostile completion causes: json reads 1 MB of `[[[[]]]],` in 0.19 s on the project's CPU machine."""
+# Don't let a pathological completion make the fallback quadratic: at most this many '{' are tried, each over
+# at most MAX_JSON_CHARS, and the tries together read at most _JSON_SCAN_BUDGET characters (64 tries of an
+# unclosed 1 MB list each read it to its end: 1.2 s).
 _MAX_JSON_STARTS = 64
+_JSON_SCAN_BUDGET = 2 * MAX_JSON_CHARS
 
 
 @dataclass(frozen=True)
@@ -100,8 +107,11 @@ def _check_contract_paper(text: str, key: str, *, require_think: bool) -> Contra
     positions = [text.find(t) for t in tags]
     if positions != sorted(positions):  # medcalc.py:78-82: tags in order
         return ContractParts(False, think, answer_text, None, "tags out of order")
+    block = (answer_text or "").strip()
+    if len(block) > MAX_JSON_CHARS:  # not in the paper's code: bounded work (MAX_JSON_CHARS)
+        return ContractParts(False, think, answer_text, None, "answer block too long")
     try:  # medcalc.py:91-117: json.loads of the stripped block, an object with the key
-        obj = json.loads((answer_text or "").strip())
+        obj = json.loads(block)
     except (ValueError, RecursionError):
         return ContractParts(False, think, answer_text, None, "answer block is not valid JSON")
     if not isinstance(obj, dict) or key not in obj:
@@ -119,15 +129,23 @@ def _last_between(text: str, open_tag: str, close_tag: str) -> str | None:
     return text[start + len(open_tag) : end]
 
 
-_FENCE = re.compile(r"^```(?:json|JSON)?\s*(.*?)\s*```$", re.S)
+def _unfence(s: str) -> str:
+    """The inside of a ```json fence around the whole (stripped) text, else the text. String methods, not a
+    regular expression: `^```(?:json)?\\s*(.*?)\\s*```$` backtracks cubically on a fence followed by spaces
+    (2 KB took 9 s)."""
+    if len(s) < 6 or not (s.startswith("```") and s.endswith("```")):
+        return s
+    inner = s[3:-3]
+    if inner.startswith(("json", "JSON")):
+        inner = inner[4:]
+    return inner.strip()
 
 
 def parse_json_object(text: str, key: str) -> tuple[dict[str, Any] | None, str]:
     """Parse `text` as one JSON object holding `key`; returns (object, problem)."""
-    s = text.strip()
-    m = _FENCE.match(s)
-    if m:
-        s = m.group(1)
+    s = _unfence(text.strip())
+    if len(s) > MAX_JSON_CHARS:
+        return None, f"answer block too long (over {MAX_JSON_CHARS:,} characters)"
     try:
         obj = json.loads(s)
     except (ValueError, RecursionError):  # JSONDecodeError, or an integer over the digit limit
@@ -141,14 +159,25 @@ def parse_json_object(text: str, key: str) -> tuple[dict[str, Any] | None, str]:
 
 def find_json_with_key(text: str, key: str) -> dict[str, Any] | None:
     """Lenient fallback: the last JSON object in `text` that has `key` (e.g. MedCalc-Bench's own
-    `{"step_by_step_thinking": …, "answer": …}` output). Used for accuracy when the contract is broken."""
+    `{"step_by_step_thinking": …, "answer": …}` output). Used for accuracy when the contract is broken.
+    Bounded: the last 64 `{` are tried, each over at most `MAX_JSON_CHARS`, within a budget of characters
+    read."""
     decoder = json.JSONDecoder()
-    starts = [m.start() for m in re.finditer(r"\{", text)][-_MAX_JSON_STARTS:]
-    for pos in reversed(starts):
+    budget, pos = _JSON_SCAN_BUDGET, len(text)
+    for _ in range(_MAX_JSON_STARTS):
+        pos = text.rfind("{", 0, pos)
+        if pos < 0 or budget <= 0:  # no more objects; or the earlier starts are not tried
+            break
+        window = text[pos : pos + MAX_JSON_CHARS]
         try:
-            obj, _ = decoder.raw_decode(text, pos)
-        except (ValueError, RecursionError):
+            obj, end = decoder.raw_decode(window)
+        except json.JSONDecodeError as e:
+            budget -= e.pos
             continue
+        except (ValueError, RecursionError):  # an integer over the digit limit; nesting too deep
+            budget -= len(window)
+            continue
+        budget -= end
         if isinstance(obj, dict) and key in obj:
             return obj
     return None
@@ -328,6 +357,9 @@ _WD_LABELLED = re.compile(
 _WD_PAIR = re.compile(r"^\(?\s*(\d+)\s*[,+]\s*(\d+)\s*\)?$")
 _WD_WEEKS_ONLY = re.compile(r"^\(?\s*(\d+)\s*(?:weeks?|wks?|w)\s*\)?$", re.I)
 _WD_DAYS_ONLY = re.compile(r"^\(?\s*(\d+)\s*days?\s*\)?$", re.I)
+# One field of a pair ("4 weeks", "3"). Possessive quantifiers: with plain ones, "1" + 20,000 spaces + "x"
+# took 1.3 s (the spaces split between the two `\s*` in every way; 1 MB would take hours).
+_WD_FIELD = re.compile(r"\s*+(\d++)\s*+(?:weeks?|wks?|w|days?|d)?+\s*+$", re.I)
 
 
 def _int_field(v: Any) -> int | None:
@@ -337,8 +369,8 @@ def _int_field(v: Any) -> int | None:
         return v
     if isinstance(v, float) and v.is_integer():
         return int(v)
-    if isinstance(v, str):
-        m = re.match(r"^\s*(\d+)\s*(?:weeks?|wks?|w|days?|d)?\s*$", normalize_text(v), re.I)
+    if isinstance(v, str) and len(v) <= _MAX_WEEKS_DAYS_CHARS:  # bounded, and the pattern cannot backtrack
+        m = _WD_FIELD.match(normalize_text(v))
         return int(m.group(1)) if m else None
     return None
 

@@ -129,6 +129,9 @@ def validate_options(cls: type[Task], options: dict[str, Any], where: str = "") 
     from pydantic import ValidationError
 
     model = cls.Options
+    not_names = [k for k in options if not isinstance(k, str)]
+    if not_names:
+        raise ConfigError(f"task {cls.name!r}: option name {where}{display_name(not_names[0])} is not text")
     renamed = sorted(set(options) & set(model.renamed))
     if renamed:
         raise ConfigError(
@@ -136,9 +139,10 @@ def validate_options(cls: type[Task], options: dict[str, Any], where: str = "") 
         )
     unknown = sorted(set(options) - set(model.model_fields))
     if unknown and model.model_config.get("extra") != "allow":
+        named = ", ".join(where + display_name(u) for u in unknown[:MAX_NAMED])
+        more = f" (and {len(unknown) - MAX_NAMED:,} more)" if len(unknown) > MAX_NAMED else ""
         raise ConfigError(
-            f"task {cls.name!r} has no option {', '.join(where + u for u in unknown)}; its options: "
-            f"{', '.join(task_options(cls)) or 'none'}"
+            f"task {cls.name!r} has no option {named}{more}; its options: {', '.join(task_options(cls)) or 'none'}"
         )
     try:
         checked = model.model_validate(options)
@@ -150,6 +154,17 @@ def validate_options(cls: type[Task], options: dict[str, Any], where: str = "") 
         field = ".".join(str(p) for p in first["loc"][:1])
         raise ConfigError(f"task {cls.name!r} option {where}{field}: {msg}") from None
     return checked
+
+
+MAX_NAMED = 5
+"""Unknown names an error lists (a file of 60,000 unknown keys gets a line, not a page)."""
+
+
+def display_name(name: object, chars: int = 60) -> str:
+    """A key or option name as a one-line error shows it: as written when it is a short printable name,
+    else quoted (a newline in it would break the line) and cut (it may be pasted text)."""
+    text = name if isinstance(name, str) and name.isprintable() else repr(name)
+    return text if len(text) <= chars else f"{text[: chars - 3]}..."
 
 
 def task_options(cls: type[Task]) -> list[str]:

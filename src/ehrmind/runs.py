@@ -4,7 +4,9 @@ Every program that writes results (eval, score, rationales, and diagnose and mat
 they hold) writes one of these. A rerun into a folder continues it only if the settings that shape its output
 (`resume_keys`) are the same; otherwise it is refused with the settings that differ named, so two runs never
 mix in one folder. A run that fails before writing any result leaves the folder as it found it, so the next
-run (perhaps with other settings) is not refused as a "different run" (issue #16, cause 14).
+run (perhaps with other settings) is not refused as a "different run" (issue #16, cause 14). A write that
+fails (disk full, read-only) is one `error:` line naming the file (`ehrmind.io.WriteError`); the files keep
+complete lines only, so the same command continues the run once there is room (issue #31).
 """
 
 from __future__ import annotations
@@ -41,7 +43,9 @@ class RunFolder:
         return self.path / RUN_INFO
 
     def stored(self) -> dict[str, Any] | None:
-        """The run.json the folder holds, if any; one that cannot be read is a DataError naming it."""
+        """The run.json the folder holds, if any; one that cannot be read is a DataError naming it, a symbolic
+        link a ConfigError."""
+        _refuse_links([self.info_path])
         if not self.info_path.exists():
             return None
         try:
@@ -77,9 +81,12 @@ class RunFolder:
     @contextmanager
     def run(self, info: dict[str, Any], results: Sequence[str]) -> Iterator[RunFolder]:
         """Check and record `info`, then run the body; if it fails while none of the `results` files holds
-        anything and the folder was new, remove what it wrote."""
-        self.check(info)
+        anything and the folder was new, remove what it wrote. A symbolic link in place of the record or a
+        result is refused before anything is read or written: a rerun would read and append through it into
+        another file (issue #31)."""
         paths = [self.path / name for name in results]
+        _refuse_links(paths)
+        self.check(info)
         fresh = not self.info_path.exists() and not any(p.exists() for p in paths)
         self.write_info(info)
         try:
@@ -89,3 +96,15 @@ class RunFolder:
                 for p in (*paths, self.info_path):
                     p.unlink(missing_ok=True)
             raise
+
+
+def _refuse_links(paths: Sequence[Path]) -> None:
+    """A symbolic link in place of a run folder's file is a ConfigError naming it: a rerun would read and
+    append through it into another file (issue #31). Checked before reading; writers refuse links too
+    (`ehrmind.io.output_file`)."""
+    for p in paths:
+        if p.is_symlink():
+            raise ConfigError(
+                f"{p} is a symbolic link; a run folder's files are not read or written through links "
+                "(remove it, or use a new --out)"
+            )

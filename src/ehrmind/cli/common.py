@@ -18,8 +18,12 @@ from typer.core import TyperCommand, TyperGroup
 
 class Commands(TyperGroup):
     """Every command's user errors (`ehrmind.errors.UserError`: bad data, bad settings, an endpoint that
-    refuses) end as one `error:` line and exit code 2, wherever they are raised; anything else is a bug and
-    keeps its traceback."""
+    refuses, an output that cannot be written) end as one `error:` line and exit code 2, wherever they are
+    raised. So does an OSError of writing that no writer turned into a `WriteError` (`ehrmind.io.writing`):
+    one with an errno of `ehrmind.io.WRITE_ERRNOS` that names a file, or one of running out of room (disk
+    full, quota, file size limit), named or not (issue #31). Anything else is a bug and keeps its traceback
+    (a missing file the code expected, a refused connection). `ehrmind --verbose` logs the traceback under
+    such a line (the library's exception under a WriteError)."""
 
     def invoke(self, ctx):  # type: ignore[no-untyped-def]
         from ehrmind.errors import UserError
@@ -27,7 +31,54 @@ class Commands(TyperGroup):
         try:
             return super().invoke(ctx)
         except UserError as e:
+            if e.__cause__ is not None:  # e.g. the OSError under a WriteError, for `ehrmind --verbose`
+                logging.getLogger("ehrmind").debug("%s", e, exc_info=e.__cause__)
             fail(e)
+        except OSError as e:
+            error = _write_error(e, self._out(ctx))
+            if error is None:
+                raise
+            logging.getLogger("ehrmind").debug("%s", error, exc_info=True)
+            fail(error)
+
+    def resolve_command(self, ctx, args):  # type: ignore[no-untyped-def]
+        name, command, rest = super().resolve_command(ctx, args)
+        ctx.meta[_INVOKED] = (name, command, list(rest))  # for `_out`: the command's own context is gone
+        return name, command, rest
+
+    @staticmethod
+    def _out(ctx) -> str | None:  # type: ignore[no-untyped-def]
+        """The invoked command's `--out`, read again from its arguments (None when it has none)."""
+        name, command, args = ctx.meta.get(_INVOKED, (None, None, None))
+        if command is None:
+            return None
+        try:
+            parsed = command.make_context(name, list(args), parent=ctx, resilient_parsing=True)
+        except Exception:  # noqa: BLE001 - only a better name for the error line is at stake
+            return None
+        out = parsed.params.get("out")
+        return str(out) if out else None
+
+
+_INVOKED = "ehrmind.invoked"
+
+
+def _write_error(e: OSError, out: str | None = None) -> Exception | None:
+    """An OSError of writing as the WriteError a writer would have raised (naming the file it names, else
+    the command's `--out`), or None for any other OSError."""
+    import errno
+
+    from ehrmind.io import NO_ROOM, WRITE_ERRNOS, WriteError, write_error
+
+    if e.errno in NO_ROOM and not e.filename:
+        return WriteError(out or "the outputs", e.strerror or str(e), e.errno)
+    if e.errno not in WRITE_ERRNOS or not e.filename:
+        return None
+    named = write_error(e.filename, e)
+    if e.errno in NO_ROOM or e.errno == errno.EROFS:
+        return named
+    # EACCES, ENOTDIR, …: reading can meet them too, so the line does not say which it was
+    return WriteError(named.path, e.strerror or str(e), e.errno, action="use")
 
 
 class ListOptions(TyperCommand):
@@ -151,11 +202,27 @@ def key_values(pairs: list[str] | None, *, text: Collection[str] = ()) -> dict[s
 
 
 def task_option_values(task: str, pairs: list[str] | None) -> dict[str, object]:
-    """`--task-option key=value` pairs for `task`, its text-typed options (system_prompt, …) kept as written."""
+    """`--task-option key=value` pairs for `task`, its text-typed options (system_prompt, …) kept as written.
+    A key given twice, or given no value, is refused (the last one would win silently; an empty value would
+    mean the default for one option and empty text for another); the values are checked by the task's
+    options model where the task is made."""
     if not pairs:
         return {}
-    from ehrmind.registry import text_options
+    from ehrmind.errors import ConfigError
+    from ehrmind.registry import display_name, text_options
 
+    seen: set[str] = set()
+    for item in pairs:
+        key, sep, value = (part.strip() for part in item.partition("="))
+        if not sep or not key:
+            raise ConfigError(f"--task-option expects key=value, got {display_name(repr(item))}")
+        if key in seen:
+            raise ConfigError(f"--task-option {display_name(key)} is given twice; give it once")
+        if not value:
+            raise ConfigError(
+                f"--task-option {display_name(key)}= has no value; leave it out for the task's default"
+            )
+        seen.add(key)
     return key_values(pairs, text=text_options(task))
 
 

@@ -56,8 +56,9 @@ def diagnose_cmd(
         str,
         typer.Option(
             "--reliable-rule",
-            help="Reliable pass@k: 'paper' (the EHRMind paper's categories and thresholds) or 'ehrmind' "
-            "(--min-correct, --max-entropy, --max-distinct, --guessable).",
+            help="Reliable pass@k: 'paper' (the EHRMind paper's categories, thresholds, answer strings and "
+            "correctness, as its code), 'paper-thresholds' (its categories and thresholds on ehrmind's verdicts "
+            "and normalised answers) or 'ehrmind' (--min-correct, --max-entropy, --max-distinct, --guessable).",
         ),
     ] = "paper",
     min_correct: Annotated[

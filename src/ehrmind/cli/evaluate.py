@@ -30,18 +30,22 @@ from ehrmind.cli.options import (
 
 def summary(metrics: dict, out: Path, task: str | None = None) -> None:
     """What eval and score print: accuracy with its interval, each analysis's headline (the task's main metric:
-    balanced accuracy and AUROC for EHRSHOT, balanced accuracy and NDCG@10 for TREC CT, MedCalc-Bench's own
-    accuracy), and where the results went."""
+    balanced accuracy and AUROC for EHRSHOT, balanced accuracy and NDCG@10 for TREC CT; for MedCalc,
+    MedCalc-Bench's official accuracy leads and `accuracy` is printed as ehrmind's extraction), and where the
+    results went."""
     from ehrmind.registry import get_task
-    from ehrmind.tasks.analysis import headlines
+    from ehrmind.tasks.analysis import ACCURACY, headlines
 
-    acc, ci = metrics.get("accuracy"), metrics.get("ci95")
+    # the first headline carries n and format errors (MedCalc: MedCalc-Bench's official accuracy, issue #29)
+    heads = headlines(get_task(task)) if task else [ACCURACY]
+    acc, ci = heads[0].read(metrics)
     acc_s = "—" if acc is None else f"{100 * acc:.1f}%"
     ci_s = "" if not ci else f" (95% CI {100 * ci[0]:.1f}–{100 * ci[1]:.1f})"
     typer.echo(
-        f"accuracy {acc_s}{ci_s} over n={metrics.get('n')}; format errors {metrics.get('format_error_rate')}"
+        f"{heads[0].label} {acc_s}{ci_s} over n={metrics.get('n')}; "
+        f"format errors {metrics.get('format_error_rate')}"
     )
-    for headline in headlines(get_task(task))[1:] if task else []:  # each analysis's: the task's main metric
+    for headline in heads[1:]:  # each analysis's: the task's main metric
         line = headline.line(metrics)
         if line is not None:
             typer.echo(line)
@@ -163,7 +167,9 @@ def export_predictions_cmd(
     fmt: Annotated[
         str,
         typer.Option(
-            "--format", help="meds (ehrshot: meds-evaluation parquet) or trec (trec_ct: a run file)."
+            "--format",
+            help="meds (ehrshot: meds-evaluation parquet), trec (trec_ct: a run file) or trec-qrels "
+            "(trec_ct: the qrels of the same pairs).",
         ),
     ],
     out: Annotated[Path, typer.Option("--out", help="Output file.")],

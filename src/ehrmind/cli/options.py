@@ -76,13 +76,15 @@ TaskOptionOpt = Annotated[
 ]
 
 # how completions are sampled
-_SAMPLES = typer.Option("--samples", help="Completions per example (K).")
+# (ranges here show in --help and refuse a flag as it is parsed; GenerationSettings checks the values again for
+# Python callers, and refuses NaN and infinity, which pass any range)
+_SAMPLES = typer.Option("--samples", min=1, help="Completions per example (K).")
 SamplesOpt = Annotated[int, _SAMPLES]
-TemperatureOpt = Annotated[float, typer.Option("--temperature", help="0 = greedy.")]
-TopPOpt = Annotated[float, typer.Option("--top-p")]
-MaxNewTokensOpt = Annotated[int, typer.Option("--max-new-tokens")]
-BatchSizeOpt = Annotated[int, typer.Option("--batch-size")]
-SeedOpt = Annotated[int, typer.Option("--seed")]
+TemperatureOpt = Annotated[float, typer.Option("--temperature", min=0.0, help="0 = greedy.")]
+TopPOpt = Annotated[float, typer.Option("--top-p", min=0.0, max=1.0)]
+MaxNewTokensOpt = Annotated[int, typer.Option("--max-new-tokens", min=1, max=2**20)]
+BatchSizeOpt = Annotated[int, typer.Option("--batch-size", min=1)]
+SeedOpt = Annotated[int, typer.Option("--seed", min=0, max=2**63 - 1)]
 
 # where completions come from
 BackendOpt = Annotated[

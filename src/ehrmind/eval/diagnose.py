@@ -15,10 +15,13 @@ merges into the recipe. The rules (docs/diagnosis.md; every threshold is a `Diag
 - **reliable pass@k** (`reliable_rule`) — guessing a few-valued answer makes plain pass@k high
   (1 - (1 - 1/m)^k for m equally likely answers), consistency does not come by chance. `paper` (default, the
   EHRMind paper's `src/eval/medcalc/analysis/cal_analysis.py:62-98` and `src/eval/matching/analysis/
-  cal_analysis.py:62-77, 115-116`): on the items the task names with m possible answers (`PaperRules.reliable_m`:
+  cal_analysis.py:46-77, 115-116`): on the items the task names with m possible answers (`PaperRules.reliable_m`:
   MedCalc diagnosis and severity m = 7, risk m = 21; TREC every item, m = 3) an item counts only with at least
   k // m + 2 correct samples and an answer entropy below 0.8 · ln m nats; every other item counts with its
-  plain pass@k. `ehrmind` (option): on *guessable groups* an item counts (with its pass@k) only when at least
+  plain pass@k. Correct samples and the answers of the entropy are the paper's (`PaperRules.reading`: MedCalc
+  `str(answer) == label` on those items and `check_correctness(str(answer))` on the others, so "2.0" or
+  "2 points" is wrong for label 2 and is its own answer). `paper-thresholds`: the same items and thresholds
+  on `Task.verify`'s verdicts and `normalize_answer`'s answers. `ehrmind` (option): on *guessable groups* an item counts (with its pass@k) only when at least
   `min_correct` samples are right and its answer entropy is at most `max_entropy` bits. Guessable groups:
   every gold answer is discrete (an integer, or a label such as "yes" or "eligible"; not a decimal, a date or
   a gestational age) and the group has at most `max_distinct` distinct gold answers, or as named
@@ -51,7 +54,7 @@ from ehrmind.generate.settings import GenerationSettings
 from ehrmind.io import atomic_write_json, atomic_write_jsonl, atomic_write_text, output_folder, read_jsonl
 from ehrmind.metrics import item_mean_ci
 from ehrmind.parsing import parse_date
-from ehrmind.tasks.analysis import Headline, PaperRules, attached, headlines
+from ehrmind.tasks.analysis import Headline, PaperRules, attached, extra_headlines
 from ehrmind.tasks.base import Task
 from ehrmind.trained import PromptChoice, TrainedPrompt
 from ehrmind.types import Example
@@ -65,6 +68,12 @@ PLAN = "sft_plan.yaml"
 ITEMS = "items.jsonl"
 TOO_FEW = "too few items"
 """The verdict of a group with fewer than `min_items` items."""
+
+
+RELIABLE_RULES = ("paper", "paper-thresholds", "ehrmind")
+"""`DiagnosisSettings.reliable_rule` values."""
+PAPER_THRESHOLDS = ("paper", "paper-thresholds")
+"""The rules with the paper's items, thresholds (k // m + 2 correct, entropy < 0.8 · ln m nats) and scores."""
 
 
 @dataclass
@@ -84,7 +93,9 @@ class DiagnosisSettings:
     guessable: list[str] | None = None
     """Group names to treat as guessable; None = decide from the gold answers (see the module docstring)."""
     reliable_rule: str = "paper"
-    """Reliable pass@k by the EHRMind paper's rule (`paper`) or ehrmind's (`ehrmind`: `min_correct`,
+    """Reliable pass@k by the EHRMind paper's rule as its code applies it (`paper`: its answer strings and
+    correctness, `PaperRules.reading`), the paper's thresholds on ehrmind's verdicts and normalised answers
+    (`paper-thresholds`, the `paper` rule before issue #29), or ehrmind's rule (`ehrmind`: `min_correct`,
     `max_entropy`, `max_distinct`, `guessable`); see the module docstring."""
     plan_by: str | None = None
     """One of the task's `plan_fields` (MedCalc: category or calculator_name); None = the finest."""
@@ -107,8 +118,10 @@ class DiagnosisSettings:
             raise ConfigError(f"k must be >= 1, got {self.k}")
         if not 0 < self.threshold <= 1:
             raise ConfigError(f"threshold must be in (0, 1], got {self.threshold}")
-        if self.reliable_rule not in ("paper", "ehrmind"):
-            raise ConfigError(f"reliable_rule must be 'paper' or 'ehrmind', got {self.reliable_rule!r}")
+        if self.reliable_rule not in RELIABLE_RULES:
+            raise ConfigError(
+                f"reliable_rule must be one of {', '.join(RELIABLE_RULES)}, got {self.reliable_rule!r}"
+            )
         if self.reliable_rule == "ehrmind" and not 1 <= self.min_correct <= self.k:
             raise ConfigError(
                 f"min_correct must be between 1 and k ({self.k}), got {self.min_correct}; "
@@ -182,7 +195,7 @@ def is_reliable(c: int, entropy: float, settings: DiagnosisSettings, paper_m: in
     """The reliable-pass@k rule for one item (c correct samples, answer entropy in bits): enough correct samples
     and a consistent answer. Under the paper's rule `paper_m` is the item's number of possible answers
     (`PaperRules.reliable_m`); an item without one always counts (its plain pass@k)."""
-    if settings.reliable_rule == "paper":
+    if settings.reliable_rule in PAPER_THRESHOLDS:
         if paper_m is None:
             return True
         return c >= settings.k // paper_m + 2 and entropy * math.log(2) < 0.8 * math.log(paper_m)
@@ -201,13 +214,39 @@ def _discrete(gold: Any) -> bool:
 # ---------------------------------------------------------------- items and groups
 
 
+def _paper_readings(
+    rules: Sequence[PaperRules], task: Task, ex: Example, rs: Sequence[dict[str, Any]]
+) -> list[tuple[str | None, bool]] | None:
+    """Each sample as the paper's code reads it (`PaperRules.reading`), or None where the task has no reading."""
+    if not rules:
+        return None
+    out = []
+    for r in rs:
+        completion = r.get("completion")
+        if not isinstance(completion, str):
+            raise ConfigError(
+                f"prediction {r.get('id')!r} has no completion: reliable_rule 'paper' reads each sample's text "
+                "(use reliable_rule 'paper-thresholds' for scored rows without it)"
+            )
+        read = rules[0].reading(task, ex, completion)
+        if read is None:
+            return None
+        out.append(read)
+    return out
+
+
 def item_stats(
-    task: Task, examples: Sequence[Example], rows: Sequence[dict[str, Any]]
+    task: Task,
+    examples: Sequence[Example],
+    rows: Sequence[dict[str, Any]],
+    settings: DiagnosisSettings | None = None,
 ) -> list[dict[str, Any]]:
-    """One entry per scorable item: n samples, c correct, answer entropy, distinct answers, gold, groups."""
+    """One entry per scorable item: n samples, c correct, answer entropy, distinct answers, gold, groups. With
+    `reliable_rule: paper`, c and the answers are the paper's (`PaperRules.reading`) where the task has them."""
     by_id = {ex.id: ex for ex in examples}
     rules = attached(task, PaperRules)
     paper_m = rules[0].reliable_m if rules else (lambda ex: None)
+    literal = settings is not None and settings.reliable_rule == "paper"
     samples: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         if r.get("correct") is not None:
@@ -219,12 +258,17 @@ def item_stats(
             raise ConfigError(f"prediction id {ex_id!r} is not in the data")
         gold = task.gold_value(ex)
         integer = isinstance(gold, int) and not isinstance(gold, bool)
-        answers = [normalize_answer(r.get("parsed"), integer=integer) for r in rs]
+        answers: list[Hashable | None] = [normalize_answer(r.get("parsed"), integer=integer) for r in rs]
+        correct = [bool(r["correct"]) for r in rs]
+        paper = _paper_readings(rules, task, ex, rs) if literal else None
+        if paper is not None:  # the paper's entropy skips the samples its code cannot read
+            answers = [a for a, _ in paper if a is not None]
+            correct = [ok for _, ok in paper]
         items.append(
             {
                 "id": ex_id,
                 "n": len(rs),
-                "c": sum(bool(r["correct"]) for r in rs),
+                "c": sum(correct),
                 "unread": sum(r.get("parsed") is None for r in rs),
                 "entropy": answer_entropy(answers),
                 "distinct_answers": len(set(answers)),
@@ -258,7 +302,7 @@ def group_block(
         p if is_reliable(it["c"], it["entropy"], settings, it.get("paper_m")) else 0.0
         for p, it in zip(pk, items, strict=True)
     ]
-    if settings.reliable_rule == "paper":
+    if settings.reliable_rule in PAPER_THRESHOLDS:
         guessable = any(it.get("paper_m") is not None for it in items)
     elif settings.guessable is not None:
         guessable = name in settings.guessable
@@ -298,7 +342,7 @@ def diagnose_rows(
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The diagnosis of one set of prediction rows: overall block (with a pass@j curve) and `by_<field>`
     blocks for each of the task's group fields; plus the per-item statistics."""
-    items = item_stats(task, examples, rows)
+    items = item_stats(task, examples, rows, settings)
     if not items:
         raise ConfigError("no scorable predictions to diagnose")
     short = [it for it in items if it["n"] < settings.k]
@@ -545,7 +589,7 @@ def run_diagnose(
     atomic_write_json(out / DIAGNOSIS, diagnosis)
     atomic_write_text(out / PLAN, plan_yaml(plan, diagnosis, by, out))
     plot_diagnosis(diagnosis, primary.groups.by[0], out / PLOT)
-    write_diagnosis_report(out, diagnosis, primary.groups.by, results, headlines(primary)[1:])
+    write_diagnosis_report(out, diagnosis, primary.groups.by, results, extra_headlines(primary))
     return diagnosis
 
 
@@ -562,10 +606,11 @@ def _limited(predictions: str | Path, examples: Sequence[Example], mode_dir: Pat
 
 
 def _accuracy(metrics: dict[str, Any], task: Task) -> dict[str, Any]:
-    """Accuracy, and each analysis's headline (`headlines`: e.g. MedCalc's reasoning checks)."""
+    """Accuracy, and each analysis's other headline (`extra_headlines`: e.g. MedCalc-Bench's official accuracy
+    and the reasoning checks)."""
     keys = ("n", "accuracy", "ci95", "strict_accuracy", "format_error_rate")
     out = {k: metrics.get(k) for k in keys}
-    shown = {h.label: h.read(metrics)[0] for h in headlines(task)[1:]}
+    shown = {h.label: h.read(metrics)[0] for h in extra_headlines(task)}
     if shown:
         out["headlines"] = shown
     return out
@@ -580,12 +625,20 @@ def _pct(x: float | None) -> str:
 
 def _rule_text(s: dict[str, Any], k: int) -> str:
     """The reliable-pass@k rule of a diagnosis, in a sentence of its report."""
-    if s.get("reliable_rule", "paper") == "paper":
+    rule = s.get("reliable_rule", "paper")
+    if rule in PAPER_THRESHOLDS:
+        judged = (
+            "correct samples and answers as the paper's code reads them (MedCalc: the answer string equal to the "
+            "label on those items, MedCalc-Bench's `check_correctness(str(answer))` on the others; TREC: the "
+            "answer as written equal to the label)"
+            if rule == "paper"
+            else "ehrmind's verdicts and normalised answers (`paper-thresholds`)"
+        )
         return (
             f"*Reliable pass@{k}* by the EHRMind paper's rule: on items with m possible answers by the paper "
             f"(MedCalc diagnosis and severity m = 7, risk m = 21; TREC m = 3) an item counts only with at least "
             f"{k} // m + 2 correct samples and an answer entropy below 0.8 · ln m nats; other items count with "
-            "their pass@k; groups with such items are marked *guessable*."
+            f"their pass@k; groups with such items are marked *guessable*; {judged}."
         )
     listed = f", or as listed: {', '.join(s['guessable'])}" if s["guessable"] is not None else ""
     return (

@@ -3,7 +3,8 @@
 Each cell (model × task × prompt mode) is an ordinary, resumable `ehrmind eval` run under
 `DIR/runs/<model>/<task>[-<mode>]/`. The matrix reports each cell's accuracy with its 95% interval and the
 task's main metric where an analysis declares one (`Analysis.main`: balanced accuracy for EHRSHOT and for TREC CT's
-pair classification); a task without one (MedCalc) is judged by its accuracy. Outputs: `DIR/matrix.json`, `DIR/matrix.md`
+pair classification, MedCalc-Bench's official accuracy for MedCalc, whose `accuracy` is ehrmind's extraction); a
+task without one is judged by its accuracy. Outputs: `DIR/matrix.json`, `DIR/matrix.md`
 (tables) and `DIR/matrix.png` (heatmaps).
 """
 

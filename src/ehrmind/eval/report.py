@@ -166,7 +166,8 @@ def write_report(
     lines += _table({"all": metrics}, "", verdicts)
     lines += [
         "",
-        "*accuracy*: the benchmark's correctness rule applied to the extracted answer; *strict accuracy*: "
+        "*accuracy*: the task's verifier (`Task.verify`: its own answer extraction, then the benchmark's "
+        "correctness rule); *strict accuracy*: "
         "correct and in the output format (what RL rewards); intervals are Wilson (one sample per item) "
         "or a bootstrap over items (several samples).",
     ]

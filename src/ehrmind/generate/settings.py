@@ -7,10 +7,17 @@ sampling (`require_sampling`) is checked here, so no caller repeats it.
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, replace
 
 from ehrmind.errors import ConfigError
 
+MAX_NEW_TOKENS = 1_048_576
+"""The most tokens a completion may ask for: more than any model's context, so a typo such as 10^12 (which
+would also set an endpoint's read timeout, `READ_SECONDS_PER_TOKEN` per token) is refused."""
+MAX_SEED = 2**63 - 1
+"""Seeds are sent to endpoints and torch as 64-bit integers."""
 ROLLOUT_TEMPERATURE = 0.6
 ROLLOUT_TOP_P = 0.95
 """The defaults for pass@k sampling (`ehrmind diagnose`): what the GRPO recipes' rollouts use."""
@@ -21,6 +28,15 @@ def require_sampling(samples: int, temperature: float | None) -> None:
     and pass@k or a majority over them would mean nothing. The one place this rule lives."""
     if samples > 1 and not (temperature or 0) > 0:
         raise ConfigError("several samples with greedy decoding are identical; set --temperature > 0")
+
+
+def _shown(value: object) -> str:
+    """A bad value for a message: its repr, cut short (an integer of 5,000 digits has no repr at all)."""
+    try:
+        text = repr(value)
+    except ValueError:
+        return "an integer too long to show"
+    return text if len(text) <= 40 else f"{text[:30]}… ({len(text):,} characters)"
 
 
 @dataclass(frozen=True)
@@ -43,6 +59,20 @@ class GenerationSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+        if self.max_new_tokens > MAX_NEW_TOKENS:
+            raise ConfigError(
+                f"max_new_tokens must be at most {MAX_NEW_TOKENS:,}, got {_shown(self.max_new_tokens)}"
+            )
+        if (
+            isinstance(self.seed, bool)
+            or not isinstance(self.seed, numbers.Integral)
+            or not 0 <= self.seed <= MAX_SEED
+        ):
+            raise ConfigError(f"seed must be an integer from 0 to 2**63 - 1, got {_shown(self.seed)}")
+        for name in ("temperature", "top_p"):  # NaN passes every comparison below: refused first
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+                raise ConfigError(f"{name} must be a finite number, got {_shown(value)}")
         if self.temperature < 0:
             raise ConfigError(f"temperature must be >= 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:

@@ -12,6 +12,7 @@ P(yes) at a choice point, exports, label audits, the paper's rules) are the subc
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +107,10 @@ class Analysis:
     """What `ehrmind eval` / `score` print after the accuracy."""
     main: ClassVar[Headline | None] = None
     """The task's main metric, if this analysis has it (at most one analysis of a task declares one)."""
+    leads: ClassVar[bool] = False
+    """Its headline replaces the generic accuracy line: its first headline is the benchmark's own number (printed
+    first, with n and format errors) and it names `accuracy` (`Task.verify`'s) itself (MedCalc: MedCalc-Bench's
+    official accuracy, then "ehrmind-extraction accuracy")."""
 
     def row(self, task: Task, example: Example, completion: str) -> dict[str, Any]:
         """Fields this analysis adds to one prediction row (also filled in for rows of a resumed run)."""
@@ -168,6 +173,40 @@ class PaperRules(Analysis):
         paper`); None: the share of each category."""
         return None
 
+    def reading(self, task: Task, example: Example, completion: str) -> tuple[str | None, bool] | None:
+        """The paper's own reading of one sample in its reliable pass@k (`reliable_rule: paper`): (the answer
+        string its entropy counts, None where its code skips the sample; whether its code counts the sample
+        correct). None: the task's verdict (`Task.verify`) and normalised answer."""
+        return None
+
+
+_PAPER_OPEN = re.compile(r"<answer>\s*\{")
+_PAPER_CLOSE = re.compile(r"\}\s*</answer>")
+
+
+def paper_answer_json(text: str, key: str) -> dict[str, Any]:
+    """The EHRMind paper's `extract_answer_json` (`src/eval/medcalc/analysis/cal_analysis.py:12-27`, and
+    `src/eval/matching/analysis/cal_analysis.py:10-24` with key `idx`; linjc16/EHRMind@3bdde9f): the JSON object
+    of `<answer>\\s*(\\{.*?\\})\\s*</answer>` (DOTALL) in the text with `</answer>` appended, else
+    `{key: int(…)}` from the first `"key"\\s*:\\s*"?([\\d\\s.]+)"?`, else {}. Raises ValueError where the
+    paper's code raises (`int("4.5")`; its callers catch it). In linear time: only the first `<answer>{` can
+    start the match (a `}</answer>` after a later one is after it too), and it ends at the first `}</answer>`."""
+    import json
+
+    text += "</answer>"
+    start = _PAPER_OPEN.search(text)
+    end = _PAPER_CLOSE.search(text, start.end() - 1) if start else None
+    if start is not None and end is not None:
+        try:
+            found = json.loads(text[start.end() - 1 : end.start() + 1])
+            return found if isinstance(found, dict) else {}  # a dict in the paper's data; `.get` needs one
+        except (json.JSONDecodeError, RecursionError):
+            pass  # the paper prints "JSON decode failed" and falls back
+    fallback = re.search(rf'"{re.escape(key)}"\s*:\s*"?([\d\s.]+)"?', text)
+    if fallback:
+        return {key: int(fallback.group(1))}
+    return {}
+
 
 A = TypeVar("A", bound=Analysis)
 
@@ -183,8 +222,16 @@ def main_metric(task: Task) -> Headline:
 
 
 def headlines(task: Task) -> list[Headline]:
-    """What the CLI prints after a run: accuracy, then each analysis's headline."""
-    return [ACCURACY, *(h for a in task.analyses for h in a.headline)]
+    """What the CLI prints after a run, the first with n and format errors: accuracy, then each analysis's
+    headline; a leading analysis's (`Analysis.leads`) come first instead of accuracy."""
+    lead = [a for a in task.analyses if a.leads]
+    first = [h for a in lead for h in a.headline] or [ACCURACY]
+    return [*first, *(h for a in task.analyses if not a.leads for h in a.headline)]
+
+
+def extra_headlines(task: Task) -> list[Headline]:
+    """The headlines other than `accuracy` itself (what a summary that already shows accuracy adds)."""
+    return [h for h in headlines(task) if h.value != ACCURACY.value]
 
 
 def verdict_names(task: Task) -> tuple[str, ...]:

@@ -15,10 +15,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Literal, final
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from ehrmind.contract import Contract
-from ehrmind.errors import ConfigError, DataError
+from ehrmind.errors import ConfigError, DataError, excerpt
 from ehrmind.io import read_table
 from ehrmind.tasks.analysis import Analysis, Groups
 from ehrmind.types import Example, RewardWeights, Score
@@ -29,12 +29,105 @@ PromptMode = Literal["reasoning", "direct", "one-shot"]
 """The prompt modes; the one declaration (recipes, the CLI and `TaskOptions` use it)."""
 
 
+def _accepts(annotation: Any, kind: type) -> bool:
+    """Whether a value of type `kind` (bool, int or float) is meant for `annotation`: a bool only where a bool
+    is declared (pydantic's lax mode would also read `true` as 1 and `1` as true), an int where an int or
+    a float is. Annotations it cannot read accept anything."""
+    import types
+    import typing
+
+    origin = typing.get_origin(annotation)
+    if annotation is Any or annotation is object or isinstance(annotation, (str, typing.TypeVar)):
+        return True
+    if origin is typing.Annotated:
+        return _accepts(typing.get_args(annotation)[0], kind)
+    if origin in (typing.Union, types.UnionType):
+        return any(_accepts(a, kind) for a in typing.get_args(annotation))
+    if origin is Literal:
+        return any(type(a) is kind for a in typing.get_args(annotation))
+    if annotation is float:
+        return kind in (int, float)
+    return annotation is kind or (
+        isinstance(annotation, type) and annotation not in (int, bool, str) and issubclass(kind, annotation)
+    )
+
+
+def kind_problem(annotation: Any, value: Any) -> str | None:
+    """Why `value` is the wrong kind of scalar for `annotation` (a flag given for a number, a number for a
+    flag), looking into lists and mappings of values; None when it is not. One rule for every options model
+    (task options, recipes, TRL fields)."""
+    import typing
+
+    if isinstance(value, bool):
+        if not _accepts(annotation, bool):
+            quote = (
+                "; YAML reads yes, no, on, off unquoted as booleans: quote text"
+                if _accepts(annotation, str)
+                else ""
+            )
+            return f"expected {type_name(annotation)}, got a boolean ({str(value).lower()}){quote}"
+        return None
+    if isinstance(value, (int, float)):
+        kind = type(value) if type(value) in (int, float) else float
+        if _accepts(annotation, bool) and not _accepts(annotation, kind):
+            return f"expected {type_name(annotation)}, got {value!r}"
+        return None
+    for option in _alternatives(annotation):
+        origin, args = typing.get_origin(option), typing.get_args(option)
+        if isinstance(value, dict) and origin is dict and len(args) == 2:
+            return next(filter(None, (kind_problem(args[1], v) for v in value.values())), None)
+        if isinstance(value, list) and origin is list and len(args) == 1:
+            return next(filter(None, (kind_problem(args[0], v) for v in value)), None)
+    return None
+
+
+def _alternatives(annotation: Any) -> tuple[Any, ...]:
+    """The types a union (or an Annotated type) allows; the annotation itself otherwise."""
+    import types
+    import typing
+
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _alternatives(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return tuple(a for arg in typing.get_args(annotation) for a in _alternatives(arg))
+    return (annotation,)
+
+
+def type_name(annotation: Any) -> str:
+    """An annotation as an error message says what it expects: `int | None` is "an integer"."""
+    import types
+    import typing
+
+    if typing.get_origin(annotation) is typing.Annotated:  # Annotated[int, Strict(), Ge(1)]: "an integer"
+        return type_name(typing.get_args(annotation)[0])
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        names = [type_name(a) for a in typing.get_args(annotation) if a is not type(None)]
+        return " or ".join(dict.fromkeys(names))
+    if typing.get_origin(annotation) is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(annotation))
+    if isinstance(annotation, type):
+        names = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "text"}
+        return names.get(annotation.__name__, annotation.__name__)
+    return str(annotation).replace("typing.", "")
+
+
+def check_kind(model: type[BaseModel], value: Any, name: str | None) -> Any:
+    """`value` of `model`'s field `name`, refused (ValueError) when `kind_problem` finds it the wrong kind;
+    the body of a `field_validator("*", mode="before")`."""
+    field = model.model_fields.get(name) if name else None
+    problem = kind_problem(field.annotation, value) if field is not None else None
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
 class TaskOptions(BaseModel):
     """The options every task takes; a family subclasses it with its own (`Task.Options`). `get_task`, the
     CLI's `--task-option` and a recipe's `task_options:` are all checked against the task's model, so a
     wrong name or value fails with the field named before any data or model loads."""
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, allow_inf_nan=False)
 
     mode: PromptMode = Field(
         "reasoning", description="Output contract: think + answer, answer only, or one-shot."
@@ -52,6 +145,12 @@ class TaskOptions(BaseModel):
         default_factory=RewardWeights,
         description="Reward per verdict (a recipe sets its top-level reward_weights instead).",
     )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _kinds(cls, value: Any, info: ValidationInfo) -> Any:
+        """A flag is not a number, nor a number a flag (`prefill=1`, `prompt_token_budget=true`)."""
+        return check_kind(cls, value, info.field_name)
 
     @field_validator("reward_weights", mode="before")
     @classmethod
@@ -232,6 +331,9 @@ class Task(ABC):
         return list(self.records_to_examples([(first_no, first), *rows], source=path))
 
     def _snapshot_examples(self, path: Path, rows: Iterable[tuple[int, dict[str, Any]]]) -> Iterator[Example]:
+        """A snapshot's Examples; a DataError naming file, row and field for a bad row or a repeated id (every
+        command keys its rows by id, so a repeated one would be evaluated, scored or trained once)."""
+        first_row: dict[str, int] = {}
         for row_no, row in rows:
             try:
                 ex = Example.from_dict(row)
@@ -239,6 +341,14 @@ class Task(ABC):
                 raise DataError(str(e), file=path, row=row_no) from None
             if ex.task != self.name:
                 raise DataError(f"snapshot is for task {ex.task!r}, not {self.name!r}", file=path, row=row_no)
+            if first_row.setdefault(ex.id, row_no) != row_no:
+                raise DataError(
+                    f"id {excerpt(ex.id)} appears more than once (first in row {first_row[ex.id]}); ids must be "
+                    "unique",
+                    file=path,
+                    row=row_no,
+                    field="id",
+                )
             problem = self._snapshot_problem(ex)
             if problem is not None:
                 raise DataError(problem[1], file=path, row=row_no, field=problem[0])

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ehrmind.errors import ConfigError
+from ehrmind.registry import display_name
 
 if TYPE_CHECKING:
     from ehrmind.train.recipe import Stage
@@ -183,8 +184,9 @@ class TranslationError(ConfigError):
     def __init__(self, translation: Translation, problems: list[tuple[str, str]]):
         self.translation, self.problems = translation, problems
         super().__init__(
-            f"{translation.source} (a flat TRL config): cannot translate {', '.join(k for k, _ in problems)}. "
-            + "; ".join(f"{k}: {reason}" for k, reason in problems)
+            f"{translation.source} (a flat TRL config): cannot translate "
+            f"{', '.join(display_name(k) for k, _ in problems)}. "
+            + "; ".join(f"{display_name(k)}: {reason}" for k, reason in problems)
             + ". Remove these keys, or translate with `ehrmind import-recipe … --drop KEY`"
         )
 
@@ -249,6 +251,7 @@ def translate_flat(
     unknown_drop = sorted(set(drop) - set(data))
     if unknown_drop:
         raise ConfigError(f"{source}: --drop {', '.join(unknown_drop)}: no such key in the file")
+    t.refuse_many_unknown(data, drop, source)
     for key, value in data.items():
         if key in drop:
             t.keys.append(KeyMapping(key, None, "dropped", "--drop"))
@@ -263,6 +266,10 @@ def translate_flat(
 
 
 _NULL = "null: ehrmind's default"
+
+MAX_UNKNOWN = 20
+"""More unknown keys than this and the file is refused at once, naming the first few: it is not a TRL config
+(a report row and a closest-key search for each of 60,000 keys took minutes)."""
 
 _VALUE_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "warmup_ratio": (lambda v: isinstance(v, (int, float)) and 0 <= v < 1, "must be a number in [0, 1)"),
@@ -300,9 +307,29 @@ class _Translator:
         self.keys: list[KeyMapping] = []
         self.problems: list[tuple[str, str]] = []  # (key, reason)
 
+    def is_known(self, key: Any) -> bool:
+        """A key `translate` has a rule for (every other one is refused as unknown)."""
+        return isinstance(key, str) and (
+            key.startswith("ehrmind_")
+            or any(key in known for known in (MAPPED, IGNORED, REFUSED, self.trl_fields, self.script_fields))
+            or key in self.other_fields
+        )
+
+    def refuse_many_unknown(self, data: dict[str, Any], drop: Sequence[str], source: str) -> None:
+        """A ConfigError naming the first few unknown keys when there are more than MAX_UNKNOWN."""
+        unknown = [k for k in data if k not in drop and not self.is_known(k)]
+        if len(unknown) > MAX_UNKNOWN:
+            first = ", ".join(display_name(k, 40) for k in unknown[:5])
+            raise ConfigError(
+                f"{source}: {len(unknown):,} keys are not fields of TRL's {self.config_cls.__name__}, ModelConfig, "
+                f"ScriptArguments or open-r1's configs (the first: {first}); is it a flat TRL config?"
+            )
+
     def translate(self, key: str, value: Any) -> None:
         """One key of the flat file, by the first kind it is, in this order."""
-        if key.startswith("ehrmind_"):
+        if not isinstance(key, str):
+            self._refuse(repr(key), "not a key name (keys are text)")
+        elif key.startswith("ehrmind_"):
             self._ehrmind_key(key, value)
         elif key == "reward_weights":
             self._refuse(key, REFUSED[key])
@@ -412,14 +439,35 @@ class _Translator:
     # -------------------------------------------------------------------------------- rows
 
     def _put(self, theirs: str, ours: str, value: Any, status: str, note: str = "") -> None:
-        """Set `ours` in the recipe, unless another key set it to something else already (refused)."""
+        """Set `ours` in the recipe, unless another key set it (or a section holding it, or a key inside it)
+        to something else already (refused)."""
         before = _get(self.recipe, ours)
         if before is not dataclasses.MISSING and before != value:
-            other = next(k.theirs for k in self.keys if k.ours == ours)
-            self._refuse(theirs, f"{other} sets {ours} to {before!r} already; keep one of them")
+            self._refuse(theirs, f"{self._setter(ours)} sets {ours} to {before!r} already; keep one of them")
             return
+        parts = ours.split(".")
+        for i in range(1, len(parts)):  # `ehrmind_lora: 8` then `lora_r: 4`
+            parent = ".".join(parts[:i])
+            held = _get(self.recipe, parent)
+            if held is not dataclasses.MISSING and not isinstance(held, dict):
+                self._refuse(
+                    theirs, f"{self._setter(parent)} sets {parent} to {held!r}, not a mapping; keep one"
+                )
+                return
         _set(self.recipe, ours, value)
         self.keys.append(KeyMapping(theirs, ours, status, note))
+
+    def _setter(self, ours: str) -> str:
+        """The key of the file that set `ours`, a section holding it, or a key inside it."""
+        return next(
+            (
+                k.theirs
+                for k in self.keys
+                if k.ours
+                and (k.ours == ours or k.ours.startswith(ours + ".") or ours.startswith(k.ours + "."))
+            ),
+            "another key",
+        )
 
     def _refuse(self, key: str, reason: str) -> None:
         self.keys.append(KeyMapping(key, None, "refused", reason))

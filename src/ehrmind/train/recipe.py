@@ -18,22 +18,26 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     PrivateAttr,
     SerializeAsAny,
+    TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from ehrmind.errors import ConfigError
 from ehrmind.io import parse_yaml, read_yaml
-from ehrmind.tasks.base import TaskOptions
+from ehrmind.registry import display_name
+from ehrmind.tasks.base import TaskOptions, check_kind, kind_problem, type_name
 from ehrmind.types import RewardWeights
 
 log = logging.getLogger(__name__)
@@ -42,7 +46,15 @@ Stage = Literal["sft", "rl"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Unknown keys, NaN and infinity are refused, and so is a flag given for a number or a number for a flag
+    (`seed: true`, `lora: {enabled: 1}`), in every section."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _kinds(cls, value: Any, info: ValidationInfo) -> Any:
+        return check_kind(cls, value, info.field_name)
 
 
 class RewardWeightsOptions(_Strict):
@@ -186,17 +198,42 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+MAX_RECIPE_FILES = 32
+"""Files one recipe may read, itself and its includes counted each time they are read: a few recipes that
+each include the next one twice would otherwise read files 2**n times (a hang, not an error)."""
+MAX_RECIPE_BYTES = 4_000_000
+"""Bytes one recipe may read, its includes counted each time (each file is at most `MAX_YAML_BYTES`)."""
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = (), read: list[Path] | None = None) -> dict[str, Any]:
+    """A recipe file with its `include:`s merged under it (a cycle, or more than MAX_RECIPE_FILES reads, is
+    refused); its keys must be names."""
     path = path.resolve()
+    read = [] if read is None else read
     if path in seen:
         raise ConfigError(f"{path}: include cycle ({' -> '.join(str(p) for p in (*seen, path))})")
-    raw = read_yaml(path, "recipe") or {}
+    read.append(path)
+    if len(read) > MAX_RECIPE_FILES:
+        raise ConfigError(
+            f"{read[0]}: its includes read more than {MAX_RECIPE_FILES} files (a file included twice counts "
+            "twice); include each base once"
+        )
+    if sum(p.stat().st_size for p in read if p.is_file()) > MAX_RECIPE_BYTES:
+        raise ConfigError(f"{read[0]}: its includes read more than {MAX_RECIPE_BYTES:,} bytes in all")
+    raw = read_yaml(path, "recipe")
+    raw = {} if raw is None else raw
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: a recipe is a mapping of keys to values")
-    includes = raw.pop("include", None) or []
+        raise ConfigError(f"{path}: a recipe is a mapping of keys to values, not {type(raw).__name__}")
+    not_names = [k for k in raw if not isinstance(k, str)]
+    if not_names:
+        raise ConfigError(f"{path}: key {not_names[0]!r} is not a name (recipe keys are text)")
+    includes = raw.pop("include", None)
+    includes = [includes] if isinstance(includes, str) else [] if includes is None else includes
+    if not isinstance(includes, list) or not all(isinstance(i, str) and i.strip() for i in includes):
+        raise ConfigError(f"{path}: include: expected a file name or a list of file names, got {includes!r}")
     merged: dict[str, Any] = {}
-    for inc in [includes] if isinstance(includes, str) else includes:
-        merged = _deep_merge(merged, _read_yaml(path.parent / inc, (*seen, path)))
+    for inc in includes:
+        merged = _deep_merge(merged, _read_yaml(path.parent / inc, (*seen, path), read))
     return _deep_merge(merged, raw)
 
 
@@ -251,6 +288,8 @@ def load_recipe(
             raise ConfigError(f"{plan}: a plan is a fragment of one stage's recipe; it cannot set stages")
         data = _deep_merge(data, fragment)
     data = apply_overrides(data, overrides or [])
+    if data.get("stage", "sft") not in ("sft", "rl"):
+        raise ConfigError(f"{path}: stage: expected sft or rl, got {data['stage']!r}")
     if stage is not None:
         data.setdefault("stage", stage)
         if data["stage"] != stage:
@@ -267,10 +306,13 @@ def validate_recipe(data: dict[str, Any], where: str) -> Recipe:
         recipe = Recipe.model_validate({**data, "task_options": _task_options(data, where)})
     except ValidationError as e:
         raise ConfigError(f"{where}: {_explain(e)}") from None
-    recipe.trl = check_trl_fields(recipe)
-    model_init_kwargs(recipe)  # a conflict with model_kwargs, or a key ehrmind cannot pass, fails here
-    template_kwargs(recipe)
-    check_vllm(recipe)
+    try:
+        recipe.trl = check_trl_fields(recipe)
+        model_init_kwargs(recipe)  # a conflict with model_kwargs, or a key ehrmind cannot pass, fails here
+        template_kwargs(recipe)
+        check_vllm(recipe)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
     return recipe
 
 
@@ -294,7 +336,9 @@ def _task_name(data: dict[str, Any], where: str) -> str:
             f"{where}: the recipe names no task; add `task: <name>` "
             f"(registered tasks: {', '.join(list_tasks())})"
         )
-    return str(name)
+    if not isinstance(name, str):
+        raise ConfigError(f"{where}: task: expected a task name, got {name!r}")
+    return name
 
 
 def _task_options(data: dict[str, Any], where: str) -> TaskOptions:
@@ -320,7 +364,10 @@ def _task_options(data: dict[str, Any], where: str) -> TaskOptions:
 
 def _select_stage(data: dict[str, Any], stage: Stage | None, path: str | Path) -> dict[str, Any]:
     """A file may hold both stages: shared keys at the top, `sft:` and `rl:` sections for each stage."""
-    sections = {k: data[k] for k in ("sft", "rl") if isinstance(data.get(k), dict)}
+    for k in ("sft", "rl"):
+        if k in data and not isinstance(data[k], dict):
+            raise ConfigError(f"{path}: {k}: a stage's section is a mapping of keys, got {data[k]!r}")
+    sections = {k: data[k] for k in ("sft", "rl") if k in data}
     if not sections:
         return data
     if stage is None:
@@ -331,9 +378,17 @@ def _select_stage(data: dict[str, Any], stage: Stage | None, path: str | Path) -
     return {**_deep_merge(shared, sections[stage]), "stage": stage}
 
 
+MAX_EXPLAINED = 5
+"""Problems an error message lists (a recipe of 60,000 unknown keys gets one line naming the first few)."""
+
+
 def _explain(e: ValidationError) -> str:
+    """One line for pydantic's errors: the first MAX_EXPLAINED problems, unknown keys with the closest known
+    one (or the known keys), and how many more there are."""
     msgs = []
-    for err in e.errors():
+    errors = e.errors()
+    known_listed = False
+    for err in errors[:MAX_EXPLAINED]:
         loc = ".".join(str(p) for p in err["loc"])
         if err["type"] == "extra_forbidden":
             parent = Recipe
@@ -342,11 +397,23 @@ def _explain(e: ValidationError) -> str:
                 parent = ann.annotation if ann and isinstance(ann.annotation, type) else parent
             known = list(parent.model_fields) if hasattr(parent, "model_fields") else []
             close = difflib.get_close_matches(str(err["loc"][-1]), known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(known)}"
-            msgs.append(f"unknown key {loc!r}{hint}")
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            if not close and not known_listed:
+                hint, known_listed = f"; known keys: {', '.join(known)}", True
+            msgs.append(f"unknown key {_shown(loc)}{hint}")
+        elif err["type"] == "missing":
+            msgs.append(f"{loc}: missing (a required key)")
         else:
-            msgs.append(f"{loc}: {err['msg']} (got {err.get('input')!r})")
+            got = "" if err["type"] == "value_error" else f" (got {_shown(err.get('input'))})"
+            msgs.append(f"{loc}: {str(err['msg']).removeprefix('Value error, ')}{got}")
+    if len(errors) > MAX_EXPLAINED:
+        msgs.append(f"and {len(errors) - MAX_EXPLAINED:,} more problems")
     return "; ".join(msgs)
+
+
+def _shown(value: Any, chars: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= chars else f"{text[: chars - 3]}..."
 
 
 # ---------------------------------------------------------------- TRL fields
@@ -377,14 +444,91 @@ CPU_DEFAULTS = {"bf16": False, "fp16": False, "use_cpu": True, "gradient_checkpo
 PRIVATE_DEFAULTS = {"report_to": "none"}
 
 
+def _max_steps(steps: int) -> int:
+    if steps != -1 and steps < 1:  # TRL trains num_train_epochs for any steps <= 0: -7 ran 192 steps
+        raise ValueError("expected a number of optimizer steps >= 1, or -1 to train num_train_epochs")
+    return steps
+
+
+def _warmup(warmup: float) -> float:
+    if warmup < 0 or (warmup >= 1 and not warmup.is_integer()):
+        raise ValueError("expected a share of the steps in [0, 1) or a whole number of steps")
+    return warmup
+
+
+_Positive = Annotated[float, Field(gt=0)]
+_NonNegative = Annotated[float, Field(ge=0)]
+_Count = Annotated[int, Field(ge=1)]
+_Share = Annotated[float, Field(ge=0, lt=1)]
+
+TRL_RANGES: dict[str, Any] = {
+    "max_steps": Annotated[int, AfterValidator(_max_steps)],
+    "num_train_epochs": _Positive,
+    "learning_rate": _Positive,
+    "per_device_train_batch_size": _Count,
+    "per_device_eval_batch_size": _Count,
+    "gradient_accumulation_steps": _Count,
+    "generation_batch_size": _Count,
+    "steps_per_generation": _Count,
+    "num_iterations": _Count,
+    "max_completion_length": _Count,
+    "max_length": _Count,
+    "vllm_max_model_length": _Count,
+    "logging_steps": _Positive,
+    "save_steps": _Positive,
+    "eval_steps": _Positive,
+    "warmup_steps": Annotated[float, AfterValidator(_warmup)],
+    "warmup_ratio": Annotated[float, Field(ge=0, le=1)],
+    "weight_decay": _NonNegative,
+    "max_grad_norm": _NonNegative,
+    "adam_beta1": _Share,
+    "adam_beta2": _Share,
+    "adam_epsilon": _Positive,
+    "temperature": _Positive,
+    "top_p": Annotated[float, Field(gt=0, le=1)],
+    "epsilon": _NonNegative,
+    "epsilon_high": _NonNegative,
+    "vllm_gpu_memory_utilization": Annotated[float, Field(gt=0, le=1)],
+    "dataloader_num_workers": Annotated[int, Field(ge=0)],
+}
+"""The range of the TRL fields whose impossible values TRL (or transformers) would take without a word, or
+only refuse once the model has loaded: checked on top of each field's declared type (`check_trl_fields`)."""
+
+
+def _check_trl_value(cls: type, key: str, value: Any, hint: Any) -> Any:
+    """One TRL field's value checked against its declared type (no flag for a number or number for a flag),
+    finite, and in its range (`TRL_RANGES`); returned typed. A ConfigError naming the field otherwise."""
+    import math
+
+    shown = f"trl.{key} = {_shown(value)}"
+    problem = kind_problem(hint, value)
+    if problem:
+        raise ConfigError(f"{shown}: {problem}")
+    try:
+        adapter = TypeAdapter(hint)
+    except Exception:  # an exotic annotation pydantic can't model: TRL checks it itself
+        return value
+    try:
+        valid = adapter.validate_python(value)
+    except ValidationError:
+        raise ConfigError(f"{shown} has the wrong type; {cls.__name__} expects {type_name(hint)}") from None
+    if isinstance(valid, float) and not math.isfinite(valid):
+        raise ConfigError(f"{shown}: expected a finite number")
+    if key in TRL_RANGES and valid is not None:
+        try:
+            TypeAdapter(TRL_RANGES[key]).validate_python(valid)
+        except ValidationError as e:
+            raise ConfigError(f"{shown}: {str(e.errors()[0]['msg']).removeprefix('Value error, ')}") from None
+    return valid
+
+
 def check_trl_fields(recipe: Recipe) -> dict[str, Any]:
-    """Unknown TRL keys, wrong types and a group size that doesn't divide the batch fail here, early.
+    """Unknown TRL keys, wrong types, impossible values (`TRL_RANGES`) and a group size that doesn't divide
+    the batch fail here, early.
 
     Returns the TRL values coerced to their declared types ("3e-3" from YAML becomes 0.003)."""
     import dataclasses
     import typing
-
-    from pydantic import TypeAdapter
 
     cls = trl_config_class(recipe.stage)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
@@ -401,23 +545,16 @@ def check_trl_fields(recipe: Recipe) -> dict[str, Any]:
         if key not in fields:
             close = difflib.get_close_matches(key, list(fields), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"unknown trl.{key} for {cls.__name__}{hint}")
-        try:
-            adapter = TypeAdapter(hints.get(key, Any))
-        except Exception:  # an exotic annotation pydantic can't model: TRL checks it itself
-            continue
-        try:
-            valid = adapter.validate_python(value)
-        except ValidationError:
-            raise ConfigError(
-                f"trl.{key} = {value!r} has the wrong type; {cls.__name__} expects {hints.get(key)}"
-            ) from None
+            raise ConfigError(f"unknown trl.{display_name(key)} for {cls.__name__}{hint}")
+        valid = _check_trl_value(cls, key, value, hints.get(key, Any))
         if type(valid) in (int, float, bool) and not isinstance(value, type(valid)):
             coerced[key] = valid  # a number or flag given as text
     if recipe.stage == "rl":
         t = coerced
-        g = int(t.get("num_generations", fields["num_generations"].default or 8))
-        per_device = int(t.get("per_device_train_batch_size", fields["per_device_train_batch_size"].default))
+        g = int(t.get("num_generations") or fields["num_generations"].default or 8)
+        per_device = int(
+            t.get("per_device_train_batch_size") or fields["per_device_train_batch_size"].default
+        )
         steps = t.get("steps_per_generation") or t.get("gradient_accumulation_steps", 1)
         world = int(os.environ.get("WORLD_SIZE", "1"))
         batch = t.get("generation_batch_size") or per_device * world * int(steps)

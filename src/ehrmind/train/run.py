@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ehrmind.errors import ConfigError
-from ehrmind.io import atomic_write_json
+from ehrmind.io import atomic_write_json, output_folder, saving
 from ehrmind.snapshot import examples_hash
 from ehrmind.tasks.base import Task
 from ehrmind.train.recipe import Recipe
@@ -279,6 +279,7 @@ def run_stage(recipe: Recipe, build: Callable[[Recipe], tuple[Any, Prepared]]) -
     """Train a stage (`build` makes its trainer and writes its training record) and save its model, unless
     output_dir already holds it trained: then say so and return, the folder as it was. A run stopped after
     its last checkpoint but before its final save is a ConfigError saying where its model is."""
+    output_folder(recipe.output_dir, create=False)  # a file in the way: one line, before any model loads
     done = trained(recipe)
     if done is not None and not done.saved:
         raise ConfigError(done.message())
@@ -330,8 +331,21 @@ def train_and_save(trainer: Any, recipe: Recipe, prepared: Prepared) -> Path:
     resume = last_checkpoint(recipe.output_dir)
     if resume:
         log.info("resuming from %s", resume)
-    trainer.train(resume_from_checkpoint=resume)
     out = Path(recipe.output_dir)
+    # A checkpoint that cannot be written (disk full) is one line; `last_checkpoint` skips what it left.
+    with saving(out):
+        trainer.train(resume_from_checkpoint=resume)
+    if trainer.accelerator.is_main_process:  # a save cut short must not look finished (`trained`)
+        for marker in (TRAINER_STATE, "log_history.json"):
+            (out / marker).unlink(missing_ok=True)
+    with saving(out):
+        _save_final(trainer, recipe, prepared, out)
+    return out
+
+
+def _save_final(trainer: Any, recipe: Recipe, prepared: Prepared, out: Path) -> None:
+    """The trained model as a loadable folder in `out`, its training report, and the Trainer's state last
+    (the mark of a finished save)."""
     # Every rank calls save_model: under DeepSpeed ZeRO-3 and FSDP the full weights are gathered by a
     # collective (rank 0 alone holds only its shard), and the Trainer writes on the main process only.
     trainer.save_model(str(out / "adapter" if recipe.lora.enabled else out))
@@ -355,7 +369,6 @@ def train_and_save(trainer: Any, recipe: Recipe, prepared: Prepared) -> Path:
         trainer.save_state()  # output_dir/trainer_state.json, written last: the finished save (`trained`)
         log.info("saved model to %s%s", out, f"; training report {report}" if report else "")
     trainer.accelerator.wait_for_everyone()
-    return out
 
 
 NO_BASE = "[None](https://huggingface.co/None)"

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ehrmind.io import output_folder
+from ehrmind.io import atomic_folder, output_folder
 
 BOS_TOKEN = "<|begin|>"
 EOS_TOKEN = "<|end|>"
@@ -422,7 +422,7 @@ def build_tiny_model(
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
     spec = SIZES[size]
-    out = output_folder(out_dir)
+    out = output_folder(out_dir, create=False)  # checked now, written at the end (atomic_folder)
 
     tokenizer = build_tokenizer(spec["vocab_size"], corpus, texts=texts)
     tokenizer.model_max_length = spec["max_position_embeddings"]
@@ -446,11 +446,6 @@ def build_tiny_model(
     model = LlamaForCausalLM(config)
     model.generation_config = GenerationConfig(do_sample=False, **special_ids)
 
-    model.save_pretrained(out)
-    model.generation_config.save_pretrained(out)
-    _save_tokenizer(tokenizer, out)
-    _check_reload(tokenizer, out)
-
     info = {
         "size": size,
         "seed": seed,
@@ -464,5 +459,10 @@ def build_tiny_model(
         "transformers_version": transformers.__version__,
         "torch_version": torch.__version__,
     }
-    (out / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    with atomic_folder(out) as tmp:  # a failed save (disk full) leaves no folder that looks like a model
+        model.save_pretrained(tmp)
+        model.generation_config.save_pretrained(tmp)
+        _save_tokenizer(tokenizer, tmp)
+        _check_reload(tokenizer, tmp)
+        (tmp / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return out

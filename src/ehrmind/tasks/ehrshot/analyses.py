@@ -114,7 +114,9 @@ class MedsExport(Exports):
         """`meds`: one row per example in the MEDS-DEV / meds-evaluation prediction schema — `subject_id`
         (int64), `prediction_time` (timestamp[us]), `boolean_value` (the label), `predicted_boolean_value`
         (the majority of readable samples) and `predicted_boolean_probability` (float64: the score AUROC
-        uses, `binary_block`); both predictions are null for an example without a readable answer."""
+        uses, `binary_block`). An example without a readable answer is written as `binary_block` counts it,
+        wrong: the opposite of its label, with probability 0 when the label is true and 1 when false
+        (issue #29: nulls there made meds-evaluation 0.0.6 fail); `no_readable_answer` counts them."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -139,8 +141,10 @@ class MedsExport(Exports):
             cols["subject_id"].append(subject)
             cols["prediction_time"].append(when)
             cols["boolean_value"].append(bool(ex["gold"]))
-            cols["predicted_boolean_value"].append(None if ex["pred"] is None else bool(ex["pred"]))
-            cols["predicted_boolean_probability"].append(ex["score"])
+            gold = bool(ex["gold"])
+            unread = ex["pred"] is None
+            cols["predicted_boolean_value"].append(not gold if unread else bool(ex["pred"]))
+            cols["predicted_boolean_probability"].append(float(not gold) if unread else float(ex["score"]))
         schema = pa.schema([
             ("subject_id", pa.int64()), ("prediction_time", pa.timestamp("us")), ("boolean_value", pa.bool_()),
             ("predicted_boolean_value", pa.bool_()), ("predicted_boolean_probability", pa.float64()),

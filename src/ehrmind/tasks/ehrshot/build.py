@@ -37,6 +37,7 @@ from ehrmind.tasks.ehrshot.labelers import (
 )
 from ehrmind.tasks.ehrshot.readers import (
     BIRTH_CODES,
+    MIMIC_TIMED_CODES,
     FileLabel,
     ReadStats,
     Timeline,
@@ -65,6 +66,9 @@ BUILD_OPTIONS: dict[str, str] = {
     "options win",
     "move_to_day_end": "events stamped exactly at midnight (date-only) are moved to 23:59 of their day, as "
     "EHRSHOT's ETL does (default true; rules=ehrmind: false)",
+    "timed_codes": "codes whose midnight is a real time, kept at 00:00 by move_to_day_end (a code equal to one "
+    "or starting with it and //); default: MIMIC-IV MEDS's codes read from datetime columns (LAB, MEDICATION, "
+    "HOSPITAL_ADMISSION, …); [] moves every midnight event, as femr's ETL does",
     "labels": "an existing label file used as is (EHRSHOT labeled_patients.csv or MEDS labels parquet)",
     "question": "with a label file: the question its labels answer (its task, e.g. the ACES config's), asked "
     "for every label; {prediction_time} is replaced by the time. Needed unless --labeler names the labeler "
@@ -90,6 +94,52 @@ BUILD_OPTIONS: dict[str, str] = {
     "skip_unnamed": "leave out events known only by a numeric item id",
 }
 SERIALIZER_KEYS = ("max_tokens", "tables", "lab_history", "tokenizer", "show_codes", "skip_unnamed")
+
+
+def _option_types() -> dict[str, Any]:
+    """The type of each build option's value (None always means the default). Issue #31: `--set seed=1.5`,
+    `sort=maybe`, `strict_codes=3`, `min_age=true` were taken, `min_age=nan` dropped every example,
+    `batch_rows=-1` and `tables=3` were tracebacks."""
+    from typing import Annotated, Literal
+
+    from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr
+
+    count = Annotated[StrictInt, Field(ge=1)]
+    names = StrictStr | list[StrictStr]
+    path = StrictStr | Path
+    return {
+        "labeler": StrictStr,
+        "rules": Literal["ehrshot", "ehrmind"],
+        **dict.fromkeys(
+            ("move_to_day_end", "strict_codes", "sort", "show_codes", "skip_unnamed"), StrictBool
+        ),
+        "seed": Annotated[StrictInt, Field(ge=0)],
+        **dict.fromkeys(
+            ("max_examples_per_subject", "limit", "batch_rows", "max_tokens", "lab_history"), count
+        ),
+        "min_age": Annotated[StrictInt | StrictFloat, Field(ge=0, allow_inf_nan=False)],
+        **dict.fromkeys(("labels", "config", "ontology", "splits", "tokenizer"), path),
+        **dict.fromkeys(("split", "question", "name"), StrictStr),
+        **dict.fromkeys(("tables", "timed_codes"), names),
+        "vocabulary": path | list[path],
+    }
+
+
+def check_build_options(options: dict[str, Any]) -> None:
+    """ConfigError naming the first build option whose value has the wrong type or range."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from ehrmind.errors import excerpt
+
+    types = _option_types()
+    for key, value in options.items():
+        if value is None or key not in types:
+            continue
+        try:
+            TypeAdapter(types[key]).validate_python(value)
+        except ValidationError as e:
+            first = e.errors()[0]
+            raise ConfigError(f"ehrshot option {key}: {first['msg'].lower()}, got {excerpt(value)}") from None
 
 
 @dataclass
@@ -118,6 +168,7 @@ class ExampleBuilder:
 
     def __init__(self, task_name: str, source: str | Path, **options: Any):
         _check_option_names(options)
+        check_build_options(options)
         _check_label_source(options)
         self.question: str | None = options.get("question")
         self.task_name = task_name
@@ -143,6 +194,7 @@ class ExampleBuilder:
         self.rules = str(options.get("rules") or "ehrshot")
         overrides: dict[str, Any] = rule_overrides(config, self.rules)
         self.move_to_day_end: bool = _day_end(options.get("move_to_day_end"), self.rules)
+        self.timed_codes = _timed_codes(options.get("timed_codes"))
         if options.get("config"):
             overrides.update(_read_yaml(Path(options["config"])))
         overrides.update({k: v for k, v in options.items() if k in _labeler_fields()})
@@ -177,6 +229,7 @@ class ExampleBuilder:
             batch_rows=int(opts.get("batch_rows") or 65_536),
             stats=self.read_stats,
             day_end=self.move_to_day_end,
+            timed_codes=self.timed_codes,
         )
         finished = False
         try:
@@ -290,6 +343,7 @@ class ExampleBuilder:
             "question": self.question,
             "rules": self.rules,
             "move_to_day_end": self.move_to_day_end,
+            "timed_codes": list(self.timed_codes),
             "labeler_config": None
             if self.question is not None and not self.options.get("labeler")
             else _jsonable(dataclasses.asdict(self.labeler_config)),
@@ -454,6 +508,19 @@ def _day_end(value: Any, rules: str) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(f"move_to_day_end must be true or false, got {value!r}")
     return value
+
+
+def _timed_codes(value: Any) -> tuple[str, ...]:
+    """The timed_codes option: a list (or comma-separated text) of code prefixes; default MIMIC's."""
+    if value is None:
+        return MIMIC_TIMED_CODES
+    if isinstance(value, str):
+        value = [v for v in value.split(",") if v.strip()]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ConfigError(
+            f"timed_codes must be a list of code prefixes, e.g. [LAB, MEDICATION], got {value!r}"
+        )
+    return tuple(v.strip() for v in value)
 
 
 def _labeler_codes(config: LabelerConfig, ontology: Any) -> tuple[CodeSet | None, dict[str, Any] | None]:

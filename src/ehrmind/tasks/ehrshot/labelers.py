@@ -39,13 +39,14 @@ roots) plus ICD-9-CM / ICD-10-CM sets and MIMIC-IV lab item ids, overridable fro
 from __future__ import annotations
 
 import dataclasses
+import math
 import operator
 from abc import ABC, abstractmethod
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, ClassVar
 
 from ehrmind.errors import ConfigError
@@ -56,8 +57,13 @@ LAB_CLASSES = ("normal", "mild", "moderate", "severe")
 
 
 def end_of_day(t: datetime) -> datetime:
-    """11:59pm of that day, at minute resolution (EHRSHOT saves its prediction times so)."""
-    return t.replace(hour=23, minute=59, second=0, microsecond=0)
+    """23:59:59 of that day: ehrshot-benchmark `ehrshot/labelers/omop.py:62-63` (`move_datetime_to_end_of_day`,
+    `date.replace(hour=23, minute=59, second=59)`; femr 0.0.20 `src/femr/labelers/omop.py:92-93`). A date-only
+    event moved to 23:59:00 (`move_to_day_end`) is then before the prediction time of its own day, and a
+    window of whole days from it ends at 23:59:59 too (issue #29: at 23:59:00 a date-only diagnosis on the day
+    after a discharge fell inside `new_*`'s window, and a record ending exactly 30 days later was not censored
+    for `guo_readmission`)."""
+    return t.replace(hour=23, minute=59, second=59, microsecond=0)
 
 
 @dataclass(frozen=True)
@@ -212,8 +218,16 @@ class LabelerConfig:
                 own[k] = tuple((str(u).lower(), float(f)) for u, f in v.items())
             elif isinstance(getattr(self, k), tuple):
                 own[k] = _as_tuple(v)
-            elif fields[k].type in ("int", "float") and not isinstance(v, (int, float)):
-                raise ConfigError(f"labeler option {k} must be a number, got {v!r}")
+            elif fields[k].type in ("int", "float") and (
+                isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+            ):
+                raise ConfigError(f"labeler option {k} must be a number, got {str(v)[:40]!r}")
+            elif fields[k].type == "int" and isinstance(v, float):
+                if not v.is_integer():
+                    raise ConfigError(f"labeler option {k} must be a whole number, got {v!r}")
+                own[k] = int(v)
+            elif fields[k].type == "bool" and not isinstance(v, bool):
+                raise ConfigError(f"labeler option {k} must be true or false, got {str(v)[:40]!r}")
         new = dataclasses.replace(self, **own)
         if visit:
             new = dataclasses.replace(new, visits=dataclasses.replace(self.visits, **visit))
@@ -265,9 +279,21 @@ class ReadmissionConfig(LabelerConfig):
     """The window opens this many minutes after the prediction time (EHRSHOT: 1 minute)."""
     censor: bool = True
     """True (EHRSHOT): no readmission and the record ends inside the window: dropped. False: a negative."""
+    same_day: str = "benchmark"
+    """Which stays are dropped as "readmitted on same day as discharge". "benchmark" (the code,
+    ehrshot-benchmark `ehrshot/labelers/ehrshot.py:95-105`): a stay discharged on the day an *earlier* stay
+    was admitted (the admission days seen so far, in admission order). "next_admission" (its docstring, and
+    ehrmind's earlier rule): a stay followed by a new admission on its discharge day, which the prompt would
+    show. On the MIMIC-IV demo: 223 examples / 51 positive vs 221 / 50."""
+
+    RULES: ClassVar[dict[str, dict[str, Any]]] = {"ehrshot": {}, "ehrmind": {"same_day": "next_admission"}}
 
     def validate(self) -> None:
         _check_window(self)
+        if self.same_day not in ("benchmark", "next_admission"):
+            raise ConfigError(
+                f"labeler {self.name}: same_day must be benchmark or next_admission, got {self.same_day!r}"
+            )
 
 
 def _check_window(cfg: NewDiagnosisConfig | ReadmissionConfig) -> None:
@@ -456,7 +482,8 @@ class NewDiagnosisLabeler(Labeler):
         outcomes = [e.time for e in tl.timed if e.canonical in self.codes]
         if outcomes:
             first = outcomes[0]
-            kept = [t for t in times if t < first]  # EHRSHOT: prediction times before the first diagnosis
+            # ehrshot-benchmark `ehrshot/labelers/ehrshot.py:575-578`: times at or before the first diagnosis
+            kept = [t for t in times if t <= first]
             stats["excluded: already diagnosed"] += len(times) - len(kept)
             times = kept
         return _time_horizon_labels(
@@ -503,12 +530,18 @@ class ReadmissionLabeler(Labeler):
         stays = inpatient_stays(tl, cfg.visits, stats)
         admissions = sorted(a for a, _ in stays)
         times = set()
-        for _, dis in stays:
+        admission_days: set[date] = set()
+        for adm, dis in stays:  # in admission order
             t = end_of_day(dis)
-            # readmitted on the very day of discharge: that admission would be in the prompt (EHRSHOT's
-            # "patients readmitted on same day as discharge" exclusion)
-            i = bisect_left(admissions, dis)
-            if i < len(admissions) and admissions[i] <= t:
+            if cfg.same_day == "benchmark":
+                # ehrshot.py:99-104: the discharge day is the admission day of a stay kept before this one
+                same_day = t.date() in admission_days
+                if not same_day:
+                    admission_days.add(adm.date())
+            else:  # a new admission on the very day of discharge: it would be in the prompt
+                i = bisect_left(admissions, dis)
+                same_day = i < len(admissions) and admissions[i] <= t
+            if same_day:
                 stats["excluded: readmitted on the day of discharge"] += 1
                 continue
             times.add(t)

@@ -22,8 +22,9 @@ sorted by time, then by content (the file order of same-time events never matter
 Times, as EHRSHOT's ETL reads them: a timestamp with a time-zone offset is converted to UTC (then kept
 naive); a timestamp exactly at midnight is taken as date-only and moved to 23:59 of its day, birth excepted
 (`move_to_day_end`, femr 0.0.20 `transforms/stanford.py` `move_to_day_end`, applied by its Stanford ETL),
-so a same-day event is not visible to an intraday prediction time. `move_to_day_end=False` reads such
-events at 00:00.
+so a same-day event is not visible to an intraday prediction time. Codes whose midnight is a real time
+(`timed_codes`; by default MIMIC-IV MEDS's lab, medication, admission… codes, `MIMIC_TIMED_CODES`) stay at
+00:00. `move_to_day_end=False` reads every such event at 00:00.
 """
 
 from __future__ import annotations
@@ -78,6 +79,37 @@ STATIC_PREFIXES = ("GENDER", "SEX", "RACE", "ETHNICITY", "LANGUAGE", "MARITAL", 
 """Codes that are facts about a person rather than events (MEDS's static measurements, OMOP's person
 table): a row of these without a time is expected; any other code without a time is counted as odd."""
 _TO_DAY_END = timedelta(hours=23, minutes=59)
+MIMIC_TIMED_CODES = (
+    "LAB",
+    "MEDICATION",
+    "DIAGNOSIS",
+    "DRG",
+    "HOSPITAL_ADMISSION",
+    "HOSPITAL_DISCHARGE",
+    "ED_REGISTRATION",
+    "ED_OUT",
+    "TRANSFER_TO",
+    "ICU_ADMISSION",
+    "ICU_DISCHARGE",
+    "PROCEDURE//START",
+    "PROCEDURE//END",
+    "INFUSION_START",
+    "INFUSION_END",
+    "SUBJECT_WEIGHT_AT_INFUSION",
+    "PATIENT_WEIGHT_AT_INFUSION",
+    "SUBJECT_FLUID_OUTPUT",
+    "PATIENT_FLUID_OUTPUT",
+)
+"""Codes whose midnight times are real times, not dates (the `timed_codes` build option's default): the
+MIMIC-IV MEDS ETL takes these from datetime columns — labevents/chartevents `charttime`, emar `charttime`,
+pharmacy `starttime`, admissions `admittime`/`dischtime`/`edregtime`/`edouttime`, diagnoses and DRGs at the
+stay's `dischtime`, transfers and ICU stays `intime`/`outtime`, procedureevents and inputevents
+`starttime`/`endtime`, outputevents `charttime` (MEDS_transforms `MIMIC-IV_Example/configs/event_configs.yaml`).
+Its date-only events (procedures_icd, hcpcsevents and omr `chartdate`, death `dod`) are not listed and are
+moved like any other midnight event. EHRSHOT's OMOP codes (`LOINC/…`, `SNOMED/…`, `Visit/IP`) never start
+so: on EHRSHOT data every midnight event is moved, as femr's ETL does. Issue #29: MIMIC charts 42,684 lab
+results at exactly 00:00 on the demo; read as dates they moved to 23:59 and a lab label's prediction time
+(1 minute before) became 23:58, showing the rest of that day's results to the model."""
 _EXPECTED = (
     "expected MEDS columns subject_id, time, code[, numeric_value, text_value] or EHRSHOT CSV columns "
     "patient_id, start, end, code, value, unit, visit_id, omop_table"
@@ -293,6 +325,8 @@ class ReadStats:
     subjects: int = 0
     moved_to_day_end: int = 0
     """Events stamped exactly at midnight moved to 23:59 (`move_to_day_end`)."""
+    kept_at_midnight: int = 0
+    """Events at midnight kept there: their code's midnight is a real time (`timed_codes`)."""
     unknown_codes: Counter[str] = field(default_factory=Counter)
     unknown_examples: list[str] = field(default_factory=list)
     untimed: int = 0
@@ -310,6 +344,7 @@ class ReadStats:
             "rows_without_time_not_static": sum(self.untimed_events.values()),
             "rows_without_time_examples": self.untimed_examples,
             "moved_to_day_end": self.moved_to_day_end,
+            "kept_at_midnight": self.kept_at_midnight,
             "n_unknown_codes": len(self.unknown_codes),
             "n_rows_with_unknown_codes": sum(self.unknown_codes.values()),
             "unknown_code_examples": self.unknown_examples,
@@ -325,18 +360,21 @@ def iter_timelines(
     batch_rows: int = BATCH_ROWS,
     stats: ReadStats | None = None,
     day_end: bool = True,
+    timed_codes: Sequence[str] = MIMIC_TIMED_CODES,
 ) -> Iterator[Timeline]:
     """Yield one Timeline per subject, streaming. Bad rows raise DataError naming file, row and field.
 
     Times: offsets are converted to UTC (`parse_time`); with `day_end` (EHRSHOT's ETL), start and end
-    times exactly at midnight are moved to 23:59 of their day (`move_to_day_end`), except births, and an end
-    is kept at or after its start.
+    times exactly at midnight are moved to 23:59 of their day (`move_to_day_end`), except births and codes
+    of `timed_codes` (a code equal to one, or starting with it and `//`: their midnight is a real time), and
+    an end is kept at or after its start.
 
     Codes: an empty code, or one with a line break or control character, is an error. A code of a
     vocabulary that can be checked (ICD-9-CM, ICD-10-CM, ICD-10-PCS, or one covered by a user vocabulary)
     that is not in it is counted and logged; with `strict_codes` it is an error."""
     src = source if isinstance(source, EventSource) else resolve_source(source)
     reader = _TimelineReader(vocab, strict_codes, day_end, stats if stats is not None else ReadStats())
+    reader.timed_codes = tuple(timed_codes)
     for path in src.files:
         yield from reader.read_file(path, sort=sort, batch_rows=batch_rows)
     yield from reader.finish()
@@ -378,6 +416,8 @@ class _TimelineReader:
 
     def __init__(self, vocab: Vocabulary | None, strict_codes: bool, day_end: bool, stats: ReadStats):
         self.vocab, self.strict_codes, self.day_end, self.stats = vocab, strict_codes, day_end, stats
+        self.timed_codes: tuple[str, ...] = MIMIC_TIMED_CODES
+        self.timed: dict[str, bool] = {}
         self.codes: dict[str, tuple[str, str | None, bool]] = {}
         self.parsed_times: dict[str, datetime | None] = {}
         self.done: set[Any] = set()
@@ -441,7 +481,7 @@ class _TimelineReader:
         if t is None:
             self._count_untimed(code, canonical, row)
         elif self.day_end and canonical not in BIRTH_CODES:
-            t, end = self._move_to_day_end(t, end)
+            t, end = self._move_to_day_end(t, end, code)
         num, text = _value(batch.numeric_value[k])
         table = batch.table[k]
         return Event(
@@ -490,15 +530,31 @@ class _TimelineReader:
         if not canonical.upper().startswith(STATIC_PREFIXES):
             _tally(self.stats.untimed_events, self.stats.untimed_examples, canonical, code, self.path, row)
 
-    def _move_to_day_end(self, t: datetime, end: datetime | None) -> tuple[datetime, datetime | None]:
-        """Start and end moved to the end of their day when at midnight (counted); the end kept >= start."""
+    def _move_to_day_end(
+        self, t: datetime, end: datetime | None, code: str
+    ) -> tuple[datetime, datetime | None]:
+        """Start and end moved to the end of their day when at midnight (counted), unless the code's midnight
+        is a real time (`timed_codes`); the end kept >= start."""
         moved = move_to_day_end(t)
+        if (moved is not t or (end is not None and move_to_day_end(end) is not end)) and self._timed(code):
+            if moved is not t:
+                self.stats.kept_at_midnight += 1
+            return t, end
         if moved is not t:
             self.stats.moved_to_day_end += 1
             t = moved
         if end is not None:
             end = max(move_to_day_end(end), t)
         return t, end
+
+    def _timed(self, code: str) -> bool:
+        """Whether `code` is one of `timed_codes` (equal, or the prefix and `//`), cached per code."""
+        known = self.timed.get(code)
+        if known is None:
+            known = any(code == p or code.startswith(p + "//") for p in self.timed_codes)
+            if len(self.timed) < _MAX_CACHED_CODES:
+                self.timed[code] = known
+        return known
 
     # -------------------------------------------------------------------------------- errors
 
@@ -668,9 +724,24 @@ def read_label_file(path: str | Path) -> dict[Any, list[FileLabel]]:
             out.setdefault(subject, []).append(FileLabel(t, value, cls, row))
     if row == 0:
         raise DataError("label file has no rows", file=p)
-    for labels in out.values():
-        labels.sort(key=lambda x: x.prediction_time)
+    for subject, labels in out.items():
+        labels.sort(key=lambda x: (x.prediction_time, x.row))
+        _check_label_conflicts(subject, labels, p, time_col)  # type: ignore[arg-type]
     return out
+
+
+def _check_label_conflicts(subject: Any, labels: list[FileLabel], path: Path, time_col: str) -> None:
+    """Two rows for one subject and prediction time must agree; a repeated row is kept once later (counted as
+    a duplicate prediction time). Before, the first row won, so reversing a file flipped labels (issue #31)."""
+    for a, b in zip(labels, labels[1:], strict=False):
+        if a.prediction_time == b.prediction_time and (a.value, a.label_class) != (b.value, b.label_class):
+            raise DataError(
+                f"subject {subject} has two different labels at {a.prediction_time.isoformat()} (rows {a.row} "
+                f"and {b.row}); keep one",
+                file=path,
+                row=b.row,
+                field=time_col,
+            )
 
 
 def _label_value(v: Any, label_type: str, column: str) -> tuple[bool, str | None]:

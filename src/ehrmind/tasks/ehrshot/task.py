@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import Field, create_model
 
 from ehrmind.errors import ConfigError, DataError, excerpt
-from ehrmind.parsing import normalize_text
+from ehrmind.parsing import MAX_ANSWER_CHARS, normalize_text
 from ehrmind.registry import register_task
 from ehrmind.tasks.analysis import Groups
 from ehrmind.tasks.base import Task, TaskOptions
@@ -69,6 +69,8 @@ def parse_prediction(value: Any, labeler: str = "") -> tuple[bool | None, str]:
         return parse_prediction(value[0], labeler)
     if not isinstance(value, str):
         return None, "prediction is not a yes/no string"
+    if len(value) > MAX_ANSWER_CHARS:  # never normalised: bounded work on model text
+        return None, "prediction too long for yes or no"
     s = normalize_text(value).strip().lower().strip(" .!\"'`")
     s = " ".join(s.replace("_", " ").replace("-", " ").split())
     pos, neg = labeler_answer_names(labeler)
@@ -84,6 +86,8 @@ def parse_probability(value: Any) -> float | None:
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, str):
+        if len(value) > MAX_ANSWER_CHARS:
+            return None
         s = normalize_text(value).strip()
         pct = s.endswith("%")
         try:
@@ -108,9 +112,14 @@ class _Options(TaskOptions):
 
 
 def _build_fields() -> dict[str, Any]:
-    from ehrmind.tasks.ehrshot.build import BUILD_OPTIONS, _labeler_fields
+    from ehrmind.tasks.ehrshot.build import BUILD_OPTIONS, _labeler_fields, _option_types
 
-    fields = {n: (Any, Field(None, description=d)) for n, d in BUILD_OPTIONS.items() if n != "labeler"}
+    types = _option_types()
+    fields = {
+        n: (types.get(n, Any) | None, Field(None, description=d))
+        for n, d in BUILD_OPTIONS.items()
+        if n != "labeler"
+    }
     for n in sorted(_labeler_fields() - set(fields)):
         fields[n] = (Any, Field(None, description="labeler setting (docs/ehrshot.md)"))
     return fields
@@ -126,10 +135,11 @@ read, or never; their values are checked by the builder when it runs."""
 class EhrshotTask(Task):
     """EHRSHOT (Wornow et al., NeurIPS 2023) tasks over MEDS / EHRSHOT timelines, answered as yes/no."""
 
-    version = "3"
+    version = "4"
     """2: the benchmark's label rules by default (window from 1 day, censored kept, dates at 23:59). 3: the
     direct-mode instruction written by the output contract ("Give only the final answer …, with no
-    reasoning.")."""
+    reasoning."). 4 (issue #29): prediction times at 23:59:59, MIMIC's real midnight times kept
+    (`timed_codes`), the benchmark code's same-day readmission rule, float32 values read as their decimals."""
     contract = CONTRACT
     groups = Groups(by=("category",), rows=("subject_id", "prediction_time", "label"), split=("subject_id",))
     analyses = (Binary(), ByLabeler(), YesProbability(), MedsExport())

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ehrmind.metrics import WRONG_VALUE, error_summary, failure_reason
-from ehrmind.tasks.analysis import Analysis, Headline, LabelAudit, PaperRules
+from ehrmind.tasks.analysis import Analysis, Headline, LabelAudit, PaperRules, paper_answer_json
 from ehrmind.tasks.base import scorable
-from ehrmind.tasks.medcalc.official import official_verdict
+from ehrmind.tasks.medcalc.official import check_answer, official_verdict
 from ehrmind.tasks.medcalc.sft_mix import paper_sft_counts
 from ehrmind.types import Example
 
@@ -23,21 +23,34 @@ OFFICIAL_PARSED_CHARS = 100
 """`official_parsed` in a prediction row is cut to this length (a hostile answer can be megabytes)."""
 
 
+OFFICIAL_ACCURACY = Headline(
+    "MedCalc-Bench official accuracy", "official_accuracy", "official_accuracy_ci95", percent=True
+)
+"""MedCalc-Bench's own number: what to set beside a published MedCalc-Bench accuracy."""
+EHRMIND_ACCURACY = Headline(
+    "ehrmind-extraction accuracy",
+    "accuracy",
+    "ci95",
+    percent=True,
+    count="n_official_disagree",
+    count_text="rows where the two verdicts differ",
+)
+"""`accuracy` in metrics.json: ehrmind's own extraction (`MedCalcTask.verify`; `strict_accuracy` and the
+`strict` reward use it) with the benchmark's tolerance rules; not comparable with published numbers (docs/verifier.md lists each departure)."""
+
+
 class OfficialVerdict(Analysis):
     """`official_correct`: the verdict of MedCalc-Bench's own `extract_answer` + `check_correctness`
-    (re-implemented without eval, `official.py`) beside `correct`; `official_accuracy` in the metrics."""
+    (re-implemented without eval, `official.py`) beside `correct`; `official_accuracy` in the metrics.
+
+    It leads (`Analysis.leads`) and is the main metric: the CLI prints the official accuracy first and ehrmind's
+    extraction (`accuracy` in metrics.json) second, under its own name; `ehrmind matrix` compares models on it."""
 
     name = "official"
     verdict = True
-    headline = (
-        Headline(
-            "official accuracy",
-            "official_accuracy",
-            percent=True,
-            count="n_official_disagree",
-            count_text="rows where the two verdicts differ",
-        ),
-    )
+    leads = True
+    headline = (OFFICIAL_ACCURACY, EHRMIND_ACCURACY)
+    main = OFFICIAL_ACCURACY
 
     def row(self, task: Task, example: Example, completion: str) -> dict[str, Any]:
         """`official_parsed` is what that extraction read (at most `OFFICIAL_PARSED_CHARS` characters); both
@@ -49,10 +62,16 @@ class OfficialVerdict(Analysis):
         return {"official_correct": v.correct, "official_parsed": parsed}
 
     def report(self, metrics: Mapping[str, Any]) -> list[str]:
+        official, ehrmind = OFFICIAL_ACCURACY.read(metrics)[0], EHRMIND_ACCURACY.read(metrics)[0]
         return [
-            "*official accuracy*: MedCalc-Bench's own answer extraction and check (`evaluation/run.py` "
-            "`extract_answer`, `evaluation/evaluate.py` `check_correctness`), re-implemented without executing "
-            "text; *accuracy* is ehrmind's extraction with the same tolerance rules (docs/verifier.md)."
+            f"**Official accuracy (MedCalc-Bench rules): {OFFICIAL_ACCURACY.show(official)}** — the number to "
+            "set beside published MedCalc-Bench results: MedCalc-Bench's own answer extraction and check "
+            "(`evaluation/run.py` `extract_answer`, `evaluation/evaluate.py` `check_correctness`), "
+            "re-implemented without executing text (column *official accuracy*). "
+            f"*accuracy* in this report ({EHRMIND_ACCURACY.show(ehrmind)}) is **ehrmind's extraction**, with "
+            "the benchmark's tolerance rules but its own reading of the answer (JSON, units, thousands "
+            "separators, ISO dates, pretty-printed JSON; every departure in docs/verifier.md): what "
+            "`strict accuracy` and the `strict` reward use, not comparable with published numbers."
         ]
 
 
@@ -257,3 +276,19 @@ class Paper(PaperRules):
 
     def sft_counts(self, category_sizes: dict[str, int], fraction: float) -> dict[str, int] | None:
         return paper_sft_counts(category_sizes, fraction)
+
+    def reading(self, task: Task, example: Example, completion: str) -> tuple[str | None, bool] | None:
+        """`cal_analysis.py:62-98` (linjc16/EHRMind@3bdde9f), answer by `extract_answer_json` (12-27): on the
+        diagnosis, severity and risk items `str(answer.get("answer", None))` counted in the entropy ("None"
+        included) and correct when equal to the label as written (`answer == item['target']`, line 88); on the
+        others `check_correctness(str(answer.get("answer", "")))` (62-78), no entropy. Where its `try` catches
+        an exception (`int("4.5")` in the fallback), the sample is skipped: not counted, not correct."""
+        try:
+            found = paper_answer_json(completion, "answer")
+        except ValueError:
+            return None, False
+        if self.reliable_m(example) is None:
+            answer = str(found.get("answer", ""))
+            return answer, check_answer(answer, example.target, example.metadata.get("calculator_id"))
+        answer = str(found.get("answer", None))
+        return answer, answer == str(example.target.get("answer"))

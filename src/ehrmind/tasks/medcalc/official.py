@@ -6,8 +6,9 @@ exception counted as "Incorrect" as `run.py:229-273` does. Line numbers are thos
 `OFFICIAL_COMMIT`. It is reported beside ehrmind's own verdict (`correct`, from `MedCalcTask.verify`), as
 lm-evaluation-harness reports "strict" and "flexible" extraction side by side; it is never a reward.
 
-Where the official code calls `eval()` on a string, `safe_arithmetic` reads it instead: numbers and
-`+ - * / ** ^ ( )` and unary minus only, parsed with `ast` against a node whitelist, with the limits below.
+Where the official code calls `eval()` on a string, `safe_arithmetic` reads it instead: numbers,
+`+ - * / // % ** ( )`, unary minus and plus, and `^` as Python's XOR on integers, parsed with `ast` against a
+node whitelist, with the limits below (the `str(…)` branch rewrites `^` to `**` first, as run.py:119 does).
 Anything else (names, calls such as `round(…)`, attributes, strings, comparisons) is what a failed `eval` is
 in the official code: "N/A" inside its `try` (run.py:125-129), an exception → "Incorrect" elsewhere.
 
@@ -79,8 +80,19 @@ _BINOPS = {
     ast.Sub: lambda a, b: a - b,
     ast.Mult: lambda a, b: a * b,
     ast.Div: lambda a, b: a / b,
+    ast.FloorDiv: lambda a, b: a // b,  # by zero: ZeroDivisionError, as for eval
+    ast.Mod: lambda a, b: a % b,
     ast.Pow: lambda a, b: a**b,
+    ast.BitXor: lambda a, b: _xor(a, b),
 }
+_UNARY = {ast.USub: lambda a: -a, ast.UAdd: lambda a: +a}
+
+
+def _xor(a: int | float, b: int | float) -> int:
+    """Python's `a ^ b`: integers only (`2.0 ^ 1` is a TypeError for eval, so refused here)."""
+    if not (isinstance(a, int) and isinstance(b, int)):
+        raise _Rejected("^ of a non-integer")
+    return a ^ b
 
 
 class _Rejected(Exception):
@@ -100,8 +112,8 @@ def _bounded(v: Any) -> int | float:
 def _eval_node(node: ast.AST) -> int | float:
     if isinstance(node, ast.Constant):
         return _bounded(node.value)
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-        return _bounded(-_eval_node(node.operand))
+    if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
+        return _bounded(_UNARY[type(node.op)](_eval_node(node.operand)))
     if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
         left, right = _eval_node(node.left), _eval_node(node.right)
         if isinstance(node.op, ast.Pow) and abs(right) > MAX_EXPONENT:
@@ -114,16 +126,19 @@ def safe_arithmetic(text: str) -> int | float | None:
     """The value of an arithmetic expression, or None where the official `eval()` would be refused here.
 
     Whitelist: int and float literals (Python's syntax, so `08` is a SyntaxError as it is for `eval`),
-    unary minus, `+ - * / **`, parentheses; `^` is read as `**` (as run.py:119 rewrites it before `eval`).
-    Limits: at most `MAX_EXPRESSION_CHARS` characters, |exponent| <= `MAX_EXPONENT`, every value within
-    ±`MAX_MAGNITUDE`. Division by zero, overflow and complex results are None. Nothing is executed."""
+    unary minus and plus, `+ - * / // % **`, parentheses, and `^` as `eval` reads it: XOR of two integers
+    (`2^3` is 1; of a float it is eval's TypeError, so None). Only run.py:119's `str(…)` branch reads `^` as a
+    power, by rewriting it before `eval` (`_str_expression`); evaluate.py's `eval(answer)` and the EHRMind
+    paper's reward do not. Bitwise `~ & | << >>` stay refused. Limits: at most `MAX_EXPRESSION_CHARS`
+    characters, |exponent| <= `MAX_EXPONENT`, every value within ±`MAX_MAGNITUDE`. Division or modulo by
+    zero, overflow and complex results are None. Nothing is executed."""
     if not isinstance(text, str) or len(text) > MAX_EXPRESSION_CHARS:
         return None
-    source = text.replace("^", "**").lstrip(" \t")  # eval() strips leading spaces and tabs; ast does not
+    source = text.lstrip(" \t")  # eval() strips leading spaces and tabs; ast does not
     try:
         tree = ast.parse(source, mode="eval")
         return _eval_node(tree.body)
-    except (SyntaxError, ValueError, _Rejected, ArithmeticError, RecursionError, MemoryError):
+    except (SyntaxError, ValueError, TypeError, _Rejected, ArithmeticError, RecursionError, MemoryError):
         return None
 
 

@@ -15,6 +15,8 @@ import re
 import unicodedata
 from typing import Any, Final
 
+from ehrmind.parsing import MAX_ANSWER_CHARS
+
 NOT_RELEVANT: Final = "not relevant"
 EXCLUDED: Final = "excluded"
 ELIGIBLE: Final = "eligible"
@@ -90,6 +92,8 @@ def parse_prediction(value: Any) -> tuple[str | None, str]:
         )
     if not isinstance(value, str):
         return None, "prediction is not a string"
+    if len(value) > MAX_ANSWER_CHARS:  # never normalised: bounded work on model text
+        return None, "prediction too long for a label"
     s = normalize_label_text(value)
     if s in SYNONYMS:
         return SYNONYMS[s], ""

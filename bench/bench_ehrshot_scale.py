@@ -20,7 +20,11 @@ the same shards, as one more interleaved entry per size, and reports how its lab
 (prediction times matched one minute apart: ehrmind predicts one minute before the result, ACES at it). The
 datasets are then written with MEDS's `numeric_value` column, which ACES needs and ehrmind also reads.
 
-    .venv/bin/python bench/bench_ehrshot_scale.py --sizes 1,10 --rounds 2 --json /tmp/scale.json
+    .venv/bin/python bench/bench_ehrshot_scale.py --sizes 1,10 --rounds 3 --aces /tmp/aces-venv/bin/aces-cli
+    .venv/bin/python bench/bench_ehrshot_scale.py --phases --sizes 1,10 --rounds 1
+    .venv/bin/python bench/bench_ehrshot_scale.py --sizes 50 --rounds 1 --labeler new_hypertension  # 46M events
+
+Results and the 2026-12-07 baseline: docs/BENCHMARKS.md, "Reading MEDS at scale".
 """
 
 from __future__ import annotations
@@ -336,7 +340,7 @@ def main() -> None:
         for line in marginal(runs, tree):
             print(f"- {line}")
     for tree in trees[1:]:
-        for size, labeler in pairs:
+        for size, labeler in [p for p in pairs if p[1] != ACES]:
             mine = {r.round: r.seconds for r in runs if (r.size, r.labeler, r.tree) == (size, labeler, tree)}
             ref = {
                 r.round: r.seconds for r in runs if (r.size, r.labeler, r.tree) == (size, labeler, trees[0])

@@ -330,16 +330,16 @@ def test_killed_and_resumed_sampled_eval_is_byte_identical(tmp_path, synthetic_c
         """The same model, killed (an exception) when a third batch starts."""
 
         name, settings, capabilities, describe = gen.name, gen.settings, gen.capabilities, gen.describe
-        choice_logprobs = gen.choice_logprobs
+        choice_logprobs, token_usage = gen.choice_logprobs, gen.token_usage
 
         def __init__(self):
             self.calls = 0
 
-        def generate(self, prompts, n=1, *, call_seed=None):
+        def generate(self, prompts, n=1, **seeding):
             self.calls += 1
             if self.calls == 3:
                 raise Killed
-            return gen.generate(prompts, n, call_seed=call_seed)
+            return gen.generate(prompts, n, **seeding)
 
     whole = tmp_path / "whole"
     run_eval(task, examples, gen, whole, samples=2, batch_size=3, info=info, progress=False)

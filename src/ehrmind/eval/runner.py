@@ -43,7 +43,8 @@ METRICS = "metrics.json"
 RESUME_KEYS = (
     "task", "data_sha256", "model", "prompt_mode", "prefill", "samples", "temperature", "top_p",
     "max_new_tokens", "seed", "batch_size", "logprobs", "chat_template_kwargs", "revision", "task_options",
-)  # fmt: skip  # batch_size: batches are seeded by position and padded together, so it shapes the completions
+    "seeding",
+)  # fmt: skip  # batch_size: a batch pads together (fp32 left padding); seeding: how rows are seeded
 
 Answer = tuple[Example, int, str, str | None]
 """One generated completion: (example, sample index, completion, finish reason)."""
@@ -189,7 +190,12 @@ def run_eval(
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
     require_sampling(samples, info.get("temperature"))
-    info = {**info, "batch_size": batch_size, "environment": environment(generator)}
+    info = {
+        **info,
+        "batch_size": batch_size,
+        "seeding": seeding(generator),
+        "environment": environment(generator),
+    }
     with RunFolder(out_dir, RESUME_KEYS).run(info, [PREDICTIONS]) as folder:
         return _generate_and_finalize(
             task, examples, generator, folder.path, samples, batch_size, info, progress
@@ -240,7 +246,11 @@ def _generate_and_finalize(
     pred_path = out / PREDICTIONS
     done = _done_predictions(pred_path, examples, samples)
     per_prompt = generator.capabilities.samples_per_request
-    batches = _missing_batches(examples, samples, batch_size, done, per_prompt)
+    per_row = seeding(generator) == "row"
+    if per_row:
+        batches = _length_batches(task, generator, examples, samples, batch_size, done)
+    else:
+        batches = _missing_batches(examples, samples, batch_size, done, per_prompt)
     if done:
         log.info(
             "resuming: %d of %d predictions already in %s", len(done), len(examples) * samples, pred_path
@@ -253,6 +263,8 @@ def _generate_and_finalize(
         for position, batch in batches:
             if per_prompt:
                 answers = _generate_per_prompt(task, generator, examples, batch, samples, done, seed)
+            elif per_row:
+                answers = _generate_per_row(task, generator, examples, batch, seed)
             else:
                 answers = _generate_per_call(task, generator, batch, position)
             rows = _new_rows(task, generator, answers, done)
@@ -307,6 +319,78 @@ def _missing_batches(
         if any((ex.id, s) not in done for ex, s in batch):
             batches.append((i // batch_size, batch))
     return batches
+
+
+def seeding(generator: Generator) -> str:
+    """How a run's rows are seeded and batched, recorded in run.json and compared on resume (a folder begun
+    under another scheme samples other text: it is not continued). "row": each (example, sample) row seeded
+    alone, batches by prompt length (`_length_batches`, the `hf` backend since issue #30); "prompt": all
+    samples of a prompt in one request with its seed (endpoints, vLLM); "call": each batch seeded by its
+    position."""
+    caps = generator.capabilities
+    return "prompt" if caps.samples_per_request else "row" if caps.seeds_prompts else "call"
+
+
+def _length_batches(
+    task: Task,
+    generator: Generator,
+    examples: Sequence[Example],
+    samples: int,
+    batch_size: int,
+    done: set[tuple[str, int]],
+) -> list[tuple[int, list[tuple[Example, int]]]]:
+    """(position, [(example, sample), …]) batches of the missing pairs, shortest prompts first, for a
+    generator that seeds each row (`seeds_prompts`: the `hf` backend): a batch pads to its longest prompt, so
+    prompts of like length batched together pad little, and what a row samples depends on its own seed, not
+    on its batch (`_generate_per_row`). Lengths are the prompt's tokens where the generator counts them
+    (`token_usage`), else its characters; the sort is stable (ties keep data order), so a run's batches are a
+    function of the data and the pairs already done."""
+    missing = [(ex, s) for ex in examples for s in range(samples) if (ex.id, s) not in done]
+    lengths: dict[str, int] = {}
+    for ex, _ in missing:
+        if ex.id not in lengths:
+            lengths[ex.id] = _prompt_length(task, generator, ex)
+    missing.sort(key=lambda pair: lengths[pair[0].id])
+    return [(i // batch_size, missing[i : i + batch_size]) for i in range(0, len(missing), batch_size)]
+
+
+def _prompt_length(task: Task, generator: Generator, example: Example) -> int:
+    """The length `_length_batches` orders by: the rendered prompt's tokens, or its characters."""
+    messages = task.render(example)
+    if generator.capabilities.token_usage:
+        return int(generator.token_usage(messages, [])["prompt_tokens"])  # type: ignore[attr-defined]
+    return sum(len(m.get("content") or "") for m in messages)
+
+
+def example_row_seed(seed: int, index: int, sample: int) -> int:
+    """The seed of sample `sample` of the example at `index` in the data, run with `--seed seed`, where each
+    row is seeded alone (`_generate_per_row`): a function of these three only, so a row samples the same
+    text whatever its batch, batch size or order, in a resumed run as in an uninterrupted one, and sample 0
+    is the same with `--samples 1` or 4."""
+    from ehrmind.generate.hf import row_seed
+
+    return row_seed(seed + index, sample)
+
+
+def _generate_per_row(
+    task: Task,
+    generator: Generator,
+    examples: Sequence[Example],
+    batch: list[tuple[Example, int]],
+    seed: int,
+) -> list[Answer]:
+    """One completion for each (example, sample) of `batch` in one call, each row with its own seed
+    (`example_row_seed`), so the call's other rows do not change what it samples."""
+    index = {ex.id: i for i, ex in enumerate(examples)}
+    got = generator.generate(
+        [task.render(ex) for ex, _ in batch],
+        n=1,
+        seeds=[example_row_seed(seed, index[ex.id], s) for ex, s in batch],
+    )
+    return [
+        (ex, s, outs[0], why[0])
+        for (ex, s), outs, why in zip(batch, got.completions, got.finish_reasons, strict=True)
+    ]
 
 
 def _generate_per_prompt(

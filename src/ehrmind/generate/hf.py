@@ -28,8 +28,9 @@ class HFGenerator:
         token_usage=True,
     )
     """`generate` takes `seeds`, one per prompt (a prompt's samples then depend only on (prompt, settings,
-    seed), not on the prompts that share the call: `ehrmind serve` batches seeded requests on it), or
-    `call_seed` (evaluation seeds each batch by its position)."""
+    seed), not on the prompts that share the call: `ehrmind serve` batches seeded requests on it, and
+    evaluation seeds each (example, sample) row so and batches prompts of like length), or `call_seed` (one
+    stream for the call)."""
 
     def __init__(
         self,
@@ -128,9 +129,8 @@ class HFGenerator:
         - `seeds` (one per prompt): sample j of prompt i draws from its own generator, seeded from
           (seeds[i], j) (`RowSampler`), so it is the same alone or batched with any other prompts (up to
           the float effects of padding, see docs/generation.md); sample 0 of n=2 is the sample of n=1;
-        - otherwise one stream for the whole call: `call_seed` fixes it (evaluation passes the batch's
-          position, so a resumed run samples what an uninterrupted one did); without it each call takes the
-          next seed of a counter.
+        - otherwise one stream for the whole call: `call_seed` fixes it; without it each call takes the next
+          seed of a counter.
         Greedy decoding (temperature 0) ignores both."""
         import torch
         from transformers import LogitsProcessorList

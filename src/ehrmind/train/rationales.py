@@ -410,7 +410,8 @@ def _attempt(
 
     # Batches sit at fixed positions over the scorable examples, and a generator that takes a `call_seed`
     # (a local model) gets the batch's position: a resumed run samples the missing batches as an
-    # uninterrupted run did (eval's rule). Endpoints are seeded by their settings, whatever the batch.
+    # uninterrupted run did (eval seeded so before issue #30; it now seeds each row alone). Endpoints are
+    # seeded by their settings, whatever the batch.
     seeded = generator.capabilities.seeds_calls
     with (
         JsonlAppender(out / RATIONALES) as kept_sink,

@@ -215,8 +215,8 @@ class ExampleBuilder:
             read_label_file(options["labels"]) if options.get("labels") else None
         )
         self.seed = int(options.get("seed") or 0)
-        self.per_subject = _positive_int(options, "max_examples_per_subject")
-        self.limit = _positive_int(options, "limit")
+        self.per_subject: int | None = options.get("max_examples_per_subject")  # >= 1: check_build_options
+        self.limit: int | None = options.get("limit")
         self.min_age = options.get("min_age")
 
     def examples(self) -> Iterator[Example]:
@@ -501,26 +501,23 @@ def _check_label_source(options: dict[str, Any]) -> None:
         )
 
 
-def _day_end(value: Any, rules: str) -> bool:
-    """The move_to_day_end option; by default on, except with rules=ehrmind."""
-    if value is None:
-        return rules != "ehrmind"
-    if not isinstance(value, bool):
-        raise ConfigError(f"move_to_day_end must be true or false, got {value!r}")
-    return value
+def _day_end(value: bool | None, rules: str) -> bool:
+    """The move_to_day_end option (its type checked by `check_build_options`); by default on, except with
+    rules=ehrmind."""
+    return rules != "ehrmind" if value is None else value
 
 
-def _timed_codes(value: Any) -> tuple[str, ...]:
-    """The timed_codes option: a list (or comma-separated text) of code prefixes; default MIMIC's."""
+def _timed_codes(value: str | list[str] | None) -> tuple[str, ...]:
+    """The timed_codes option (its type checked by `check_build_options`): a list, or comma-separated text,
+    of code prefixes; default MIMIC's."""
     if value is None:
         return MIMIC_TIMED_CODES
-    if isinstance(value, str):
-        value = [v for v in value.split(",") if v.strip()]
-    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v.strip() for v in value):
+    prefixes = value.split(",") if isinstance(value, str) else value
+    if isinstance(value, list) and not all(v.strip() for v in value):
         raise ConfigError(
             f"timed_codes must be a list of code prefixes, e.g. [LAB, MEDICATION], got {value!r}"
         )
-    return tuple(v.strip() for v in value)
+    return tuple(v.strip() for v in prefixes if v.strip())
 
 
 def _labeler_codes(config: LabelerConfig, ontology: Any) -> tuple[CodeSet | None, dict[str, Any] | None]:
@@ -567,15 +564,6 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of labeler settings")
     return data
-
-
-def _positive_int(options: dict[str, Any], key: str) -> int | None:
-    v = options.get(key)
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise ConfigError(f"{key} must be a whole number >= 1, got {v!r}")
-    return v
 
 
 def _age(birth: datetime, t: datetime) -> float:

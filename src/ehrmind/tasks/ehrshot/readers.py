@@ -373,8 +373,9 @@ def iter_timelines(
     vocabulary that can be checked (ICD-9-CM, ICD-10-CM, ICD-10-PCS, or one covered by a user vocabulary)
     that is not in it is counted and logged; with `strict_codes` it is an error."""
     src = source if isinstance(source, EventSource) else resolve_source(source)
-    reader = _TimelineReader(vocab, strict_codes, day_end, stats if stats is not None else ReadStats())
-    reader.timed_codes = tuple(timed_codes)
+    reader = _TimelineReader(
+        vocab, strict_codes, day_end, stats if stats is not None else ReadStats(), timed_codes
+    )
     for path in src.files:
         yield from reader.read_file(path, sort=sort, batch_rows=batch_rows)
     yield from reader.finish()
@@ -414,9 +415,16 @@ class _TimelineReader:
     """The state of `iter_timelines` across files: the subject being gathered, the subjects already done,
     and caches of checked codes and parsed times. `path` and `colmap` are those of the file being read."""
 
-    def __init__(self, vocab: Vocabulary | None, strict_codes: bool, day_end: bool, stats: ReadStats):
+    def __init__(
+        self,
+        vocab: Vocabulary | None,
+        strict_codes: bool,
+        day_end: bool,
+        stats: ReadStats,
+        timed_codes: Sequence[str] = MIMIC_TIMED_CODES,
+    ):
         self.vocab, self.strict_codes, self.day_end, self.stats = vocab, strict_codes, day_end, stats
-        self.timed_codes: tuple[str, ...] = MIMIC_TIMED_CODES
+        self.timed_codes = tuple(timed_codes)
         self.timed: dict[str, bool] = {}
         self.codes: dict[str, tuple[str, str | None, bool]] = {}
         self.parsed_times: dict[str, datetime | None] = {}

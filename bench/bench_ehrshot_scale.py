@@ -10,9 +10,13 @@ order rotated by one each round; the table gives medians over rounds. With sever
 e.g. HEAD and a worktree of an older commit) each pair runs once per tree in turn, and the ratios against
 the first tree are medians of per-round ratios.
 
-`--phases` runs, instead, a child per size × labeler that reads every timeline twice in one process (ehrmind's
-`iter_timelines` with the builder's settings): once only reading, once reading and labeling (no prompts),
-for the issue's goal of read + label events/s (it calls `ExampleBuilder` internals, so it follows src/).
+`--phases` runs, instead, a child per size × labeler × tree × reader that reads every timeline twice in one
+process (ehrmind's `iter_timelines` with the builder's settings): once reading and labeling as `ehrmind data`
+does before writing prompts (the issue's goal: read + label events/s; the columnar reader hands the labeler
+only the events it wants), once making every event a Python object (what the row reader always does, and the
+columnar reader does for subjects with prompts). `--readers columnar,rows` compares the two readers of one
+tree; a tree from before the columnar reader reads rows. Rounds rotate the (tree, reader) order; medians
+follow the per-run rows (it calls `ExampleBuilder` internals, so it follows src/).
 
 `--aces PATH/aces-cli` (es-aces, installed in a venv of its own: `python3 -m venv /tmp/aces-venv &&
 /tmp/aces-venv/bin/pip install es-aces`) adds ACES extracting `lab_hyperkalemia`'s cohort (ACES_CONFIG) from
@@ -21,7 +25,7 @@ the same shards, as one more interleaved entry per size, and reports how its lab
 datasets are then written with MEDS's `numeric_value` column, which ACES needs and ehrmind also reads.
 
     .venv/bin/python bench/bench_ehrshot_scale.py --sizes 1,10 --rounds 3 --aces /tmp/aces-venv/bin/aces-cli
-    .venv/bin/python bench/bench_ehrshot_scale.py --phases --sizes 1,10 --rounds 1
+    .venv/bin/python bench/bench_ehrshot_scale.py --phases --sizes 1,10,50 --rounds 3 --readers columnar,rows
     .venv/bin/python bench/bench_ehrshot_scale.py --sizes 50 --rounds 1 --labeler new_hypertension  # 46M events
 
 Results and the 2026-12-07 baseline: docs/BENCHMARKS.md, "Reading MEDS at scale".
@@ -83,24 +87,28 @@ windows:
 """
 Labels = dict[tuple[int, datetime], bool]
 PHASES = """\
-import json, sys, time
+import inspect, json, sys, time
 from collections import Counter
 from ehrmind.tasks.ehrshot.build import ExampleBuilder
 from ehrmind.tasks.ehrshot.readers import ReadStats, iter_timelines
 
 b = ExampleBuilder("ehrshot", sys.argv[1], labeler=sys.argv[2], max_tokens=256)
-def timelines():
-    return iter_timelines(b.source, vocab=b.vocab, stats=ReadStats(), day_end=b.move_to_day_end,
-                          timed_codes=b.timed_codes)
-first = timelines()
+columnar = "wanted" in inspect.signature(iter_timelines).parameters  # a tree before the columnar reader: rows
+def timelines(stats):
+    extra = {"reader": sys.argv[3], "wanted": b.labeler.wanted} if columnar else {}
+    return iter_timelines(b.source, vocab=b.vocab, stats=stats, day_end=b.move_to_day_end,
+                          timed_codes=b.timed_codes, **extra)
+first = timelines(ReadStats())
 next(first)  # one-time loads (code vocabularies) before the clock starts
 first.close()
+stats = ReadStats()
 t0 = time.perf_counter()
-rows = sum(len(tl.events) for tl in timelines())
+labels = sum(len(b.labeler.label(getattr(tl, "for_labels", tl), Counter())) for tl in timelines(stats))
 t1 = time.perf_counter()
-labels = sum(len(b.labeler.label(tl, Counter())) for tl in timelines())
+events = sum(len(tl.events) for tl in timelines(ReadStats()))
 t2 = time.perf_counter()
-print(json.dumps({"rows": rows, "read_s": t1 - t0, "read_label_s": t2 - t1, "labels": labels}))
+print(json.dumps({"rows": stats.rows, "read_label_s": t1 - t0, "read_events_s": t2 - t1, "labels": labels,
+                  "events": events, "reader": sys.argv[3] if columnar else "rows"}))
 """
 
 
@@ -199,35 +207,60 @@ def run_aces(aces: str, source: Path, out: Path) -> tuple[float, int, int, float
     return seconds, rows, len(labels), peak, load, labels
 
 
-def run_phases(tree: str, source: Path, labeler: str) -> dict[str, float]:
-    """Seconds to read every timeline, and to read and label them, in one child process."""
+def run_phases(tree: str, source: Path, labeler: str, reader: str) -> dict[str, float]:
+    """In one child process: seconds to read and label every timeline (what `ehrmind data` does before the
+    prompts: the labeler reads only the events it wants), and to read every timeline with all its events made
+    as Python objects (what the row reader always does); the child's peak RSS."""
     env = {**os.environ, "PYTHONPATH": str((ROOT / tree).resolve()), "HF_HUB_OFFLINE": "1"}
     load = os.getloadavg()[0]
-    done = subprocess.run(
-        [sys.executable, "-c", PHASES, str(source), labeler], env=env, capture_output=True, text=True
-    )
-    if done.returncode:
-        raise SystemExit(f"error: phases on {source} {labeler} failed: {done.stderr[-2000:]}")
-    return {**json.loads(done.stdout.strip().splitlines()[-1]), "load": load}
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        child = subprocess.Popen(
+            [sys.executable, "-c", PHASES, str(source), labeler, reader], env=env, stdout=out, stderr=err
+        )
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0), err.seek(0)
+        if child.returncode:
+            raise SystemExit(f"error: phases on {source} {labeler} failed: {err.read()[-2000:]}")
+        result = json.loads(out.read().strip().splitlines()[-1])
+    return {**result, "load": load, "peak_mb": usage.ru_maxrss / 1024}
 
 
 def phases(args: argparse.Namespace, sizes: list[int], labelers: list[str], trees: list[str]) -> None:
+    """Interleaved rounds of (size, labeler, tree, reader) children; a row per run, then medians."""
     print(
-        "| size | events | labeler | tree | read s | read events/s | read + label s | read + label events/s "
-        "| labels | load |"
+        "| size | events | labeler | tree | reader | read + label s | read + label events/s | every event s "
+        "| every event events/s | labels | peak MB | load |"
     )
-    print("|---|---:|---|---|---:|---:|---:|---:|---:|---:|")
-    for r in range(1, args.rounds + 1):
+    print("|---|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    runs: dict[tuple[int, str, str, str], list[dict[str, float]]] = {}
+    pairs = [(t, r) for t in trees for r in args.readers]
+    for i in range(args.rounds):
         for size in sizes:
             for labeler in labelers:
-                for tree in trees if r % 2 else trees[::-1]:
-                    p = run_phases(tree, dataset(args.data_dir, args.source, size, False), labeler)
+                for tree, reader in pairs[i % len(pairs) :] + pairs[: i % len(pairs)]:
+                    p = run_phases(tree, dataset(args.data_dir, args.source, size, False), labeler, reader)
+                    runs.setdefault((size, labeler, tree, str(p["reader"])), []).append(p)
                     print(
-                        f"| ×{size} | {p['rows']:,} | {labeler} | {tree} | {p['read_s']:.1f} "
-                        f"| {p['rows'] / p['read_s'] / 1e6:.3f}M | {p['read_label_s']:.1f} "
-                        f"| {p['rows'] / p['read_label_s'] / 1e6:.3f}M | {p['labels']:,} | {p['load']:.2f} |",
+                        f"| ×{size} | {p['rows']:,} | {labeler} | {tree} | {p['reader']} | {p['read_label_s']:.2f} "
+                        f"| {p['rows'] / p['read_label_s'] / 1e6:.2f}M | {p['read_events_s']:.2f} "
+                        f"| {p['rows'] / p['read_events_s'] / 1e6:.2f}M | {p['labels']:,} | {p['peak_mb']:.0f} "
+                        f"| {p['load']:.2f} |",
                         flush=True,
                     )
+    print("\nmedians over rounds:\n")
+    print(
+        "| size | events | labeler | tree | reader | read + label events/s | every event events/s | peak MB |"
+    )
+    print("|---|---:|---|---|---|---:|---:|---:|")
+    for (size, labeler, tree, reader), ps in runs.items():
+        rows = ps[0]["rows"]
+        rl = statistics.median(rows / p["read_label_s"] for p in ps)
+        ev = statistics.median(rows / p["read_events_s"] for p in ps)
+        peak = statistics.median(p["peak_mb"] for p in ps)
+        print(
+            f"| ×{size} | {rows:,} | {labeler} | {tree} | {reader} | {rl / 1e6:.2f}M | {ev / 1e6:.2f}M | {peak:.0f} |"
+        )
 
 
 def agreement(ours: Labels, aces: Labels) -> str:
@@ -299,6 +332,12 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write every run here")
     parser.add_argument("--aces", help="an aces-cli executable: also time ACES and compare its labels")
     parser.add_argument("--phases", action="store_true", help="time reading, and reading + labeling, apart")
+    parser.add_argument(
+        "--readers",
+        type=lambda v: v.split(","),
+        default=["columnar"],
+        help="with --phases: ehrmind readers to compare, e.g. columnar,rows (a tree without them reads rows)",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     labelers = args.labeler or list(LABELERS)

@@ -659,7 +659,11 @@ def test_ehrshot_csv_reader(tmp_path):
     assert "Inpatient visit (Visit IP), ongoing at the prediction time" in text
 
 
-def test_streaming_reads_one_subject_at_a_time(tmp_path, monkeypatch):
+@pytest.mark.parametrize(("reader", "ahead"), [("rows", 0), ("columnar", 3)])
+def test_streaming_reads_one_subject_at_a_time(tmp_path, monkeypatch, reader, ahead):
+    """Each subject is yielded once its rows end, with at most `ahead` batches read in advance (the columnar
+    reader reads up to 2 batches ahead in a thread, plus the one it is handing over)."""
+    import ehrmind.tasks.ehrshot.columnar as columnar
     import ehrmind.tasks.ehrshot.readers as readers
 
     rows = [
@@ -669,18 +673,19 @@ def test_streaming_reads_one_subject_at_a_time(tmp_path, monkeypatch):
     ]
     path = write_meds(tmp_path / "events.parquet", rows, row_group_size=100)
     read = []
-    real = readers.iter_table_batches
+    module, name = (readers, "iter_table_batches") if reader == "rows" else (columnar, "iter_arrow_batches")
+    real = getattr(module, name)
 
     def counting(*args, **kwargs):
         for batch in real(*args, **kwargs):
-            read.append(len(batch[0]))
+            read.append(100)
             yield batch
 
-    monkeypatch.setattr(readers, "iter_table_batches", counting)
-    stream = iter_timelines(path, batch_rows=100)
+    monkeypatch.setattr(module, name, counting)
+    stream = iter_timelines(path, batch_rows=100, reader=reader)
     first = next(stream)
     # the first subject is complete after two batches of 100 rows, out of 20 batches in the file
-    assert first.subject_id == 1 and len(first.events) == 100 and sum(read) <= 200
+    assert first.subject_id == 1 and len(first.events) == 100 and sum(read) <= 200 + 100 * ahead
     assert sum(len(tl.events) for tl in stream) == 1900 and len(read) == 20
 
 

@@ -86,6 +86,8 @@ BUILD_OPTIONS: dict[str, str] = {
     "strict_codes": "an ICD (or user-vocabulary) code missing from its vocabulary is an error",
     "sort": "sort the events by subject in memory (for unsorted data that fits in memory)",
     "batch_rows": "rows per read batch",
+    "reader": "columnar (default): numpy columns, Python objects only for the events a labeler looks at and the "
+    "prompts written; rows: one Python object per event as it is read (the reference, 20-40x slower)",
     "max_tokens": "token budget of the serialized timeline",
     "tables": "event tables to include, comma-separated, or a preset: default, all, paper",
     "lab_history": "values shown per lab or vital",
@@ -120,6 +122,7 @@ def _option_types() -> dict[str, Any]:
         "min_age": Annotated[StrictInt | StrictFloat, Field(ge=0, allow_inf_nan=False)],
         **dict.fromkeys(("labels", "config", "ontology", "splits", "tokenizer"), path),
         **dict.fromkeys(("split", "question", "name"), StrictStr),
+        "reader": Literal["columnar", "rows"],
         **dict.fromkeys(("tables", "timed_codes"), names),
         "vocabulary": path | list[path],
     }
@@ -230,6 +233,8 @@ class ExampleBuilder:
             stats=self.read_stats,
             day_end=self.move_to_day_end,
             timed_codes=self.timed_codes,
+            reader=str(opts.get("reader") or "columnar"),
+            wanted=self.labeler.wanted if self.labels is None else _no_events,
         )
         finished = False
         try:
@@ -281,12 +286,12 @@ class ExampleBuilder:
         if self.labels is not None:
             rows = self.labels.pop(tl.subject_id, [])
             return [LabelResult(r.prediction_time, r.value, r.label_class) for r in rows]
-        return self.labeler.label(tl, self.stats.exclusions)
+        return self.labeler.label(tl.for_labels, self.stats.exclusions)
 
     def _subject_examples(self, tl: Timeline, split: str | None) -> Iterator[Example]:
         results = self._labels(tl)
         if self.min_age is not None and results:
-            birth = next((e.time for e in tl.timed if e.code in BIRTH_CODES), None)
+            birth = next((e.time for e in tl.for_labels.timed if e.code in BIRTH_CODES), None)
             kept = [
                 r for r in results if birth is None or _age(birth, r.prediction_time) >= float(self.min_age)
             ]
@@ -564,6 +569,11 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of labeler settings")
     return data
+
+
+def _no_events(code: str, canonical: str) -> bool:
+    """With a label file no labeler reads events (births are kept for `min_age` whatever this says)."""
+    return False
 
 
 def _age(birth: datetime, t: datetime) -> float:

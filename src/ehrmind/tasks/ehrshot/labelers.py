@@ -462,6 +462,17 @@ class Labeler(ABC):
     def code_sets(self) -> dict[str, CodeSet]:
         return {}
 
+    def wanted(self, code: str, canonical: str) -> bool:
+        """Whether `label` looks at events of this code (the code as written, stripped; its canonical
+        spelling). The columnar reader gives `label` only those events (`Timeline.for_labels`), deciding once per
+        distinct code; a labeler that does not say looks at every event."""
+        return True
+
+
+def visit_wanted(cfg: VisitConfig, code: str) -> bool:
+    """Whether `inpatient_stays` looks at events of this code."""
+    return code in cfg.inpatient_codes or code.startswith(cfg.admission_prefixes + cfg.discharge_prefixes)
+
 
 class NewDiagnosisLabeler(Labeler):
     kind = "new_diagnosis"
@@ -475,6 +486,9 @@ class NewDiagnosisLabeler(Labeler):
 
     def code_sets(self) -> dict[str, CodeSet]:
         return {"outcome": self.codes}
+
+    def wanted(self, code: str, canonical: str) -> bool:
+        return canonical in self.codes or visit_wanted(self.config.visits, code)
 
     def label(self, tl: Timeline, stats: Counter[str]) -> list[LabelResult]:
         cfg = self.config
@@ -525,6 +539,9 @@ class ReadmissionLabeler(Labeler):
         super().__init__(config)
         self.config: ReadmissionConfig = config
 
+    def wanted(self, code: str, canonical: str) -> bool:
+        return visit_wanted(self.config.visits, code)
+
     def label(self, tl: Timeline, stats: Counter[str]) -> list[LabelResult]:
         cfg = self.config
         stays = inpatient_stays(tl, cfg.visits, stats)
@@ -572,6 +589,9 @@ class LongStayLabeler(Labeler):
         super().__init__(config)
         self.config: LongStayConfig = config
 
+    def wanted(self, code: str, canonical: str) -> bool:
+        return visit_wanted(self.config.visits, code)
+
     def label(self, tl: Timeline, stats: Counter[str]) -> list[LabelResult]:
         return [
             LabelResult(t, (dis - adm) >= timedelta(days=self.config.min_days))
@@ -594,6 +614,10 @@ class IcuTransferLabeler(Labeler):
     def __init__(self, config: IcuTransferConfig):
         super().__init__(config)
         self.config: IcuTransferConfig = config
+
+    def wanted(self, code: str, canonical: str) -> bool:
+        c = self.config
+        return code in c.icu_codes or code.startswith(c.icu_prefixes) or visit_wanted(c.visits, code)
 
     def icu_starts(self, tl: Timeline) -> list[datetime]:
         """Start times of the ICU stays (ehrshot-benchmark `omop.py:129-154` `get_icu_events`, or MEDS codes)."""
@@ -642,6 +666,9 @@ class LabLabeler(Labeler):
 
     def code_sets(self) -> dict[str, CodeSet]:
         return {"lab": self.codes}
+
+    def wanted(self, code: str, canonical: str) -> bool:
+        return canonical in self.codes
 
     def label(self, tl: Timeline, stats: Counter[str]) -> list[LabelResult]:
         first = tl.start_time

@@ -33,15 +33,18 @@ import logging
 import math
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ehrmind.errors import DataError
 from ehrmind.tasks.ehrshot.codes import Vocabulary, canonical_code
 from ehrmind.tasks.ehrshot.tables import BATCH_ROWS, iter_table_batches, table_columns, table_kind
+
+if TYPE_CHECKING:
+    from ehrmind.tasks.ehrshot.columnar import ColumnarReader
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +113,7 @@ moved like any other midnight event. EHRSHOT's OMOP codes (`LOINC/…`, `SNOMED/
 so: on EHRSHOT data every midnight event is moved, as femr's ETL does. Issue #29: MIMIC charts 42,684 lab
 results at exactly 00:00 on the demo; read as dates they moved to 23:59 and a lab label's prediction time
 (1 minute before) became 23:58, showing the rest of that day's results to the model."""
+READERS = ("columnar", "rows")
 _EXPECTED = (
     "expected MEDS columns subject_id, time, code[, numeric_value, text_value] or EHRSHOT CSV columns "
     "patient_id, start, end, code, value, unit, visit_id, omop_table"
@@ -147,14 +151,31 @@ def _event_order(e: Event) -> tuple[Any, ...]:
     )
 
 
-@dataclass
 class Timeline:
-    """All events of one subject: static events (no time) first, then timed events in time order."""
+    """All events of one subject: static events (no time) first, then timed events in time order.
 
-    subject_id: Any
-    events: list[Event]
-    times: list[datetime] = field(default_factory=list)
-    n_static: int = 0
+    The columnar reader makes a timeline's Event objects only when they are first used (`loader`), and hands
+    a labeler `for_labels`: the few events it looks at (`Labeler.wanted`), with the whole record's first and
+    last event times (`span`). A timeline made from Events is its own `for_labels`."""
+
+    def __init__(
+        self,
+        subject_id: Any,
+        events: list[Event] | None = None,
+        times: list[datetime] | None = None,
+        n_static: int = 0,
+        *,
+        loader: Callable[[], tuple[list[Event], list[datetime]]] | None = None,
+        span: tuple[datetime | None, datetime | None] | None = None,
+        for_labels: Timeline | None = None,
+    ):
+        self.subject_id = subject_id
+        self.n_static = n_static
+        self._events = events
+        self._times = times if times is not None or events is None else []
+        self._loader = loader
+        self._span = span
+        self._for_labels = for_labels
 
     @classmethod
     def build(cls, subject_id: Any, events: list[Event]) -> Timeline:
@@ -162,9 +183,32 @@ class Timeline:
         timed = sorted((e for e in events if e.time is not None), key=_event_order)
         return cls(subject_id, static + timed, [e.time for e in timed], len(static))  # type: ignore[misc]
 
+    def _load(self) -> None:
+        assert self._loader is not None
+        self._events, self._times = self._loader()
+        self._loader = None
+
+    @property
+    def events(self) -> list[Event]:
+        if self._events is None:
+            self._load()
+        return self._events  # type: ignore[return-value]
+
+    @property
+    def times(self) -> list[datetime]:
+        """The times of the timed events, in order."""
+        if self._times is None:
+            self._load()
+        return self._times  # type: ignore[return-value]
+
     @property
     def timed(self) -> list[Event]:
         return self.events[self.n_static :]
+
+    @property
+    def for_labels(self) -> Timeline:
+        """The events a labeler looks at, with the record's span (see the class)."""
+        return self._for_labels if self._for_labels is not None else self
 
     def cut(self, t: datetime) -> int:
         """Number of events visible at time `t`: static events and events at or before `t`."""
@@ -172,11 +216,17 @@ class Timeline:
 
     @property
     def start_time(self) -> datetime | None:
+        """Time of the first timed event of the whole record."""
+        if self._span is not None:
+            return self._span[0]
         return self.times[0] if self.times else None
 
     @property
     def end_time(self) -> datetime | None:
-        """Time of the last event: EHRSHOT's (FEMR's) end of follow-up, used for censoring."""
+        """Time of the last event of the whole record: EHRSHOT's (FEMR's) end of follow-up, used for
+        censoring."""
+        if self._span is not None:
+            return self._span[1]
         return self.times[-1] if self.times else None
 
 
@@ -361,6 +411,8 @@ def iter_timelines(
     stats: ReadStats | None = None,
     day_end: bool = True,
     timed_codes: Sequence[str] = MIMIC_TIMED_CODES,
+    reader: str = "columnar",
+    wanted: Callable[[str, str], bool] | None = None,
 ) -> Iterator[Timeline]:
     """Yield one Timeline per subject, streaming. Bad rows raise DataError naming file, row and field.
 
@@ -371,14 +423,25 @@ def iter_timelines(
 
     Codes: an empty code, or one with a line break or control character, is an error. A code of a
     vocabulary that can be checked (ICD-9-CM, ICD-10-CM, ICD-10-PCS, or one covered by a user vocabulary)
-    that is not in it is counted and logged; with `strict_codes` it is an error."""
+    that is not in it is counted and logged; with `strict_codes` it is an error.
+
+    Readers: "columnar" (`columnar.ColumnarReader`: numpy columns, Events made when first read, a labeler's
+    events apart via `wanted`) or "rows" (a Python object per row as it is read: the reference the columnar
+    reader is tested against). Both give the same timelines, counts and errors."""
     src = source if isinstance(source, EventSource) else resolve_source(source)
-    reader = _TimelineReader(
-        vocab, strict_codes, day_end, stats if stats is not None else ReadStats(), timed_codes
-    )
+    stats = stats if stats is not None else ReadStats()
+    if reader not in READERS:
+        raise ValueError(f"reader must be one of {', '.join(READERS)}, got {reader!r}")
+    state: _TimelineReader | ColumnarReader
+    if reader == "rows":
+        state = _TimelineReader(vocab, strict_codes, day_end, stats, timed_codes)
+    else:
+        from ehrmind.tasks.ehrshot.columnar import ColumnarReader
+
+        state = ColumnarReader(vocab, strict_codes, day_end, stats, timed_codes, wanted)
     for path in src.files:
-        yield from reader.read_file(path, sort=sort, batch_rows=batch_rows)
-    yield from reader.finish()
+        yield from state.read_file(path, sort=sort, batch_rows=batch_rows)
+    yield from state.finish()
 
 
 _MAX_CACHED_CODES = 2_000_000
@@ -461,13 +524,7 @@ class _TimelineReader:
             return
         yield from self.finish()
         if subject in self.done:
-            raise self._error(
-                f"subject {subject} appears again after other subjects: rows must be grouped by "
-                f"{self.colmap['subject_id']} (MEDS shards are sorted by subject_id, time) so that one subject "
-                "at a time is held in memory; sort the file, or pass --set sort=true to sort in memory",
-                row,
-                "subject_id",
-            )
+            raise self._error(appears_again(subject, self.colmap["subject_id"]), row, "subject_id")
         self.current, self.events = subject, []
 
     def finish(self) -> Iterator[Timeline]:
@@ -606,14 +663,25 @@ def _unknown(
     code: str, canonical: str, strict: bool, stats: ReadStats, path: Path, row_no: int, field: str
 ) -> None:
     if strict:
-        raise DataError(
-            f"unknown code {code!r}: not in its vocabulary (strict_codes is on; turn it off to show such "
-            "codes as they are)",
-            file=path,
-            row=row_no,
-            field=field,
-        )
+        raise DataError(unknown_code(code), file=path, row=row_no, field=field)
     _tally(stats.unknown_codes, stats.unknown_examples, canonical, code, path, row_no)
+
+
+def appears_again(subject: Any, column: str) -> str:
+    """The error for a subject whose rows are not contiguous (both readers)."""
+    return (
+        f"subject {subject} appears again after other subjects: rows must be grouped by {column} (MEDS shards "
+        "are sorted by subject_id, time) so that one subject at a time is held in memory; sort the file, or pass "
+        "--set sort=true to sort in memory"
+    )
+
+
+def unknown_code(code: Any) -> str:
+    """The error for a code missing from its vocabulary with `strict_codes` (both readers)."""
+    return (
+        f"unknown code {code!r}: not in its vocabulary (strict_codes is on; turn it off to show such codes as "
+        "they are)"
+    )
 
 
 def _tally(counts: Counter[str], examples: list[str], key: str, code: str, path: Path, row_no: int) -> None:

@@ -99,26 +99,38 @@ def iter_table_batches(
 ) -> Iterator[tuple[list[Any], ...]]:
     """Yield the requested columns batch by batch, as Python lists (one per column, same length).
     Columns named in `dedupe` are dictionary-decoded (see `_to_list`)."""
+    for start, arrays in iter_arrow_batches(path, columns, batch_rows=batch_rows):
+        out = []
+        for c, col in zip(columns, arrays, strict=True):
+            try:
+                out.append(_to_list(col, c in dedupe))
+            except (OverflowError, ValueError):  # a timestamp past year 9999 has no Python datetime
+                raise DataError(
+                    "time outside the years 1-9999 (not a usable date)",
+                    file=path,
+                    row=start + _first_out_of_range(col) + 1,
+                    field=c,
+                ) from None
+        yield tuple(out)
+
+
+def iter_arrow_batches(
+    path: Path, columns: Sequence[str], *, batch_rows: int = BATCH_ROWS, dictionaries: Sequence[str] = ()
+) -> Iterator[tuple[int, list[Any]]]:
+    """Yield (rows before this batch, the requested columns as pyarrow Arrays), at most `batch_rows` rows a
+    batch. CSV columns are strings; Parquet columns keep their types, and the string columns named in
+    `dictionaries` come as dictionary arrays (each distinct value decoded once)."""
     import pyarrow as pa
 
     if table_kind(path) == "parquet":
         import pyarrow.parquet as pq
 
         try:
-            pf = pq.ParquetFile(path)
+            pf = pq.ParquetFile(path, read_dictionary=[c for c in dictionaries if c in columns])
             start = 0
             for batch in pf.iter_batches(batch_size=batch_rows, columns=list(columns)):
-                out = []
-                for i, c in enumerate(columns):
-                    try:
-                        out.append(_to_list(batch.column(i), c in dedupe))
-                    except (OverflowError, ValueError):  # a timestamp past year 9999 has no Python datetime
-                        row = start + _first_out_of_range(batch.column(i)) + 1
-                        raise DataError(
-                            "time outside the years 1-9999 (not a usable date)", file=path, row=row, field=c
-                        ) from None
+                yield start, [batch.column(i) for i in range(len(columns))]
                 start += batch.num_rows
-                yield tuple(out)
         except (OSError, pa.ArrowException) as e:
             raise DataError(f"cannot read Parquet ({e})", file=path) from None
         return
@@ -143,11 +155,13 @@ def iter_table_batches(
                 quoted_strings_can_be_null=False,
             ),
         )
+        start = 0
         for batch in reader:
-            cols = tuple(_to_list(batch.column(c), c in dedupe) for c in columns)
+            cols = [batch.column(c) for c in columns]
             n = batch.num_rows
-            for start in range(0, n, batch_rows):
-                yield tuple(col[start : start + batch_rows] for col in cols)
+            for offset in range(0, n, batch_rows):
+                yield start + offset, [col.slice(offset, batch_rows) for col in cols]
+            start += n
     except pa.ArrowInvalid as e:
         # pyarrow's message quotes the offending line (patient data): keep only its first clause, and find
         # the row ourselves.

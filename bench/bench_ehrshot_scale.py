@@ -105,8 +105,8 @@ stats = ReadStats()
 t0 = time.perf_counter()
 labels = sum(len(b.labeler.label(getattr(tl, "for_labels", tl), Counter())) for tl in timelines(stats))
 t1 = time.perf_counter()
-events = sum(len(tl.events) for tl in timelines(ReadStats()))
-t2 = time.perf_counter()
+events = sum(len(tl.events) for tl in timelines(ReadStats())) if sys.argv[4] == "1" else 0
+t2 = time.perf_counter() if events else float("nan")
 print(json.dumps({"rows": stats.rows, "read_label_s": t1 - t0, "read_events_s": t2 - t1, "labels": labels,
                   "events": events, "reader": sys.argv[3] if columnar else "rows"}))
 """
@@ -207,7 +207,9 @@ def run_aces(aces: str, source: Path, out: Path) -> tuple[float, int, int, float
     return seconds, rows, len(labels), peak, load, labels
 
 
-def run_phases(tree: str, source: Path, labeler: str, reader: str) -> dict[str, float]:
+def run_phases(
+    tree: str, source: Path, labeler: str, reader: str, every_event: bool = True
+) -> dict[str, float]:
     """In one child process: seconds to read and label every timeline (what `ehrmind data` does before the
     prompts: the labeler reads only the events it wants), and to read every timeline with all its events made
     as Python objects (what the row reader always does); the child's peak RSS."""
@@ -215,7 +217,10 @@ def run_phases(tree: str, source: Path, labeler: str, reader: str) -> dict[str, 
     load = os.getloadavg()[0]
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         child = subprocess.Popen(
-            [sys.executable, "-c", PHASES, str(source), labeler, reader], env=env, stdout=out, stderr=err
+            [sys.executable, "-c", PHASES, str(source), labeler, reader, "1" if every_event else "0"],
+            env=env,
+            stdout=out,
+            stderr=err,
         )
         _, status, usage = os.wait4(child.pid, 0)
         child.returncode = os.waitstatus_to_exitcode(status)
@@ -239,7 +244,8 @@ def phases(args: argparse.Namespace, sizes: list[int], labelers: list[str], tree
         for size in sizes:
             for labeler in labelers:
                 for tree, reader in pairs[i % len(pairs) :] + pairs[: i % len(pairs)]:
-                    p = run_phases(tree, dataset(args.data_dir, args.source, size, False), labeler, reader)
+                    data = dataset(args.data_dir, args.source, size, False)
+                    p = run_phases(tree, data, labeler, reader, not args.no_every_event)
                     runs.setdefault((size, labeler, tree, str(p["reader"])), []).append(p)
                     print(
                         f"| ×{size} | {p['rows']:,} | {labeler} | {tree} | {p['reader']} | {p['read_label_s']:.2f} "
@@ -332,6 +338,11 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write every run here")
     parser.add_argument("--aces", help="an aces-cli executable: also time ACES and compare its labels")
     parser.add_argument("--phases", action="store_true", help="time reading, and reading + labeling, apart")
+    parser.add_argument(
+        "--no-every-event",
+        action="store_true",
+        help="with --phases: skip the pass making every event an object",
+    )
     parser.add_argument(
         "--readers",
         type=lambda v: v.split(","),

@@ -365,6 +365,9 @@ class TimelineSerializer:
         self._cats: list[str] = []
         self._demo = _Demo()
         self._desc: dict[str, str | None] = {}
+        self._categories: dict[tuple[str, str | None], str] = {}
+        """`categorize` by (code, table): what it depends on (the canonical code follows from the code)."""
+        self._unnamed_codes: dict[str, bool] = {}
         self._first: datetime | None = None
         self._lines: list[Any] = []
         """Per event of the cached timeline: its `_line` (computed on first use; visits excepted, whose line
@@ -380,7 +383,11 @@ class TimelineSerializer:
         if self._cached is tl:
             return
         self._cached = tl
-        self._cats = [categorize(e) for e in tl.events]
+        known = self._categories
+        self._cats = [
+            known.get((e.code, e.table)) or _remember(known, (e.code, e.table), categorize(e))
+            for e in tl.events
+        ]
         self._lines = [_UNSET] * len(tl.events)
         self._extras = [None] * len(tl.events)
         demo = _Demo()
@@ -457,6 +464,13 @@ class TimelineSerializer:
         return e.canonical, text
 
     def _unnamed(self, e: Event) -> bool:
+        """Known only by a numeric item id (`skip_unnamed`); decided once per code."""
+        known = self._unnamed_codes.get(e.code)
+        if known is None:
+            known = _remember(self._unnamed_codes, e.code, self._is_unnamed(e))
+        return known
+
+    def _is_unnamed(self, e: Event) -> bool:
         if self.describe(e.canonical):
             return False
         item = mimic_item(e.code)
@@ -520,16 +534,17 @@ class TimelineSerializer:
         budget = cfg.max_tokens - sum(self._count(x) + 1 for x in head) - (self._count(_note(10**9)) + 2)
         items: dict[str, dict[str, _Item]] = {s: {} for s in sections}
         used, i, truncated = 0, n - 1, False
-        while i >= tl.n_static:
-            cat = self._cats[i]
+        events, cats, lines, first = tl.events, self._cats, self._lines, tl.n_static  # locals: the hot loop
+        while i >= first:
+            cat = cats[i]
             if cat in items:
-                e = tl.events[i]
+                e = events[i]
                 bucket = items[cat]
-                got = self._lines[i] if cat != "visits" else _UNSET
+                got = lines[i] if cat != "visits" else _UNSET
                 if got is _UNSET:
                     got = self._line(cat, e, prediction_time)
                     if cat != "visits":
-                        self._lines[i] = got
+                        lines[i] = got
                 if got is not None:
                     key, text = got
                     item = bucket.get(key)
@@ -570,6 +585,14 @@ class TimelineSerializer:
 
 
 _UNSET: Any = object()
+_MAX_REMEMBERED = 1_000_000
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> Any:
+    """`value`, kept in `cache` under `key` while the cache holds fewer than a million entries."""
+    if len(cache) < _MAX_REMEMBERED:
+        cache[key] = value
+    return value
 
 
 def _heading(section: str) -> str:

@@ -422,7 +422,7 @@ def test_every_labeler_is_pinned():
 def test_every_labelers_examples_on_the_mimic_demo_are_todays(tmp_path, labeler, setting):
     """Labels and prompts of every labeler on the whole MIMIC-IV demo (916,166 events) are byte for byte the
     row reader's, pinned before the columnar reader came (the content hash of examples.jsonl)."""
-    from ehrmind.tasks import get_task
+    from ehrmind import get_task
     from ehrmind.tasks.ehrshot.build import build_snapshot
 
     source = shared_file(MIMIC_DEMO)

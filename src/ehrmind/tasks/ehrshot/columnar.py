@@ -73,46 +73,43 @@ Wanted = Callable[[str, str], bool]
 
 class _Codes:
     """Every distinct code cell a reader has seen, checked once: its stripped and canonical spellings, the
-    unit it carries, and flags as numpy arrays indexed by code id. Append-only, so the ids that chunks and
-    timelines hold stay valid; it grows with the distinct codes of the data (a few hundred bytes each)."""
+    unit it carries, and flags as numpy arrays indexed by code id (grown by doubling). Append-only, so the ids
+    that chunks and timelines hold stay valid; it grows with the distinct codes of the data (a few hundred
+    bytes each)."""
+
+    FLAGS = ("unknown", "static", "birth", "timed", "wanted")
 
     def __init__(self) -> None:
         self.ids: dict[Any, int] = {}
         self.stripped: list[str] = []
         self.canonical: list[str] = []
         self.unit: list[str | None] = []
-        self.unknown: list[bool] = []
-        self.static: list[bool] = []
-        self._flags: list[tuple[bool, bool, bool]] = []  # birth, timed, wanted
-        self._arrays: dict[str, np.ndarray] = {}
-        self._unknown: np.ndarray | None = None
+        self._flags = np.zeros((len(self.FLAGS), 1024), bool)
 
     def add(self, raw: Any, stripped: str, canonical: str, unit: str | None, flags: dict[str, bool]) -> int:
         i = self.ids[raw] = len(self.stripped)
         self.stripped.append(stripped)
         self.canonical.append(canonical)
         self.unit.append(unit)
-        self.unknown.append(flags["unknown"])
-        self.static.append(flags["static"])
-        self._flags.append((flags["birth"], flags["timed"], flags["wanted"]))
-        self._arrays = {}
+        if i + 1 >= self._flags.shape[1]:  # one spare column: id -1 reads it (all False)
+            grown = np.zeros((len(self.FLAGS), 2 * self._flags.shape[1]), bool)
+            grown[:, : self._flags.shape[1]] = self._flags
+            self._flags = grown
+        self._flags[:, i] = [flags[name] for name in self.FLAGS]
         return i
 
-    def unknown_array(self) -> np.ndarray:
-        """Whether each code is unknown to its vocabulary, by code id (with a last entry, False, for -1)."""
-        if self._unknown is None or len(self._unknown) != len(self.unknown) + 1:
-            self._unknown = np.array([*self.unknown, False], bool)
-        return self._unknown
+    def flag(self, name: str) -> np.ndarray:
+        """A flag by code id (False for id -1 and for ids not given yet)."""
+        return self._flags[self.FLAGS.index(name)]
 
-    def arrays(self) -> dict[str, np.ndarray]:
-        """birth, timed, wanted (bool) and rank (the order of (canonical, stripped)) by code id."""
-        if not self._arrays and self.stripped:
-            flags = np.array(self._flags, bool).reshape(-1, 3)
-            order = sorted(range(len(self.stripped)), key=lambda i: (self.canonical[i], self.stripped[i]))
-            rank = np.empty(len(order), np.int64)
-            rank[order] = np.arange(len(order))
-            self._arrays = {"birth": flags[:, 0], "timed": flags[:, 1], "wanted": flags[:, 2], "rank": rank}
-        return self._arrays
+    def ranks(self, code: np.ndarray) -> np.ndarray:
+        """The rank of each code id of `code` among those ids, in the order of (canonical, stripped code):
+        only the codes at hand are sorted, so new codes cost nothing until they are sorted with."""
+        ids, inverse = np.unique(code, return_inverse=True)
+        order = sorted(range(len(ids)), key=lambda k: (self.canonical[ids[k]], self.stripped[ids[k]]))
+        rank = np.empty(len(ids), np.int64)
+        rank[order] = np.arange(len(ids))
+        return rank[inverse.reshape(-1)]
 
 
 @dataclass(slots=True)
@@ -164,7 +161,7 @@ class _Chunk:
         canonical code, code, then (for rows equal in all of those) number, text, unit, end and table."""
         runs = np.concatenate(([0], np.cumsum(self.key[1:] != self.key[:-1])))
         time = np.where(self.timed, self.time, _NO_TIME)
-        code = codes.arrays()["rank"][self.code]
+        code = codes.ranks(self.code)
         order = np.lexsort((code, time, runs))
         runs, time, code = runs[order], time[order], code[order]
         same = (runs[1:] == runs[:-1]) & (time[1:] == time[:-1]) & (code[1:] == code[:-1])
@@ -308,7 +305,7 @@ class ColumnarReader:
         first = np.minimum.reduceat(np.where(timed, chunk.time, np.iinfo(np.int64).max), starts).tolist()
         last = np.maximum.reduceat(np.where(timed, chunk.time, _NO_TIME), starts).tolist()
         if self.wanted is not None:
-            wanted = np.flatnonzero(self.codes.arrays()["wanted"][chunk.code])
+            wanted = np.flatnonzero(self.codes.flag("wanted")[chunk.code])
             cuts = np.searchsorted(wanted, bounds).tolist()
         bounds_list = bounds.tolist()
         for i, (a, b) in enumerate(zip(bounds_list[:-1], bounds_list[1:], strict=True)):
@@ -346,11 +343,11 @@ class ColumnarReader:
             where = np.flatnonzero(~timed)
             self.stats.untimed += len(where)
             self._tally(raw, code_of_value, code_index[where], where, rows, "untimed")
-        if self.codes.unknown_array()[code].any():
+        if self.codes.flag("unknown")[code].any():
             self._tally(raw, code_of_value, code_index, np.arange(n), rows, "unknown")
         if self.day_end:
-            flags = self.codes.arrays()
-            t, end = self._move_to_day_end(t, timed, end, has_end, flags["birth"][code], flags["timed"][code])
+            birth, timed_code = self.codes.flag("birth")[code], self.codes.flag("timed")[code]
+            t, end = self._move_to_day_end(t, timed, end, has_end, birth, timed_code)
         has_num, num, value_text = self._values(cols.get("numeric_value"), n, strings)
         return _Chunk(
             key,
@@ -466,7 +463,7 @@ class ColumnarReader:
                 except DataError as e:
                     problems.append(_Problem((1, at, 1), e))
         if self.strict_codes:
-            unknown = self.codes.unknown_array()[ids[index]]
+            unknown = self.codes.flag("unknown")[ids[index]]
             if unknown.any():
                 at = int(np.argmax(unknown))
                 error = self._error(unknown_code(values[index[at]]), int(rows[at]), "code")
@@ -573,10 +570,11 @@ class ColumnarReader:
         distinct, first, counts = np.unique(index, return_index=True, return_counts=True)
         untimed = what == "untimed"
         codes = self.codes
+        static, unknown = codes.flag("static"), codes.flag("unknown")
         found = []
         for d, f, c in zip(distinct.tolist(), first.tolist(), counts.tolist(), strict=True):
             i = int(ids[d])
-            if i >= 0 and ((not codes.static[i]) if untimed else codes.unknown[i]):
+            if i >= 0 and ((not static[i]) if untimed else unknown[i]):
                 found.append((int(positions[f]), d, c))
         counter, examples = (
             (self.stats.untimed_events, self.stats.untimed_examples)

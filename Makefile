@@ -23,12 +23,15 @@ lint: install
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 
+# Two pytest-xdist workers (the suite waits on child processes and loopback servers a good part of its time):
+# about 106 s on 2 cores against 164 s in one process (docs/BENCHMARKS.md). TEST_WORKERS=0 runs one process.
+TEST_WORKERS ?= 2
 test: lint
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS)
 
 # Line coverage of src/ehrmind by the default suite (docs/BENCHMARKS.md keeps the figure).
 coverage: install
-	$(VENV)/bin/pytest -q --cov=ehrmind --cov-report=term
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --cov=ehrmind --cov-report=term
 
 # The slow-marked tests (miniature demo and study end to end, about 1 min); .ci/run runs them too.
 test-slow: install real-model

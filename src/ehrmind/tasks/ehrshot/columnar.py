@@ -239,6 +239,7 @@ class ColumnarReader:
     ):
         self.vocab, self.strict_codes, self.day_end, self.stats = vocab, strict_codes, day_end, stats
         self.timed_codes = tuple(timed_codes)
+        self._timed_prefixes = tuple(p + "//" for p in self.timed_codes)
         self.wanted = wanted
         self.codes = _Codes()
         self.parsed_times: dict[Any, datetime | None] = {}
@@ -477,7 +478,7 @@ class ColumnarReader:
             "unknown": unknown,
             "static": canonical.upper().startswith(STATIC_PREFIXES),
             "birth": canonical in BIRTH_CODES,
-            "timed": any(raw == p or raw.startswith(p + "//") for p in self.timed_codes),
+            "timed": raw in self.timed_codes or raw.startswith(self._timed_prefixes),
             "wanted": stripped in BIRTH_CODES
             or self.wanted is None
             or bool(self.wanted(stripped, canonical)),

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -114,6 +115,8 @@ so: on EHRSHOT data every midnight event is moved, as femr's ETL does. Issue #29
 results at exactly 00:00 on the demo; read as dates they moved to 23:59 and a lab label's prediction time
 (1 minute before) became 23:58, showing the rest of that day's results to the model."""
 READERS = ("columnar", "rows")
+_CONTROL = re.compile(r"[\x00-\x1f]")
+"""A line break or another control character (below U+0020), refused in codes."""
 _EXPECTED = (
     "expected MEDS columns subject_id, time, code[, numeric_value, text_value] or EHRSHOT CSV columns "
     "patient_id, start, end, code, value, unit, visit_id, omop_table"
@@ -698,7 +701,7 @@ def _check_code(
     if not isinstance(code, str) or not code.strip():
         raise DataError("empty code", file=path, row=row_no, field=field)
     code = code.strip()
-    if any(ord(ch) < 32 for ch in code):
+    if _CONTROL.search(code):
         raise DataError("code contains a line break or control character", file=path, row=row_no, field=field)
     canonical = canonical_code(code)
     unit = None

@@ -417,14 +417,14 @@ class ColumnarReader:
         self, key: np.ndarray, starts: np.ndarray, rows: np.ndarray, problems: list[_Problem]
     ) -> np.ndarray:
         """`key`, with a problem if a subject comes back after others (`starts`: where each run begins)."""
-        seen = set(self.done)
+        seen: set[int] = set()  # subjects that ended in this batch (self.done: in the batches before)
         current = int(self.carry[0].key[0]) if self.carry else None
         for start, k in zip(starts.tolist(), key[starts].tolist(), strict=True):
             if k == current or k < 0:
                 continue
             if current is not None:
                 seen.add(current)
-            if k in seen:
+            if k in seen or k in self.done:
                 problems.append(_Problem((1, start, 0), self._again(k, int(rows[start]))))
                 break
             current = k

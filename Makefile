@@ -24,7 +24,7 @@ lint: install
 	$(VENV)/bin/ruff format --check src tests bench
 
 # Two pytest-xdist workers (the suite waits on child processes and loopback servers a good part of its time):
-# about 106 s on 2 cores against 164 s in one process (docs/BENCHMARKS.md). TEST_WORKERS=0 runs one process.
+# 99-106 s on 2 cores against 164 s in one process (docs/BENCHMARKS.md). TEST_WORKERS=0 runs one process.
 TEST_WORKERS ?= 2
 test: lint
 	$(VENV)/bin/pytest -q -n $(TEST_WORKERS)

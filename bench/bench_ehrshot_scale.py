@@ -45,6 +45,7 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 
@@ -150,11 +151,12 @@ def dataset(data_dir: Path, source: Path, size: int, numeric_value: bool) -> Pat
     return out
 
 
-def child(args: list[str], env: dict[str, str], what: str) -> tuple[float, float]:
-    """(wall seconds, the child's own peak RSS in MB) of one command; SystemExit with its stderr on failure."""
+def child(args: list[str], env: dict[str, str], what: str, stdout: Any = None) -> tuple[float, float]:
+    """(wall seconds, the child's own peak RSS in MB) of one command, its output into `stdout` (a file; by
+    default dropped); SystemExit with its stderr on failure."""
     start = time.perf_counter()
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(args, env=env, stdout=stdout or subprocess.DEVNULL, stderr=err)
         _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage, not a maximum over all children
         seconds = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -217,20 +219,12 @@ def run_phases(
     as Python objects (what the row reader always does); the child's peak RSS."""
     env = {**os.environ, "PYTHONPATH": str((ROOT / tree).resolve()), "HF_HUB_OFFLINE": "1"}
     load = os.getloadavg()[0]
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        child = subprocess.Popen(
-            [sys.executable, "-c", PHASES, str(source), labeler, reader, "1" if every_event else "0"],
-            env=env,
-            stdout=out,
-            stderr=err,
-        )
-        _, status, usage = os.wait4(child.pid, 0)
-        child.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0), err.seek(0)
-        if child.returncode:
-            raise SystemExit(f"error: phases on {source} {labeler} failed: {err.read()[-2000:]}")
+    args = [sys.executable, "-c", PHASES, str(source), labeler, reader, "1" if every_event else "0"]
+    with tempfile.TemporaryFile("w+") as out:
+        _, peak = child(args, env, f"phases on {source} with {labeler}", stdout=out)
+        out.seek(0)
         result = json.loads(out.read().strip().splitlines()[-1])
-    return {**result, "load": load, "peak_mb": usage.ru_maxrss / 1024}
+    return {**result, "load": load, "peak_mb": peak}
 
 
 def phases(args: argparse.Namespace, sizes: list[int], labelers: list[str], trees: list[str]) -> None:

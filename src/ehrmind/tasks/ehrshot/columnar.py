@@ -259,7 +259,7 @@ class ColumnarReader:
         self.path, self.colmap = path, resolve_columns(path)
         roles = list(self.colmap)
         dictionaries = [self.colmap[r] for r in _STRING_ROLES if r in self.colmap]
-        batches = _read_ahead(_file_batches(path, list(self.colmap.values()), sort, batch_rows, dictionaries))
+        batches = _ReadAhead(_file_batches(path, list(self.colmap.values()), sort, batch_rows, dictionaries))
         try:
             for rows, arrays in batches:
                 self.stats.rows += len(rows)
@@ -766,10 +766,6 @@ class _ReadAhead:
             except queue.Empty:
                 pass
             self.thread.join(timeout=0.05)
-
-
-def _read_ahead(items: Iterator[Any]) -> _ReadAhead:
-    return _ReadAhead(items)
 
 
 # ---------------------------------------------------------------------------------------------- events
